@@ -1,0 +1,3 @@
+from iopreport.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,166 @@
+"""The ``iopreport`` command: one function per subcommand.
+
+Exit codes: 0 ok, 1 work failed (details logged and recorded), 2 usage or
+configuration error (docs/architecture.md, "Command line").
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from iopreport import __version__
+from iopreport.errors import EXIT_OK, EXIT_USAGE, EXIT_WORK_FAILED, IopreportError
+
+log = logging.getLogger("iopreport")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of every subcommand."""
+    parser = argparse.ArgumentParser(
+        prog="iopreport",
+        description=(
+            "Photometry and polarimetry of optical monitoring nights: fetch, reduce, "
+            "and publish a static site and night summaries."
+        ),
+        allow_abbrev=False,
+    )
+    parser.add_argument("--version", action="version", version=f"iopreport {__version__}")
+    parser.add_argument(
+        "--config",
+        metavar="PATH",
+        help="config file (default: $IOPREPORT_CONFIG, then ./config.toml)",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    init = commands.add_parser(
+        "init",
+        help="scaffold a site project (config.toml, flags.toml, catalog.toml, templates/, static/)",
+        description="Write a new site project into DIR; existing files are never overwritten.",
+    )
+    init.add_argument("directory", metavar="DIR", type=Path)
+    init.set_defaults(handler=cmd_init)
+
+    status = commands.add_parser(
+        "status",
+        help="what the store holds: nights, failures, last runs, daemon health",
+        description="Show the configuration in use, the catalog, the nights in the store "
+        "with their failures, the last runs and the daemon's heartbeat.",
+    )
+    status.add_argument("--nights", type=int, default=10, help="how many recent nights to list")
+    status.set_defaults(handler=cmd_status)
+
+    catalog = commands.add_parser(
+        "catalog",
+        help="check catalog.toml or load it into the store",
+        description="`catalog check` reports the first problem with its line; "
+        "`catalog load` writes the catalog into the store.",
+    )
+    catalog.add_argument("action", choices=("check", "load"))
+    catalog.set_defaults(handler=cmd_catalog)
+
+    demo = commands.add_parser(
+        "demo",
+        help="make a demo project and run everything that exists so far",
+        description="Create a self-contained demo project under DIR (config.toml, catalog, "
+        "data, site_out) and run every stage implemented so far.",
+    )
+    demo.add_argument("--dir", type=Path, default=Path("demo"), help="demo folder (default ./demo)")
+    demo.set_defaults(handler=cmd_demo)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``iopreport`` console script."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "handler", None):
+        parser.print_help()
+        return EXIT_USAGE
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    try:
+        return args.handler(args)
+    except IopreportError as exc:
+        print(f"iopreport: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("iopreport: interrupted", file=sys.stderr)
+        return EXIT_WORK_FAILED
+
+
+def _load_config(args: argparse.Namespace):
+    from iopreport.config import load_config
+
+    return load_config(args.config)
+
+
+def cmd_init(args: argparse.Namespace) -> int:
+    """``iopreport init DIR``."""
+    from iopreport.skeleton import init_project
+
+    written = init_project(args.directory)
+    print(f"New iopreport project in {args.directory}:")
+    for path in written:
+        print(f"  {path}")
+    print(f"Next: edit {args.directory / 'config.toml'} (archives, SMTP), then run")
+    print(f"  iopreport --config {args.directory / 'config.toml'} status")
+    return EXIT_OK
+
+
+def cmd_catalog(args: argparse.Namespace) -> int:
+    """``iopreport catalog check|load``."""
+    from iopreport.catalog import load_catalog, sync_catalog
+
+    config = _load_config(args)
+    catalog = load_catalog(config.paths.catalog)
+    print(f"{config.paths.catalog}: {_catalog_summary(catalog)}")
+    if args.action == "load":
+        from iopreport.runlog import recorded_run
+        from iopreport.store import open_store
+
+        open_store(config.database_path)
+        with recorded_run("catalog load", [str(config.paths.catalog)]) as run:
+            counts = sync_catalog(catalog)
+            run.detail = _counts_text(counts)
+        print(f"{config.database_path}: {_counts_text(counts)}")
+    return EXIT_OK
+
+
+def _catalog_summary(catalog) -> str:
+    kinds: dict[str, int] = {}
+    for source in catalog.sources:
+        kinds[source.srctype] = kinds.get(source.srctype, 0) + 1
+    parts = ", ".join(f"{count} {kind}" for kind, count in sorted(kinds.items()))
+    return f"{len(catalog)} sources ({parts}), {len(catalog.targets())} with calibrators"
+
+
+def _counts_text(counts: dict[str, int]) -> str:
+    return ", ".join(f"{value} {key}" for key, value in counts.items())
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    """``iopreport status``."""
+    from iopreport.status import render_status
+
+    config = _load_config(args)
+    print(render_status(config, nights=args.nights))
+    return EXIT_OK
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    """``iopreport demo``: a self-contained project that runs what exists so far."""
+    from iopreport.demo import run_demo
+
+    return run_demo(args.dir)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())

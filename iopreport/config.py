@@ -1,0 +1,422 @@
+"""config.toml -> frozen dataclasses.
+
+Every key of the file maps to a field below; the file itself (the repository's
+``config.toml``) documents each one. Loading checks every key: an unknown key,
+a wrong type or a bad value raises :class:`~iopreport.errors.InputError`
+naming the key and its line, which the CLI prints before exiting with code 2.
+
+Lookup order: ``--config PATH``, then ``$IOPREPORT_CONFIG``, then
+``./config.toml``. Relative paths inside the file are relative to the file's
+folder, so a site project can be moved as a whole.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import email.utils
+import os
+import re
+import types
+import typing
+import zoneinfo
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from iopreport.errors import InputError
+from iopreport.telescopes import TELESCOPES
+from iopreport.tomlsource import KeyPath, TomlSource
+
+CONFIG_ENV = "IOPREPORT_CONFIG"
+DEFAULT_CONFIG_NAME = "config.toml"
+
+# Sub-folders of the data directory, as in the IOP4 concepts seed (seeds/000).
+DATA_SUBDIRS = (
+    "raw",
+    "masterbias",
+    "masterdark",
+    "masterflat",
+    "calibration",
+    "logs",
+    "astrosource",
+)
+
+_ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_HHMM_RE = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
+
+Check = Callable[[Any], str | None]
+
+
+def _setting(default: Any = dataclasses.MISSING, *, check: Check | None = None, key: str = ""):
+    """A dataclass field with an optional value check and TOML key name."""
+    metadata = {"check": check, "key": key}
+    if isinstance(default, (list, dict, set)):
+        raise TypeError("use tuples for sequence defaults")
+    return field(default=default, metadata=metadata)
+
+
+def _positive(value: float) -> str | None:
+    return None if value > 0 else "must be greater than 0"
+
+
+def _port(value: int) -> str | None:
+    return None if 0 <= value <= 65535 else "must be a TCP port between 0 and 65535 (0 = default)"
+
+
+def _env_name(value: str) -> str | None:
+    if value == "" or _ENV_NAME_RE.match(value):
+        return None
+    return "must be the NAME of an environment variable (letters, digits, _), not a password"
+
+
+def _regexes(values: tuple[str, ...]) -> str | None:
+    for value in values:
+        try:
+            re.compile(value)
+        except re.error as exc:
+            return f"invalid regular expression {value!r}: {exc}"
+    return None
+
+
+def _addresses(values: tuple[str, ...]) -> str | None:
+    for value in values:
+        _, address = email.utils.parseaddr(value)
+        if "@" not in address:
+            return f"not an e-mail address: {value!r}"
+    return None
+
+
+def _address(value: str) -> str | None:
+    return _addresses((value,)) if value else None
+
+
+def _hhmm(value: str) -> str | None:
+    return None if _HHMM_RE.match(value) else "must be a local time HH:MM, e.g. 08:00"
+
+
+def _timezone(value: str) -> str | None:
+    try:
+        zoneinfo.ZoneInfo(value)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        return f"unknown time zone {value!r} (use an IANA name such as Europe/Madrid)"
+    return None
+
+
+def _log_level(value: str) -> str | None:
+    levels = ("DEBUG", "INFO", "WARNING", "ERROR")
+    return None if value in levels else f"must be one of {', '.join(levels)}"
+
+
+@dataclass(frozen=True)
+class PathsConfig:
+    """Where things live. Relative paths are relative to the config file."""
+
+    datadir: Path = _setting(Path("~/.iopreport"))
+    database: Path = _setting(Path(""))
+    astrometry_index_dir: Path = _setting(Path("astrometry-index"))
+    site_dir: Path = _setting(Path("site_out"))
+    outbox_dir: Path = _setting(Path("outbox"))
+    catalog: Path = _setting(Path("catalog.toml"))
+    flags: Path = _setting(Path("flags.toml"))
+    templates_dir: Path = _setting(Path("templates"))
+    static_dir: Path = _setting(Path("static"))
+
+    def data_subdir(self, name: str) -> Path:
+        """One of :data:`DATA_SUBDIRS` under the data directory."""
+        if name not in DATA_SUBDIRS:
+            raise ValueError(f"unknown data sub-directory {name!r}")
+        return self.datadir / name
+
+
+@dataclass(frozen=True)
+class ArchiveConfig:
+    """One telescope's archive: where new nights are listed and downloaded from."""
+
+    telescope: str
+    protocol: Literal["ftp", "sftp", "local"] = _setting()
+    enabled: bool = _setting(True)
+    host: str = _setting("")
+    port: int = _setting(0, check=_port)
+    user: str = _setting("")
+    password_env: str = _setting("", check=_env_name)
+    root: str = _setting("/")
+    file_patterns: tuple[str, ...] = _setting((), check=_regexes)
+    encoding: str = _setting("utf-8")
+    timeout_s: float = _setting(60.0, check=_positive)
+
+    @property
+    def effective_port(self) -> int:
+        """The configured port, or the protocol's usual one."""
+        return self.port or {"ftp": 21, "sftp": 22, "local": 0}[self.protocol]
+
+    def password(self) -> str:
+        """The password from the environment variable named by ``password_env``."""
+        return os.environ.get(self.password_env, "") if self.password_env else ""
+
+
+@dataclass(frozen=True)
+class ProcessingConfig:
+    """How reductions run."""
+
+    workers: int = _setting(2, check=_positive)
+    astrometry_timeout_s: float = _setting(120.0, check=_positive)
+    solver_recycle_frames: int = _setting(50, check=_positive)
+    master_validity_days: int = _setting(15, check=_positive)
+
+
+@dataclass(frozen=True)
+class SmtpConfig:
+    """The mail server the night summaries go through."""
+
+    host: str = _setting("localhost")
+    port: int = _setting(0, check=_port)
+    security: Literal["none", "starttls", "tls"] = _setting("none")
+    user: str = _setting("")
+    password_env: str = _setting("", check=_env_name)
+    sender: str = _setting("iopreport@localhost", check=_address, key="from")
+    reply_to: str = _setting("", check=_address)
+    contact_name: str = _setting("")
+    contact_email: str = _setting("", check=_address)
+    site_url: str = _setting("")
+    timeout_s: float = _setting(30.0, check=_positive)
+
+    @property
+    def effective_port(self) -> int:
+        """The configured port, or the usual one for the security mode."""
+        return self.port or {"none": 25, "starttls": 587, "tls": 465}[self.security]
+
+
+@dataclass(frozen=True)
+class SubscriberConfig:
+    """One recipient (or list of recipients) of the night summary."""
+
+    name: str = _setting()
+    to: tuple[str, ...] = _setting(check=_addresses)
+    cc: tuple[str, ...] = _setting((), check=_addresses)
+    bcc: tuple[str, ...] = _setting((), check=_addresses)
+    sources: tuple[str, ...] = _setting(())
+    alerts_only: bool = _setting(False)
+
+
+@dataclass(frozen=True)
+class ScheduleConfig:
+    """When the daemon polls, summarises and retries."""
+
+    poll_interval_minutes: int = _setting(30, check=_positive)
+    summary_time: str = _setting("08:00", check=_hhmm)
+    timezone: str = _setting("Europe/Madrid", check=_timezone)
+    close_night_after_hours: float = _setting(36.0, check=_positive)
+    retry_interval_minutes: int = _setting(20, check=_positive)
+
+
+@dataclass(frozen=True)
+class LoggingConfig:
+    """Log verbosity (logs go to the terminal and to <datadir>/logs/)."""
+
+    level: str = _setting("INFO", check=_log_level)
+
+
+@dataclass(frozen=True)
+class Config:
+    """The whole configuration. Build it with :func:`load_config`."""
+
+    source: Path | None
+    paths: PathsConfig = field(default_factory=PathsConfig)
+    processing: ProcessingConfig = field(default_factory=ProcessingConfig)
+    archives: Mapping[str, ArchiveConfig] = field(
+        default_factory=lambda: types.MappingProxyType({})
+    )
+    smtp: SmtpConfig = field(default_factory=SmtpConfig)
+    subscribers: tuple[SubscriberConfig, ...] = ()
+    schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
+    logging: LoggingConfig = field(default_factory=LoggingConfig)
+
+    @property
+    def database_path(self) -> Path:
+        """The SQLite file: ``paths.database``, or ``<datadir>/iopreport.db``."""
+        if str(self.paths.database) not in ("", "."):
+            return self.paths.database
+        return self.paths.datadir / "iopreport.db"
+
+
+_SECTIONS = {
+    "paths": PathsConfig,
+    "processing": ProcessingConfig,
+    "smtp": SmtpConfig,
+    "schedule": ScheduleConfig,
+    "logging": LoggingConfig,
+}
+_TOP_LEVEL_KEYS = (*_SECTIONS, "archives", "subscribers")
+
+
+def find_config(explicit: Path | str | None = None) -> Path:
+    """Resolve the config file: ``explicit``, ``$IOPREPORT_CONFIG``, ``./config.toml``."""
+    if explicit:
+        return Path(explicit)
+    if os.environ.get(CONFIG_ENV):
+        return Path(os.environ[CONFIG_ENV])
+    candidate = Path.cwd() / DEFAULT_CONFIG_NAME
+    if candidate.exists():
+        return candidate
+    raise InputError(
+        candidate,
+        None,
+        f"no configuration found (tried --config, ${CONFIG_ENV}, ./{DEFAULT_CONFIG_NAME}); "
+        "create one with `iopreport init DIR`",
+    )
+
+
+def load_config(path: Path | str | None = None) -> Config:
+    """Load and check a config file (see :func:`find_config` for the lookup).
+
+    Raises
+    ------
+    InputError
+        For a missing file, a TOML syntax error, an unknown key, a wrong type
+        or a bad value; the message names the key and its line.
+    """
+    path = find_config(path).expanduser().resolve()
+    source = TomlSource.read(path)
+    return config_from_source(source)
+
+
+def config_from_source(source: TomlSource) -> Config:
+    """Build a :class:`Config` from already-parsed TOML."""
+    data = source.data
+    _reject_unknown(source, (), data, _TOP_LEVEL_KEYS)
+    sections = {}
+    for name, cls in _SECTIONS.items():
+        table = _expect_table(source, (name,), data.get(name, {}))
+        sections[name] = _build(cls, table, source, (name,))
+    base = source.path.parent
+    sections["paths"] = _resolve_paths(sections["paths"], base)
+
+    archives_table = _expect_table(source, ("archives",), data.get("archives", {}))
+    archives = {}
+    for telescope, table in archives_table.items():
+        key = ("archives", telescope)
+        if telescope not in TELESCOPES:
+            raise source.error(key, f"unknown telescope; known: {', '.join(TELESCOPES)}")
+        table = _expect_table(source, key, table)
+        archive = _build(ArchiveConfig, {**table, "telescope": telescope}, source, key)
+        if archive.protocol in ("ftp", "sftp") and archive.enabled and not archive.host:
+            raise source.error((*key, "host"), f"{archive.protocol} archive needs a host")
+        if archive.protocol == "local":
+            archive = dataclasses.replace(archive, root=str(_resolve(Path(archive.root), base)))
+        archives[telescope] = archive
+
+    subscribers_value = data.get("subscribers", [])
+    if not isinstance(subscribers_value, list):
+        raise source.error(("subscribers",), "must be an array of tables: [[subscribers]]")
+    subscribers = []
+    for index, table in enumerate(subscribers_value):
+        key = ("subscribers", index)
+        table = _expect_table(source, key, table)
+        subscribers.append(_build(SubscriberConfig, table, source, key))
+    return Config(
+        source=source.path,
+        archives=types.MappingProxyType(archives),
+        subscribers=tuple(subscribers),
+        **sections,
+    )
+
+
+def _resolve(path: Path, base: Path) -> Path:
+    path = path.expanduser()
+    return path if path.is_absolute() else (base / path)
+
+
+def _resolve_paths(paths: PathsConfig, base: Path) -> PathsConfig:
+    changes = {}
+    for item in dataclasses.fields(paths):
+        value = getattr(paths, item.name)
+        if item.name == "database" and str(value) in ("", "."):
+            continue
+        changes[item.name] = _resolve(value, base)
+    return dataclasses.replace(paths, **changes)
+
+
+def _expect_table(source: TomlSource, key: KeyPath, value: Any) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise source.error(key, f"must be a table, got {_type_name(value)}")
+    return value
+
+
+def _reject_unknown(source: TomlSource, key: KeyPath, table: Mapping, known) -> None:
+    for name in table:
+        if name not in known:
+            hint = difflib.get_close_matches(name, list(known), n=1)
+            suggestion = f" (did you mean {hint[0]!r}?)" if hint else ""
+            allowed = ", ".join(sorted(known))
+            raise source.error((*key, name), f"unknown key{suggestion}; allowed here: {allowed}")
+
+
+def _type_name(value: Any) -> str:
+    return {
+        bool: "a boolean",
+        int: "an integer",
+        float: "a number",
+        str: "a string",
+        list: "an array",
+        dict: "a table",
+    }.get(type(value), type(value).__name__)
+
+
+def _build(cls: type, table: Mapping[str, Any], source: TomlSource, key: KeyPath):
+    """Make dataclass ``cls`` from ``table``, checking every key and value."""
+    hints = typing.get_type_hints(cls)
+    fields = [f for f in dataclasses.fields(cls) if f.init]
+    toml_names = {f.metadata.get("key") or f.name: f for f in fields}
+    if "password" in table and "password_env" in toml_names:
+        raise source.error(
+            (*key, "password"),
+            "never write a password in config.toml; put it in an environment variable "
+            "and give that variable's name as password_env",
+        )
+    _reject_unknown(source, key, table, toml_names)
+    values = {}
+    for toml_name, item in toml_names.items():
+        item_key = (*key, toml_name)
+        if toml_name not in table:
+            if item.default is dataclasses.MISSING and item.default_factory is dataclasses.MISSING:
+                raise source.error(item_key, "required key is missing")
+            continue
+        value = _convert(hints[item.name], table[toml_name], source, item_key)
+        check = item.metadata.get("check")
+        if check and (problem := check(value)):
+            raise source.error(item_key, problem)
+        values[item.name] = value
+    return cls(**values)
+
+
+def _convert(kind: Any, value: Any, source: TomlSource, key: KeyPath) -> Any:
+    origin = typing.get_origin(kind)
+    if origin is Literal:
+        choices = typing.get_args(kind)
+        if value not in choices:
+            return _bad(source, key, "one of " + ", ".join(repr(c) for c in choices), value)
+        return value
+    if origin is tuple:
+        (item_kind, _ellipsis) = typing.get_args(kind)
+        if not isinstance(value, list):
+            return _bad(source, key, "an array", value)
+        return tuple(_convert(item_kind, item, source, key) for item in value)
+    if kind is bool:
+        return value if isinstance(value, bool) else _bad(source, key, "true or false", value)
+    if kind is int:
+        ok = isinstance(value, int) and not isinstance(value, bool)
+        return value if ok else _bad(source, key, "an integer", value)
+    if kind is float:
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        return float(value) if ok else _bad(source, key, "a number", value)
+    if kind is str:
+        return value if isinstance(value, str) else _bad(source, key, "a string", value)
+    if kind is Path:
+        return Path(value) if isinstance(value, str) else _bad(source, key, "a path string", value)
+    raise TypeError(f"unsupported config type {kind!r}")  # a programming error, not user input
+
+
+def _bad(source: TomlSource, key: KeyPath, expected: str, value: Any):
+    raise source.error(key, f"must be {expected}, got {_type_name(value)} {value!r}")

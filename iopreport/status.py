@@ -1,0 +1,93 @@
+"""The text `iopreport status` prints: configuration, catalog, nights, runs, daemon."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from iopreport.catalog import load_catalog
+from iopreport.config import Config
+
+#: A heartbeat older than this means the daemon is not running.
+HEARTBEAT_STALE_AFTER = dt.timedelta(minutes=5)
+
+
+def render_status(config: Config, *, nights: int = 10, now: dt.datetime | None = None) -> str:
+    """Describe the project: never writes to the store, never creates it."""
+    from iopreport.store import (
+        Epoch,
+        Heartbeat,
+        PhotoPolResult,
+        RunLog,
+        epoch_counts,
+        open_store,
+        schema_version,
+    )
+    from iopreport.store.models import utcnow
+
+    now = now or utcnow()
+    catalog = load_catalog(config.paths.catalog)
+    kinds: dict[str, int] = {}
+    for source in catalog.sources:
+        kinds[source.srctype] = kinds.get(source.srctype, 0) + 1
+    lines = [
+        f"config:    {config.source}",
+        f"datadir:   {config.paths.datadir}",
+        f"catalog:   {config.paths.catalog}: {len(catalog)} sources "
+        + "("
+        + ", ".join(f"{n} {k}" for k, n in sorted(kinds.items()))
+        + ")",
+        "archives:  "
+        + (
+            ", ".join(
+                f"{name} ({a.protocol}{'' if a.enabled else ', disabled'})"
+                for name, a in config.archives.items()
+            )
+            or "none configured"
+        ),
+    ]
+    if not config.database_path.exists():
+        lines.append(f"database:  {config.database_path} (not created yet)")
+        return "\n".join(lines)
+
+    database = open_store(config.database_path, upgrade=False)
+    lines.append(f"database:  {config.database_path} (schema {schema_version(database)})")
+    epochs = list(Epoch.select().order_by(Epoch.night.desc(), Epoch.telescope).limit(nights))
+    total_epochs = Epoch.select().count()
+    lines.append(f"nights:    {total_epochs}" + (" (latest first)" if epochs else ""))
+    for epoch in epochs:
+        counts = epoch_counts(epoch)
+        frames = " ".join(
+            f"{kind} {counts[kind]}" for kind in sorted(counts) if kind not in ("reduced", "failed")
+        )
+        lines.append(
+            f"  {epoch.epochname:<22} {frames or 'no frames'}; "
+            f"reduced {counts['reduced']}, failed {counts['failed']}"
+            + (f"; error: {epoch.error}" if epoch.error else "")
+        )
+    n_phot = PhotoPolResult.select().where(PhotoPolResult.mode == "photometry").count()
+    n_pol = PhotoPolResult.select().where(PhotoPolResult.mode == "polarimetry").count()
+    lines.append(f"results:   {n_phot} photometry, {n_pol} polarimetry")
+
+    runs = list(RunLog.select().order_by(RunLog.started_at.desc()).limit(5))
+    lines.append("last runs:" + ("" if runs else " none"))
+    for run in runs:
+        took = ""
+        if run.finished_at:
+            took = f" in {(run.finished_at - run.started_at).total_seconds():.1f} s"
+        detail = f" - {run.detail.splitlines()[-1]}" if run.detail else ""
+        lines.append(
+            f"  {run.started_at:%Y-%m-%d %H:%M:%S} UTC  {run.command}: {run.outcome}{took}{detail}"
+        )
+
+    beat = Heartbeat.get_or_none(Heartbeat.name == "daemon")
+    if beat is None:
+        lines.append("daemon:    has never run")
+    else:
+        age = now - beat.beat_at
+        alive = "alive" if age < HEARTBEAT_STALE_AFTER else "NOT RUNNING (stale heartbeat)"
+        lines.append(
+            f"daemon:    {alive}; pid {beat.pid} on {beat.hostname}, last beat "
+            f"{age.total_seconds():.0f} s ago, state: {beat.state or 'unknown'}"
+        )
+    database.close()
+    return "\n".join(lines)

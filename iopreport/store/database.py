@@ -1,0 +1,115 @@
+"""Opening the store: SQLite in WAL mode, created or upgraded as needed."""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+from pathlib import Path
+
+import peewee as pw
+
+from iopreport.errors import StoreError
+from iopreport.store.migrations import MIGRATIONS, SCHEMA_VERSION
+from iopreport.store.models import ALL_MODELS, database_proxy
+
+log = logging.getLogger(__name__)
+
+#: Connection settings. WAL lets the site build and `status` read while the
+#: reduction writes; foreign keys make deletes cascade as the models declare.
+PRAGMAS = {
+    "journal_mode": "wal",
+    "synchronous": "normal",
+    "foreign_keys": 1,
+    "busy_timeout": 30_000,  # ms to wait for the writer instead of failing at once
+    "cache_size": -64_000,  # KiB
+}
+
+
+def open_store(path: Path | str, *, upgrade: bool = True) -> pw.SqliteDatabase:
+    """Open (creating or upgrading) the database at ``path`` and bind the models to it.
+
+    Parameters
+    ----------
+    path : path-like
+        The SQLite file; its folder is created if missing. ``":memory:"`` gives
+        a throw-away store.
+    upgrade : bool
+        Upgrade an older schema in place (after keeping a ``.v<N>.bak`` copy).
+        With False an older schema raises :class:`StoreError`.
+
+    Returns
+    -------
+    peewee.SqliteDatabase
+        The open database, also bound to every model in :mod:`iopreport.store.models`.
+
+    Raises
+    ------
+    StoreError
+        The file is not an iopreport store, or was written by a newer iopreport.
+    """
+    in_memory = str(path) == ":memory:"
+    if not in_memory:
+        path = Path(path).expanduser()
+        path.parent.mkdir(parents=True, exist_ok=True)
+    database = pw.SqliteDatabase(str(path), pragmas=PRAGMAS)
+    try:
+        database.connect(reuse_if_open=True)
+        version = schema_version(database)
+        tables = set(database.get_tables())
+    except pw.DatabaseError as exc:
+        raise StoreError(f"{path}: not a readable SQLite database ({exc})") from None
+    database_proxy.initialize(database)
+
+    if not tables:
+        with database.atomic():
+            database.create_tables(ALL_MODELS)
+            _set_schema_version(database, SCHEMA_VERSION)
+        log.info("created store %s (schema %d)", path, SCHEMA_VERSION)
+    elif version == 0:
+        raise StoreError(
+            f"{path}: has tables but no iopreport schema version; not an iopreport store"
+        )
+    elif version > SCHEMA_VERSION:
+        raise StoreError(
+            f"{path}: schema version {version} is newer than this iopreport supports "
+            f"({SCHEMA_VERSION}); upgrade iopreport"
+        )
+    elif version < SCHEMA_VERSION:
+        if not upgrade:
+            raise StoreError(
+                f"{path}: schema version {version} needs an upgrade to {SCHEMA_VERSION}"
+            )
+        _upgrade(database, path, version)
+    return database
+
+
+def schema_version(database: pw.SqliteDatabase) -> int:
+    """The version stored in ``PRAGMA user_version`` (0 for a new file)."""
+    return database.execute_sql("PRAGMA user_version").fetchone()[0]
+
+
+def _set_schema_version(database: pw.SqliteDatabase, version: int) -> None:
+    database.execute_sql(f"PRAGMA user_version = {int(version)}")
+
+
+def _upgrade(database: pw.SqliteDatabase, path: Path | str, version: int) -> None:
+    if str(path) != ":memory:":
+        backup = Path(f"{path}.v{version}.bak")
+        source = sqlite3.connect(str(path))
+        target = sqlite3.connect(str(backup))
+        with target:
+            source.backup(target)
+        source.close()
+        target.close()
+        log.info("kept a copy of the schema-%d store at %s", version, backup)
+    with database.atomic():
+        for target_version in range(version + 1, SCHEMA_VERSION + 1):
+            MIGRATIONS[target_version](database)
+            log.info("upgraded store %s to schema %d", path, target_version)
+        _set_schema_version(database, SCHEMA_VERSION)
+
+
+def close_store() -> None:
+    """Close the connection the models are bound to, if any."""
+    if database_proxy.obj is not None and not database_proxy.obj.is_closed():
+        database_proxy.obj.close()

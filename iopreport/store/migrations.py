@@ -1,0 +1,56 @@
+"""Schema versions and the steps between them.
+
+The schema version lives in SQLite's ``PRAGMA user_version``. A new database
+is created from the current models at :data:`SCHEMA_VERSION`; an older one is
+upgraded by running every step above its version, in one transaction, after a
+copy of the file is kept beside it (``<db>.v<N>.bak``).
+
+A step must describe its change with frozen names and field definitions (never
+by importing the current model, which may have moved on since).
+
+History
+-------
+1
+    First schema: IOP4's model (reference/iop4.md §2) with identity keys,
+    error texts, run log and summary log.
+2
+    Corrected q and u with errors and the Ricean-debiased p in
+    ``photo_pol_result`` (IOP4 keeps only uncorrected q/u, §17.3), and the
+    ``heartbeat`` table for the daemon.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import peewee as pw
+from playhouse.migrate import SqliteMigrator, migrate
+
+SCHEMA_VERSION = 2
+
+
+def _to_v2(database: pw.SqliteDatabase) -> None:
+    migrator = SqliteMigrator(database)
+    migrate(
+        *(
+            migrator.add_column("photo_pol_result", name, pw.FloatField(null=True))
+            for name in ("q", "q_err", "u", "u_err", "p_debiased")
+        )
+    )
+    database.execute_sql(
+        "CREATE TABLE IF NOT EXISTS heartbeat ("
+        " id INTEGER NOT NULL PRIMARY KEY,"
+        " name VARCHAR(255) NOT NULL,"
+        " pid INTEGER NOT NULL,"
+        " hostname VARCHAR(255) NOT NULL,"
+        " started_at DATETIME NOT NULL,"
+        " beat_at DATETIME NOT NULL,"
+        " state VARCHAR(255) NOT NULL)"
+    )
+    database.execute_sql("CREATE UNIQUE INDEX IF NOT EXISTS heartbeat_name ON heartbeat (name)")
+
+
+#: Step that upgrades a database *to* each version.
+MIGRATIONS: dict[int, Callable[[pw.SqliteDatabase], None]] = {
+    2: _to_v2,
+}

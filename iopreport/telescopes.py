@@ -1,0 +1,36 @@
+"""Telescopes and instruments iopreport knows, with the names the store uses.
+
+Names follow the IOP4 reference (reference/iop4.md §2 "Enums", §3), except
+CAFOS, which IOP4 calls ``CAFOS2.2``; iopreport writes ``CAFOS`` and accepts
+the old spelling when reading.
+"""
+
+from __future__ import annotations
+
+#: Telescope names as stored in ``Epoch.telescope`` (reference/iop4.md §3).
+TELESCOPES: tuple[str, ...] = ("OSN-T090", "OSN-T150", "CAHA-T220")
+
+#: Short forms accepted on the command line (IOP4's abbreviations).
+TELESCOPE_ALIASES: dict[str, str] = {"T090": "OSN-T090", "T150": "OSN-T150", "T220": "CAHA-T220"}
+
+#: Instruments, and the telescope each is mounted on.
+INSTRUMENT_TELESCOPE: dict[str, str] = {
+    "AndorT90": "OSN-T090",
+    "RoperT90": "OSN-T090",
+    "DIPOL": "OSN-T090",
+    "AndorT150": "OSN-T150",
+    "CAFOS": "CAHA-T220",
+}
+INSTRUMENTS: tuple[str, ...] = tuple(INSTRUMENT_TELESCOPE)
+
+#: Photometric bands (Johnson-Cousins), in wavelength order.
+BANDS: tuple[str, ...] = ("U", "B", "V", "R", "I")
+
+
+def telescope_name(text: str) -> str:
+    """Full telescope name from a full name or an abbreviation (``T090``)."""
+    name = TELESCOPE_ALIASES.get(text.upper(), text)
+    if name not in TELESCOPES:
+        known = ", ".join((*TELESCOPES, *TELESCOPE_ALIASES))
+        raise ValueError(f"unknown telescope {text!r}; known: {known}")
+    return name

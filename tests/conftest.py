@@ -1,0 +1,55 @@
+"""Shared fixtures: the repository, ../shared, temporary projects and stores."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared"
+
+
+@pytest.fixture(scope="session")
+def repo_root() -> Path:
+    return REPO
+
+
+@pytest.fixture(scope="session")
+def shared_dir() -> Path:
+    """../shared beside the checkout (CI provides it); tests fail loudly without it."""
+    assert SHARED.is_dir(), f"{SHARED} is missing: tests need ../shared beside the checkout"
+    return SHARED
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    """A fresh site project made by `iopreport init`, data directory inside it."""
+    from iopreport.skeleton import init_project
+
+    directory = tmp_path / "site"
+    init_project(directory)
+    return directory
+
+
+@pytest.fixture
+def store(tmp_path: Path):
+    """An empty store in a temporary file, closed afterwards."""
+    from iopreport.store import close_store, open_store
+
+    database = open_store(tmp_path / "store.db")
+    yield database
+    close_store()
+
+
+@pytest.fixture(scope="session")
+def iopreport_exe() -> str:
+    """The installed console script (the real entry point, not the function)."""
+    exe = shutil.which(
+        "iopreport", path=str(Path(sys.executable).parent) + os.pathsep + os.environ.get("PATH", "")
+    )
+    assert exe, "the iopreport console script is not installed in this environment"
+    return exe
