@@ -14,6 +14,7 @@ from pathlib import Path
 
 from iopreport import __version__
 from iopreport.errors import EXIT_OK, EXIT_USAGE, EXIT_WORK_FAILED, IopreportError
+from iopreport.logsetup import LOG_FORMAT
 
 log = logging.getLogger("iopreport")
 
@@ -83,7 +84,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        format=LOG_FORMAT,
         stream=sys.stderr,
     )
     try:
@@ -96,10 +97,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_WORK_FAILED
 
 
-def _load_config(args: argparse.Namespace):
+def _load_config(args: argparse.Namespace, *, log_to_file: bool = False):
     from iopreport.config import load_config
+    from iopreport.logsetup import configure_logging
 
-    return load_config(args.config)
+    config = load_config(args.config)
+    configure_logging(config, verbose=args.verbose, to_file=log_to_file)
+    return config
 
 
 def cmd_init(args: argparse.Namespace) -> int:
@@ -119,7 +123,7 @@ def cmd_catalog(args: argparse.Namespace) -> int:
     """``iopreport catalog check|load``."""
     from iopreport.catalog import load_catalog, sync_catalog
 
-    config = _load_config(args)
+    config = _load_config(args, log_to_file=args.action == "load")
     catalog = load_catalog(config.paths.catalog)
     print(f"{config.paths.catalog}: {_catalog_summary(catalog)}")
     if args.action == "load":

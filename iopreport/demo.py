@@ -23,6 +23,7 @@ def run_demo(directory: Path) -> int:
     """Create (or reuse) the demo project in ``directory`` and run what exists."""
     from iopreport.catalog import load_catalog, sync_catalog
     from iopreport.config import load_config
+    from iopreport.logsetup import configure_logging
     from iopreport.runlog import recorded_run
     from iopreport.skeleton import init_project
     from iopreport.status import render_status
@@ -36,6 +37,7 @@ def run_demo(directory: Path) -> int:
         init_project(directory)
         print(f"Created demo project {directory}")
     config = load_config(config_path)
+    configure_logging(config)
     catalog = load_catalog(config.paths.catalog)
     open_store(config.database_path)
     with recorded_run("demo", [str(directory)]) as run:

@@ -119,6 +119,8 @@ def test_demo_makes_a_project_and_says_what_is_not_built(iopreport_exe, tmp_path
     assert n_sources == len(load_catalog(tmp_path / "demo" / "catalog.toml"))
     assert outcome == [("demo", "ok")]
     assert "Not run yet" in result.stdout
+    log_file = tmp_path / "demo" / "data" / "logs" / "iopreport.log"
+    assert "created store" in log_file.read_text()
     # running it again reuses the project
     again = run(iopreport_exe, "demo", "--dir", str(tmp_path / "demo"))
     assert again.returncode == 0, again.stderr
