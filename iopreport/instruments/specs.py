@@ -1,0 +1,197 @@
+"""Instrument specifications (reference/iop4.md §4.2, seed 004 §6)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+PolarimetryKind = Literal["wheel", "hwp"]
+
+
+@dataclass(frozen=True)
+class InstrumentSpec:
+    """Fixed facts about one instrument.
+
+    Attributes
+    ----------
+    name : str
+        Name stored in the database (``RawFit.instrument``).
+    telescope : str
+        Telescope the instrument is mounted on.
+    telescop_keyword : str
+        Value of the TELESCOP header keyword (reference/iop4.md §3).
+    pixscale_arcsec : float
+        Pixel scale at ``reference_binning`` (reference/iop4.md §4.2).
+    reference_binning : int
+        Binning at which ``pixscale_arcsec`` and ``full_shape`` hold.
+    full_shape : tuple of int
+        Detector (NAXIS1, NAXIS2) at ``reference_binning``.
+    gain_e_per_adu : float
+        Detector gain (reference/iop4.md §4.2; DIPOL's 1.0 is IOP4's placeholder).
+    read_noise_e : float
+        Read noise in electrons (simulator assumption, typical of the camera type).
+    bias_level_adu : float
+        Bias pedestal (simulator assumption).
+    dark_e_per_s : float
+        Mean dark current per pixel (simulator assumption; the OSN CCDs and
+        CAFOS are cooled so far that it is negligible, seed 004 §6.1-6.2).
+    saturation_adu : int
+        ADC limit of the 16-bit converters.
+    polarimetry : str
+        "wheel" (OSN polarizer filter wheel, seed 004 Eqs. 1-9) or "hwp"
+        (half-wave plate + Wollaston, Eqs. 10-20).
+    pol_angles : tuple of float
+        The polarizer or HWP angles of a full sequence (reference/iop4.md §4.2).
+    min_pol_angles : int
+        Fewest angles a sequence may have and still be reduced.
+    oe_offset_px : tuple of float or None
+        Signed displacement from the right-hand image to the left-hand one of
+        a Wollaston pair, at ``reference_binning`` (reference/iop4.md §4.2, §6.4).
+    oe_offset_std_px : tuple of float or None
+        Scatter of that displacement.
+    needs_darks : bool
+        Whether master darks are built and applied (only DIPOL; reference/iop4.md §4.2).
+    sky_rotation_deg : float
+        Typical position angle of the image +y axis East of North (DIPOL:
+        177.6 deg, reference/iop4.md §4.2; others: aligned, simulator assumption).
+    """
+
+    name: str
+    telescope: str
+    telescop_keyword: str
+    pixscale_arcsec: float
+    reference_binning: int
+    full_shape: tuple[int, int]
+    gain_e_per_adu: float
+    read_noise_e: float
+    bias_level_adu: float
+    dark_e_per_s: float
+    saturation_adu: int
+    polarimetry: PolarimetryKind
+    pol_angles: tuple[float, ...]
+    min_pol_angles: int
+    oe_offset_px: tuple[float, float] | None = None
+    oe_offset_std_px: tuple[float, float] | None = None
+    needs_darks: bool = False
+    sky_rotation_deg: float = 0.0
+
+    def pixscale_at(self, binning: int) -> float:
+        """Pixel scale in arcsec/px at ``binning`` (reference/iop4.md §4.1)."""
+        return self.pixscale_arcsec / self.reference_binning * binning
+
+    def shape_at(self, binning: int) -> tuple[int, int]:
+        """Full-frame (NAXIS1, NAXIS2) at ``binning``."""
+        factor = self.reference_binning / binning
+        return (round(self.full_shape[0] * factor), round(self.full_shape[1] * factor))
+
+    def oe_offset_at(self, binning: int) -> tuple[float, float] | None:
+        """O/E displacement in pixels at ``binning``."""
+        if self.oe_offset_px is None:
+            return None
+        factor = self.reference_binning / binning
+        return (self.oe_offset_px[0] * factor, self.oe_offset_px[1] * factor)
+
+
+#: OSN filter-wheel angles (FILTER R_45, R0, R45, R90; reference/iop4.md §4.2).
+OSN_WHEEL_ANGLES = (-45.0, 0.0, 45.0, 90.0)
+#: CAFOS INSPOROT values of a sequence (reference/iop4.md §4.2).
+CAFOS_HWP_ANGLES = (0.0, 22.48, 44.98, 67.48)
+#: DIPOL's 16 HWP angles in 22.5 degree steps (reference/iop4.md §4.2).
+DIPOL_HWP_ANGLES = tuple(22.5 * i for i in range(16))
+
+_OSN_CCD = {
+    "saturation_adu": 65535,
+    "polarimetry": "wheel",
+    "pol_angles": OSN_WHEEL_ANGLES,
+    "min_pol_angles": 4,
+    "reference_binning": 1,
+}
+
+INSTRUMENTS: dict[str, InstrumentSpec] = {
+    spec.name: spec
+    for spec in (
+        InstrumentSpec(
+            name="AndorT90",
+            telescope="OSN-T090",
+            telescop_keyword="T90-OSN",
+            pixscale_arcsec=0.387,  # 13.2' field (seed 004 §6.1)
+            full_shape=(2048, 2048),
+            gain_e_per_adu=4.5,
+            read_noise_e=7.0,
+            bias_level_adu=1000.0,
+            dark_e_per_s=0.0005,
+            **_OSN_CCD,
+        ),
+        InstrumentSpec(
+            name="RoperT90",
+            telescope="OSN-T090",
+            telescop_keyword="T90-OSN",
+            pixscale_arcsec=0.387,
+            full_shape=(2048, 2048),
+            gain_e_per_adu=7.14,
+            read_noise_e=9.0,
+            bias_level_adu=600.0,
+            dark_e_per_s=0.001,
+            **_OSN_CCD,
+        ),
+        InstrumentSpec(
+            name="AndorT150",
+            telescope="OSN-T150",
+            telescop_keyword="T150-OSN",
+            pixscale_arcsec=0.232,  # 7.92' field (seed 004 §6.1)
+            full_shape=(2048, 2048),
+            gain_e_per_adu=4.5,
+            read_noise_e=7.0,
+            bias_level_adu=1000.0,
+            dark_e_per_s=0.0005,
+            **_OSN_CCD,
+        ),
+        InstrumentSpec(
+            name="CAFOS",
+            telescope="CAHA-T220",
+            telescop_keyword="CA-2.2",
+            pixscale_arcsec=0.530,
+            reference_binning=1,
+            full_shape=(800, 800),  # the 800x800 cut normally used (seed 004 §6.2)
+            gain_e_per_adu=1.45,
+            read_noise_e=5.0,
+            bias_level_adu=650.0,
+            dark_e_per_s=0.0,
+            saturation_adu=65535,
+            polarimetry="hwp",
+            pol_angles=CAFOS_HWP_ANGLES,
+            min_pol_angles=4,
+            oe_offset_px=(-35.72, -0.197),
+            oe_offset_std_px=(1.34, 1.02),
+        ),
+        InstrumentSpec(
+            name="DIPOL",
+            telescope="OSN-T090",
+            telescop_keyword="T90-OSN",
+            pixscale_arcsec=0.134,  # at 2x2 (reference/iop4.md §4.2)
+            reference_binning=2,
+            full_shape=(4128, 2812),  # 9.22' x 6.28' field at 0.134"/px
+            gain_e_per_adu=1.0,
+            read_noise_e=3.0,
+            bias_level_adu=500.0,
+            dark_e_per_s=0.05,
+            saturation_adu=65535,
+            polarimetry="hwp",
+            pol_angles=DIPOL_HWP_ANGLES,
+            min_pol_angles=8,
+            oe_offset_px=(-209.0, 13.0),
+            oe_offset_std_px=(12.0, 16.0),
+            needs_darks=True,
+            sky_rotation_deg=177.6,
+        ),
+    )
+}
+
+
+def instrument(name: str) -> InstrumentSpec:
+    """The spec of an instrument by its stored name (``CAFOS2.2`` is accepted for CAFOS)."""
+    key = "CAFOS" if name in ("CAFOS2.2", "CAFOS 2.2") else name
+    try:
+        return INSTRUMENTS[key]
+    except KeyError:
+        raise KeyError(f"unknown instrument {name!r}; known: {', '.join(INSTRUMENTS)}") from None

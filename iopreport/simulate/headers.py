@@ -1,0 +1,188 @@
+"""Header keywords and file names exactly as each instrument writes them.
+
+Rules from reference/iop4.md §3 (TELESCOP, INSTRUME and their dated quirks,
+archive layouts) and §4.2 (per-instrument keywords), and from the real
+MaxIm DL / Andor headers in shared/data/real for keyword style.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+
+from astropy.coordinates import Angle
+from astropy.io import fits
+from astropy.time import Time
+
+from iopreport.simulate.plan import FramePlan
+
+#: Nights before this had the Roper camera at the T090 (reference/iop4.md §3).
+ROPER_UNTIL = dt.date(2021, 10, 23)
+#: The T150 camera wrote INSTRUME = 'Andor' until this night (reference/iop4.md §3).
+ANDOR150_SHORT_NAME_UNTIL = dt.date(2023, 1, 11)
+#: DIPOL files before this may have an empty TELESCOP (reference/iop4.md §3).
+DIPOL_EMPTY_TELESCOP_UNTIL = dt.date(2023, 10, 11)
+#: DIPOL files carry TELRA/TELDEC from about January 2025 (reference/iop4.md §4.2).
+DIPOL_TELRA_FROM = dt.date(2025, 1, 1)
+
+#: FILTER spellings of the OSN polarizer wheel; the simulator rotates through
+#: the alternatives (reference/iop4.md §4.2).
+OSN_WHEEL_FILTERS = {-45.0: ("R_45", "R-45"), 0.0: ("R0",), 45.0: ("R45", "R+45"), 90.0: ("R90",)}
+#: CAFOS INSFLNAM spellings per band (reference/iop4.md §4.2).
+CAFOS_FILTER_NAMES = {
+    "U": "John U",
+    "B": "John B",
+    "V": "John V",
+    "R": "Cous R",
+    "I": "Cous I",
+}
+#: DIPOL FILTER names (reference/iop4.md §4.2: Red -> R, Green -> V, Blue -> B).
+DIPOL_FILTER_NAMES = {"R": "Red", "V": "Green", "B": "Blue"}
+#: DIPOL IMAGETYP values.
+DIPOL_IMAGETYP = {
+    "bias": "Bias Frame",
+    "dark": "Dark Frame",
+    "flat": "Light Frame",
+    "light": "Light Frame",
+}
+#: CAFOS IMAGETYP values.
+CAFOS_IMAGETYP = {"bias": "bias", "dark": "dark", "flat": "flat", "light": "science"}
+
+
+def instrume_keyword(plan: FramePlan) -> str:
+    """INSTRUME as written on that night (reference/iop4.md §3)."""
+    if plan.instrument in ("AndorT90", "RoperT90"):
+        return plan.instrument
+    if plan.instrument == "AndorT150":
+        return "Andor" if plan.night < ANDOR150_SHORT_NAME_UNTIL else "AndorT150"
+    if plan.instrument == "CAFOS":
+        return "CAFOS 2.2"
+    return "ASI Camera (1)"
+
+
+def telescop_keyword(plan: FramePlan, default: str) -> str:
+    if plan.instrument == "DIPOL" and plan.night < DIPOL_EMPTY_TELESCOP_UNTIL:
+        return ""
+    return default
+
+
+def sexagesimal(ra_deg: float, dec_deg: float, sep: str = " ") -> tuple[str, str]:
+    ra = Angle(ra_deg, unit="deg").to_string(unit="hourangle", sep=sep, precision=2, pad=True)
+    dec = Angle(dec_deg, unit="deg").to_string(
+        unit="deg", sep=sep, precision=1, alwayssign=True, pad=True
+    )
+    return ra, dec
+
+
+def build_header(plan: FramePlan, telescop: str) -> fits.Header:
+    """Every keyword of the raw file except the data-shape ones."""
+    header = fits.Header()
+    start = Time(plan.start, scale="utc")
+    header["DATE-OBS"] = (start.isot[:23], "UTC start of exposure")
+    header["EXPTIME"] = (round(plan.exptime, 3), "Exposure time in seconds")
+    header["XBINNING"] = (plan.binning, "Binning factor in width")
+    header["YBINNING"] = (plan.binning, "Binning factor in height")
+    header["OBJECT"] = plan.object_name
+    header["INSTRUME"] = instrume_keyword(plan)
+    header["TELESCOP"] = telescop_keyword(plan, telescop)
+    if plan.instrument == "CAFOS":
+        _cafos(header, plan, start)
+    elif plan.instrument == "DIPOL":
+        _dipol(header, plan, start)
+    else:
+        _osn_ccd(header, plan, start)
+    return header
+
+
+def _osn_ccd(header: fits.Header, plan: FramePlan, start: Time) -> None:
+    header["JD"] = (start.jd, "Julian Date at start of exposure")
+    header["IMAGETYP"] = {"bias": "BIAS", "flat": "FLAT", "light": "LIGHT", "dark": "DARK"}[
+        plan.imgtype
+    ]
+    if plan.imgtype != "bias":
+        header["FILTER"] = osn_filter(plan)
+    if plan.pointing is not None:
+        ra, dec = sexagesimal(*plan.pointing)
+        header["OBJCTRA"] = (ra, "Nominal RA of the object (J2000)")
+        header["OBJCTDEC"] = (dec, "Nominal Dec of the object (J2000)")
+    header["CCD-TEMP"] = -80.0
+
+
+def osn_filter(plan: FramePlan) -> str:
+    if plan.obsmode == "polarimetry":
+        spellings = OSN_WHEEL_FILTERS[plan.angle]
+        return spellings[plan.spelling % len(spellings)]
+    if plan.band == "R" and plan.spelling % 2:
+        return "R Johnson"
+    return plan.band or ""
+
+
+def _cafos(header: fits.Header, plan: FramePlan, start: Time) -> None:
+    header["DATE"] = (start.isot[:19], "UTC date and time of the start of exposure")
+    header["IMAGETYP"] = CAFOS_IMAGETYP[plan.imgtype]
+    if plan.band:
+        header["INSFLNAM"] = (CAFOS_FILTER_NAMES[plan.band], "Filter name")
+    if plan.obsmode == "polarimetry":
+        header["INSTRMOD"] = ("Polarizer", "Instrument mode")
+        header["INSPOFPI"] = ("Wollaston", "Polarizer optics")
+        header["INSPOROT"] = (plan.angle, "Half-wave plate rotation, deg")
+    else:
+        header["INSTRMOD"] = ("Imaging", "Instrument mode")
+        header["INSPOFPI"] = ("FREE", "Polarizer optics")
+    if plan.pointing is not None:
+        header["RA"] = (round(plan.pointing[0], 6), "Telescope RA, deg")
+        header["DEC"] = (round(plan.pointing[1], 6), "Telescope Dec, deg")
+    header["DATASEC"] = "[1:800,1:800]"
+
+
+def _dipol(header: fits.Header, plan: FramePlan, start: Time) -> None:
+    header["JD"] = (start.jd, "Julian Date at start of exposure")
+    header["IMAGETYP"] = (DIPOL_IMAGETYP[plan.imgtype], "Type of image")
+    if plan.band:
+        header["FILTER"] = DIPOL_FILTER_NAMES[plan.band]
+    header["XORGSUBF"] = (plan.window.x0, "Subframe X position in binned pixels")
+    header["YORGSUBF"] = (plan.window.y0, "Subframe Y position in binned pixels")
+    if plan.obsmode == "polarimetry":
+        header["NOTES"] = f"{plan.angle:g} deg"
+    else:
+        header["NOTES"] = " "
+    header["FLIPSTAT"] = "Flip" if plan.flip else " "
+    if plan.pointing is not None and plan.night >= DIPOL_TELRA_FROM:
+        ra, dec = sexagesimal(*plan.pointing)
+        header["TELRA"] = (ra, "Telescope RA (hours)")
+        header["TELDEC"] = (dec, "Telescope Dec (deg)")
+    header["SWCREATE"] = "MaxIm DL Version 6.40"
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9+.]", "", text)
+
+
+def file_name(plan: FramePlan, counter: int) -> str:
+    """File name in each archive's own pattern (reference/iop4.md §3, §14)."""
+    if plan.instrument == "CAFOS":
+        stamp = plan.start.strftime("%Y%m%d-%H:%M:%S")
+        kind = {"bias": "bia", "flat": "fla", "light": "sci", "dark": "dar"}[plan.imgtype]
+        return f"caf-{stamp}-{kind}-agui.fits"
+    if plan.instrument == "DIPOL":
+        if plan.imgtype == "bias":
+            return f"bias_IAR-{counter:04d}.fit"
+        if plan.imgtype == "dark":
+            return f"dark_{plan.exptime:g}s_IAR-{counter:04d}.fit"
+        if plan.imgtype == "flat":
+            return f"skyflat_{plan.band}_IAR-{counter:04d}.fit"
+        if plan.obsmode == "polarimetry":
+            return f"{_slug(plan.object_name).upper()}_{plan.band}_IAR-{counter:04d}.fts"
+        return f"{_slug(plan.object_name)}_IAR-{counter:04d}{plan.band}.fit"
+    if plan.imgtype == "bias":
+        return f"Bias-{counter:04d}.fit"
+    prefix = "Flat" if plan.imgtype == "flat" else _slug(plan.object_name)
+    suffix = osn_filter(plan) if plan.obsmode == "polarimetry" else (plan.band or "")
+    return f"{prefix}-{counter:04d}{suffix}.fit"
+
+
+def night_folder(telescope: str, night: dt.date) -> str:
+    """Night folder name in each archive (OSN YYYYMMDD, CAHA YYMMDD_CAFOS; reference/iop4.md §3)."""
+    if telescope == "CAHA-T220":
+        return night.strftime("%y%m%d") + "_CAFOS"
+    return night.strftime("%Y%m%d")

@@ -1,0 +1,604 @@
+"""What a simulated night contains: the list of exposures, in time order, per telescope.
+
+A preset (tiny, small, full) says which instruments observe which sources
+and how; :func:`plan_night` turns it into :class:`FramePlan` entries with
+start times, exposure times, pointing and geometry. Nothing here touches
+pixels, so plans are cheap to inspect and test.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from iopreport.instruments import InstrumentSpec, instrument
+from iopreport.simulate.render import Window, stable_seed
+
+#: Where the night starts (UTC) for observatories in Spain: evening twilight.
+EVENING_START_UTC = dt.time(18, 45)
+#: Readout and overhead between exposures, seconds (simulator assumption).
+OVERHEAD_S = {"AndorT90": 12.0, "RoperT90": 20.0, "AndorT150": 12.0, "DIPOL": 3.0, "CAFOS": 40.0}
+#: Photo-electrons per second from a magnitude-0 star, R band, per instrument
+#: (telescope area x throughput; simulator assumption giving realistic counts).
+ZERO_MAG_RATE_R = {
+    "AndorT90": 2.5e9,
+    "RoperT90": 2.0e9,
+    "DIPOL": 1.5e9,
+    "AndorT150": 7.0e9,
+    "CAFOS": 1.4e10,
+}
+#: Throughput in each band relative to R (simulator assumption).
+BAND_THROUGHPUT = {"U": 0.12, "B": 0.55, "V": 0.85, "R": 1.0, "I": 0.65}
+#: Dark-sky brightness, mag per square arcsec (typical of Spanish sites).
+SKY_MAG_ARCSEC2 = {"U": 22.0, "B": 22.6, "V": 21.6, "R": 20.9, "I": 19.9}
+#: Header OBJECT names by archive style (OSN and DIPOL use short common names).
+OBJECT_NAMES = {
+    "2200+420": {"osn": "BLLac", "dipol": "BLLac", "cafos": "2200+420"},
+    "2251+158": {"osn": "3C454.3", "dipol": "3C454.3", "cafos": "2251+158"},
+    "1253-055": {"osn": "3C279", "dipol": "3C279", "cafos": "1253-055"},
+    "0851+202": {"osn": "OJ287", "dipol": "OJ287", "cafos": "0851+202"},
+    "0716+714": {"osn": "S50716+714", "dipol": "S50716", "cafos": "0716+714"},
+    "1101+384": {"osn": "Mrk421", "dipol": "Mrk421", "cafos": "1101+384"},
+    "1652+398": {"osn": "Mrk501", "dipol": "Mrk501", "cafos": "1652+398"},
+    "Hiltner 960": {"osn": "Hiltner960", "dipol": "Hiltner960", "cafos": "Hiltner960"},
+    "HD 204827": {"osn": "HD204827", "dipol": "HD204827", "cafos": "HD204827"},
+    "BD+64 106": {"osn": "BD+64106", "dipol": "BD64106", "cafos": "BD+64106"},
+    "BD+32 3739": {"osn": "BD+323739", "dipol": "BD323739", "cafos": "BD+323739"},
+    "HD 212311": {"osn": "HD212311", "dipol": "HD212311", "cafos": "HD212311"},
+}
+#: DIPOL polarimetry sub-frame size at 2x2 binning (about 2.5' x 2.0'; seed 004 §6.3).
+DIPOL_SUBFRAME_2X2 = (1120, 900)
+
+
+@dataclass(frozen=True)
+class FramePlan:
+    """One exposure to simulate. Times are naive UTC."""
+
+    telescope: str
+    instrument: str
+    night: dt.date
+    imgtype: str  # bias | dark | flat | light
+    exptime: float
+    start: dt.datetime
+    binning: int
+    window: Window
+    full_shape: tuple[int, int]  # (ny, nx) of the whole detector at this binning
+    band: str | None = None
+    obsmode: str | None = None  # photometry | polarimetry
+    angle: float | None = None
+    object_name: str = ""
+    target: str | None = None
+    pointing: tuple[float, float] | None = None  # commanded (header) position, deg
+    centre: tuple[float, float] | None = None  # true position of the detector centre, deg
+    rotation_deg: float = 0.0
+    flip: bool = False
+    seeing_arcsec: float = 0.0
+    transparency: float = 1.0
+    sequence: str | None = None
+    spelling: int = 0
+    faults: tuple[str, ...] = ()
+    trail_px: tuple[float, float] = (0.0, 0.0)
+    flat_level_adu: float = 0.0
+
+    @property
+    def spec(self) -> InstrumentSpec:
+        return instrument(self.instrument)
+
+    @property
+    def mid_time(self) -> dt.datetime:
+        return self.start + dt.timedelta(seconds=self.exptime / 2.0)
+
+
+@dataclass(frozen=True)
+class Block:
+    """A request in a preset: calibrations or observations of one source."""
+
+    kind: str  # bias | dark | flat | phot | pol
+    count: int = 1
+    band: str = "R"
+    bands: tuple[str, ...] = ()
+    target: str = ""
+    angles: tuple[float, ...] | None = None  # flats per polarizer/HWP angle
+    subframe: bool = False
+
+
+@dataclass(frozen=True)
+class InstrumentPlan:
+    instrument: str
+    binning: int
+    blocks: tuple[Block, ...]
+
+
+@dataclass(frozen=True)
+class Preset:
+    name: str
+    telescopes: dict[str, tuple[InstrumentPlan, ...]] = field(default_factory=dict)
+
+
+HWP_CAFOS = (0.0, 22.48, 44.98, 67.48)
+WHEEL = (-45.0, 0.0, 45.0, 90.0)
+
+
+def _blocks(*items: Block) -> tuple[Block, ...]:
+    return items
+
+
+def _flats(bands: str, count: int, angles=None) -> tuple[Block, ...]:
+    return tuple(Block("flat", count, band, angles=angles) for band in bands)
+
+
+def _phot(target: str, bands: str, count: int = 1) -> Block:
+    return Block("phot", count, bands=tuple(bands), target=target)
+
+
+def _pol(target: str, count: int = 1, subframe: bool = False) -> Block:
+    return Block("pol", count, target=target, subframe=subframe)
+
+
+PRESETS: dict[str, Preset] = {
+    "tiny": Preset(
+        "tiny",
+        {
+            "OSN-T090": (
+                InstrumentPlan(
+                    "AndorT90",
+                    4,
+                    _blocks(
+                        Block("bias", 3),
+                        *_flats("R", 2),
+                        *_flats("R", 2, WHEEL),
+                        _phot("2200+420", "R"),
+                        _pol("2200+420"),
+                    ),
+                ),
+                InstrumentPlan(
+                    "DIPOL",
+                    4,
+                    _blocks(
+                        Block("bias", 3),
+                        Block("dark", 3),
+                        *_flats("R", 3),
+                        _phot("2200+420", "R"),
+                        _pol("2200+420", subframe=True),
+                    ),
+                ),
+            ),
+            "OSN-T150": (
+                InstrumentPlan(
+                    "AndorT150",
+                    4,
+                    _blocks(
+                        Block("bias", 3),
+                        *_flats("R", 2),
+                        *_flats("R", 2, WHEEL),
+                        _phot("2200+420", "R"),
+                        _pol("2200+420"),
+                    ),
+                ),
+            ),
+            "CAHA-T220": (
+                InstrumentPlan(
+                    "CAFOS",
+                    2,
+                    _blocks(
+                        Block("bias", 3),
+                        *_flats("R", 2),
+                        *_flats("R", 2, HWP_CAFOS),
+                        _phot("2200+420", "R"),
+                        _pol("2200+420"),
+                        _pol("Hiltner 960"),
+                    ),
+                ),
+            ),
+        },
+    ),
+    "small": Preset(
+        "small",
+        {
+            "OSN-T090": (
+                InstrumentPlan(
+                    "AndorT90",
+                    2,
+                    _blocks(
+                        Block("bias", 5),
+                        *_flats("UBVRI", 3),
+                        *_flats("R", 3, WHEEL),
+                        _phot("2200+420", "UBVRI"),
+                        _pol("2200+420", 2),
+                        _pol("Hiltner 960"),
+                        _pol("BD+32 3739"),
+                        _phot("2251+158", "R", 2),
+                        _pol("2251+158"),
+                    ),
+                ),
+                InstrumentPlan(
+                    "DIPOL",
+                    4,
+                    _blocks(
+                        Block("bias", 5),
+                        Block("dark", 3),
+                        *_flats("BVR", 3),
+                        _phot("2200+420", "BVR"),
+                        _pol("2200+420", subframe=True),
+                        _pol("Hiltner 960", subframe=True),
+                    ),
+                ),
+            ),
+            "OSN-T150": (
+                InstrumentPlan(
+                    "AndorT150",
+                    2,
+                    _blocks(
+                        Block("bias", 5),
+                        *_flats("VR", 3),
+                        *_flats("R", 3, WHEEL),
+                        _phot("2200+420", "RV", 2),
+                        _pol("2200+420"),
+                        _phot("1652+398", "R"),
+                    ),
+                ),
+            ),
+            "CAHA-T220": (
+                InstrumentPlan(
+                    "CAFOS",
+                    1,
+                    _blocks(
+                        Block("bias", 5),
+                        *_flats("VR", 3),
+                        *_flats("R", 3, HWP_CAFOS),
+                        _phot("2200+420", "RV"),
+                        _pol("2200+420"),
+                        _pol("Hiltner 960"),
+                        _pol("HD 212311"),
+                    ),
+                ),
+            ),
+        },
+    ),
+    "full": Preset(
+        "full",
+        {
+            "OSN-T090": (
+                InstrumentPlan(
+                    "AndorT90",
+                    1,
+                    _blocks(
+                        Block("bias", 10),
+                        *_flats("UBVRI", 5),
+                        *_flats("R", 5, WHEEL),
+                        _phot("2200+420", "BVRI", 2),
+                        _pol("2200+420", 3),
+                        _pol("Hiltner 960", 2),
+                        _pol("BD+32 3739"),
+                        _phot("2251+158", "VR", 2),
+                        _pol("2251+158", 2),
+                        _phot("0716+714", "R", 2),
+                        _pol("0716+714"),
+                    ),
+                ),
+                InstrumentPlan(
+                    "DIPOL",
+                    2,
+                    _blocks(
+                        Block("bias", 8),
+                        Block("dark", 5),
+                        *_flats("BVR", 4),
+                        _phot("2200+420", "BVR"),
+                        _pol("2200+420", 2, subframe=True),
+                        _pol("Hiltner 960", subframe=True),
+                    ),
+                ),
+            ),
+            "OSN-T150": (
+                InstrumentPlan(
+                    "AndorT150",
+                    1,
+                    _blocks(
+                        Block("bias", 8),
+                        *_flats("VR", 4),
+                        *_flats("R", 4, WHEEL),
+                        _phot("2200+420", "VR", 2),
+                        _pol("2200+420", 2),
+                        _phot("1652+398", "R", 2),
+                        _phot("1101+384", "R", 2),
+                    ),
+                ),
+            ),
+            "CAHA-T220": (
+                InstrumentPlan(
+                    "CAFOS",
+                    1,
+                    _blocks(
+                        Block("bias", 8),
+                        *_flats("VR", 4),
+                        *_flats("R", 4, HWP_CAFOS),
+                        _phot("2200+420", "RV", 2),
+                        _pol("2200+420", 2),
+                        _pol("Hiltner 960"),
+                        _pol("HD 212311"),
+                        _pol("1253-055"),
+                    ),
+                ),
+            ),
+        },
+    ),
+}
+
+
+def osn_t090_camera(night: dt.date) -> str:
+    """AndorT90, or RoperT90 for nights before the 2021-10-23 camera swap (reference/iop4.md §3)."""
+    from iopreport.simulate.headers import ROPER_UNTIL
+
+    return "RoperT90" if night < ROPER_UNTIL else "AndorT90"
+
+
+def object_name(target: str, instrument_name: str) -> str:
+    style = {"CAFOS": "cafos", "DIPOL": "dipol"}.get(instrument_name, "osn")
+    return OBJECT_NAMES.get(target, {}).get(style, target.replace(" ", ""))
+
+
+@dataclass
+class _Night:
+    """Mutable state while a telescope's night is planned: clock, weather, randomness."""
+
+    telescope: str
+    night: dt.date
+    rng: np.random.Generator
+    clock: dt.datetime
+    cirrus: bool
+    base_seeing: float
+    seeing_phase: float
+
+    def conditions(self, when: dt.datetime) -> tuple[float, float]:
+        """Seeing FWHM (arcsec) and transparency at ``when``: slow drifts, optional cirrus."""
+        hours = (when - dt.datetime.combine(self.night, EVENING_START_UTC)).total_seconds() / 3600
+        phase = 2 * math.pi * hours / 5.0 + self.seeing_phase
+        seeing = self.base_seeing * (1.0 + 0.15 * math.sin(phase))
+        transparency = 0.97 - 0.08 * hours / 10.0
+        if self.cirrus:
+            transparency *= self.rng.uniform(0.90, 1.0)
+        return seeing, transparency
+
+    def advance(self, exptime: float, overhead: float) -> dt.datetime:
+        start = self.clock
+        self.clock = self.clock + dt.timedelta(seconds=exptime + overhead)
+        return start
+
+
+def plan_night(
+    telescope: str,
+    night: dt.date,
+    preset: Preset,
+    sources: dict[str, tuple[float, float]],
+    brightness,
+    *,
+    seed: int,
+    cirrus: bool = False,
+) -> list[FramePlan]:
+    """The exposures of one telescope's night, in time order.
+
+    Parameters
+    ----------
+    sources : dict
+        Catalog name -> (ra, dec) in degrees, for every target the preset uses.
+    brightness : callable
+        ``brightness(target, band) -> magnitude`` of the brightest star of
+        interest, used to pick exposure times that stay below saturation.
+    """
+    rng = np.random.default_rng(stable_seed("plan", seed, telescope, night))
+    state = _Night(
+        telescope=telescope,
+        night=night,
+        rng=rng,
+        clock=dt.datetime.combine(night, EVENING_START_UTC),
+        cirrus=cirrus,
+        base_seeing=rng.uniform(1.3, 2.2),
+        seeing_phase=rng.uniform(0, 2 * math.pi),
+    )
+    plans: list[FramePlan] = []
+    for instrument_plan in preset.telescopes.get(telescope, ()):
+        plans.extend(_plan_instrument(state, instrument_plan, sources, brightness))
+    return sorted(plans, key=lambda p: (p.start, p.instrument))
+
+
+def _plan_instrument(state: _Night, instrument_plan: InstrumentPlan, sources, brightness):
+    rng = state.rng
+    name = instrument_plan.instrument
+    if name == "AndorT90":
+        name = osn_t090_camera(state.night)
+    spec = instrument(name)
+    binning = instrument_plan.binning
+    nx, ny = spec.shape_at(binning)
+    overhead = OVERHEAD_S[name]
+    base = {
+        "telescope": state.telescope,
+        "instrument": name,
+        "night": state.night,
+        "binning": binning,
+        "full_shape": (ny, nx),
+        "window": Window(0, 0, nx, ny),
+    }
+    flip_by_target: dict[str, bool] = {}
+    science: list[dict] = []
+    sequence_counter = 0
+    for block in instrument_plan.blocks:
+        if block.kind not in ("phot", "pol"):
+            continue
+        if name == "DIPOL" and block.target not in flip_by_target:
+            flip_by_target[block.target] = bool(rng.random() < 0.5)
+        for repeat in range(block.count):
+            if block.kind == "phot":
+                for band_index, band in enumerate(block.bands):
+                    t = choose_exptime(spec, binning, name, block.target, band, brightness, 1.0)
+                    science.append(
+                        {
+                            "block": block,
+                            "band": band,
+                            "exptime": t,
+                            "spelling": repeat + band_index,
+                        }
+                    )
+            else:
+                sequence_counter += 1
+                t = choose_exptime(spec, binning, name, block.target, "R", brightness, 0.5)
+                science.append(
+                    {"block": block, "sequence": sequence_counter, "exptime": t, "spelling": repeat}
+                )
+    science_exptimes = sorted({item["exptime"] for item in science})
+
+    plans: list[FramePlan] = []
+    for block in instrument_plan.blocks:
+        if block.kind == "bias":
+            for _ in range(block.count):
+                start = state.advance(0.0, overhead)
+                plans.append(FramePlan(**base, imgtype="bias", exptime=0.0, start=start))
+        elif block.kind == "dark":
+            for t in science_exptimes or [60.0]:
+                for _ in range(block.count):
+                    start = state.advance(t, overhead)
+                    plans.append(
+                        FramePlan(
+                            **base, imgtype="dark", exptime=t, start=start, object_name="dark"
+                        )
+                    )
+        elif block.kind == "flat":
+            for angle in block.angles or (None,):
+                for k in range(block.count):
+                    level = rng.uniform(0.35, 0.55) * spec.saturation_adu
+                    t = round(float(rng.uniform(2.0, 8.0)), 1)
+                    plans.append(
+                        FramePlan(
+                            **base,
+                            imgtype="flat",
+                            exptime=t,
+                            start=state.advance(t, overhead),
+                            band=block.band,
+                            obsmode="polarimetry" if angle is not None else "photometry",
+                            angle=angle,
+                            object_name="skyflat" if name == "DIPOL" else "FLAT",
+                            flat_level_adu=level,
+                            spelling=k,
+                        )
+                    )
+    state.clock = max(state.clock, dt.datetime.combine(state.night, dt.time(19, 45)))
+
+    for item in science:
+        block = item["block"]
+        target = block.target
+        flip = flip_by_target.get(target, False)
+        ra, dec = sources[target]
+        error = {"CAFOS": 10.0, "DIPOL": 6.0}.get(name, 15.0)
+        offset_e, offset_n = rng.normal(0.0, error, 2)
+        centre = (ra + offset_e / 3600.0 / math.cos(math.radians(dec)), dec + offset_n / 3600.0)
+        rotation = spec.sky_rotation_deg + rng.normal(0.0, 1.0 if name == "DIPOL" else 0.4)
+        window = base["window"]
+        if block.kind == "pol" and block.subframe:
+            window = dipol_subframe(spec, binning, flip)
+        common = dict(
+            base,
+            window=window,
+            object_name=object_name(target, name),
+            target=target,
+            pointing=(ra, dec),
+            rotation_deg=rotation,
+            flip=flip,
+            exptime=item["exptime"],
+            spelling=item["spelling"],
+            imgtype="light",
+        )
+        if block.kind == "phot":
+            start = state.advance(item["exptime"], overhead)
+            seeing, transparency = state.conditions(start)
+            plans.append(
+                FramePlan(
+                    **common,
+                    centre=centre,
+                    start=start,
+                    band=item["band"],
+                    obsmode="photometry",
+                    seeing_arcsec=seeing,
+                    transparency=transparency,
+                )
+            )
+            continue
+        sequence_id = f"{state.telescope}/{state.night.isoformat()}/{name}/{item['sequence']:02d}"
+        angles = (0.0, 45.0, 90.0, -45.0) if spec.polarimetry == "wheel" else spec.pol_angles
+        for angle in angles:
+            start = state.advance(item["exptime"], overhead)
+            seeing, transparency = state.conditions(start)
+            jitter = rng.normal(0.0, 1.0, 2) / 3600.0
+            plans.append(
+                FramePlan(
+                    **common,
+                    centre=(centre[0] + jitter[0], centre[1] + jitter[1]),
+                    start=start,
+                    band="R",
+                    obsmode="polarimetry",
+                    angle=angle,
+                    seeing_arcsec=seeing,
+                    transparency=transparency,
+                    sequence=sequence_id,
+                )
+            )
+    return plans
+
+
+def dipol_subframe(spec: InstrumentSpec, binning: int, flip: bool) -> Window:
+    """Central polarimetry cut holding both images of the target (XORGSUBF/YORGSUBF)."""
+    nx, ny = spec.shape_at(binning)
+    width = round(DIPOL_SUBFRAME_2X2[0] * 2 / binning)
+    height = round(DIPOL_SUBFRAME_2X2[1] * 2 / binning)
+    dx, dy = spec.oe_offset_at(binning)
+    if flip:
+        dy = -dy
+    # the target's right-hand image is at the detector centre; centre the cut on the pair
+    cx = (nx - 1) / 2.0 + dx / 2.0
+    cy = (ny - 1) / 2.0 + dy / 2.0
+    x0 = round(cx - width / 2.0)
+    y0 = round(cy - height / 2.0)
+    return Window(max(x0, 0), max(y0, 0), width, height)
+
+
+#: Longest single exposure per instrument (DIPOL's CMOS sequences use short
+#: exposures; simulator assumption).
+MAX_EXPTIME_S = {"DIPOL": 60.0, "CAFOS": 180.0}
+NICE_EXPTIMES = (
+    1.0,
+    2.0,
+    3.0,
+    5.0,
+    10.0,
+    15.0,
+    20.0,
+    30.0,
+    45.0,
+    60.0,
+    90.0,
+    120.0,
+    180.0,
+    240.0,
+    300.0,
+)
+
+
+def choose_exptime(spec, binning, name, target, band, brightness, transmission) -> float:
+    """Longest usual exposure that keeps the target's peak near a third of saturation.
+
+    ``brightness(target, band)`` gives the magnitude of the brightest star of
+    interest in the field (target or calibrator).
+    """
+    from iopreport.simulate.render import moffat_peak_fraction
+
+    magnitude = brightness(target, band)
+    rate = ZERO_MAG_RATE_R[name] * BAND_THROUGHPUT[band] * 10 ** (-0.4 * magnitude) * transmission
+    fwhm_px = 2.2 / spec.pixscale_at(binning)
+    peak_adu_per_s = rate * moffat_peak_fraction(fwhm_px) / spec.gain_e_per_adu
+    if spec.polarimetry == "hwp":
+        peak_adu_per_s *= 0.5 * 1.1
+    wanted = spec.saturation_adu / 3.0 / max(peak_adu_per_s, 1e-9)
+    wanted = min(wanted, MAX_EXPTIME_S.get(name, NICE_EXPTIMES[-1]))
+    fitting = [t for t in NICE_EXPTIMES if t <= wanted]
+    return fitting[-1] if fitting else NICE_EXPTIMES[0]
