@@ -279,6 +279,12 @@ def _polarizations(source: TomlSource, key: KeyPath, table: Any) -> dict[str, Po
 def _check_unique_names(source: TomlSource, sources: list[CatalogSource]) -> None:
     seen: dict[str, int] = {}
     for index, entry in enumerate(sources):
+        folded_names = [n.casefold() for n in entry.all_names]
+        repeated = next(
+            (n for i, n in enumerate(entry.all_names) if n.casefold() in folded_names[:i]), None
+        )
+        if repeated:
+            raise source.error(("source", index, "other_names"), f"repeats the name {repeated!r}")
         for position, name in enumerate(entry.all_names):
             folded = name.casefold()
             if folded in seen:
@@ -289,8 +295,6 @@ def _check_unique_names(source: TomlSource, sources: list[CatalogSource]) -> Non
                     key, f"name {name!r} is already used by {first.name!r} ({where})"
                 )
             seen[folded] = index
-        if len({n.casefold() for n in entry.all_names}) != len(entry.all_names):
-            raise source.error(("source", index, "other_names"), "repeats a name")
 
 
 def _check_calibrators(source: TomlSource, sources: list[CatalogSource]) -> None:
@@ -314,8 +318,11 @@ def _check_calibrators(source: TomlSource, sources: list[CatalogSource]) -> None
 def sync_catalog(catalog: Catalog) -> dict[str, int]:
     """Write ``catalog`` into the store (``AstroSource`` and its link tables).
 
-    Sources are matched by name; one missing from the file keeps its row with
-    ``in_catalog = False`` so that results pointing at it stay readable.
+    Sources are matched by name, ignoring case. A source renamed in the file
+    keeps its row (and so its results) when its old name is listed in
+    ``other_names``. A source missing from the file keeps its row with
+    ``in_catalog = False`` (results pointing at it stay readable) and loses its
+    calibrator and polarization links.
 
     Returns
     -------
@@ -332,9 +339,13 @@ def sync_catalog(catalog: Catalog) -> dict[str, int]:
 
     counts = {"added": 0, "updated": 0, "retired": 0}
     with database_proxy.atomic():
-        existing = {s.name: s for s in AstroSource.select()}
+        existing = {s.name.casefold(): s for s in AstroSource.select()}
         rows: dict[str, AstroSource] = {}
         for entry in catalog.sources:
+            row = existing.pop(entry.name.casefold(), None)
+            for old_name in entry.other_names:
+                if row is None:
+                    row = existing.pop(old_name.casefold(), None)
             values = {
                 "other_names": list(entry.other_names),
                 "srctype": entry.srctype,
@@ -351,22 +362,22 @@ def sync_catalog(catalog: Catalog) -> dict[str, int]:
                 mag = entry.mags.get(band)
                 values[f"mag_{band}"] = mag.value if mag else None
                 values[f"mag_{band}_err"] = mag.err if mag else None
-            row = existing.get(entry.name)
             if row is None:
                 row = AstroSource.create(name=entry.name, **values)
                 counts["added"] += 1
             else:
-                AstroSource.update(**values).where(AstroSource.id == row.id).execute()
+                AstroSource.update(name=entry.name, **values).where(
+                    AstroSource.id == row.id
+                ).execute()
                 counts["updated"] += 1
             rows[entry.name] = row
-        retired = AstroSource.update(in_catalog=False).where(
-            AstroSource.name.not_in(list(rows)) & AstroSource.in_catalog
-        )
-        counts["retired"] = retired.execute()
+        retired_ids = [row.id for row in existing.values() if row.in_catalog]
+        if retired_ids:
+            AstroSource.update(in_catalog=False).where(AstroSource.id.in_(retired_ids)).execute()
+        counts["retired"] = len(retired_ids)
 
-        ids = [row.id for row in rows.values()]
-        Calibrator.delete().where(Calibrator.target.in_(ids)).execute()
-        StandardPolarization.delete().where(StandardPolarization.source.in_(ids)).execute()
+        Calibrator.delete().execute()
+        StandardPolarization.delete().execute()
         links = []
         pols = []
         for entry in catalog.sources:

@@ -13,7 +13,13 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from iopreport import __version__
-from iopreport.errors import EXIT_OK, EXIT_USAGE, EXIT_WORK_FAILED, IopreportError
+from iopreport.errors import (
+    EXIT_OK,
+    EXIT_USAGE,
+    EXIT_WORK_FAILED,
+    IopreportError,
+    UsageError,
+)
 from iopreport.logsetup import LOG_FORMAT
 
 log = logging.getLogger("iopreport")
@@ -64,6 +70,46 @@ def build_parser() -> argparse.ArgumentParser:
     catalog.add_argument("action", choices=("check", "load"))
     catalog.set_defaults(handler=cmd_catalog)
 
+    migrate = commands.add_parser(
+        "migrate",
+        help="upgrade the store to this version's schema (keeps a copy of the old file)",
+        description="Upgrade the database named in the configuration to the current schema. "
+        "A copy of the old file is kept as <db>.v<N>.bak.",
+    )
+    migrate.set_defaults(handler=cmd_migrate)
+
+    simulate = commands.add_parser(
+        "simulate",
+        help="write synthetic raw nights (with truth.json) in each archive's own layout",
+        description="Simulate a night at the telescopes: raw FITS files named and laid out as "
+        "each archive has them (OUT/<TELESCOPE>/<night folder>/), and a truth.json per night "
+        "folder with the true values behind every frame (docs/simulator.md).",
+    )
+    simulate.add_argument("--out", type=Path, required=True, metavar="DIR")
+    simulate.add_argument("--night", required=True, type=_night, metavar="YYYY-MM-DD")
+    simulate.add_argument(
+        "--telescope",
+        action="append",
+        type=_telescope,
+        metavar="T",
+        help="OSN-T090, OSN-T150 or CAHA-T220 (or T090, T150, T220); repeatable; default all",
+    )
+    simulate.add_argument("--preset", choices=("tiny", "small", "full"), default="small")
+    simulate.add_argument("--seed", type=int, default=1)
+    simulate.add_argument(
+        "--fault",
+        action="append",
+        default=[],
+        metavar="F",
+        help="damage one frame: " + ", ".join(_fault_names()),
+    )
+    simulate.add_argument(
+        "--cirrus",
+        action="store_true",
+        help="thin cirrus: transparency varies up to 10%% per frame",
+    )
+    simulate.set_defaults(handler=cmd_simulate)
+
     demo = commands.add_parser(
         "demo",
         help="make a demo project and run everything that exists so far",
@@ -73,6 +119,30 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--dir", type=Path, default=Path("demo"), help="demo folder (default ./demo)")
     demo.set_defaults(handler=cmd_demo)
     return parser
+
+
+def _night(text: str):
+    import datetime as dt
+
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a date YYYY-MM-DD: {text!r}") from None
+
+
+def _telescope(text: str) -> str:
+    from iopreport.telescopes import telescope_name
+
+    try:
+        return telescope_name(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _fault_names() -> list[str]:
+    from iopreport.simulate.faults import FAULTS
+
+    return list(FAULTS)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -156,6 +226,65 @@ def cmd_status(args: argparse.Namespace) -> int:
 
     config = _load_config(args)
     print(render_status(config, nights=args.nights))
+    return EXIT_OK
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    """``iopreport migrate``."""
+    from iopreport.store import SCHEMA_VERSION, open_store, schema_version
+    from iopreport.store.database import read_schema_version
+
+    config = _load_config(args, log_to_file=True)
+    path = config.database_path
+    if not path.exists():
+        print(f"{path}: no database yet; it is created at the current schema when first needed")
+        return EXIT_OK
+    before = read_schema_version(path)
+    database = open_store(path)
+    after = schema_version(database)
+    database.close()
+    if before == after:
+        print(f"{path}: already at schema {SCHEMA_VERSION}")
+    else:
+        print(f"{path}: upgraded schema {before} -> {after}; old file kept as {path}.v{before}.bak")
+    return EXIT_OK
+
+
+def cmd_simulate(args: argparse.Namespace) -> int:
+    """``iopreport simulate``."""
+    from iopreport.simulate import simulate_night
+    from iopreport.simulate.faults import FAULTS
+    from iopreport.telescopes import TELESCOPES
+
+    unknown = [fault for fault in args.fault if fault not in FAULTS]
+    if unknown:
+        raise UsageError(f"unknown fault {unknown[0]!r}; known: {', '.join(FAULTS)}")
+    telescopes = tuple(dict.fromkeys(args.telescope or TELESCOPES))
+    results = simulate_night(
+        args.out,
+        args.night,
+        telescopes=telescopes,
+        preset=args.preset,
+        seed=args.seed,
+        faults=args.fault,
+        cirrus=args.cirrus,
+    )
+    for result in results:
+        truth = result.truth
+        print(
+            f"{result.folder}: {len(result.files)} files, "
+            f"{len(truth['photometry'])} photometric and {len(truth['polarimetry'])} "
+            f"polarimetric target observations; truth in {result.folder / 'truth.json'}"
+        )
+        for fault in truth["faults"]:
+            print(f"  fault {fault['fault']}: {fault['file']}")
+    missing = [
+        fault
+        for fault in args.fault
+        if not any(fault in r.truth["applied_faults"] for r in results)
+    ]
+    if missing:
+        print(f"warning: no frame suited fault(s) {', '.join(missing)}", file=sys.stderr)
     return EXIT_OK
 
 

@@ -12,6 +12,7 @@ folder, so a site project can be moved as a whole.
 
 from __future__ import annotations
 
+import codecs
 import dataclasses
 import difflib
 import email.utils
@@ -88,6 +89,18 @@ def _addresses(values: tuple[str, ...]) -> str | None:
     return None
 
 
+def _some_addresses(values: tuple[str, ...]) -> str | None:
+    return _addresses(values) if values else "must list at least one address"
+
+
+def _encoding(value: str) -> str | None:
+    try:
+        codecs.lookup(value)
+    except LookupError:
+        return f"unknown text encoding {value!r} (e.g. utf-8, latin-1)"
+    return None
+
+
 def _address(value: str) -> str | None:
     return _addresses((value,)) if value else None
 
@@ -115,7 +128,7 @@ class PathsConfig:
 
     datadir: Path = _setting(Path("~/.iopreport"))
     database: Path = _setting(Path(""))
-    astrometry_index_dir: Path = _setting(Path("astrometry-index"))
+    astrometry_index_dir: Path = _setting(Path("~/.iopreport/astrometry-index"))
     site_dir: Path = _setting(Path("site_out"))
     outbox_dir: Path = _setting(Path("outbox"))
     catalog: Path = _setting(Path("catalog.toml"))
@@ -143,7 +156,7 @@ class ArchiveConfig:
     password_env: str = _setting("", check=_env_name)
     root: str = _setting("/")
     file_patterns: tuple[str, ...] = _setting((), check=_regexes)
-    encoding: str = _setting("utf-8")
+    encoding: str = _setting("utf-8", check=_encoding)
     timeout_s: float = _setting(60.0, check=_positive)
 
     @property
@@ -193,7 +206,7 @@ class SubscriberConfig:
     """One recipient (or list of recipients) of the night summary."""
 
     name: str = _setting()
-    to: tuple[str, ...] = _setting(check=_addresses)
+    to: tuple[str, ...] = _setting(check=_some_addresses)
     cc: tuple[str, ...] = _setting((), check=_addresses)
     bcc: tuple[str, ...] = _setting((), check=_addresses)
     sources: tuple[str, ...] = _setting(())
@@ -314,7 +327,10 @@ def config_from_source(source: TomlSource) -> Config:
     for index, table in enumerate(subscribers_value):
         key = ("subscribers", index)
         table = _expect_table(source, key, table)
-        subscribers.append(_build(SubscriberConfig, table, source, key))
+        subscriber = _build(SubscriberConfig, table, source, key)
+        if any(s.name == subscriber.name for s in subscribers):
+            raise source.error((*key, "name"), f"subscriber name {subscriber.name!r} is used twice")
+        subscribers.append(subscriber)
     return Config(
         source=source.path,
         archives=types.MappingProxyType(archives),

@@ -40,6 +40,12 @@ class InputError(IopreportError):
         return f"{where}: {self.key}: {self.message}" if self.key else f"{where}: {self.message}"
 
 
+class UsageError(IopreportError):
+    """The command was asked for something it cannot do as asked."""
+
+    exit_code = EXIT_USAGE
+
+
 class StoreError(IopreportError):
     """The database cannot be opened or upgraded as it is."""
 

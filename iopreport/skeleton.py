@@ -12,7 +12,7 @@ from pathlib import Path
 
 import tomlkit
 
-from iopreport.errors import IopreportError
+from iopreport.errors import IopreportError, UsageError
 from iopreport.fileio import write_text_atomic
 
 SKELETON_FILES = ("config.toml", "catalog.toml", "flags.toml")
@@ -42,14 +42,14 @@ def init_project(directory: Path | str, *, datadir: str = "data") -> list[Path]:
 
     Raises
     ------
-    IopreportError
+    UsageError
         If ``directory`` already holds a config.toml, catalog.toml or flags.toml.
     """
     directory = Path(directory)
     source = skeleton_dir()
     clashes = [name for name in SKELETON_FILES if (directory / name).exists()]
     if clashes:
-        raise IopreportError(
+        raise UsageError(
             f"{directory} already has {', '.join(clashes)}; not overwriting "
             "(choose an empty folder)"
         )

@@ -47,7 +47,7 @@ def test_init_then_status(iopreport_exe, tmp_path):
     assert "# Worker processes" in (project / "config.toml").read_text()
 
     again = run(iopreport_exe, "init", str(project))
-    assert again.returncode == 1
+    assert again.returncode == 2
     assert "already has config.toml" in again.stderr
 
     status = run(iopreport_exe, "status", cwd=project)

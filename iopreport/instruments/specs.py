@@ -28,6 +28,10 @@ class InstrumentSpec:
         Detector (NAXIS1, NAXIS2) at ``reference_binning``.
     gain_e_per_adu : float
         Detector gain (reference/iop4.md §4.2; DIPOL's 1.0 is IOP4's placeholder).
+    pixel_size_um : float
+        Physical pixel size at ``reference_binning`` (camera data sheets:
+        Andor iKon-L and Roper 13.5 um, CAFOS SITe 24 um, DIPOL's ZWO ASI
+        3.76 um binned 2x2).
     read_noise_e : float
         Read noise in electrons (simulator assumption, typical of the camera type).
     bias_level_adu : float
@@ -63,6 +67,7 @@ class InstrumentSpec:
     reference_binning: int
     full_shape: tuple[int, int]
     gain_e_per_adu: float
+    pixel_size_um: float
     read_noise_e: float
     bias_level_adu: float
     dark_e_per_s: float
@@ -83,6 +88,11 @@ class InstrumentSpec:
         """Full-frame (NAXIS1, NAXIS2) at ``binning``."""
         factor = self.reference_binning / binning
         return (round(self.full_shape[0] * factor), round(self.full_shape[1] * factor))
+
+    def pixel_area_cm2_at(self, binning: int) -> float:
+        """Physical area of one pixel at ``binning`` (for cosmic-ray rates)."""
+        size_cm = self.pixel_size_um * 1e-4 / self.reference_binning * binning
+        return size_cm**2
 
     def oe_offset_at(self, binning: int) -> tuple[float, float] | None:
         """O/E displacement in pixels at ``binning``."""
@@ -117,6 +127,7 @@ INSTRUMENTS: dict[str, InstrumentSpec] = {
             pixscale_arcsec=0.387,  # 13.2' field (seed 004 §6.1)
             full_shape=(2048, 2048),
             gain_e_per_adu=4.5,
+            pixel_size_um=13.5,
             read_noise_e=7.0,
             bias_level_adu=1000.0,
             dark_e_per_s=0.0005,
@@ -129,6 +140,7 @@ INSTRUMENTS: dict[str, InstrumentSpec] = {
             pixscale_arcsec=0.387,
             full_shape=(2048, 2048),
             gain_e_per_adu=7.14,
+            pixel_size_um=13.5,
             read_noise_e=9.0,
             bias_level_adu=600.0,
             dark_e_per_s=0.001,
@@ -141,6 +153,7 @@ INSTRUMENTS: dict[str, InstrumentSpec] = {
             pixscale_arcsec=0.232,  # 7.92' field (seed 004 §6.1)
             full_shape=(2048, 2048),
             gain_e_per_adu=4.5,
+            pixel_size_um=13.5,
             read_noise_e=7.0,
             bias_level_adu=1000.0,
             dark_e_per_s=0.0005,
@@ -154,6 +167,7 @@ INSTRUMENTS: dict[str, InstrumentSpec] = {
             reference_binning=1,
             full_shape=(800, 800),  # the 800x800 cut normally used (seed 004 §6.2)
             gain_e_per_adu=1.45,
+            pixel_size_um=24.0,
             read_noise_e=5.0,
             bias_level_adu=650.0,
             dark_e_per_s=0.0,
@@ -172,6 +186,7 @@ INSTRUMENTS: dict[str, InstrumentSpec] = {
             reference_binning=2,
             full_shape=(4128, 2812),  # 9.22' x 6.28' field at 0.134"/px
             gain_e_per_adu=1.0,
+            pixel_size_um=7.52,
             read_noise_e=3.0,
             bias_level_adu=500.0,
             dark_e_per_s=0.05,

@@ -33,7 +33,13 @@ from iopreport.simulate.plan import (
     FramePlan,
     plan_night,
 )
-from iopreport.simulate.render import add_stars, expose, flat_pattern, stable_seed
+from iopreport.simulate.render import (
+    add_stars,
+    expose,
+    flat_pattern,
+    moffat_peak_fraction,
+    stable_seed,
+)
 from iopreport.simulate.sky import load_sky, stars_near
 from iopreport.simulate.targets import TargetModel, target_models
 from iopreport.telescopes import TELESCOPES
@@ -306,7 +312,7 @@ def render_frame(plan: FramePlan, models: dict[str, TargetModel], sky, rng: np.r
     else:
         signal, extra = _render_light(plan, models, sky)
         record.update(extra)
-    data = expose(
+    data, hits = expose(
         signal,
         spec,
         exptime=plan.exptime,
@@ -315,6 +321,7 @@ def render_frame(plan: FramePlan, models: dict[str, TargetModel], sky, rng: np.r
         rng=rng,
         cosmic_rays=plan.imgtype != "bias",
     )
+    record["cosmic_ray_pixels"] = [list(hit) for hit in hits]
     return data, record
 
 
@@ -350,7 +357,7 @@ def _render_light(plan: FramePlan, models: dict[str, TargetModel], sky):
             q = np.append(q, qs)
             u = np.append(u, us)
             names.append(model.name)
-    x, y = wcs.all_world2pix(ra, dec, 0)
+    x, y = wcs.all_world2pix(ra, dec, 0)  # 0-based pixels of this file (window)
     rate0 = ZERO_MAG_RATE_R[plan.instrument] * BAND_THROUGHPUT[plan.band]
     flux = rate0 * 10 ** (-0.4 * mags) * plan.exptime * transparency
     entry = instrumental_polarization(plan.instrument, plan.start)
@@ -377,8 +384,8 @@ def _render_light(plan: FramePlan, models: dict[str, TargetModel], sky):
     margin = 30.0 * fwhm_px
     trail = (20.0, 4.0) if "trail" in plan.faults else (0.0, 0.0)
     for dx, dy, factor in beams:
-        bx = x + dx - window.x0
-        by = y + dy - window.y0
+        bx = x + dx
+        by = y + dy
         inside = (
             (bx > -margin) & (bx < window.nx + margin) & (by > -margin) & (by < window.ny + margin)
         )
@@ -400,17 +407,31 @@ def _render_light(plan: FramePlan, models: dict[str, TargetModel], sky):
         pair.wcs.crpix = [pair.wcs.crpix[0] + offset[0], pair.wcs.crpix[1] + offset[1]]
         pair_header = pair.to_header()
         extra["wcs_pair"] = {key: pair_header[key] for key in pair_header}
+    peak_fraction = moffat_peak_fraction(fwhm_px)
     targets = []
     for index, star_name in enumerate(names):
         if star_name in models:
             targets.append(
                 {
                     "name": star_name,
-                    "x": float(x[index] - window.x0),
-                    "y": float(y[index] - window.y0),
+                    "x": float(x[index]),
+                    "y": float(y[index]),
                     "flux_e": float(flux[index]),
                     "q_raw": float(q_raw[index]),
                     "u_raw": float(u_raw[index]),
+                    "beams": [
+                        {
+                            "x": float(x[index] + dx),
+                            "y": float(y[index] + dy),
+                            "flux_e": float(flux[index] * factor[index]),
+                            "peak_adu": float(
+                                spec.bias_level_adu
+                                + (flux[index] * factor[index] * peak_fraction + sky_e)
+                                / spec.gain_e_per_adu
+                            ),
+                        }
+                        for dx, dy, factor in beams
+                    ],
                 }
             )
     extra["targets"] = targets

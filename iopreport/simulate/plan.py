@@ -566,6 +566,9 @@ def dipol_subframe(spec: InstrumentSpec, binning: int, flip: bool) -> Window:
 #: exposures; simulator assumption).
 MAX_EXPTIME_S = {"DIPOL": 60.0, "CAFOS": 180.0}
 NICE_EXPTIMES = (
+    0.1,
+    0.2,
+    0.5,
     1.0,
     2.0,
     3.0,

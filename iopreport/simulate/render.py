@@ -20,8 +20,9 @@ from iopreport.instruments import InstrumentSpec
 
 #: Moffat beta of the simulated PSF (a typical seeing-limited profile; simulator assumption).
 MOFFAT_BETA = 3.0
-#: Cosmic-ray hits per cm^2 per second at ground level, for a 13.5 um pixel (simulator assumption).
-COSMIC_RATE_PER_PIXEL_S = 2.0e-6
+#: Cosmic-ray hits per cm^2 per second at ground level (about 1.5 per cm^2 per
+#: minute, the usual figure for CCDs at observatory altitudes).
+COSMIC_RATE_PER_CM2_S = 0.025
 #: Fraction of pixels that are hot, and their dark rate range (e-/s).
 HOT_PIXEL_FRACTION = 1.0e-4
 HOT_PIXEL_RATE = (20.0, 400.0)
@@ -164,10 +165,19 @@ class Window:
         return full[self.y0 : self.y0 + self.ny, self.x0 : self.x0 + self.nx]
 
 
-def add_cosmic_rays(image: np.ndarray, exptime: float, rng: np.random.Generator) -> int:
-    """Add cosmic-ray tracks (electrons) to ``image`` in place; returns the number of hits."""
+def add_cosmic_rays(
+    image: np.ndarray, exptime: float, pixel_area_cm2: float, rng: np.random.Generator
+) -> list[tuple[int, int, float]]:
+    """Add cosmic-ray tracks (electrons) to ``image`` in place.
+
+    Returns
+    -------
+    list of (x, y, electrons)
+        Every pixel a hit touched (0-based), for the truth file.
+    """
     ny, nx = image.shape
-    n = rng.poisson(COSMIC_RATE_PER_PIXEL_S * nx * ny * max(exptime, 1.0))
+    n = rng.poisson(COSMIC_RATE_PER_CM2_S * pixel_area_cm2 * nx * ny * exptime)
+    touched = []
     for _ in range(n):
         length = rng.integers(1, 8)
         angle = rng.uniform(0, math.pi)
@@ -178,7 +188,8 @@ def add_cosmic_rays(image: np.ndarray, exptime: float, rng: np.random.Generator)
             yi = round(y + k * math.sin(angle))
             if 0 <= xi < nx and 0 <= yi < ny:
                 image[yi, xi] += deposit
-    return n
+                touched.append((xi, yi, round(float(deposit), 1)))
+    return touched
 
 
 def expose(
@@ -190,12 +201,13 @@ def expose(
     full_shape: tuple[int, int],
     rng: np.random.Generator,
     cosmic_rays: bool = True,
-) -> np.ndarray:
+) -> tuple[np.ndarray, list[tuple[int, int, float]]]:
     """Turn expected photo-electrons into a raw 16-bit frame.
 
     Adds dark current (with the fixed hot pixels), Poisson noise, cosmic rays,
     read noise, the bias pedestal and its column structure, then converts to
-    ADU with the gain and clips at the ADC range (saturation).
+    ADU with the gain and clips at the ADC range (saturation). Returns the
+    frame and the pixels cosmic rays hit.
 
     Parameters
     ----------
@@ -215,9 +227,16 @@ def expose(
     )
     dark[rows[inside] - window.y0, cols[inside] - window.x0] += rates[inside] * exptime
     electrons = rng.poisson(np.clip(signal_e + dark, 0, None)).astype(np.float64)
+    hits: list[tuple[int, int, float]] = []
     if cosmic_rays and exptime > 0:
-        add_cosmic_rays(electrons, exptime, rng)
+        binning = window_binning(spec, full_shape)
+        hits = add_cosmic_rays(electrons, exptime, spec.pixel_area_cm2_at(binning), rng)
     electrons += rng.normal(0.0, spec.read_noise_e, size=electrons.shape)
     adu = electrons / spec.gain_e_per_adu + spec.bias_level_adu
     adu += window.cut(bias_structure(spec.name, full_shape))
-    return np.clip(np.rint(adu), 0, spec.saturation_adu).astype(np.uint16)
+    return np.clip(np.rint(adu), 0, spec.saturation_adu).astype(np.uint16), hits
+
+
+def window_binning(spec: InstrumentSpec, full_shape: tuple[int, int]) -> int:
+    """The binning that gives this full-frame (ny, nx) shape."""
+    return max(1, round(spec.full_shape[0] * spec.reference_binning / full_shape[1]))

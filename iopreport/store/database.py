@@ -25,7 +25,7 @@ PRAGMAS = {
 }
 
 
-def open_store(path: Path | str, *, upgrade: bool = True) -> pw.SqliteDatabase:
+def open_store(path: Path | str, *, upgrade: bool = True, create: bool = True) -> pw.SqliteDatabase:
     """Open (creating or upgrading) the database at ``path`` and bind the models to it.
 
     Parameters
@@ -36,6 +36,10 @@ def open_store(path: Path | str, *, upgrade: bool = True) -> pw.SqliteDatabase:
     upgrade : bool
         Upgrade an older schema in place (after keeping a ``.v<N>.bak`` copy).
         With False an older schema raises :class:`StoreError`.
+    create : bool
+        Create a missing file. With False a missing file raises
+        :class:`StoreError` (use it in notebooks, where a typo in the path
+        would otherwise give an empty store).
 
     Returns
     -------
@@ -50,6 +54,8 @@ def open_store(path: Path | str, *, upgrade: bool = True) -> pw.SqliteDatabase:
     in_memory = str(path) == ":memory:"
     if not in_memory:
         path = Path(path).expanduser()
+        if not create and not path.exists():
+            raise StoreError(f"{path}: no such database")
         path.parent.mkdir(parents=True, exist_ok=True)
     database = pw.SqliteDatabase(str(path), pragmas=PRAGMAS)
     try:
@@ -77,10 +83,20 @@ def open_store(path: Path | str, *, upgrade: bool = True) -> pw.SqliteDatabase:
     elif version < SCHEMA_VERSION:
         if not upgrade:
             raise StoreError(
-                f"{path}: schema version {version} needs an upgrade to {SCHEMA_VERSION}"
+                f"{path}: schema version {version} needs an upgrade to {SCHEMA_VERSION}; "
+                "run `iopreport migrate` (a copy of the old file is kept)"
             )
         _upgrade(database, path, version)
     return database
+
+
+def read_schema_version(path: Path | str) -> int:
+    """Schema version of a database file, read without opening it as a store."""
+    connection = sqlite3.connect(f"file:{Path(path)}?mode=ro", uri=True)
+    try:
+        return connection.execute("PRAGMA user_version").fetchone()[0]
+    finally:
+        connection.close()
 
 
 def schema_version(database: pw.SqliteDatabase) -> int:

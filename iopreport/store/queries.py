@@ -47,10 +47,11 @@ def last_epoch(telescope: str | None = None) -> Epoch | None:
 def source_by_name(name: str) -> AstroSource:
     """A source by its name or any of its other names (case-insensitive)."""
     wanted = name.casefold()
-    source = AstroSource.get_or_none(pw.fn.lower(AstroSource.name) == wanted)
-    if source is not None:
-        return source
-    for candidate in AstroSource.select():
+    candidates = list(AstroSource.select().order_by(AstroSource.in_catalog.desc(), AstroSource.id))
+    for candidate in candidates:
+        if candidate.name.casefold() == wanted:
+            return candidate
+    for candidate in candidates:
         if any(other.casefold() == wanted for other in candidate.other_names):
             return candidate
     raise LookupError(f"no source named {name!r} in the store")
@@ -61,8 +62,10 @@ def source_results(source: AstroSource | str, *, band: str | None = None):
     if isinstance(source, str):
         source = source_by_name(source)
     query = (
-        PhotoPolResult.select(PhotoPolResult, Epoch)
+        PhotoPolResult.select(PhotoPolResult, Epoch, AstroSource)
         .join(Epoch)
+        .switch(PhotoPolResult)
+        .join(AstroSource)
         .where(PhotoPolResult.astrosource == source)
         .order_by(PhotoPolResult.juliandate)
     )
