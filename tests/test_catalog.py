@@ -210,3 +210,34 @@ def test_errors_name_key_and_line(tmp_path, text, line, expected):
     assert caught.value.line == line, str(caught.value)
     assert str(caught.value).startswith(f"{path}:{line}: ")
     assert expected in str(caught.value)
+
+
+def test_rename_through_other_names_keeps_the_row(tmp_path, store):
+    path = tmp_path / "catalog.toml"
+    path.write_text(ENTRY_A + ENTRY_STAR)
+    sync_catalog(load_catalog(path))
+    old_id = AstroSource.get(name="A").id
+    path.write_text(
+        ENTRY_A.replace('name = "A"', 'name = "A new"\nother_names = ["a"]') + ENTRY_STAR
+    )
+    counts = sync_catalog(load_catalog(path))
+    assert counts == {"added": 0, "updated": 2, "retired": 0}
+    renamed = AstroSource.get(name="A new")
+    assert renamed.id == old_id
+    assert [s.name for s in renamed.calibrator_sources] == ["S1"]
+
+
+def test_retired_source_loses_its_links(tmp_path, store):
+    path = tmp_path / "catalog.toml"
+    path.write_text(ENTRY_A + ENTRY_STAR)
+    sync_catalog(load_catalog(path))
+    path.write_text(ENTRY_STAR)
+    sync_catalog(load_catalog(path))
+    assert Calibrator.select().count() == 0
+
+
+def test_a_name_repeated_within_one_entry(tmp_path):
+    path = tmp_path / "catalog.toml"
+    path.write_text(ENTRY_STAR.replace('name = "S1"', 'name = "S1"\nother_names = ["s1"]'))
+    with pytest.raises(InputError, match="repeats the name 's1'"):
+        load_catalog(path)

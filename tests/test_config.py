@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 from pathlib import Path
 
 import pytest
@@ -219,3 +220,26 @@ def test_password_comes_from_the_named_environment_variable(tmp_path, monkeypatc
     assert archive.password() == ""
     monkeypatch.setenv("T150_PW", "pw")
     assert archive.password() == "pw"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            "[[subscribers]]\nname = 'x'\nto = []\n",
+            "subscribers[0].to: must list at least one address",
+        ),
+        (
+            "[[subscribers]]\nname = 'x'\nto = ['a@b.org']\n"
+            "[[subscribers]]\nname = 'x'\nto = ['c@d.org']\n",
+            "subscribers[1].name: subscriber name 'x' is used twice",
+        ),
+        (
+            "[archives.OSN-T090]\nprotocol = 'ftp'\nhost = 'h'\nencoding = 'klingon'\n",
+            "archives.OSN-T090.encoding: unknown text encoding 'klingon'",
+        ),
+    ],
+)
+def test_more_value_checks(tmp_path, text, expected):
+    with pytest.raises(InputError, match=re.escape(expected)):
+        load_config(write(tmp_path, text))

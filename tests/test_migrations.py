@@ -87,3 +87,35 @@ def test_upgrade_can_be_refused(tmp_path):
         open_store(old, upgrade=False)
     with sqlite3.connect(old) as connection:
         assert connection.execute("PRAGMA user_version").fetchone()[0] == 1
+
+
+def test_missing_file_is_refused_when_asked(tmp_path):
+    with pytest.raises(StoreError, match="no such database"):
+        open_store(tmp_path / "typo.db", create=False)
+    assert not (tmp_path / "typo.db").exists()
+
+
+def test_migrate_command_upgrades_and_status_explains(iopreport_exe, tmp_path):
+    import subprocess
+
+    config = tmp_path / "config.toml"
+    config.write_text('[paths]\ndatadir = "data"\n')
+    (tmp_path / "catalog.toml").write_text("")
+    database = tmp_path / "data" / "iopreport.db"
+    database.parent.mkdir()
+    make_v1_database(database)
+
+    def run(*args):
+        return subprocess.run(
+            [iopreport_exe, "--config", str(config), *args], capture_output=True, text=True
+        )
+
+    status = run("status")
+    assert status.returncode == 2
+    assert "run `iopreport migrate`" in status.stderr
+    migrated = run("migrate")
+    assert migrated.returncode == 0, migrated.stderr
+    assert f"upgraded schema 1 -> {SCHEMA_VERSION}" in migrated.stdout
+    assert Path(f"{database}.v1.bak").exists()
+    assert run("status").returncode == 0
+    assert "already at schema" in run("migrate").stdout
