@@ -117,6 +117,12 @@ def build_parser() -> argparse.ArgumentParser:
         "data, site_out) and run every stage implemented so far.",
     )
     demo.add_argument("--dir", type=Path, default=Path("demo"), help="demo folder (default ./demo)")
+    demo.add_argument(
+        "--preset",
+        choices=("tiny", "small", "full"),
+        default="small",
+        help="size of the simulated night (default small)",
+    )
     demo.set_defaults(handler=cmd_demo)
     return parser
 
@@ -292,7 +298,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     """``iopreport demo``: a self-contained project that runs what exists so far."""
     from iopreport.demo import run_demo
 
-    return run_demo(args.dir)
+    return run_demo(args.dir, preset=args.preset)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -1,48 +1,83 @@
 """`iopreport demo`: a self-contained project that runs every stage implemented so far.
 
-Stages are added here as they are built (simulated archive, fetch, reduce,
-build, summary); what is not built yet is said, never pretended.
+The demo simulates a night at the three telescopes into ``<dir>/archive/``
+(each archive in its own layout), points the project's archives at it, loads
+the catalog into the store and reports. Stages are added here as they are
+built (fetch, reduce, build, summary); what is not built yet is said, never
+pretended.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 
-from iopreport.errors import EXIT_OK
+import tomlkit
 
-#: Stages of the full pipeline that the demo does not run yet, and why.
+from iopreport.errors import EXIT_OK
+from iopreport.fileio import write_text_atomic
+from iopreport.telescopes import TELESCOPES
+
+#: The simulated demo night (an autumn night when BL Lac and the standards are up).
+DEMO_NIGHT = dt.date(2024, 10, 8)
+DEMO_SEED = 2024
+
+#: Stages of the full pipeline that the demo does not run yet.
 NOT_YET = (
-    "simulated archive (`iopreport simulate`)",
-    "fetch, reduction and polarimetry",
+    "fetch from the archives",
+    "reduction: masters, calibration, astrometry, photometry, polarimetry",
     "static site (`iopreport build`)",
     "night summary e-mail",
 )
 
 
-def run_demo(directory: Path) -> int:
+def point_archives_at(config_path: Path, archive: Path) -> None:
+    """Make every telescope archive of the project a local folder under ``archive``."""
+    document = tomlkit.parse(config_path.read_text(encoding="utf-8"))
+    archives = document.setdefault("archives", tomlkit.table())
+    for telescope in TELESCOPES:
+        table = tomlkit.table()
+        table["enabled"] = True
+        table["protocol"] = "local"
+        table["root"] = str(archive.relative_to(config_path.parent) / telescope)
+        table.comment("the demo's simulated archive (iopreport simulate)")
+        archives[telescope] = table
+    write_text_atomic(config_path, tomlkit.dumps(document))
+
+
+def run_demo(directory: Path, *, preset: str = "small") -> int:
     """Create (or reuse) the demo project in ``directory`` and run what exists."""
     from iopreport.catalog import load_catalog, sync_catalog
     from iopreport.config import load_config
     from iopreport.logsetup import configure_logging
     from iopreport.runlog import recorded_run
+    from iopreport.simulate import simulate_night
     from iopreport.skeleton import init_project
     from iopreport.status import render_status
     from iopreport.store import AstroSource, open_store
 
     directory = directory.resolve()
     config_path = directory / "config.toml"
+    archive = directory / "archive"
     if config_path.exists():
         print(f"Reusing demo project {directory}")
     else:
         init_project(directory)
+        point_archives_at(config_path, archive)
         print(f"Created demo project {directory}")
     config = load_config(config_path)
     configure_logging(config)
     catalog = load_catalog(config.paths.catalog)
     open_store(config.database_path)
-    with recorded_run("demo", [str(directory)]) as run:
+    with recorded_run("demo", [str(directory), preset]) as run:
         counts = sync_catalog(catalog)
-        run.detail = f"catalog: {counts['added']} added, {counts['updated']} updated"
+        print(f"Simulating {DEMO_NIGHT} at {', '.join(TELESCOPES)} ({preset} preset) ...")
+        nights = simulate_night(archive, DEMO_NIGHT, preset=preset, seed=DEMO_SEED)
+        n_files = sum(len(night.files) for night in nights)
+        run.detail = (
+            f"catalog: {counts['added']} added, {counts['updated']} updated; "
+            f"simulated {n_files} raw files"
+        )
     in_store = AstroSource.select().where(AstroSource.in_catalog).count()
 
     print()
@@ -52,7 +87,14 @@ def run_demo(directory: Path) -> int:
     print(f"  project:   {config_path}")
     print(f"  catalog:   {config.paths.catalog} ({len(catalog)} sources, {in_store} in the store)")
     print(f"  database:  {config.database_path}")
-    print(f"  data dir:  {config.paths.datadir}")
+    print(f"  archive:   {archive}")
+    for night in nights:
+        truth = night.truth
+        print(
+            f"    {night.folder.relative_to(directory)}: {len(night.files)} raw files, "
+            f"{len(truth['photometry'])} photometric and {len(truth['polarimetry'])} polarimetric "
+            "target observations, truth.json"
+        )
     print("Not run yet (not implemented in this version):")
     for stage in NOT_YET:
         print(f"  - {stage}")

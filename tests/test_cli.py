@@ -9,6 +9,7 @@ from pathlib import Path
 
 from iopreport import __version__
 from iopreport.catalog import load_catalog
+from iopreport.config import load_config
 
 
 def run(exe: str, *args: str, cwd: Path | None = None, env: dict | None = None):
@@ -109,7 +110,7 @@ def test_bad_catalog_exits_2_naming_line(iopreport_exe, project):
 
 
 def test_demo_makes_a_project_and_says_what_is_not_built(iopreport_exe, tmp_path):
-    result = run(iopreport_exe, "demo", "--dir", str(tmp_path / "demo"))
+    result = run(iopreport_exe, "demo", "--dir", str(tmp_path / "demo"), "--preset", "tiny")
     assert result.returncode == 0, result.stderr
     database = tmp_path / "demo" / "data" / "iopreport.db"
     assert database.exists()
@@ -119,9 +120,14 @@ def test_demo_makes_a_project_and_says_what_is_not_built(iopreport_exe, tmp_path
     assert n_sources == len(load_catalog(tmp_path / "demo" / "catalog.toml"))
     assert outcome == [("demo", "ok")]
     assert "Not run yet" in result.stdout
+    config = load_config(tmp_path / "demo" / "config.toml")
+    for telescope, archive in config.archives.items():
+        assert archive.protocol == "local" and archive.enabled
+        night_folder = next(Path(archive.root).iterdir())
+        assert (night_folder / "truth.json").exists(), telescope
     log_file = tmp_path / "demo" / "data" / "logs" / "iopreport.log"
     assert "created store" in log_file.read_text()
     # running it again reuses the project
-    again = run(iopreport_exe, "demo", "--dir", str(tmp_path / "demo"))
+    again = run(iopreport_exe, "demo", "--dir", str(tmp_path / "demo"), "--preset", "tiny")
     assert again.returncode == 0, again.stderr
     assert "Reusing demo project" in again.stdout
