@@ -14,39 +14,35 @@ from astropy.coordinates import Angle
 from astropy.io import fits
 from astropy.time import Time
 
+from iopreport.instruments.keywords import (
+    ANDOR150_SHORT_NAME_UNTIL,
+    CAFOS_IMAGETYP,
+    DIPOL_BANDS,
+    DIPOL_EMPTY_TELESCOP_UNTIL,
+    DIPOL_TELRA_FROM,
+    OSN_WHEEL_ANGLES,
+)
 from iopreport.simulate.plan import FramePlan
 
-#: Nights before this had the Roper camera at the T090 (reference/iop4.md §3).
-ROPER_UNTIL = dt.date(2021, 10, 23)
-#: The T150 camera wrote INSTRUME = 'Andor' until this night (reference/iop4.md §3).
-ANDOR150_SHORT_NAME_UNTIL = dt.date(2023, 1, 11)
-#: DIPOL files before this may have an empty TELESCOP (reference/iop4.md §3).
-DIPOL_EMPTY_TELESCOP_UNTIL = dt.date(2023, 10, 11)
-#: DIPOL files carry TELRA/TELDEC from about January 2025 (reference/iop4.md §4.2).
-DIPOL_TELRA_FROM = dt.date(2025, 1, 1)
-
-#: FILTER spellings of the OSN polarizer wheel; the simulator rotates through
-#: the alternatives (reference/iop4.md §4.2).
-OSN_WHEEL_FILTERS = {-45.0: ("R_45", "R-45"), 0.0: ("R0",), 45.0: ("R45", "R+45"), 90.0: ("R90",)}
-#: CAFOS INSFLNAM spellings per band (reference/iop4.md §4.2).
-CAFOS_FILTER_NAMES = {
-    "U": "John U",
-    "B": "John B",
-    "V": "John V",
-    "R": "Cous R",
-    "I": "Cous I",
+#: FILTER spellings of the OSN polarizer wheel per angle; the simulator
+#: rotates through the alternatives.
+OSN_WHEEL_FILTERS = {
+    angle: tuple(name for name, value in OSN_WHEEL_ANGLES.items() if value == angle)
+    for angle in sorted(set(OSN_WHEEL_ANGLES.values()))
 }
-#: DIPOL FILTER names (reference/iop4.md §4.2: Red -> R, Green -> V, Blue -> B).
-DIPOL_FILTER_NAMES = {"R": "Red", "V": "Green", "B": "Blue"}
-#: DIPOL IMAGETYP values.
-DIPOL_IMAGETYP = {
+#: CAFOS INSFLNAM written per band (Johnson UBV, Cousins RI).
+CAFOS_FILTER_NAMES = {band: f"{'Cous' if band in 'RI' else 'John'} {band}" for band in "UBVRI"}
+#: DIPOL FILTER names by band (the inverse of the reader's table).
+DIPOL_FILTER_NAMES = {band: name for name, band in DIPOL_BANDS.items()}
+#: DIPOL IMAGETYP written per type (sky flats are Light Frames, as at OSN).
+DIPOL_IMAGETYP_WRITTEN = {
     "bias": "Bias Frame",
     "dark": "Dark Frame",
     "flat": "Light Frame",
     "light": "Light Frame",
 }
-#: CAFOS IMAGETYP values.
-CAFOS_IMAGETYP = {"bias": "bias", "dark": "dark", "flat": "flat", "light": "science"}
+#: CAFOS IMAGETYP written per type.
+CAFOS_IMAGETYP_WRITTEN = {kind: value for value, kind in CAFOS_IMAGETYP.items()}
 
 
 def instrume_keyword(plan: FramePlan) -> str:
@@ -119,7 +115,7 @@ def osn_filter(plan: FramePlan) -> str:
 
 def _cafos(header: fits.Header, plan: FramePlan, start: Time) -> None:
     header["DATE"] = (start.isot[:19], "UTC date and time of the start of exposure")
-    header["IMAGETYP"] = CAFOS_IMAGETYP[plan.imgtype]
+    header["IMAGETYP"] = CAFOS_IMAGETYP_WRITTEN[plan.imgtype]
     if plan.band:
         header["INSFLNAM"] = (CAFOS_FILTER_NAMES[plan.band], "Filter name")
     if plan.obsmode == "polarimetry":
@@ -137,7 +133,7 @@ def _cafos(header: fits.Header, plan: FramePlan, start: Time) -> None:
 
 def _dipol(header: fits.Header, plan: FramePlan, start: Time) -> None:
     header["JD"] = (start.jd, "Julian Date at start of exposure")
-    header["IMAGETYP"] = (DIPOL_IMAGETYP[plan.imgtype], "Type of image")
+    header["IMAGETYP"] = (DIPOL_IMAGETYP_WRITTEN[plan.imgtype], "Type of image")
     if plan.band:
         header["FILTER"] = DIPOL_FILTER_NAMES[plan.band]
     header["XORGSUBF"] = (plan.window.x0, "Subframe X position in binned pixels")

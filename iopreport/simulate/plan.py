@@ -330,7 +330,7 @@ PRESETS: dict[str, Preset] = {
 
 def osn_t090_camera(night: dt.date) -> str:
     """AndorT90, or RoperT90 for nights before the 2021-10-23 camera swap (reference/iop4.md §3)."""
-    from iopreport.simulate.headers import ROPER_UNTIL
+    from iopreport.instruments.keywords import ROPER_UNTIL
 
     return "RoperT90" if night < ROPER_UNTIL else "AndorT90"
 
