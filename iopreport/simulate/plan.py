@@ -148,8 +148,8 @@ PRESETS: dict[str, Preset] = {
                     4,
                     _blocks(
                         Block("bias", 3),
-                        *_flats("R", 2),
-                        *_flats("R", 2, WHEEL),
+                        *_flats("R", 3),
+                        *_flats("R", 3, WHEEL),
                         _phot("2200+420", "R"),
                         _pol("2200+420"),
                     ),
@@ -172,8 +172,8 @@ PRESETS: dict[str, Preset] = {
                     4,
                     _blocks(
                         Block("bias", 3),
-                        *_flats("R", 2),
-                        *_flats("R", 2, WHEEL),
+                        *_flats("R", 3),
+                        *_flats("R", 3, WHEEL),
                         _phot("2200+420", "R"),
                         _pol("2200+420"),
                     ),
@@ -185,8 +185,8 @@ PRESETS: dict[str, Preset] = {
                     2,
                     _blocks(
                         Block("bias", 3),
-                        *_flats("R", 2),
-                        *_flats("R", 2, HWP_CAFOS),
+                        *_flats("R", 3),
+                        *_flats("R", 3, HWP_CAFOS),
                         _phot("2200+420", "R"),
                         _pol("2200+420"),
                         _pol("Hiltner 960"),
