@@ -245,9 +245,14 @@ def cmd_migrate(args: argparse.Namespace) -> int:
     if not path.exists():
         print(f"{path}: no database yet; it is created at the current schema when first needed")
         return EXIT_OK
+    from iopreport.runlog import recorded_run
+
     before = read_schema_version(path)
     database = open_store(path)
     after = schema_version(database)
+    if before != after:
+        with recorded_run("migrate", [str(path)]) as run:
+            run.detail = f"schema {before} -> {after}"
     database.close()
     if before == after:
         print(f"{path}: already at schema {SCHEMA_VERSION}")
@@ -298,7 +303,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     """``iopreport demo``: a self-contained project that runs what exists so far."""
     from iopreport.demo import run_demo
 
-    return run_demo(args.dir, preset=args.preset)
+    return run_demo(args.dir, preset=args.preset, verbose=args.verbose)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -328,7 +328,7 @@ def config_from_source(source: TomlSource) -> Config:
         key = ("subscribers", index)
         table = _expect_table(source, key, table)
         subscriber = _build(SubscriberConfig, table, source, key)
-        if any(s.name == subscriber.name for s in subscribers):
+        if any(s.name.casefold() == subscriber.name.casefold() for s in subscribers):
             raise source.error((*key, "name"), f"subscriber name {subscriber.name!r} is used twice")
         subscribers.append(subscriber)
     return Config(

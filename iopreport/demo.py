@@ -45,7 +45,7 @@ def point_archives_at(config_path: Path, archive: Path) -> None:
     write_text_atomic(config_path, tomlkit.dumps(document))
 
 
-def run_demo(directory: Path, *, preset: str = "small") -> int:
+def run_demo(directory: Path, *, preset: str = "small", verbose: bool = False) -> int:
     """Create (or reuse) the demo project in ``directory`` and run what exists."""
     from iopreport.catalog import load_catalog, sync_catalog
     from iopreport.config import load_config
@@ -66,7 +66,7 @@ def run_demo(directory: Path, *, preset: str = "small") -> int:
         point_archives_at(config_path, archive)
         print(f"Created demo project {directory}")
     config = load_config(config_path)
-    configure_logging(config)
+    configure_logging(config, verbose=verbose)
     catalog = load_catalog(config.paths.catalog)
     open_store(config.database_path)
     with recorded_run("demo", [str(directory), preset]) as run:

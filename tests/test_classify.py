@@ -57,7 +57,9 @@ def test_pointing_is_read_from_each_instruments_keywords(night):
 
 
 def test_roper_name_kept_after_the_camera_swap_means_andor(tmp_path):
-    (result,) = simulate_night(tmp_path, dt.date(2021, 10, 1), telescopes=("OSN-T090",), seed=3)
+    (result,) = simulate_night(
+        tmp_path, dt.date(2021, 10, 1), telescopes=("OSN-T090",), preset="tiny", seed=3
+    )
     bias = next(p for p in result.files if p.name.startswith("Bias"))
     assert classify_file(bias, "OSN-T090", dt.date(2021, 10, 1)).instrument == "RoperT90"
     assert classify_file(bias, "OSN-T090", dt.date(2021, 11, 1)).instrument == "AndorT90"

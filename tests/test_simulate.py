@@ -212,7 +212,9 @@ def test_dated_instrume_quirks(tmp_path, night, telescope, key, expected):
 
 
 def test_dipol_late_headers(tmp_path):
-    (result,) = simulate_night(tmp_path, dt.date(2025, 2, 1), telescopes=("OSN-T090",), seed=1)
+    (result,) = simulate_night(
+        tmp_path, dt.date(2025, 2, 1), telescopes=("OSN-T090",), preset="tiny", seed=1
+    )
     truth = result.truth
     light = next(
         name
@@ -455,7 +457,9 @@ def test_every_fault_is_applied_and_recorded(tmp_path):
 
 
 def test_cirrus_varies_transparency_frame_to_frame(tmp_path):
-    (result,) = simulate_night(tmp_path, NIGHT, telescopes=("OSN-T150",), seed=5, cirrus=True)
+    (result,) = simulate_night(
+        tmp_path, NIGHT, telescopes=("OSN-T150",), preset="tiny", seed=5, cirrus=True
+    )
     values = [r["transparency"] for r in result.truth["files"].values() if r["imgtype"] == "light"]
     steps = np.abs(np.diff(values))
     assert steps.max() > 0.02 and min(values) > 0.97 * 0.9 - 0.1

@@ -72,7 +72,7 @@ def simulate_night(
     night: dt.date,
     *,
     telescopes=TELESCOPES,
-    preset: str = "tiny",
+    preset: str = "small",
     seed: int = 1,
     faults=(),
     cirrus: bool = False,

@@ -95,6 +95,8 @@ def read_schema_version(path: Path | str) -> int:
     connection = sqlite3.connect(f"file:{Path(path)}?mode=ro", uri=True)
     try:
         return connection.execute("PRAGMA user_version").fetchone()[0]
+    except sqlite3.DatabaseError as exc:
+        raise StoreError(f"{path}: not a readable SQLite database ({exc})") from None
     finally:
         connection.close()
 

@@ -1,0 +1,115 @@
+"""Background and source detection with SEP (Barbary 2016, the SExtractor algorithms as a library).
+
+Detection is where the time goes in a reduction (about 70 ms per 2048x2048
+frame with SEP against ~740 ms with photutils segmentation at default settings,
+measured on this kind of machine; issue 4), so SEP does it.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+
+#: Background mesh and filter (SExtractor defaults are 64 and 3).
+BACKGROUND_BOX = 64
+BACKGROUND_FILTER = 3
+#: Stars fitted to measure the seeing.
+SEEING_STARS = 15
+#: Gaussian sigma -> FWHM.
+SIGMA_TO_FWHM = 2.0 * np.sqrt(2.0 * np.log(2.0))
+
+
+@dataclass
+class Detections:
+    """Sources found on a frame, brightest first (0-based pixel positions)."""
+
+    x: np.ndarray
+    y: np.ndarray
+    flux: np.ndarray
+    fwhm_px: np.ndarray
+    flags: np.ndarray
+    peak: np.ndarray
+    background_rms: float
+    background_level: float
+
+    def __len__(self) -> int:
+        return len(self.x)
+
+    def seeing_fwhm_px(self, image: np.ndarray, saturation: float | None = None) -> float:
+        """Median FWHM of up to :data:`SEEING_STARS` clean, unsaturated stars (NaN if < 3).
+
+        Each star is fitted with a 2-D Gaussian (photutils ``fit_fwhm``), as the
+        reference measures it (reference/iop4.md §7.1); the detection moments
+        only size the fitting box.
+        """
+        from photutils.psf import fit_fwhm
+
+        good = (self.flags == 0) & np.isfinite(self.fwhm_px) & (self.fwhm_px > 0.8)
+        if saturation is not None:
+            good &= self.peak < 0.7 * saturation
+        if good.sum() < 3:
+            return float("nan")
+        guess = float(np.median(self.fwhm_px[good][:SEEING_STARS]))
+        box = 2 * int(np.ceil(1.2 * guess)) + 1
+        ny, nx = image.shape
+        inside = good & (self.x > box) & (self.y > box) & (self.x < nx - box) & (self.y < ny - box)
+        xy = np.column_stack([self.x[inside], self.y[inside]])[:SEEING_STARS]
+        if len(xy) < 3:
+            return float("nan")
+        data = np.nan_to_num(image - self.background_level, nan=0.0)
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                fitted = fit_fwhm(data, xypos=xy, fit_shape=max(5, box))
+        except Exception:
+            return guess
+        fitted = fitted[np.isfinite(fitted) & (fitted > 0.5)]
+        return float(np.median(fitted)) if len(fitted) >= 3 else guess
+
+
+def detect(
+    image: np.ndarray,
+    *,
+    threshold_sigma: float = 5.0,
+    minarea: int = 5,
+    mask: np.ndarray | None = None,
+    max_sources: int | None = None,
+) -> Detections:
+    """Subtract a mesh background and extract sources above ``threshold_sigma``."""
+    import sep
+
+    data = np.ascontiguousarray(image, dtype=np.float32)
+    bad = ~np.isfinite(data)
+    if mask is not None:
+        bad |= mask
+    filled = np.where(bad, np.nanmedian(data) if (~bad).any() else 0.0, data).astype(np.float32)
+    background = sep.Background(
+        filled,
+        mask=bad,
+        bw=BACKGROUND_BOX,
+        bh=BACKGROUND_BOX,
+        fw=BACKGROUND_FILTER,
+        fh=BACKGROUND_FILTER,
+    )
+    subtracted = filled - background.back()
+    sep.set_extract_pixstack(1_000_000)
+    objects = sep.extract(
+        subtracted, threshold_sigma, err=background.globalrms, mask=bad, minarea=minarea
+    )
+    order = np.argsort(objects["flux"])[::-1]
+    if max_sources:
+        order = order[:max_sources]
+    objects = objects[order]
+    fwhm = SIGMA_TO_FWHM * np.sqrt((objects["a"] ** 2 + objects["b"] ** 2) / 2.0)
+    return Detections(
+        x=np.asarray(objects["x"], dtype=float),
+        y=np.asarray(objects["y"], dtype=float),
+        flux=np.asarray(objects["flux"], dtype=float),
+        fwhm_px=np.asarray(fwhm, dtype=float),
+        flags=np.asarray(objects["flag"]),
+        peak=np.asarray(objects["peak"], dtype=float) + background.globalback,
+        background_rms=float(background.globalrms),
+        background_level=float(background.globalback),
+    )
