@@ -15,6 +15,8 @@ import numpy as np
 #: Background mesh and filter (SExtractor defaults are 64 and 3).
 BACKGROUND_BOX = 64
 BACKGROUND_FILTER = 3
+#: A detection with more than this fraction of its flux in one pixel is an artefact.
+SHARP_FRACTION = 0.8
 #: Stars fitted to measure the seeing.
 SEEING_STARS = 15
 #: Gaussian sigma -> FWHM.
@@ -69,6 +71,17 @@ class Detections:
         return float(np.median(fitted)) if len(fitted) >= 3 else guess
 
 
+def _too_sharp(objects) -> np.ndarray:
+    """Hot pixels and cosmic rays: nearly all their light is in one pixel.
+
+    Even a badly undersampled star (FWHM ~1 px) puts at most about half of
+    its flux in its brightest pixel; a detection with more than
+    :data:`SHARP_FRACTION` of it there is an artefact.
+    """
+    flux = np.where(objects["flux"] > 0, objects["flux"], np.inf)
+    return objects["peak"] / flux > SHARP_FRACTION
+
+
 def detect(
     image: np.ndarray,
     *,
@@ -99,9 +112,10 @@ def detect(
         subtracted, threshold_sigma, err=background.globalrms, mask=bad, minarea=minarea
     )
     order = np.argsort(objects["flux"])[::-1]
-    if max_sources:
-        order = order[:max_sources]
     objects = objects[order]
+    objects = objects[~_too_sharp(objects)]
+    if max_sources:
+        objects = objects[:max_sources]
     fwhm = SIGMA_TO_FWHM * np.sqrt((objects["a"] ** 2 + objects["b"] ** 2) / 2.0)
     return Detections(
         x=np.asarray(objects["x"], dtype=float),

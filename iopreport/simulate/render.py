@@ -25,7 +25,7 @@ MOFFAT_BETA = 3.0
 COSMIC_RATE_PER_CM2_S = 0.025
 #: Fraction of pixels that are hot, and their dark rate range (e-/s).
 HOT_PIXEL_FRACTION = 1.0e-4
-HOT_PIXEL_RATE = (20.0, 400.0)
+HOT_PIXEL_RATE = (5.0, 100.0)
 
 
 def stable_seed(*parts: object) -> int:
