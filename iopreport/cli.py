@@ -110,6 +110,34 @@ def build_parser() -> argparse.ArgumentParser:
     )
     simulate.set_defaults(handler=cmd_simulate)
 
+    fetch = commands.add_parser(
+        "fetch",
+        help="copy new nights from the configured archives into the raw data directory",
+        description="Copy a night's FITS files from each enabled archive into "
+        "<datadir>/raw/<TELESCOPE>/<YYYY-MM-DD>/ (verified, atomic, read-only). "
+        "This version reads local archives only; FTP and SFTP are not implemented yet.",
+    )
+    fetch.add_argument("--telescope", action="append", type=_telescope, metavar="T")
+    when = fetch.add_mutually_exclusive_group(required=True)
+    when.add_argument("--night", type=_night, metavar="YYYY-MM-DD")
+    when.add_argument(
+        "--since", type=_night, metavar="YYYY-MM-DD", help="every night from this one"
+    )
+    fetch.set_defaults(handler=cmd_fetch)
+
+    reduce = commands.add_parser(
+        "reduce",
+        help="classify, build masters, calibrate, plate-solve and measure a night",
+        description="Reduce a night from the raw data directory: classification, masters, "
+        "calibration, astrometry and relative photometry, in parallel. Work already done "
+        "for the same inputs is skipped unless --force.",
+    )
+    reduce.add_argument("--night", type=_night, required=True, metavar="YYYY-MM-DD")
+    reduce.add_argument("--telescope", action="append", type=_telescope, metavar="T")
+    reduce.add_argument("--workers", type=int, default=None, help="processes (default: config)")
+    reduce.add_argument("--force", action="store_true", help="redo everything")
+    reduce.set_defaults(handler=cmd_reduce)
+
     demo = commands.add_parser(
         "demo",
         help="make a demo project and run everything that exists so far",
@@ -296,6 +324,95 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     ]
     if missing:
         print(f"warning: no frame suited fault(s) {', '.join(missing)}", file=sys.stderr)
+    return EXIT_OK
+
+
+def cmd_fetch(args: argparse.Namespace) -> int:
+    """``iopreport fetch``: local archives (FTP/SFTP come with the archive backends)."""
+    from iopreport.archive.local import fetch_night, list_nights
+    from iopreport.runlog import recorded_run
+    from iopreport.store import open_store
+
+    config = _load_config(args, log_to_file=True)
+    archives = {
+        name: archive
+        for name, archive in config.archives.items()
+        if archive.enabled and (not args.telescope or name in args.telescope)
+    }
+    if not archives:
+        raise UsageError(
+            "no enabled archive for the telescope(s) asked; see [archives] in config.toml"
+        )
+    open_store(config.database_path)
+    failed = False
+    with recorded_run("fetch", sys.argv[1:]) as run:
+        lines = []
+        for name, archive in archives.items():
+            if archive.protocol != "local":
+                print(f"{name}: {archive.protocol} archives are not implemented in this version")
+                failed = True
+                continue
+            root = Path(archive.root)
+            nights = (
+                [args.night]
+                if args.night
+                else [n for n in list_nights(root, name) if n >= args.since]
+            )
+            for night in nights:
+                report = fetch_night(
+                    root, name, night, config.paths.data_subdir("raw"), archive.file_patterns
+                )
+                line = (
+                    f"{name} {night}: {len(report.copied)} copied, "
+                    f"{len(report.present)} already present, {len(report.failed)} failed"
+                )
+                print(line)
+                lines.append(line)
+                for file, reason in report.failed.items():
+                    print(f"  {file}: {reason}")
+                    failed = True
+        run.detail = "; ".join(lines)
+    return EXIT_WORK_FAILED if failed else EXIT_OK
+
+
+def cmd_reduce(args: argparse.Namespace) -> int:
+    """``iopreport reduce``."""
+    from iopreport.catalog import load_catalog, sync_catalog
+    from iopreport.reduce.night import raw_night_dir, reduce_night
+    from iopreport.runlog import recorded_run
+    from iopreport.store import open_store
+    from iopreport.telescopes import TELESCOPES
+
+    config = _load_config(args, log_to_file=True)
+    catalog = load_catalog(config.paths.catalog)
+    telescopes = args.telescope or [
+        t for t in TELESCOPES if raw_night_dir(config, t, args.night).is_dir()
+    ]
+    if not telescopes:
+        raise UsageError(
+            f"no raw data for {args.night}; run `iopreport fetch --night {args.night}`"
+        )
+    open_store(config.database_path)
+    with recorded_run("reduce", sys.argv[1:]) as run:
+        sync_catalog(catalog)
+        summaries = []
+        for telescope in telescopes:
+            report = reduce_night(
+                config,
+                catalog,
+                telescope,
+                args.night,
+                workers=args.workers,
+                force=args.force,
+                progress=True,
+            )
+            print(report.summary())
+            summaries.append(report.summary())
+            for name, reason in {**report.unclassified, **report.frames_failed}.items():
+                print(f"  {name}: {reason}")
+            for label, reason in report.masters_failed.items():
+                print(f"  master {label}: {reason}")
+        run.detail = "\n".join(summaries)
     return EXIT_OK
 
 

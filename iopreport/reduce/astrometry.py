@@ -36,11 +36,11 @@ MIN_STARS = 8
 
 
 def index_files_in(directory: Path) -> list[Path]:
-    """The astrometry.net index files (``*.fits``) of a directory, sorted."""
+    """The astrometry.net index files (``index*.fits``, the solver's naming) of a directory."""
     directory = Path(directory).expanduser()
     if not directory.is_dir():
         return []
-    return sorted(p for p in directory.rglob("*.fits") if p.is_file())
+    return sorted(p for p in directory.rglob("index*.fits") if p.is_file())
 
 
 @dataclass

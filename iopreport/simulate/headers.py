@@ -7,7 +7,6 @@ MaxIm DL / Andor headers in shared/data/real for keyword style.
 
 from __future__ import annotations
 
-import datetime as dt
 import re
 
 from astropy.coordinates import Angle
@@ -175,10 +174,3 @@ def file_name(plan: FramePlan, counter: int) -> str:
     prefix = "Flat" if plan.imgtype == "flat" else _slug(plan.object_name)
     suffix = osn_filter(plan) if plan.obsmode == "polarimetry" else (plan.band or "")
     return f"{prefix}-{counter:04d}{suffix}.fit"
-
-
-def night_folder(telescope: str, night: dt.date) -> str:
-    """Night folder name in each archive (OSN YYYYMMDD, CAHA YYMMDD_CAFOS; reference/iop4.md §3)."""
-    if telescope == "CAHA-T220":
-        return night.strftime("%y%m%d") + "_CAFOS"
-    return night.strftime("%Y%m%d")

@@ -17,6 +17,9 @@ History
     Corrected q and u with errors and the Ricean-debiased p in
     ``photo_pol_result`` (IOP4 keeps only uncorrected q/u, §17.3), and the
     ``heartbeat`` table for the daemon.
+3
+    ``reduced_fit.inputs_key``: a hash of what a reduced frame was made from,
+    so that a rerun skips frames whose inputs did not change.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ from collections.abc import Callable
 import peewee as pw
 from playhouse.migrate import SqliteMigrator, migrate
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 
 def _to_v2(database: pw.SqliteDatabase) -> None:
@@ -50,7 +53,13 @@ def _to_v2(database: pw.SqliteDatabase) -> None:
     database.execute_sql("CREATE UNIQUE INDEX IF NOT EXISTS heartbeat_name ON heartbeat (name)")
 
 
+def _to_v3(database: pw.SqliteDatabase) -> None:
+    migrator = SqliteMigrator(database)
+    migrate(migrator.add_column("reduced_fit", "inputs_key", pw.CharField(default="")))
+
+
 #: Step that upgrades a database *to* each version.
 MIGRATIONS: dict[int, Callable[[pw.SqliteDatabase], None]] = {
     2: _to_v2,
+    3: _to_v3,
 }

@@ -264,6 +264,7 @@ class ReducedFit(BaseModel):
     seeing_fwhm_arcsec = pw.FloatField(null=True)
     n_detected = pw.IntegerField(null=True)
     n_cosmic_pixels = pw.IntegerField(null=True)
+    inputs_key = pw.CharField(default="")  # hash of what it was made from (skip if unchanged)
     modified = pw.DateTimeField(default=utcnow)
 
 

@@ -1,0 +1,1 @@
+"""Telescope archives: night folder layouts, listing and download."""

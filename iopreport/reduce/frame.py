@@ -1,0 +1,277 @@
+"""The work on one science frame, as a worker process does it.
+
+A task carries everything needed (paths, classification, masters, catalog
+sources); the worker calibrates, writes the reduced FITS file (raw header kept,
+provenance and WCS added), detects, plate-solves through its long-lived
+solver, measures and returns a plain :class:`FrameOutcome`. It never touches
+the database: the parent writes the outcome in one transaction.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from astropy.io import fits
+
+from iopreport.instruments import instrument
+from iopreport.reduce.astrometry import PlateSolver, find_pairs, index_files_in, pair_wcs
+from iopreport.reduce.calibrate import calibrate
+from iopreport.reduce.classify import FrameInfo
+from iopreport.reduce.detect import detect
+from iopreport.reduce.measure import SkySource, measure_frame
+
+#: Detection thresholds tried in order until a solve succeeds (the retry
+#: ladder; fixed order, so a rerun does the same thing).
+DETECTION_LADDER = (5.0, 3.0, 10.0)
+#: Fraction of saturated pixels above which a frame is not measured (BANZAI: 5%).
+MAX_SATURATED_FRACTION = 0.05
+
+_solver: PlateSolver | None = None
+_solver_key: tuple[str, ...] = ()
+_solver_error = ""
+
+
+@dataclass(frozen=True)
+class FrameTask:
+    """Inputs of one science frame's reduction (all picklable)."""
+
+    raw_path: Path
+    reduced_path: Path
+    info: FrameInfo
+    bias_path: Path | None
+    dark_path: Path | None
+    flat_path: Path | None
+    sources: tuple[SkySource, ...]
+    position_hint: tuple[float, float] | None
+    index_dir: Path
+    budget_s: float
+
+
+@dataclass
+class MeasurementRow:
+    """One aperture measurement, flattened for the parent."""
+
+    name: str
+    pair: str
+    x: float
+    y: float
+    flux: float
+    flux_err: float
+    background: float
+    background_err: float
+    flags: int
+
+
+@dataclass
+class FrameOutcome:
+    """What became of a frame."""
+
+    raw_path: Path
+    reduced_path: Path | None = None
+    error: str = ""
+    stage: str = ""  # where it failed: read, calibrate, astrometry, photometry
+    astrometry_method: str = ""
+    wcs_header: dict = field(default_factory=dict)
+    center: tuple[float, float] | None = None
+    pixscale_arcsec: float | None = None
+    seeing_fwhm_px: float | None = None
+    aperture_px: tuple[float, float, float] | None = None
+    n_detected: int = 0
+    n_cosmic_pixels: int = 0
+    measurements: list[MeasurementRow] = field(default_factory=list)
+    in_field: dict[str, tuple[float, float]] = field(default_factory=dict)
+    seconds: dict[str, float] = field(default_factory=dict)
+    pid: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return not self.error
+
+
+def init_worker(index_dir: str) -> None:
+    """Pool initializer: load the astrometry.net index once for this process."""
+    _get_solver(Path(index_dir))
+
+
+def _get_solver(index_dir: Path) -> PlateSolver | None:
+    """This process's solver (None, with ``_solver_error`` saying why, if it cannot load)."""
+    global _solver, _solver_key, _solver_error
+    files = index_files_in(index_dir)
+    key = tuple(str(f) for f in files)
+    if key != _solver_key or (_solver is None and not _solver_error):
+        _solver_key = key
+        _solver = None
+        _solver_error = "" if files else f"no astrometry.net index files in {index_dir}"
+        if files:
+            try:
+                _solver = PlateSolver(files)
+            except Exception as exc:  # a damaged index file must not kill the worker
+                _solver_error = f"cannot load the index files in {index_dir}: {exc}"
+    return _solver
+
+
+def _read(path: Path | None):
+    if path is None:
+        return None
+    return fits.getdata(path).astype(np.float32)
+
+
+def reduce_frame(task: FrameTask) -> FrameOutcome:
+    """Calibrate, solve and measure one frame; never raises for a bad frame."""
+    outcome = FrameOutcome(raw_path=task.raw_path, pid=os.getpid())
+    clock = time.perf_counter()
+
+    def lap(stage: str) -> None:
+        nonlocal clock
+        now = time.perf_counter()
+        outcome.seconds[stage] = outcome.seconds.get(stage, 0.0) + now - clock
+        clock = now
+
+    info = task.info
+    spec = instrument(info.instrument)
+    try:
+        with fits.open(task.raw_path, memmap=False) as hdul:
+            raw = np.asarray(hdul[0].data, dtype=np.float32)
+            raw_header = hdul[0].header.copy()
+    except Exception as exc:
+        return _fail(outcome, "read", f"cannot read the raw data: {exc}")
+    if raw is None or raw.ndim != 2:
+        return _fail(outcome, "read", "no 2-D image in the primary HDU")
+    if not np.isfinite(raw).any():
+        return _fail(outcome, "read", "every pixel is NaN")
+    saturated_fraction = float(np.mean(raw >= spec.saturation_adu))
+    lap("read")
+    try:
+        image = calibrate(
+            raw,
+            exptime=info.exptime,
+            bias=_read(task.bias_path),
+            dark_rate=_read(task.dark_path),
+            flat=_read(task.flat_path),
+            origin=info.subframe_origin,
+        )
+    except Exception as exc:
+        return _fail(outcome, "calibrate", f"calibration failed: {exc}")
+    lap("calibrate")
+
+    solver = _get_solver(task.index_dir)
+    offset = spec.oe_offset_at(info.binning[0])
+    has_pairs = offset is not None and not (
+        info.instrument == "CAFOS" and info.obsmode != "polarimetry"
+    )
+    if has_pairs and info.flipped:
+        offset = (offset[0], -offset[1])
+    solution = None
+    pair_offset = None
+    detections = None
+    attempts = []
+    for threshold in DETECTION_LADDER:
+        detections = detect(image, threshold_sigma=threshold)
+        lap("detect")
+        xy = np.column_stack([detections.x, detections.y])
+        label = f"sep {threshold:g} sigma"
+        if has_pairs:
+            std = spec.oe_offset_std_px
+            factor = spec.reference_binning / info.binning[0]
+            pairs = find_pairs(
+                detections.x, detections.y, offset, (5 * std[0] * factor, 5 * std[1] * factor)
+            )
+            if pairs is None:
+                attempts.append(f"{label}: no O/E pairs")
+                continue
+            xy = xy[pairs.o_index]
+            pair_offset = pairs.offset
+            label += f", {len(pairs.o_index)} O/E pairs"
+        if solver is None:
+            return _fail(outcome, "astrometry", _solver_error)
+        result = solver.solve(
+            xy,
+            scale_arcsec=spec.pixscale_at(info.binning[0]),
+            position=task.position_hint,
+            budget_s=task.budget_s,
+        )
+        lap("astrometry")
+        if result.ok:
+            solution = result
+            outcome.astrometry_method = (
+                f"{label}; {result.n_stars} stars; logodds {result.logodds:.0f}"
+            )
+            break
+        attempts.append(f"{label}: {result.error}")
+    outcome.n_detected = len(detections) if detections is not None else 0
+    if solution is None:
+        return _fail(outcome, "astrometry", "plate solving failed (" + "; ".join(attempts) + ")")
+
+    wcs = solution.wcs
+    ny, nx = image.shape
+    centre = wcs.all_pix2world([[nx / 2 - 0.5, ny / 2 - 0.5]], 0)[0]
+    outcome.center = (float(centre[0]), float(centre[1]))
+    scales = np.sqrt(np.sum(wcs.pixel_scale_matrix**2, axis=0)) * 3600
+    outcome.pixscale_arcsec = float(np.mean(scales))
+    outcome.wcs_header = {k: v for k, v in wcs.to_header(relax=True).items()}
+    if saturated_fraction > MAX_SATURATED_FRACTION:
+        _write_reduced(task, image, raw_header, wcs, pair_offset, outcome)
+        return _fail(outcome, "photometry", f"{saturated_fraction:.1%} of pixels saturated")
+    photometry = measure_frame(
+        image,
+        raw,
+        wcs,
+        list(task.sources),
+        spec,
+        pair_offset=pair_offset if has_pairs else None,
+        detections=detections,
+    )
+    lap("photometry")
+    outcome.seeing_fwhm_px = None if math.isnan(photometry.fwhm_px) else photometry.fwhm_px
+    outcome.n_cosmic_pixels = photometry.n_cosmic_pixels
+    outcome.in_field = photometry.in_field
+    if photometry.apertures is not None:
+        a = photometry.apertures
+        outcome.aperture_px = (a.radius, a.annulus_in, a.annulus_out)
+    outcome.measurements = [
+        MeasurementRow(
+            m.name, m.pair, m.x, m.y, m.flux, m.flux_err, m.background, m.background_err, m.flags
+        )
+        for m in photometry.measurements
+    ]
+    _write_reduced(task, image, raw_header, wcs, pair_offset, outcome)
+    lap("write")
+    if photometry.error:
+        return _fail(outcome, "photometry", photometry.error)
+    return outcome
+
+
+def _write_reduced(task, image, raw_header, wcs, pair_offset, outcome) -> None:
+    """Reduced FITS: the raw header, provenance keys, WCS (key A; key B for the E beam)."""
+    header = raw_header.copy()
+    for key in ("BZERO", "BSCALE", "BITPIX"):
+        header.remove(key, ignore_missing=True)
+    header["IOPRAW"] = task.raw_path.name
+    header["IOPBIAS"] = task.bias_path.name if task.bias_path else "none"
+    header["IOPDARK"] = task.dark_path.name if task.dark_path else "none"
+    header["IOPFLAT"] = task.flat_path.name if task.flat_path else "none"
+    header.add_comment("IOPRAW, IOPBIAS, IOPDARK, IOPFLAT: raw file and masters used (iopreport)")
+    header["BUNIT"] = ("adu", "calibrated counts")
+    header.update(wcs.to_header(relax=True))
+    if pair_offset is not None:
+        header.update(pair_wcs(wcs, pair_offset).to_header(relax=True, key="B"))
+        header["IOPPAIRX"] = (pair_offset[0], "E - O displacement x, px")
+        header["IOPPAIRY"] = (pair_offset[1], "E - O displacement y, px")
+    task.reduced_path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = task.reduced_path.with_name(f".{task.reduced_path.name}.tmp")
+    fits.PrimaryHDU(data=image.astype(np.float32), header=header).writeto(
+        temporary, overwrite=True, output_verify="silentfix"
+    )
+    temporary.replace(task.reduced_path)
+    outcome.reduced_path = task.reduced_path
+
+
+def _fail(outcome: FrameOutcome, stage: str, message: str) -> FrameOutcome:
+    outcome.stage = stage
+    outcome.error = f"{stage}: {message}"
+    return outcome

@@ -1,0 +1,45 @@
+"""Which catalog source a frame is pointed at, from its OBJECT keyword.
+
+The reference matches substrings and can pick an arbitrary source for a bare
+"+" (reference/iop4.md §4.1, §17.9). Here names are compared whole after
+folding case and dropping spaces, '-', '+' and '_'; a prefix match (DIPOL's
+"S50716" for "S5 0716+714") is accepted only when it is unique and at least
+five characters long.
+"""
+
+from __future__ import annotations
+
+import re
+
+_DROP = re.compile(r"[\s\-+_]")
+MIN_PREFIX = 5
+
+
+def fold(text: str) -> str:
+    """Case-folded name without spaces, '-', '+' or '_'."""
+    return _DROP.sub("", text).casefold()
+
+
+def identify_target(object_name: str, sources) -> str | None:
+    """Name of the catalog source ``object_name`` designates, or None.
+
+    ``sources`` are catalog entries with ``name``, ``other_names`` and
+    ``srctype``; calibrators are never targets.
+    """
+    wanted = fold(object_name.split(" ")[0] if object_name.strip() else "")
+    if len(wanted) < 3:
+        return None
+    candidates = [s for s in sources if s.srctype != "calibrator"]
+    for source in candidates:
+        if any(fold(n) == wanted for n in (source.name, *source.other_names)):
+            return source.name
+    if len(wanted) >= MIN_PREFIX:
+        matches = {
+            source.name
+            for source in candidates
+            for n in (source.name, *source.other_names)
+            if fold(n).startswith(wanted)
+        }
+        if len(matches) == 1:
+            return matches.pop()
+    return None

@@ -1,0 +1,639 @@
+"""One night at one telescope: register, classify, build masters, reduce frames in parallel.
+
+Workers compute; this process writes the database, one transaction per frame
+(the single-writer rule of docs/architecture.md). Work already done for the
+same inputs is skipped, so a rerun after a crash picks up where it stopped.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as futures
+import datetime as dt
+import hashlib
+import logging
+import math
+import os
+import sys
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from iopreport import __version__
+from iopreport.archive.layout import FITS_NAME
+from iopreport.archive.local import sha256_of
+from iopreport.catalog import Catalog
+from iopreport.config import Config
+from iopreport.errors import IopreportError
+from iopreport.instruments import instrument
+from iopreport.reduce.classify import ClassificationError, FrameInfo, classify_file
+from iopreport.reduce.frame import FrameOutcome, FrameTask, init_worker, reduce_frame
+from iopreport.reduce.identify import identify_target
+from iopreport.reduce.masters import CalibrationFrame, build_master, master_header, write_master
+from iopreport.reduce.measure import SkySource
+from iopreport.reduce.photometry import zero_point
+from iopreport.store import (
+    AperPhotResult,
+    AstroSource,
+    Epoch,
+    MasterBias,
+    MasterBiasInput,
+    MasterDark,
+    MasterDarkInput,
+    MasterFlat,
+    MasterFlatInput,
+    PhotoPolMember,
+    PhotoPolResult,
+    RawFit,
+    RawFitFlags,
+    ReducedFit,
+    ReducedFitFlags,
+    ResultFlags,
+    SourceInField,
+)
+from iopreport.store.models import database_proxy, utcnow
+
+log = logging.getLogger(__name__)
+
+#: Magnitude error above which a result is flagged LARGE_MAG_ERROR (the reference's 0.3).
+LARGE_MAG_ERROR = 0.3
+#: Fewest calibrators for a trusted zero point.
+MIN_CALIBRATORS = 2
+
+_MASTER_MODELS = {
+    "bias": (MasterBias, MasterBiasInput),
+    "dark": (MasterDark, MasterDarkInput),
+    "flat": (MasterFlat, MasterFlatInput),
+}
+
+
+@dataclass
+class NightReport:
+    """What :func:`reduce_night` did, for the terminal, the run log and the benchmark."""
+
+    telescope: str
+    night: dt.date
+    files: int = 0
+    unclassified: dict[str, str] = field(default_factory=dict)
+    masters_built: int = 0
+    masters_failed: dict[str, str] = field(default_factory=dict)
+    frames_reduced: int = 0
+    frames_skipped: int = 0
+    frames_failed: dict[str, str] = field(default_factory=dict)
+    results: int = 0
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    def summary(self) -> str:
+        return (
+            f"{self.telescope} {self.night}: {self.files} files, "
+            f"{len(self.unclassified)} unclassified, {self.masters_built} masters built "
+            f"({len(self.masters_failed)} failed), {self.frames_reduced} frames reduced, "
+            f"{self.frames_skipped} unchanged, {len(self.frames_failed)} failed, "
+            f"{self.results} photometry results"
+        )
+
+
+def raw_night_dir(config: Config, telescope: str, night: dt.date) -> Path:
+    return config.paths.data_subdir("raw") / telescope / night.isoformat()
+
+
+def reduce_night(
+    config: Config,
+    catalog: Catalog,
+    telescope: str,
+    night: dt.date,
+    *,
+    workers: int | None = None,
+    force: bool = False,
+    progress: bool = False,
+) -> NightReport:
+    """Reduce every frame of ``telescope``'s ``night`` found under the raw data directory."""
+    report = NightReport(telescope, night)
+    folder = raw_night_dir(config, telescope, night)
+    if not folder.is_dir():
+        raise IopreportError(
+            f"no raw data for {telescope} {night} in {folder}; run `iopreport fetch`"
+        )
+    started = time.perf_counter()
+    epoch, _ = Epoch.get_or_create(telescope=telescope, night=night)
+    rawfits = _register(epoch, folder, force, report)
+    report.seconds["classify"] = time.perf_counter() - started
+
+    started = time.perf_counter()
+    masters = _build_masters(config, epoch, rawfits, force, report)
+    report.seconds["masters"] = time.perf_counter() - started
+
+    started = time.perf_counter()
+    tasks = _science_tasks(config, catalog, epoch, rawfits, masters, force, report)
+    outcomes = _run(tasks, config, workers, progress)
+    by_raw = {rawfit.filename: rawfit for rawfit in rawfits}
+    stage_seconds: dict[str, float] = defaultdict(float)
+    for task, outcome in outcomes:
+        for stage, seconds in outcome.seconds.items():
+            stage_seconds[stage] += seconds
+        rawfit = by_raw[task.raw_path.name]
+        with database_proxy.atomic():
+            report.results += _store_outcome(rawfit, task, outcome, catalog, _inputs_key(task))
+        if outcome.ok:
+            report.frames_reduced += 1
+        else:
+            report.frames_failed[task.raw_path.name] = outcome.error
+    report.seconds["science"] = time.perf_counter() - started
+    report.seconds.update({f"worker:{k}": v for k, v in stage_seconds.items()})
+    return report
+
+
+def _register(epoch: Epoch, folder: Path, force: bool, report: NightReport) -> list[RawFit]:
+    """RawFit rows for every file, classified (again when the file changed)."""
+    rawfits = []
+    for path in sorted(folder.iterdir()):
+        if not path.is_file() or not FITS_NAME.match(path.name):
+            continue
+        report.files += 1
+        checksum = sha256_of(path)
+        rawfit, _created = RawFit.get_or_create(epoch=epoch, filename=path.name)
+        unchanged = rawfit.sha256 == checksum and rawfit.flags & (
+            RawFitFlags.CLASSIFIED | RawFitFlags.ERROR_CLASSIFY
+        )
+        if unchanged and not force:
+            rawfits.append(rawfit)
+            if rawfit.error:
+                report.unclassified[path.name] = rawfit.error
+            continue
+        rawfit.sha256 = checksum
+        rawfit.size_bytes = path.stat().st_size
+        try:
+            info = classify_file(path, epoch.telescope, epoch.night)
+        except ClassificationError as exc:
+            rawfit.flags = RawFitFlags.DOWNLOADED | RawFitFlags.ERROR_CLASSIFY
+            rawfit.error = f"classify: {exc}"
+            report.unclassified[path.name] = rawfit.error
+            log.warning("%s: %s", path.name, rawfit.error)
+        else:
+            rawfit.flags = RawFitFlags.DOWNLOADED | RawFitFlags.CLASSIFIED
+            rawfit.error = ""
+            rawfit.instrument = info.instrument
+            rawfit.imgtype = info.imgtype
+            rawfit.obsmode = info.obsmode
+            rawfit.band = info.band
+            rawfit.angle = info.angle
+            rawfit.juliandate = info.juliandate
+            rawfit.exptime = info.exptime
+            rawfit.binning = info.binning_text
+            rawfit.imgsize = info.imgsize
+            rawfit.object_name = info.object_name
+        rawfit.save()
+        rawfits.append(rawfit)
+    return rawfits
+
+
+def _info(rawfit: RawFit, folder: Path) -> FrameInfo:
+    return classify_file(folder / rawfit.filename, rawfit.epoch.telescope, rawfit.epoch.night)
+
+
+def _master_keys(kind: str, rawfit: RawFit) -> tuple:
+    keys = (rawfit.instrument, rawfit.imgsize, rawfit.binning)
+    if kind == "flat":
+        keys += (rawfit.band, rawfit.obsmode, rawfit.angle)
+    return keys
+
+
+def _build_masters(config, epoch, rawfits, force, report) -> dict[str, list]:
+    """Build (or reuse) this night's masters: biases, then darks, then flats."""
+    folder = raw_night_dir(config, epoch.telescope, epoch.night)
+    built: dict[str, list] = {"bias": [], "dark": [], "flat": []}
+    for kind in ("bias", "dark", "flat"):
+        groups: dict[tuple, list[RawFit]] = defaultdict(list)
+        for rawfit in rawfits:
+            if rawfit.imgtype == kind and rawfit.flags & RawFitFlags.CLASSIFIED:
+                groups[_master_keys(kind, rawfit)].append(rawfit)
+        model, input_model = _MASTER_MODELS[kind]
+        for keys, members in sorted(groups.items(), key=lambda item: str(item[0])):
+            instrument_name, imgsize, binning = keys[:3]
+            spec = instrument(instrument_name)
+            label = "_".join(str(k) for k in keys if k is not None).replace(" ", "")
+            path = (
+                config.paths.data_subdir(f"master{kind}")
+                / epoch.telescope
+                / epoch.night.isoformat()
+                / f"master{kind}_{label}.fits"
+            )
+            relative = str(path.relative_to(config.paths.datadir))
+            existing = model.get_or_none(model.filename == relative)
+            names = sorted(m.filename for m in members)
+            if existing is not None and not force and path.exists():
+                used = sorted(i.rawfit.filename for i in existing.inputs)
+                if set(used) <= set(names):
+                    built[kind].append(existing)
+                    continue
+            bias = dark = None
+            master_bias = master_dark = None
+            if kind in ("dark", "flat"):
+                master_bias = _match(MasterBias, epoch, instrument_name, imgsize, binning, config)
+                bias = _load_master(config, master_bias)
+            if kind == "flat" and spec.needs_darks:
+                master_dark = _match(MasterDark, epoch, instrument_name, imgsize, binning, config)
+                dark = _load_master(config, master_dark)
+            frames = [CalibrationFrame(folder / m.filename, m.exptime or 0.0) for m in members]
+            path.parent.mkdir(parents=True, exist_ok=True)
+            result = build_master(
+                kind, frames, spec, bias=bias, dark_rate=dark, scratch_dir=path.parent
+            )
+            for name, reason in result.rejected.items():
+                log.info("%s %s: not used in %s: %s", epoch.epochname, name, label, reason)
+            if not result.ok:
+                report.masters_failed[label] = result.error
+                log.warning("%s: master%s %s: %s", epoch.epochname, kind, label, result.error)
+                continue
+            header = master_header(
+                result,
+                instrume=instrument_name,
+                imgsize=imgsize,
+                binning=binning,
+                band=keys[3] if kind == "flat" else None,
+                obsmode=keys[4] if kind == "flat" else None,
+                angle=keys[5] if kind == "flat" else None,
+                night=epoch.night.isoformat(),
+                telescop=epoch.telescope,
+                iopvers=__version__,
+            )
+            if master_bias is not None:
+                header["IOPBIAS"] = Path(master_bias.filename).name
+            if master_dark is not None:
+                header["IOPDARK"] = Path(master_dark.filename).name
+            write_master(path, result, header)
+            values = {
+                "epoch": epoch,
+                "instrument": instrument_name,
+                "imgsize": imgsize,
+                "binning": binning,
+                "n_frames": len(result.inputs),
+                "level": result.level,
+                "noise": result.noise,
+                "created": utcnow(),
+            }
+            if kind == "flat":
+                values.update(band=keys[3], obsmode=keys[4], angle=keys[5])
+            if kind in ("dark", "flat"):
+                values["masterbias"] = master_bias
+            if kind == "flat":
+                values["masterdark"] = master_dark
+            by_name = {m.filename: m for m in members}
+            with database_proxy.atomic():
+                if existing is None:
+                    existing = model.create(filename=relative, **values)
+                else:
+                    model.update(**values).where(model.id == existing.id).execute()
+                    input_model.delete().where(input_model.master == existing).execute()
+                for used in result.inputs:
+                    input_model.create(master=existing, rawfit=by_name[used.name])
+            built[kind].append(existing)
+            report.masters_built += 1
+    return built
+
+
+def _match(model, epoch, instrument_name, imgsize, binning, config, **extra):
+    """The master to use: same night first, otherwise the nearest night within the
+    validity window; same instrument, size, binning (and band, mode, angle for
+    flats); never one flagged bad (reference/iop4.md §5.2, improved per §17.5)."""
+    from iopreport.store import MasterFlags
+
+    query = (
+        model.select(model, Epoch)
+        .join(Epoch)
+        .where(
+            (model.instrument == instrument_name)
+            & (model.imgsize == imgsize)
+            & (model.binning == binning)
+            & (Epoch.telescope == epoch.telescope)
+            & ((model.flags.bin_and(int(MasterFlags.BAD))) == 0)
+        )
+    )
+    for name, value in extra.items():
+        column = getattr(model, name)
+        query = query.where(column.is_null() if value is None else column == value)
+    window = dt.timedelta(days=config.processing.master_validity_days)
+    best = None
+    for master in query:
+        distance = abs(master.epoch.night - epoch.night)
+        if distance > window:
+            continue
+        if best is None or distance < abs(best.epoch.night - epoch.night):
+            best = master
+    return best
+
+
+def _load_master(config, master):
+    if master is None:
+        return None
+    from astropy.io import fits
+
+    return fits.getdata(config.paths.datadir / master.filename).astype("float32")
+
+
+def _science_tasks(config, catalog, epoch, rawfits, masters, force, report) -> list[FrameTask]:
+    folder = raw_night_dir(config, epoch.telescope, epoch.night)
+    sources = tuple(SkySource(s.name, s.ra_deg, s.dec_deg) for s in catalog.sources)
+    tasks = []
+    for rawfit in rawfits:
+        if rawfit.imgtype != "light" or not rawfit.flags & RawFitFlags.CLASSIFIED:
+            continue
+        if rawfit.flags & RawFitFlags.EXCLUDED:
+            continue
+        info = _info(rawfit, folder)
+        spec = instrument(info.instrument)
+        full = spec.shape_at(info.binning[0])
+        size = info.imgsize if info.subframe_origin == (0, 0) else f"{full[0]}x{full[1]}"
+        bias = _match(MasterBias, epoch, info.instrument, size, info.binning_text, config)
+        dark = (
+            _match(MasterDark, epoch, info.instrument, size, info.binning_text, config)
+            if spec.needs_darks
+            else None
+        )
+        flat_keys = {"band": info.band}
+        if info.instrument != "DIPOL":
+            flat_keys.update(obsmode=info.obsmode, angle=info.angle)
+        flat = _match(
+            MasterFlat, epoch, info.instrument, size, info.binning_text, config, **flat_keys
+        )
+        target = identify_target(info.object_name, catalog.sources)
+        hint = info.pointing
+        if hint is None and target:
+            entry = catalog.get(target)
+            hint = (entry.ra_deg, entry.dec_deg)
+        reduced = (
+            config.paths.data_subdir("calibration")
+            / epoch.telescope
+            / epoch.night.isoformat()
+            / f"{rawfit.filename}.d"
+            / "ReducedFit"
+            / Path(rawfit.filename).with_suffix(".fits").name
+        )
+        task = FrameTask(
+            raw_path=folder / rawfit.filename,
+            reduced_path=reduced,
+            info=info,
+            bias_path=config.paths.datadir / bias.filename if bias else None,
+            dark_path=config.paths.datadir / dark.filename if dark else None,
+            flat_path=config.paths.datadir / flat.filename if flat else None,
+            sources=sources,
+            position_hint=hint,
+            index_dir=config.paths.astrometry_index_dir,
+            budget_s=config.processing.astrometry_timeout_s,
+        )
+        existing = ReducedFit.get_or_none(ReducedFit.rawfit == rawfit)
+        if (
+            existing is not None
+            and not force
+            and existing.inputs_key == _inputs_key(task, rawfit.sha256)
+            and reduced.exists()
+        ):
+            report.frames_skipped += 1
+            continue
+        tasks.append(task)
+    return tasks
+
+
+def _inputs_key(task: FrameTask, sha256: str | None = None) -> str:
+    """What a reduced frame depends on: raw checksum, masters, index files, code version."""
+    if sha256 is None:
+        sha256 = RawFit.get(RawFit.filename == task.raw_path.name).sha256
+    parts = [
+        sha256 or "",
+        str(task.bias_path or ""),
+        str(task.dark_path or ""),
+        str(task.flat_path or ""),
+        str(task.index_dir),
+        __version__,
+    ]
+    for path in (task.bias_path, task.dark_path, task.flat_path):
+        parts.append(str(path.stat().st_mtime_ns) if path and path.exists() else "")
+    return hashlib.sha256("|".join(parts).encode()).hexdigest()[:32]
+
+
+def _run(tasks: list[FrameTask], config: Config, workers: int | None, progress: bool):
+    """Run the tasks, in a process pool when more than one worker is asked for."""
+    if not tasks:
+        return []
+    workers = workers or config.processing.workers or os.cpu_count() or 1
+    done = 0
+    show = progress and sys.stderr.isatty()
+
+    def tick(task, outcome):
+        nonlocal done
+        done += 1
+        if show:
+            print(f"\r  reducing {done}/{len(tasks)} frames", end="", file=sys.stderr, flush=True)
+        else:
+            status = "ok" if outcome.ok else outcome.error
+            log.info("[%d/%d] %s: %s", done, len(tasks), task.raw_path.name, status)
+
+    results = []
+    if workers <= 1:
+        init_worker(str(tasks[0].index_dir))
+        for task in tasks:
+            outcome = reduce_frame(task)
+            tick(task, outcome)
+            results.append((task, outcome))
+    else:
+        with futures.ProcessPoolExecutor(
+            max_workers=workers,
+            initializer=init_worker,
+            initargs=(str(tasks[0].index_dir),),
+            max_tasks_per_child=config.processing.solver_recycle_frames,
+        ) as pool:
+            submitted = {pool.submit(reduce_frame, task): task for task in tasks}
+            for future in futures.as_completed(submitted):
+                task = submitted[future]
+                try:
+                    outcome = future.result()
+                except Exception as exc:  # a crashed worker fails its frame, not the night
+                    outcome = FrameOutcome(
+                        raw_path=task.raw_path, error=f"worker: {exc}", stage="worker"
+                    )
+                tick(task, outcome)
+                results.append((task, outcome))
+    if show:
+        print(file=sys.stderr)
+    results.sort(key=lambda item: item[0].raw_path.name)
+    return results
+
+
+def _store_outcome(rawfit, task, outcome, catalog, inputs_key) -> int:
+    """Write one frame's outcome: ReducedFit, sources in field, apertures, results."""
+    flags = ReducedFitFlags(0)
+    if task.bias_path is None:
+        flags |= ReducedFitFlags.NO_MASTER_BIAS
+    if task.flat_path is None:
+        flags |= ReducedFitFlags.NO_MASTER_FLAT
+    if instrument(task.info.instrument).needs_darks and task.dark_path is None:
+        flags |= ReducedFitFlags.NO_MASTER_DARK
+    if outcome.stage not in ("read", "calibrate"):
+        flags |= ReducedFitFlags.CALIBRATED
+    if outcome.wcs_header:
+        flags |= ReducedFitFlags.ASTROMETRY_OK
+    if outcome.stage == "astrometry":
+        flags |= ReducedFitFlags.ERROR_ASTROMETRY
+    if outcome.stage in ("read", "calibrate"):
+        flags |= ReducedFitFlags.ERROR_CALIBRATION
+    if outcome.stage == "photometry":
+        flags |= ReducedFitFlags.ERROR_PHOTOMETRY
+    if outcome.measurements:
+        flags |= ReducedFitFlags.PHOTOMETRY_DONE
+    if outcome.n_cosmic_pixels:
+        flags |= ReducedFitFlags.COSMIC_RAYS_MASKED
+    datadir = Path(task.reduced_path).parents[5]
+    values = {
+        "filename": str(task.reduced_path.relative_to(datadir)) if outcome.reduced_path else "",
+        "masterbias": _master_row(MasterBias, task.bias_path, datadir),
+        "masterdark": _master_row(MasterDark, task.dark_path, datadir),
+        "masterflat": _master_row(MasterFlat, task.flat_path, datadir),
+        "flags": int(flags),
+        "error": outcome.error,
+        "astrometry_method": outcome.astrometry_method,
+        "center_ra_deg": outcome.center[0] if outcome.center else None,
+        "center_dec_deg": outcome.center[1] if outcome.center else None,
+        "pixscale_arcsec": outcome.pixscale_arcsec,
+        "seeing_fwhm_arcsec": (
+            outcome.seeing_fwhm_px * outcome.pixscale_arcsec
+            if outcome.seeing_fwhm_px and outcome.pixscale_arcsec
+            else None
+        ),
+        "n_detected": outcome.n_detected,
+        "n_cosmic_pixels": outcome.n_cosmic_pixels,
+        "inputs_key": inputs_key,
+        "modified": utcnow(),
+    }
+    reduced = ReducedFit.get_or_none(ReducedFit.rawfit == rawfit)
+    if reduced is None:
+        reduced = ReducedFit.create(rawfit=rawfit, **values)
+    else:
+        ReducedFit.update(**values).where(ReducedFit.id == reduced.id).execute()
+    SourceInField.delete().where(SourceInField.reducedfit == reduced).execute()
+    AperPhotResult.delete().where(AperPhotResult.reducedfit == reduced).execute()
+    members_key = PhotoPolResult.make_members_key([rawfit.fileloc])
+    PhotoPolResult.delete().where(
+        (PhotoPolResult.members_key == members_key) & (PhotoPolResult.method == "relphot")
+    ).execute()
+    if not outcome.in_field:
+        return 0
+    sources = {
+        s.name: s for s in AstroSource.select().where(AstroSource.name.in_(list(outcome.in_field)))
+    }
+    SourceInField.insert_many(
+        [
+            {"reducedfit": reduced.id, "astrosource": sources[name].id, "x_px": x, "y_px": y}
+            for name, (x, y) in outcome.in_field.items()
+            if name in sources
+        ]
+    ).execute()
+    radius, r_in, r_out = outcome.aperture_px or (math.nan, math.nan, math.nan)
+    rows = [
+        {
+            "reducedfit": reduced.id,
+            "astrosource": sources[m.name].id,
+            "pair": m.pair,
+            "aperture_px": radius,
+            "annulus_in_px": r_in,
+            "annulus_out_px": r_out,
+            "x_px": m.x,
+            "y_px": m.y,
+            "flux_counts": _finite(m.flux),
+            "flux_counts_err": _finite(m.flux_err),
+            "bkg_counts": _finite(m.background),
+            "bkg_counts_err": _finite(m.background_err),
+            "fwhm_px": outcome.seeing_fwhm_px,
+            "flags": m.flags,
+        }
+        for m in outcome.measurements
+        if m.name in sources
+    ]
+    if rows:
+        AperPhotResult.insert_many(rows).execute()
+    if task.info.obsmode != "photometry" or not outcome.ok:
+        return 0
+    return _photometry_results(rawfit, task, outcome, catalog, sources, members_key, radius)
+
+
+def _photometry_results(rawfit, task, outcome, catalog, sources, members_key, radius) -> int:
+    """One relative-photometry result per target in the field that has calibrators."""
+    from iopreport.store.bits import PhotometryFlags
+
+    band = task.info.band
+    totals: dict[str, tuple[float, float, int]] = {}
+    for m in outcome.measurements:
+        flux, variance, flags = totals.get(m.name, (0.0, 0.0, 0))
+        totals[m.name] = (flux + m.flux, variance + m.flux_err**2, flags | m.flags)
+    count = 0
+    for name, (flux, variance, mflags) in totals.items():
+        entry = catalog.get(name)
+        if entry is None or not entry.calibrators or not flux > 0:
+            continue
+        mag_inst = -2.5 * math.log10(flux)
+        mag_inst_err = 2.5 / math.log(10) * math.sqrt(variance) / flux
+        calibrators = []
+        for calibrator in entry.calibrators:
+            other = catalog.get(calibrator)
+            if calibrator not in totals or band not in other.mags:
+                continue
+            c_flux, c_variance, c_flags = totals[calibrator]
+            if not c_flux > 0 or c_flags & PhotometryFlags.SATURATED:
+                continue
+            calibrators.append(
+                (
+                    -2.5 * math.log10(c_flux),
+                    2.5 / math.log(10) * math.sqrt(c_variance) / c_flux,
+                    other.mags[band].value,
+                    other.mags[band].err,
+                )
+            )
+        zp = zero_point(calibrators)
+        flags = ResultFlags(0)
+        mag = mag_err = None
+        if zp is not None:
+            mag = mag_inst + zp.value
+            mag_err = math.hypot(mag_inst_err, zp.error)
+        if zp is None or zp.n_used < MIN_CALIBRATORS:
+            flags |= ResultFlags.FEW_CALIBRATORS | ResultFlags.BAD_PHOTOMETRY
+        if mag_err is not None and mag_err > LARGE_MAG_ERROR:
+            flags |= ResultFlags.LARGE_MAG_ERROR | ResultFlags.BAD_PHOTOMETRY
+        if mflags & PhotometryFlags.SATURATED:
+            flags |= ResultFlags.TARGET_SATURATED | ResultFlags.BAD_PHOTOMETRY
+        result = PhotoPolResult.create(
+            astrosource=sources[name],
+            epoch=rawfit.epoch,
+            members_key=members_key,
+            mode="photometry",
+            method="relphot",
+            instrument=task.info.instrument,
+            band=band,
+            exptime=task.info.exptime,
+            juliandate=task.info.juliandate,
+            juliandate_min=task.info.juliandate,
+            juliandate_max=task.info.juliandate,
+            n_frames=1,
+            aperture_px=radius,
+            flux_counts=flux,
+            flux_counts_err=math.sqrt(variance),
+            mag_inst=mag_inst,
+            mag_inst_err=mag_inst_err,
+            mag_zp=zp.value if zp else None,
+            mag_zp_err=zp.error if zp else None,
+            mag=mag,
+            mag_err=mag_err,
+            n_calibrators=zp.n_used if zp else 0,
+            flags=int(flags),
+        )
+        PhotoPolMember.create(result=result, rawfit=rawfit)
+        count += 1
+    return count
+
+
+def _master_row(model, path, datadir):
+    if path is None:
+        return None
+    return model.get_or_none(model.filename == str(Path(path).relative_to(datadir)))
+
+
+def _finite(value):
+    return value if value is not None and math.isfinite(value) else None
