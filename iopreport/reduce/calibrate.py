@@ -21,8 +21,8 @@ CR_ITERATIONS = 2
 #: fraction of asymmetry a real PSF may have (sub-pixel interpolation, coma).
 SYMMETRY_SIGMA = 6.0
 SYMMETRY_TOLERANCE = 0.15
-#: The symmetry test needs a sampled PSF: below this FWHM (pixels) a star's
-#: core is one or two pixels and only L.A.Cosmic runs.
+#: Cleaning needs a sampled PSF: below this FWHM (pixels) a star's core is
+#: one or two pixels, indistinguishable from a hit, and nothing is cleaned.
 SYMMETRY_MIN_FWHM_PX = 2.0
 
 
@@ -94,7 +94,10 @@ def clean_cosmic_rays(
       centre, a cosmic ray is not, so a pixel far above its mirror image
       through the centroid (:data:`SYMMETRY_SIGMA` sigma, allowing
       :data:`SYMMETRY_TOLERANCE` of asymmetry) is a hit and takes its mirror
-      pixel's value. It runs only on sampled images (FWHM >= 2 px).
+      pixel's value.
+
+    Neither runs on undersampled images (FWHM < 2 px), where a star's core is
+    as sharp as a cosmic ray and cleaning would remove stars.
 
     Returns
     -------
@@ -105,6 +108,9 @@ def clean_cosmic_rays(
 
     cleaned = image.copy()
     mask = np.zeros(image.shape, dtype=bool)
+    if fwhm_px < SYMMETRY_MIN_FWHM_PX:
+        # an undersampled star is as sharp as a cosmic ray: cleaning would eat stars
+        return cleaned, mask
     half = int(np.ceil(radius)) + 4
     ny, nx = image.shape
     for x, y in positions:
@@ -131,8 +137,6 @@ def clean_cosmic_rays(
             mask[y0:y1, x0:x1] |= found
             region = cleaned[y0:y1, x0:x1]
             region[found] = repaired[found]
-    if fwhm_px < SYMMETRY_MIN_FWHM_PX:
-        return cleaned, mask
     for x, y in positions:
         if np.isfinite(x) and np.isfinite(y):
             _repair_asymmetric(cleaned, mask, x, y, radius, gain, read_noise / gain)

@@ -1,0 +1,126 @@
+"""Compare a reduced simulated night with its truth: astrometry, magnitudes, pulls.
+
+Used by the tests and by ``benchmarks/bench_reduce.py``; works on any store
+that reduced a night written by :func:`iopreport.simulate.simulate_night`.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from astropy.io import fits
+from astropy.wcs import WCS
+
+from iopreport.store import Epoch, PhotoPolResult, RawFit, ReducedFit, ReducedFitFlags
+
+
+@dataclass
+class Evaluation:
+    """Accuracy of one reduced night against its truth."""
+
+    frames: int = 0
+    eligible: int = 0  # science frames expected to solve (no fault, enough stars)
+    solved: int = 0
+    failed_eligible: dict[str, str] = field(default_factory=dict)
+    faulty_failed: dict[str, str] = field(default_factory=dict)
+    wcs_rms_arcsec: list[float] = field(default_factory=list)
+    mag_errors: list[tuple[str, float, float, float]] = field(
+        default_factory=list
+    )  # file, err, sigma, snr
+
+    @property
+    def astrometry_success(self) -> float:
+        return self.solved / self.eligible if self.eligible else math.nan
+
+    def summary(self) -> str:
+        errors = np.array([e for _, e, _, _ in self.mag_errors])
+        pulls = np.array([e / s for _, e, s, _ in self.mag_errors if s > 0])
+        lines = [
+            f"astrometry: {self.solved}/{self.eligible} eligible frames solved "
+            f"({100 * self.astrometry_success:.1f}%)",
+        ]
+        if self.wcs_rms_arcsec:
+            wcs = np.array(self.wcs_rms_arcsec)
+            lines.append(f'WCS error vs truth: median {np.median(wcs):.3f}", max {wcs.max():.3f}"')
+        if len(errors):
+            lines.append(
+                f"target magnitudes: {len(errors)} results, median |error| "
+                f"{np.median(np.abs(errors)):.4f} mag, max {np.max(np.abs(errors)):.4f}; "
+                f"pull width {1.4826 * np.median(np.abs(pulls - np.median(pulls))):.2f}"
+            )
+        return "\n".join(lines)
+
+
+def wcs_error_arcsec(solved: WCS, true: WCS, shape: tuple[int, int]) -> float:
+    """RMS separation of a 5x5 grid of pixels mapped through both WCS."""
+    ny, nx = shape
+    gx, gy = np.meshgrid(np.linspace(0, nx - 1, 5), np.linspace(0, ny - 1, 5))
+    ra1, dec1 = true.all_pix2world(gx, gy, 0)
+    ra2, dec2 = solved.all_pix2world(gx, gy, 0)
+    d_ra = (ra1 - ra2 + 180.0) % 360.0 - 180.0
+    separation = np.hypot(d_ra * np.cos(np.radians(dec1)), dec1 - dec2) * 3600.0
+    return float(np.sqrt(np.mean(separation**2)))
+
+
+def evaluate_night(night_folder: Path, datadir: Path, telescope: str) -> Evaluation:
+    """Compare the store's reduction of one simulated night folder with its truth.json."""
+    truth = json.loads((night_folder / "truth.json").read_text())
+    import datetime as dt
+
+    night = dt.date.fromisoformat(truth["night"])
+    epoch = Epoch.get_or_none((Epoch.telescope == telescope) & (Epoch.night == night))
+    evaluation = Evaluation()
+    if epoch is None:
+        return evaluation
+    for name, record in truth["files"].items():
+        if record["imgtype"] != "light":
+            continue
+        evaluation.frames += 1
+        rawfit = RawFit.get_or_none((RawFit.epoch == epoch) & (RawFit.filename == name))
+        reduced = ReducedFit.get_or_none(ReducedFit.rawfit == rawfit) if rawfit else None
+        solved = reduced is not None and reduced.flags & ReducedFitFlags.ASTROMETRY_OK
+        reason = (
+            reduced.error if reduced else (rawfit.error if rawfit else "not registered")
+        ) or ""
+        subframe = record["instrument"] == "DIPOL" and record["obsmode"] == "polarimetry"
+        if record["faults"] or subframe:
+            if not solved:
+                evaluation.faulty_failed[name] = reason
+            continue
+        evaluation.eligible += 1
+        if not solved:
+            evaluation.failed_eligible[name] = reason
+            continue
+        evaluation.solved += 1
+        path = datadir / reduced.filename
+        with fits.open(path) as hdul:
+            wcs = WCS(hdul[0].header, relax=True)
+            shape = hdul[0].data.shape
+        evaluation.wcs_rms_arcsec.append(wcs_error_arcsec(wcs, WCS(record["wcs"]), shape))
+    for entry in truth["photometry"]:
+        if entry["faults"]:
+            continue
+        rawfit = RawFit.get_or_none((RawFit.epoch == epoch) & (RawFit.filename == entry["file"]))
+        if rawfit is None:
+            continue
+        result = (
+            PhotoPolResult.select()
+            .where(
+                (PhotoPolResult.members_key == PhotoPolResult.make_members_key([rawfit.fileloc]))
+                & (PhotoPolResult.method == "relphot")
+            )
+            .join_from(PhotoPolResult, PhotoPolResult.astrosource.rel_model)
+            .where(PhotoPolResult.astrosource.rel_model.name == entry["target"])
+            .first()
+        )
+        if result is None or result.mag is None:
+            continue
+        snr = result.flux_counts / result.flux_counts_err if result.flux_counts_err else 0.0
+        evaluation.mag_errors.append(
+            (entry["file"], result.mag - entry["mag"], result.mag_err, snr)
+        )
+    return evaluation
