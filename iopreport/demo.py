@@ -32,8 +32,12 @@ NOT_YET = (
 
 
 def point_archives_at(config_path: Path, archive: Path) -> None:
-    """Make every telescope archive of the project a local folder under ``archive``."""
+    """Make every telescope archive of the project a local folder under ``archive``,
+    and plate-solve with the index files built from the simulated sky."""
+    from iopreport.simulate.sky import SKY_INDEX_DIR
+
     document = tomlkit.parse(config_path.read_text(encoding="utf-8"))
+    document["paths"]["astrometry_index_dir"] = str(SKY_INDEX_DIR)
     archives = document.setdefault("archives", tomlkit.table())
     for telescope in TELESCOPES:
         table = tomlkit.table()

@@ -26,6 +26,8 @@ from iopreport.telescopes import BANDS
 
 DATA_DIR = Path(__file__).resolve().parents[1] / "data"
 SKY_FILE = DATA_DIR / "sky" / "skycatalog.fits"
+#: astrometry.net index files built from the sky file (python -m iopreport.simulate.build_index).
+SKY_INDEX_DIR = DATA_DIR / "astrometry-index"
 
 #: Radius of the simulated patch around each field centre (covers the 13.2'
 #: AndorT90 field diagonal plus pointing errors).

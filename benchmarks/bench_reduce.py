@@ -1,0 +1,84 @@
+"""Reduction speed and accuracy on a simulated night: frames/s, seconds per stage, peak memory.
+
+Usage: python benchmarks/bench_reduce.py [--preset full] [--workers 2] [--telescope T ...]
+
+Simulates the night into a temporary project (not timed), fetches it, reduces
+it with the process pool and compares the results with the truth.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import resource
+import tempfile
+import time
+from pathlib import Path
+
+from iopreport.archive.local import fetch_night
+from iopreport.catalog import load_catalog, sync_catalog
+from iopreport.config import load_config
+from iopreport.demo import point_archives_at
+from iopreport.reduce.night import reduce_night
+from iopreport.simulate import simulate_night
+from iopreport.simulate.evaluate import evaluate_night
+from iopreport.skeleton import init_project
+from iopreport.store import open_store
+from iopreport.telescopes import TELESCOPES
+
+NIGHT = dt.date(2024, 10, 8)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--preset", default="full", choices=("tiny", "small", "full"))
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--telescope", action="append", choices=TELESCOPES)
+    args = parser.parse_args()
+    telescopes = tuple(args.telescope or TELESCOPES)
+    project = Path(tempfile.mkdtemp(prefix="bench-reduce-")) / "site"
+    init_project(project)
+    point_archives_at(project / "config.toml", project / "archive")
+    nights = simulate_night(project / "archive", NIGHT, telescopes=telescopes, preset=args.preset)
+    config = load_config(project / "config.toml")
+    open_store(config.database_path)
+    catalog = load_catalog(config.paths.catalog)
+    sync_catalog(catalog)
+    for telescope in telescopes:
+        fetch_night(
+            Path(config.archives[telescope].root), telescope, NIGHT, config.paths.data_subdir("raw")
+        )
+    science = 0
+    started = time.perf_counter()
+    stages: dict[str, float] = {}
+    reports = []
+    for telescope in telescopes:
+        report = reduce_night(config, catalog, telescope, NIGHT, workers=args.workers)
+        reports.append(report)
+        science += report.frames_reduced + len(report.frames_failed)
+        for stage, seconds in report.seconds.items():
+            stages[stage] = stages.get(stage, 0.0) + seconds
+    elapsed = time.perf_counter() - started
+    peak_parent = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    peak_children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    print(f"preset {args.preset}, {args.workers} workers, project {project}")
+    for report in reports:
+        print(" ", report.summary())
+    print(
+        f"{science} science frames in {elapsed:.1f} s: "
+        f"{science / elapsed:.2f} science frames/s end to end"
+    )
+    print("seconds per stage (parent: classify, masters, science wall; worker: summed CPU time):")
+    for stage, seconds in stages.items():
+        print(f"  {stage:>20}: {seconds:8.1f}")
+    print(f"peak RSS: parent {peak_parent:.0f} MB, largest worker {peak_children:.0f} MB")
+    for night in nights:
+        evaluation = evaluate_night(night.folder, config.paths.datadir, night.telescope)
+        print(night.telescope)
+        print("  " + evaluation.summary().replace("\n", "\n  "))
+        for name, reason in evaluation.failed_eligible.items():
+            print(f"  failed: {name}: {reason}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,147 @@
+"""A whole simulated night through fetch and reduce, against the truth (issue 4, tiny night)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from astropy.io import fits
+
+from iopreport.archive.local import fetch_night
+from iopreport.catalog import load_catalog, sync_catalog
+from iopreport.config import load_config
+from iopreport.demo import point_archives_at
+from iopreport.reduce.night import reduce_night
+from iopreport.simulate import simulate_night
+from iopreport.simulate.evaluate import evaluate_night
+from iopreport.skeleton import init_project
+from iopreport.store import (
+    MasterBias,
+    MasterDark,
+    MasterFlat,
+    PhotoPolResult,
+    RawFit,
+    ReducedFit,
+    close_store,
+    open_store,
+)
+
+NIGHT = dt.date(2024, 10, 8)
+
+
+def make_project(
+    tmp_path, faults=(), telescopes=("OSN-T090", "OSN-T150", "CAHA-T220"), preset="tiny"
+):
+    project = tmp_path / "site"
+    init_project(project)
+    point_archives_at(project / "config.toml", project / "archive")
+    simulate_night(
+        project / "archive", NIGHT, telescopes=telescopes, preset=preset, seed=9, faults=faults
+    )
+    config = load_config(project / "config.toml")
+    open_store(config.database_path)
+    catalog = load_catalog(config.paths.catalog)
+    sync_catalog(catalog)
+    for telescope in telescopes:
+        root = Path(config.archives[telescope].root)
+        fetch_night(root, telescope, NIGHT, config.paths.data_subdir("raw"))
+    return project, config, catalog
+
+
+@pytest.fixture(scope="module")
+def reduced(tmp_path_factory):
+    tmp_path = tmp_path_factory.mktemp("reduce")
+    project, config, catalog = make_project(tmp_path)
+    reports = {
+        telescope: reduce_night(config, catalog, telescope, NIGHT, workers=2)
+        for telescope in ("OSN-T090", "OSN-T150", "CAHA-T220")
+    }
+    yield project, config, catalog, reports
+    close_store()
+
+
+def folder_of(project, telescope):
+    return next((project / "archive" / telescope).iterdir())
+
+
+def test_every_file_registered_and_classified(reduced):
+    project, config, catalog, reports = reduced
+    for telescope, report in reports.items():
+        truth = json.loads((folder_of(project, telescope) / "truth.json").read_text())
+        assert report.files == len(truth["files"])
+        assert report.unclassified == {}
+        assert RawFit.select().where(RawFit.error != "").count() == 0
+    assert MasterBias.select().count() >= 4  # one per instrument
+    assert MasterDark.select().count() >= 1  # DIPOL
+    assert MasterFlat.select().count() >= 6
+
+
+def test_astrometry_and_magnitudes_against_truth(reduced):
+    project, config, catalog, reports = reduced
+    wcs_errors, mag_errors = [], []
+    for telescope in reports:
+        evaluation = evaluate_night(folder_of(project, telescope), config.paths.datadir, telescope)
+        assert evaluation.astrometry_success >= 0.99, evaluation.failed_eligible
+        wcs_errors += evaluation.wcs_rms_arcsec
+        mag_errors += evaluation.mag_errors
+    assert max(wcs_errors) < 0.5
+    assert len(mag_errors) >= 4
+    bright = [abs(e) for _, e, _, snr in mag_errors if snr > 100]
+    assert bright and float(np.median(bright)) <= 0.01
+    assert max(abs(e) for _, e, _, _ in mag_errors) < 0.05
+
+
+def test_reduced_file_keeps_the_raw_header_and_provenance(reduced):
+    project, config, catalog, reports = reduced
+    reduced_fit = ReducedFit.select().where(ReducedFit.error == "").first()
+    header = fits.getheader(config.paths.datadir / reduced_fit.filename)
+    assert header["IOPRAW"] == reduced_fit.rawfit.filename
+    assert header["IOPBIAS"].startswith("masterbias_") and header["IOPFLAT"].startswith(
+        "masterflat_"
+    )
+    assert "INSTRUME" in header and "EXPTIME" in header  # the raw header is kept
+    assert header["CTYPE1"].startswith("RA---TAN")
+
+
+def test_results_have_identity_members_and_calibrators(reduced):
+    project, config, catalog, reports = reduced
+    results = list(PhotoPolResult.select())
+    assert results
+    for result in results:
+        assert result.members_key == result.members[0].rawfit.fileloc
+        assert result.n_calibrators >= 2
+        assert result.mag_err > 0
+
+
+def test_rerun_skips_unchanged_work_and_force_redoes_it(reduced):
+    project, config, catalog, reports = reduced
+    before = PhotoPolResult.select().count()
+    again = reduce_night(config, catalog, "OSN-T150", NIGHT, workers=1)
+    assert again.frames_reduced == 0 and again.masters_built == 0
+    assert again.frames_skipped == reports["OSN-T150"].frames_reduced + len(
+        reports["OSN-T150"].frames_failed
+    )
+    forced = reduce_night(config, catalog, "OSN-T150", NIGHT, workers=1, force=True)
+    assert forced.frames_reduced == reports["OSN-T150"].frames_reduced
+    assert PhotoPolResult.select().count() == before
+
+
+def test_damaged_frames_fail_alone_with_reasons(tmp_path):
+    faults = ["truncated", "all_nan", "missing_keywords", "unknown_instrume", "clouds", "trail"]
+    project, config, catalog = make_project(
+        tmp_path, faults=faults, telescopes=("OSN-T150",), preset="small"
+    )
+    report = reduce_night(config, catalog, "OSN-T150", NIGHT, workers=1)
+    truth = json.loads((folder_of(project, "OSN-T150") / "truth.json").read_text())
+    by_fault = {f["fault"]: f["file"] for f in truth["faults"]}
+    assert "EXPTIME keyword missing" in report.unclassified[by_fault["missing_keywords"]]
+    assert "unknown INSTRUME" in report.unclassified[by_fault["unknown_instrume"]]
+    assert "read" in report.frames_failed[by_fault["truncated"]]
+    assert "NaN" in report.frames_failed[by_fault["all_nan"]]
+    # the other frames of the night are reduced
+    healthy = [n for n, r in truth["files"].items() if r["imgtype"] == "light" and not r["faults"]]
+    assert report.frames_reduced >= len(healthy)
+    close_store()
