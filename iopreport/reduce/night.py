@@ -133,7 +133,8 @@ def reduce_night(
             stage_seconds[stage] += seconds
         rawfit = by_raw[task.raw_path.name]
         with database_proxy.atomic():
-            report.results += _store_outcome(rawfit, task, outcome, catalog, _inputs_key(task))
+            key = _inputs_key(task, rawfit.sha256)
+            report.results += _store_outcome(rawfit, task, outcome, catalog, key)
         if outcome.ok:
             report.frames_reduced += 1
         else:
@@ -394,10 +395,8 @@ def _science_tasks(config, catalog, epoch, rawfits, masters, force, report) -> l
     return tasks
 
 
-def _inputs_key(task: FrameTask, sha256: str | None = None) -> str:
+def _inputs_key(task: FrameTask, sha256: str | None) -> str:
     """What a reduced frame depends on: raw checksum, masters, index files, code version."""
-    if sha256 is None:
-        sha256 = RawFit.get(RawFit.filename == task.raw_path.name).sha256
     parts = [
         sha256 or "",
         str(task.bias_path or ""),
