@@ -205,7 +205,12 @@ def reduce_frame(task: FrameTask) -> FrameOutcome:
         attempts.append(f"{label}: {result.error}")
     outcome.n_detected = len(detections) if detections is not None else 0
     if solution is None:
-        return _fail(outcome, "astrometry", "plate solving failed (" + "; ".join(attempts) + ")")
+        note = ""
+        if info.instrument == "DIPOL" and info.subframe_origin != (0, 0):
+            note = " [DIPOL polarimetry sub-frames hold too few stars for a blind solve]"
+        return _fail(
+            outcome, "astrometry", "plate solving failed (" + "; ".join(attempts) + ")" + note
+        )
 
     wcs = solution.wcs
     ny, nx = image.shape
