@@ -26,10 +26,21 @@ def identify_target(object_name: str, sources) -> str | None:
     ``sources`` are catalog entries with ``name``, ``other_names`` and
     ``srctype``; calibrators are never targets.
     """
-    wanted = fold(object_name.split(" ")[0] if object_name.strip() else "")
+    candidates = [s for s in sources if s.srctype != "calibrator"]
+    text = object_name.strip()
+    if not text:
+        return None
+    # the whole OBJECT first ("BL Lac"), then its first word ("1652+398 0.0 deg" at CAFOS)
+    for wanted in dict.fromkeys((fold(text), fold(text.split()[0]))):
+        found = _match(wanted, candidates)
+        if found:
+            return found
+    return None
+
+
+def _match(wanted: str, candidates) -> str | None:
     if len(wanted) < 3:
         return None
-    candidates = [s for s in sources if s.srctype != "calibrator"]
     for source in candidates:
         if any(fold(n) == wanted for n in (source.name, *source.other_names)):
             return source.name
