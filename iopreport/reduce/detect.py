@@ -18,7 +18,7 @@ BACKGROUND_FILTER = 3
 #: A detection with more than this fraction of its flux in one pixel is an artefact.
 SHARP_FRACTION = 0.8
 #: Stars fitted to measure the seeing.
-SEEING_STARS = 15
+SEEING_STARS = 10
 #: Gaussian sigma -> FWHM.
 SIGMA_TO_FWHM = 2.0 * np.sqrt(2.0 * np.log(2.0))
 
@@ -97,7 +97,9 @@ def detect(
     bad = ~np.isfinite(data)
     if mask is not None:
         bad |= mask
-    filled = np.where(bad, np.nanmedian(data) if (~bad).any() else 0.0, data).astype(np.float32)
+    fill = float(np.nanmedian(data[::7, ::7])) if (~bad).any() else 0.0
+    fill = fill if np.isfinite(fill) else 0.0
+    filled = np.where(bad, np.float32(fill), data) if bad.any() else data
     background = sep.Background(
         filled,
         mask=bad,

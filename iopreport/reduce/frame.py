@@ -9,6 +9,7 @@ the database: the parent writes the outcome in one transaction.
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 import time
@@ -116,9 +117,17 @@ def _get_solver(index_dir: Path) -> PlateSolver | None:
 
 
 def _read(path: Path | None):
+    """A master frame, cached in this worker (a night uses few masters for many frames)."""
     if path is None:
         return None
-    return fits.getdata(path).astype(np.float32)
+    return _read_cached(str(path), path.stat().st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=6)
+def _read_cached(path: str, mtime_ns: int) -> np.ndarray:
+    data = fits.getdata(path).astype(np.float32)
+    data.setflags(write=False)
+    return data
 
 
 def reduce_frame(task: FrameTask) -> FrameOutcome:

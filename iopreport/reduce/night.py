@@ -12,6 +12,7 @@ import datetime as dt
 import hashlib
 import logging
 import math
+import multiprocessing
 import os
 import sys
 import time
@@ -435,23 +436,34 @@ def _run(tasks: list[FrameTask], config: Config, workers: int | None, progress: 
             tick(task, outcome)
             results.append((task, outcome))
     else:
-        with futures.ProcessPoolExecutor(
-            max_workers=workers,
-            initializer=init_worker,
-            initargs=(str(tasks[0].index_dir),),
-            max_tasks_per_child=config.processing.solver_recycle_frames,
-        ) as pool:
-            submitted = {pool.submit(reduce_frame, task): task for task in tasks}
-            for future in futures.as_completed(submitted):
-                task = submitted[future]
-                try:
-                    outcome = future.result()
-                except Exception as exc:  # a crashed worker fails its frame, not the night
-                    outcome = FrameOutcome(
-                        raw_path=task.raw_path, error=f"worker: {exc}", stage="worker"
-                    )
-                tick(task, outcome)
-                results.append((task, outcome))
+        # Workers are recycled by running the frames in batches, one fresh pool per
+        # batch, so that no solver serves more than about solver_recycle_frames
+        # frames (the upstream solver leaks). ProcessPoolExecutor's own
+        # max_tasks_per_child hung here on Python 3.11 once a worker retired.
+        # forkserver: workers start from a clean process; forking this one could
+        # copy OpenMP thread state (astroscrappy) and deadlock the children.
+        context = multiprocessing.get_context("forkserver")
+        context.set_forkserver_preload(["iopreport.reduce.frame"])
+        batch = max(1, workers * config.processing.solver_recycle_frames)
+        for start in range(0, len(tasks), batch):
+            chunk = tasks[start : start + batch]
+            with futures.ProcessPoolExecutor(
+                max_workers=workers,
+                mp_context=context,
+                initializer=init_worker,
+                initargs=(str(tasks[0].index_dir),),
+            ) as pool:
+                submitted = {pool.submit(reduce_frame, task): task for task in chunk}
+                for future in futures.as_completed(submitted):
+                    task = submitted[future]
+                    try:
+                        outcome = future.result()
+                    except Exception as exc:  # a crashed worker fails its frame, not the night
+                        outcome = FrameOutcome(
+                            raw_path=task.raw_path, error=f"worker: {exc}", stage="worker"
+                        )
+                    tick(task, outcome)
+                    results.append((task, outcome))
     if show:
         print(file=sys.stderr)
     results.sort(key=lambda item: item[0].raw_path.name)

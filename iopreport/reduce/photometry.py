@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from astropy.stats import sigma_clipped_stats
-from photutils.aperture import CircularAnnulus, CircularAperture, aperture_photometry
+from photutils.aperture import CircularAnnulus, CircularAperture
 from photutils.centroids import centroid_2dg
 
 from iopreport.store.bits import PhotometryFlags
@@ -145,6 +145,10 @@ def measure(
     ny, nx = image.shape
     annulus_mask = sources_mask.copy() if sources_mask is not None else np.zeros(image.shape, bool)
     annulus_mask |= ~np.isfinite(image)
+    # whole-image work done once, not per target
+    annulus_image = np.where(annulus_mask, np.nan, image)
+    saturated_f = saturated.astype(np.float32) if saturated is not None else None
+    cosmic_f = cosmic.astype(np.float32) if cosmic is not None else None
     for target in targets:
         flags = PhotometryFlags(0)
         x, y = target.x, target.y
@@ -177,25 +181,22 @@ def measure(
                 continue
         aperture = CircularAperture((x, y), apertures.radius)
         annulus = CircularAnnulus((x, y), apertures.annulus_in, apertures.annulus_out)
-        annulus_data = annulus.to_mask(method="center").get_values(
-            np.where(annulus_mask, np.nan, image)
-        )
+        annulus_data = annulus.to_mask(method="center").get_values(annulus_image)
         annulus_data = annulus_data[np.isfinite(annulus_data)]
         if annulus_data.size < 10:
             flags |= PhotometryFlags.CROWDED
             annulus_data = annulus.to_mask(method="center").get_values(image)
             annulus_data = annulus_data[np.isfinite(annulus_data)]
         _, sky, sky_sigma = sigma_clipped_stats(annulus_data, sigma=3.0, maxiters=5)
-        table = aperture_photometry(np.nan_to_num(image, nan=sky), aperture)
         area = aperture.area
-        total = float(table["aperture_sum"][0])
+        total = _aperture_sum(aperture.to_mask(method="exact"), image, sky)
         flux = total - sky * area
         background_err = math.sqrt(MEDIAN_VARIANCE_FACTOR / annulus_data.size) * sky_sigma * area
         variance = max(flux, 0.0) / gain + area * (sky_sigma**2) + background_err**2
         aperture_mask = aperture.to_mask(method="center")
-        if saturated is not None and (aperture_mask.get_values(saturated.astype(float)) > 0).any():
+        if saturated_f is not None and (aperture_mask.get_values(saturated_f) > 0).any():
             flags |= PhotometryFlags.SATURATED
-        if cosmic is not None and (aperture_mask.get_values(cosmic.astype(float)) > 0).any():
+        if cosmic_f is not None and (aperture_mask.get_values(cosmic_f) > 0).any():
             flags |= PhotometryFlags.COSMIC_RAY
         error = math.sqrt(variance)
         if not flux > LOW_SNR * error:
@@ -214,6 +215,15 @@ def measure(
             )
         )
     return results
+
+
+def _aperture_sum(mask, image: np.ndarray, fill: float) -> float:
+    """Exact-overlap aperture sum on a cut-out; NaN pixels count as ``fill``."""
+    cutout = mask.cutout(image, fill_value=np.nan)
+    if cutout is None:
+        return math.nan
+    values = np.where(np.isfinite(cutout), cutout, fill)
+    return float(np.sum(values * mask.data))
 
 
 @dataclass(frozen=True)
