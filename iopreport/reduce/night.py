@@ -121,11 +121,11 @@ def reduce_night(
     report.seconds["classify"] = time.perf_counter() - started
 
     started = time.perf_counter()
-    masters = _build_masters(config, epoch, rawfits, force, report)
+    _build_masters(config, epoch, rawfits, force, report, workers)
     report.seconds["masters"] = time.perf_counter() - started
 
     started = time.perf_counter()
-    tasks = _science_tasks(config, catalog, epoch, rawfits, masters, force, report)
+    tasks = _science_tasks(config, catalog, epoch, rawfits, force, report)
     outcomes = _run(tasks, config, workers, progress)
     by_raw = {rawfit.filename: rawfit for rawfit in rawfits}
     stage_seconds: dict[str, float] = defaultdict(float)
@@ -200,16 +200,66 @@ def _master_keys(kind: str, rawfit: RawFit) -> tuple:
     return keys
 
 
-def _build_masters(config, epoch, rawfits, force, report) -> dict[str, list]:
-    """Build (or reuse) this night's masters: biases, then darks, then flats."""
+@dataclass(frozen=True)
+class MasterJob:
+    """One master to build in a worker: its inputs, the masters it subtracts, its file."""
+
+    kind: str
+    label: str
+    instrument: str
+    frames: tuple[CalibrationFrame, ...]
+    path: Path
+    bias_path: Path | None
+    dark_path: Path | None
+    header_keys: tuple[tuple[str, object], ...]
+
+
+@dataclass
+class MasterJobResult:
+    inputs: list[str]
+    rejected: dict[str, str]
+    level: float | None
+    noise: float | None
+    error: str
+
+
+def make_master(job: MasterJob) -> MasterJobResult:
+    """Build and write one master (runs in a worker process)."""
+    from astropy.io import fits
+
+    spec = instrument(job.instrument)
+    bias = fits.getdata(job.bias_path).astype("float32") if job.bias_path else None
+    dark = fits.getdata(job.dark_path).astype("float32") if job.dark_path else None
+    result = build_master(
+        job.kind, list(job.frames), spec, bias=bias, dark_rate=dark, scratch_dir=job.path.parent
+    )
+    if result.ok:
+        header = master_header(result, **dict(job.header_keys))
+        if job.bias_path:
+            header["IOPBIAS"] = job.bias_path.name
+        if job.dark_path:
+            header["IOPDARK"] = job.dark_path.name
+        write_master(job.path, result, header)
+    return MasterJobResult(
+        inputs=[p.name for p in result.inputs],
+        rejected=result.rejected,
+        level=result.level,
+        noise=result.noise,
+        error=result.error,
+    )
+
+
+def _build_masters(config, epoch, rawfits, force, report, workers=None) -> None:
+    """Build (or reuse) this night's masters: biases, then darks, then flats, each
+    kind's groups in parallel; the database rows are written here."""
     folder = raw_night_dir(config, epoch.telescope, epoch.night)
-    built: dict[str, list] = {"bias": [], "dark": [], "flat": []}
     for kind in ("bias", "dark", "flat"):
         groups: dict[tuple, list[RawFit]] = defaultdict(list)
         for rawfit in rawfits:
             if rawfit.imgtype == kind and rawfit.flags & RawFitFlags.CLASSIFIED:
                 groups[_master_keys(kind, rawfit)].append(rawfit)
         model, input_model = _MASTER_MODELS[kind]
+        jobs = []
         for keys, members in sorted(groups.items(), key=lambda item: str(item[0])):
             instrument_name, imgsize, binning = keys[:3]
             spec = instrument(instrument_name)
@@ -220,78 +270,91 @@ def _build_masters(config, epoch, rawfits, force, report) -> dict[str, list]:
                 / epoch.night.isoformat()
                 / f"master{kind}_{label}.fits"
             )
-            relative = str(path.relative_to(config.paths.datadir))
-            existing = model.get_or_none(model.filename == relative)
-            names = sorted(m.filename for m in members)
+            existing = model.get_or_none(
+                model.filename == str(path.relative_to(config.paths.datadir))
+            )
             if existing is not None and not force and path.exists():
-                used = sorted(i.rawfit.filename for i in existing.inputs)
-                if set(used) <= set(names):
-                    built[kind].append(existing)
+                used = {i.rawfit.filename for i in existing.inputs}
+                if used <= {m.filename for m in members}:
                     continue
-            bias = dark = None
             master_bias = master_dark = None
             if kind in ("dark", "flat"):
                 master_bias = _match(MasterBias, epoch, instrument_name, imgsize, binning, config)
-                bias = _load_master(config, master_bias)
             if kind == "flat" and spec.needs_darks:
                 master_dark = _match(MasterDark, epoch, instrument_name, imgsize, binning, config)
-                dark = _load_master(config, master_dark)
-            frames = [CalibrationFrame(folder / m.filename, m.exptime or 0.0) for m in members]
             path.parent.mkdir(parents=True, exist_ok=True)
-            result = build_master(
-                kind, frames, spec, bias=bias, dark_rate=dark, scratch_dir=path.parent
-            )
-            for name, reason in result.rejected.items():
-                log.info("%s %s: not used in %s: %s", epoch.epochname, name, label, reason)
-            if not result.ok:
-                report.masters_failed[label] = result.error
-                log.warning("%s: master%s %s: %s", epoch.epochname, kind, label, result.error)
-                continue
-            header = master_header(
-                result,
-                instrume=instrument_name,
-                imgsize=imgsize,
-                binning=binning,
-                band=keys[3] if kind == "flat" else None,
-                obsmode=keys[4] if kind == "flat" else None,
-                angle=keys[5] if kind == "flat" else None,
-                night=epoch.night.isoformat(),
-                telescop=epoch.telescope,
-                iopvers=__version__,
-            )
-            if master_bias is not None:
-                header["IOPBIAS"] = Path(master_bias.filename).name
-            if master_dark is not None:
-                header["IOPDARK"] = Path(master_dark.filename).name
-            write_master(path, result, header)
-            values = {
-                "epoch": epoch,
-                "instrument": instrument_name,
+            header_keys = {
+                "instrume": instrument_name,
                 "imgsize": imgsize,
                 "binning": binning,
+                "band": keys[3] if kind == "flat" else None,
+                "obsmode": keys[4] if kind == "flat" else None,
+                "angle": keys[5] if kind == "flat" else None,
+                "night": epoch.night.isoformat(),
+                "telescop": epoch.telescope,
+                "iopvers": __version__,
+            }
+            job = MasterJob(
+                kind=kind,
+                label=label,
+                instrument=instrument_name,
+                frames=tuple(
+                    CalibrationFrame(folder / m.filename, m.exptime or 0.0) for m in members
+                ),
+                path=path,
+                bias_path=config.paths.datadir / master_bias.filename if master_bias else None,
+                dark_path=config.paths.datadir / master_dark.filename if master_dark else None,
+                header_keys=tuple(header_keys.items()),
+            )
+            jobs.append((job, keys, members, existing, master_bias, master_dark))
+        results = _map(make_master, [job for job, *_ in jobs], config, workers)
+        for (job, keys, members, existing, master_bias, master_dark), result in zip(
+            jobs, results, strict=True
+        ):
+            for name, reason in result.rejected.items():
+                log.info("%s %s: not used in %s: %s", epoch.epochname, name, job.label, reason)
+            if result.error:
+                report.masters_failed[job.label] = result.error
+                log.warning("%s: master%s %s: %s", epoch.epochname, kind, job.label, result.error)
+                continue
+            values = {
+                "epoch": epoch,
+                "instrument": keys[0],
+                "imgsize": keys[1],
+                "binning": keys[2],
                 "n_frames": len(result.inputs),
                 "level": result.level,
                 "noise": result.noise,
                 "created": utcnow(),
             }
             if kind == "flat":
-                values.update(band=keys[3], obsmode=keys[4], angle=keys[5])
+                values.update(band=keys[3], obsmode=keys[4], angle=keys[5], masterdark=master_dark)
             if kind in ("dark", "flat"):
                 values["masterbias"] = master_bias
-            if kind == "flat":
-                values["masterdark"] = master_dark
             by_name = {m.filename: m for m in members}
+            relative = str(job.path.relative_to(config.paths.datadir))
             with database_proxy.atomic():
                 if existing is None:
                     existing = model.create(filename=relative, **values)
                 else:
                     model.update(**values).where(model.id == existing.id).execute()
                     input_model.delete().where(input_model.master == existing).execute()
-                for used in result.inputs:
-                    input_model.create(master=existing, rawfit=by_name[used.name])
-            built[kind].append(existing)
+                input_model.insert_many(
+                    [{"master": existing.id, "rawfit": by_name[name].id} for name in result.inputs]
+                ).execute()
             report.masters_built += 1
-    return built
+
+
+def _map(function, items: list, config: Config, workers: int | None) -> list:
+    """``function`` over ``items`` in order, in a forkserver pool when it pays."""
+    workers = workers or config.processing.workers or os.cpu_count() or 1
+    if workers <= 1 or len(items) <= 1:
+        return [function(item) for item in items]
+    context = multiprocessing.get_context("forkserver")
+    with futures.ProcessPoolExecutor(
+        max_workers=min(workers, len(items)), mp_context=context
+    ) as pool:
+        return list(pool.map(function, items))
 
 
 def _match(model, epoch, instrument_name, imgsize, binning, config, **extra):
@@ -325,15 +388,7 @@ def _match(model, epoch, instrument_name, imgsize, binning, config, **extra):
     return best
 
 
-def _load_master(config, master):
-    if master is None:
-        return None
-    from astropy.io import fits
-
-    return fits.getdata(config.paths.datadir / master.filename).astype("float32")
-
-
-def _science_tasks(config, catalog, epoch, rawfits, masters, force, report) -> list[FrameTask]:
+def _science_tasks(config, catalog, epoch, rawfits, force, report) -> list[FrameTask]:
     folder = raw_night_dir(config, epoch.telescope, epoch.night)
     sources = tuple(SkySource(s.name, s.ra_deg, s.dec_deg) for s in catalog.sources)
     tasks = []
