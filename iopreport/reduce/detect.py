@@ -18,7 +18,7 @@ BACKGROUND_FILTER = 3
 #: A detection with more than this fraction of its flux in one pixel is an artefact.
 SHARP_FRACTION = 0.8
 #: Stars fitted to measure the seeing.
-SEEING_STARS = 10
+SEEING_STARS = 6
 #: Gaussian sigma -> FWHM.
 SIGMA_TO_FWHM = 2.0 * np.sqrt(2.0 * np.log(2.0))
 
@@ -54,7 +54,8 @@ class Detections:
         if good.sum() < 3:
             return float("nan")
         guess = float(np.median(self.fwhm_px[good][:SEEING_STARS]))
-        box = 2 * int(np.ceil(1.2 * guess)) + 1
+        # isophotal moments overestimate a seeing-limited FWHM about twofold
+        box = 2 * int(np.ceil(0.8 * guess)) + 1
         ny, nx = image.shape
         inside = good & (self.x > box) & (self.y > box) & (self.x < nx - box) & (self.y < ny - box)
         xy = np.column_stack([self.x[inside], self.y[inside]])[:SEEING_STARS]
