@@ -145,3 +145,69 @@ def test_damaged_frames_fail_alone_with_reasons(tmp_path):
     healthy = [n for n, r in truth["files"].items() if r["imgtype"] == "light" and not r["faults"]]
     assert report.frames_reduced >= len(healthy)
     close_store()
+
+
+def test_killed_reduction_resumes_to_the_same_end_state(tmp_path, iopreport_exe):
+    """SIGKILL during `iopreport reduce`, run again: same results as an uninterrupted run."""
+    import signal
+    import subprocess
+    import time
+
+    project, config, catalog = make_project(tmp_path, telescopes=("OSN-T150",), preset="small")
+    close_store()
+    command = [
+        iopreport_exe,
+        "--config",
+        str(project / "config.toml"),
+        "reduce",
+        "--night",
+        "2024-10-08",
+    ]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    database = config.database_path
+    deadline = time.monotonic() + 120
+    import sqlite3
+
+    while time.monotonic() < deadline:  # kill once some frames are stored, before the end
+        time.sleep(0.2)
+        try:
+            with sqlite3.connect(database, timeout=1) as connection:
+                stored = connection.execute("SELECT COUNT(*) FROM reduced_fit").fetchone()[0]
+        except sqlite3.Error:
+            continue
+        if stored >= 2 or process.poll() is not None:
+            break
+    killed = process.poll() is None
+    if killed:
+        process.send_signal(signal.SIGKILL)
+    process.wait(timeout=60)
+    resumed = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr
+    open_store(database)
+    first = {(r.astrosource.name, r.members_key): round(r.mag, 6) for r in PhotoPolResult.select()}
+    n_reduced = ReducedFit.select().count()
+    close_store()
+    clean_project, clean_config, _ = make_project(
+        tmp_path / "clean", telescopes=("OSN-T150",), preset="small"
+    )
+    close_store()
+    clean = subprocess.run(
+        [
+            iopreport_exe,
+            "--config",
+            str(clean_project / "config.toml"),
+            "reduce",
+            "--night",
+            "2024-10-08",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert clean.returncode == 0, clean.stderr
+    open_store(clean_config.database_path)
+    second = {(r.astrosource.name, r.members_key): round(r.mag, 6) for r in PhotoPolResult.select()}
+    assert ReducedFit.select().count() == n_reduced
+    close_store()
+    assert killed, "the reduction finished before it could be killed; the test proves nothing"
+    assert first == second

@@ -467,9 +467,13 @@ def _inputs_key(task: FrameTask, sha256: str | None) -> str:
 
 
 def _run(tasks: list[FrameTask], config: Config, workers: int | None, progress: bool):
-    """Run the tasks, in a process pool when more than one worker is asked for."""
+    """Run the tasks, in a process pool when more than one worker is asked for.
+
+    Yields (task, outcome) as each frame finishes, so that the caller stores it
+    at once: a crash loses at most the frames in flight.
+    """
     if not tasks:
-        return []
+        return
     workers = workers or config.processing.workers or os.cpu_count() or 1
     done = 0
     show = progress and sys.stderr.isatty()
@@ -483,13 +487,12 @@ def _run(tasks: list[FrameTask], config: Config, workers: int | None, progress: 
             status = "ok" if outcome.ok else outcome.error
             log.info("[%d/%d] %s: %s", done, len(tasks), task.raw_path.name, status)
 
-    results = []
     if workers <= 1:
         init_worker(str(tasks[0].index_dir))
         for task in tasks:
             outcome = reduce_frame(task)
             tick(task, outcome)
-            results.append((task, outcome))
+            yield task, outcome
     else:
         # Workers are recycled by running the frames in batches, one fresh pool per
         # batch, so that no solver serves more than about solver_recycle_frames
@@ -518,11 +521,9 @@ def _run(tasks: list[FrameTask], config: Config, workers: int | None, progress: 
                             raw_path=task.raw_path, error=f"worker: {exc}", stage="worker"
                         )
                     tick(task, outcome)
-                    results.append((task, outcome))
+                    yield task, outcome
     if show:
         print(file=sys.stderr)
-    results.sort(key=lambda item: item[0].raw_path.name)
-    return results
 
 
 def _store_outcome(rawfit, task, outcome, catalog, inputs_key) -> int:
