@@ -59,6 +59,9 @@ def build_parser() -> argparse.ArgumentParser:
         "with their failures, the last runs and the daemon's heartbeat.",
     )
     status.add_argument("--nights", type=int, default=10, help="how many recent nights to list")
+    status.add_argument(
+        "--failures", type=int, default=5, help="failed files listed per night, with reasons"
+    )
     status.set_defaults(handler=cmd_status)
 
     catalog = commands.add_parser(
@@ -259,7 +262,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     from iopreport.status import render_status
 
     config = _load_config(args)
-    print(render_status(config, nights=args.nights))
+    print(render_status(config, nights=args.nights, failures=args.failures))
     return EXIT_OK
 
 

@@ -11,7 +11,30 @@ from iopreport.config import Config
 HEARTBEAT_STALE_AFTER = dt.timedelta(minutes=5)
 
 
-def render_status(config: Config, *, nights: int = 10, now: dt.datetime | None = None) -> str:
+def _failures(epoch, limit: int) -> list[str]:
+    """Files of a night that failed, with their reasons (at most ``limit``, then a count)."""
+    from iopreport.store import RawFit, ReducedFit
+
+    failed = [
+        (rawfit.filename, rawfit.error)
+        for rawfit in RawFit.select().where((RawFit.epoch == epoch) & (RawFit.error != ""))
+    ]
+    failed += [
+        (reduced.rawfit.filename, reduced.error)
+        for reduced in ReducedFit.select(ReducedFit, RawFit)
+        .join(RawFit)
+        .where((RawFit.epoch == epoch) & (ReducedFit.error != ""))
+    ]
+    failed.sort()
+    lines = [f"{name}: {reason}" for name, reason in failed[:limit]]
+    if len(failed) > limit:
+        lines.append(f"... and {len(failed) - limit} more (iopreport status --failures N)")
+    return lines
+
+
+def render_status(
+    config: Config, *, nights: int = 10, failures: int = 5, now: dt.datetime | None = None
+) -> str:
     """Describe the project: never writes to the store, never creates it."""
     from iopreport.store import (
         Epoch,
@@ -64,6 +87,7 @@ def render_status(config: Config, *, nights: int = 10, now: dt.datetime | None =
             f"reduced {counts['reduced']}, failed {counts['failed']}"
             + (f"; error: {epoch.error}" if epoch.error else "")
         )
+        lines.extend(f"    {line}" for line in _failures(epoch, failures))
     n_phot = PhotoPolResult.select().where(PhotoPolResult.mode == "photometry").count()
     n_pol = PhotoPolResult.select().where(PhotoPolResult.mode == "polarimetry").count()
     lines.append(f"results:   {n_phot} photometry, {n_pol} polarimetry")

@@ -144,6 +144,11 @@ def test_damaged_frames_fail_alone_with_reasons(tmp_path):
     # the other frames of the night are reduced
     healthy = [n for n, r in truth["files"].items() if r["imgtype"] == "light" and not r["faults"]]
     assert report.frames_reduced >= len(healthy)
+    from iopreport.status import render_status
+
+    text = render_status(config, failures=20)
+    assert f"{by_fault['truncated']}: read: cannot read the raw data" in text
+    assert f"{by_fault['unknown_instrume']}: classify: unknown INSTRUME 'MysteryCam'" in text
     close_store()
 
 
