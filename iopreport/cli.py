@@ -168,12 +168,21 @@ def _night(text: str):
 
 
 def _telescope(text: str) -> str:
-    from iopreport.telescopes import telescope_name
+    """Full name from an abbreviation (T090); other names are checked against the config."""
+    from iopreport.telescopes import TELESCOPE_ALIASES
 
-    try:
-        return telescope_name(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
+    return TELESCOPE_ALIASES.get(text.upper(), text)
+
+
+def _check_telescopes(names, config=None) -> None:
+    from iopreport.telescopes import TELESCOPES
+
+    known = [*TELESCOPES]
+    if config is not None:
+        known += sorted({i.telescope for i in config.instruments.values()})
+    for name in names or ():
+        if name not in known:
+            raise UsageError(f"unknown telescope {name!r}; known: {', '.join(known)}")
 
 
 def _fault_names() -> list[str]:
@@ -298,6 +307,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     from iopreport.simulate.faults import FAULTS
     from iopreport.telescopes import TELESCOPES
 
+    _check_telescopes(args.telescope)
     unknown = [fault for fault in args.fault if fault not in FAULTS]
     if unknown:
         raise UsageError(f"unknown fault {unknown[0]!r}; known: {', '.join(FAULTS)}")
@@ -337,6 +347,7 @@ def cmd_fetch(args: argparse.Namespace) -> int:
     from iopreport.store import open_store
 
     config = _load_config(args, log_to_file=True)
+    _check_telescopes(args.telescope, config)
     archives = {
         name: archive
         for name, archive in config.archives.items()
@@ -387,9 +398,11 @@ def cmd_reduce(args: argparse.Namespace) -> int:
     from iopreport.telescopes import TELESCOPES
 
     config = _load_config(args, log_to_file=True)
+    _check_telescopes(args.telescope, config)
     catalog = load_catalog(config.paths.catalog)
+    candidates = [*TELESCOPES, *sorted({i.telescope for i in config.instruments.values()})]
     telescopes = args.telescope or [
-        t for t in TELESCOPES if raw_night_dir(config, t, args.night).is_dir()
+        t for t in candidates if raw_night_dir(config, t, args.night).is_dir()
     ]
     if not telescopes:
         raise UsageError(

@@ -55,6 +55,8 @@ def _setting(default: Any = dataclasses.MISSING, *, check: Check | None = None, 
     metadata = {"check": check, "key": key}
     if isinstance(default, (list, dict, set)):
         raise TypeError("use tuples for sequence defaults")
+    if isinstance(default, types.MappingProxyType):  # unhashable: a factory per instance
+        return field(default_factory=lambda: default, metadata=metadata)
     return field(default=default, metadata=metadata)
 
 
@@ -114,6 +116,14 @@ def _timezone(value: str) -> str | None:
         zoneinfo.ZoneInfo(value)
     except (zoneinfo.ZoneInfoNotFoundError, ValueError):
         return f"unknown time zone {value!r} (use an IANA name such as Europe/Madrid)"
+    return None
+
+
+def _frame_types(value: Mapping[str, str]) -> str | None:
+    kinds = ("bias", "dark", "flat", "light")
+    for header_value, kind in value.items():
+        if kind not in kinds:
+            return f"{header_value!r} maps to {kind!r}; frame types are {', '.join(kinds)}"
     return None
 
 
@@ -224,6 +234,39 @@ class ScheduleConfig:
     retry_interval_minutes: int = _setting(20, check=_positive)
 
 
+_EMPTY: Mapping[str, str] = types.MappingProxyType({})
+
+
+@dataclass(frozen=True)
+class GenericInstrumentConfig:
+    """An instrument described entirely in config.toml ([instruments.<NAME>]).
+
+    Its frames are classified from the keywords named here and reduced like
+    any other instrument's (photometry only).
+    """
+
+    name: str
+    telescope: str = _setting()
+    instrume: str = _setting()
+    pixscale_arcsec: float = _setting(check=_positive)
+    gain_e_per_adu: float = _setting(check=_positive)
+    read_noise_e: float = _setting(5.0, check=_positive)
+    saturation_adu: float = _setting(65535.0, check=_positive)
+    bias_level_adu: float = _setting(0.0)
+    telescop: str = _setting("")
+    type_keyword: str = _setting("IMAGETYP")
+    frame_types: Mapping[str, str] = _setting(_EMPTY, check=_frame_types, key="types")
+    zero_second_dark_is_bias: bool = _setting(True)
+    filter_keyword: str = _setting("FILTER")
+    bands: Mapping[str, str] = _setting(_EMPTY)
+    exptime_keyword: str = _setting("EXPTIME")
+    date_keyword: str = _setting("DATE-OBS")
+    date_format: Literal["isot", "mjd", "jd"] = _setting("isot")
+    binning_keyword: str = _setting("XBINNING")
+    ra_keyword: str = _setting("RA")
+    dec_keyword: str = _setting("DEC")
+
+
 @dataclass(frozen=True)
 class LoggingConfig:
     """Log verbosity (logs go to the terminal and to <datadir>/logs/)."""
@@ -239,6 +282,9 @@ class Config:
     paths: PathsConfig = field(default_factory=PathsConfig)
     processing: ProcessingConfig = field(default_factory=ProcessingConfig)
     archives: Mapping[str, ArchiveConfig] = field(
+        default_factory=lambda: types.MappingProxyType({})
+    )
+    instruments: Mapping[str, GenericInstrumentConfig] = field(
         default_factory=lambda: types.MappingProxyType({})
     )
     smtp: SmtpConfig = field(default_factory=SmtpConfig)
@@ -261,7 +307,7 @@ _SECTIONS = {
     "schedule": ScheduleConfig,
     "logging": LoggingConfig,
 }
-_TOP_LEVEL_KEYS = (*_SECTIONS, "archives", "subscribers")
+_TOP_LEVEL_KEYS = (*_SECTIONS, "archives", "subscribers", "instruments")
 
 
 def find_config(explicit: Path | str | None = None) -> Path:
@@ -292,7 +338,12 @@ def load_config(path: Path | str | None = None) -> Config:
     """
     path = find_config(path).expanduser().resolve()
     source = TomlSource.read(path)
-    return config_from_source(source)
+    config = config_from_source(source)
+    if config.instruments:  # the reduction must know them from now on
+        from iopreport.instruments.generic import register
+
+        register(config.instruments.values())
+    return config
 
 
 def config_from_source(source: TomlSource) -> Config:
@@ -306,12 +357,20 @@ def config_from_source(source: TomlSource) -> Config:
     base = source.path.parent
     sections["paths"] = _resolve_paths(sections["paths"], base)
 
+    instruments_table = _expect_table(source, ("instruments",), data.get("instruments", {}))
+    instruments = {}
+    for name, table in instruments_table.items():
+        key = ("instruments", name)
+        table = _expect_table(source, key, table)
+        instruments[name] = _build(GenericInstrumentConfig, {**table, "name": name}, source, key)
+    known_telescopes = (*TELESCOPES, *sorted({i.telescope for i in instruments.values()}))
+
     archives_table = _expect_table(source, ("archives",), data.get("archives", {}))
     archives = {}
     for telescope, table in archives_table.items():
         key = ("archives", telescope)
-        if telescope not in TELESCOPES:
-            raise source.error(key, f"unknown telescope; known: {', '.join(TELESCOPES)}")
+        if telescope not in known_telescopes:
+            raise source.error(key, f"unknown telescope; known: {', '.join(known_telescopes)}")
         table = _expect_table(source, key, table)
         archive = _build(ArchiveConfig, {**table, "telescope": telescope}, source, key)
         if archive.protocol in ("ftp", "sftp") and archive.enabled and not archive.host:
@@ -334,6 +393,7 @@ def config_from_source(source: TomlSource) -> Config:
     return Config(
         source=source.path,
         archives=types.MappingProxyType(archives),
+        instruments=types.MappingProxyType(instruments),
         subscribers=tuple(subscribers),
         **sections,
     )
@@ -414,6 +474,13 @@ def _convert(kind: Any, value: Any, source: TomlSource, key: KeyPath) -> Any:
         if value not in choices:
             return _bad(source, key, "one of " + ", ".join(repr(c) for c in choices), value)
         return value
+    if origin in (Mapping, dict):
+        if not isinstance(value, dict):
+            return _bad(source, key, "a table", value)
+        _, value_kind = typing.get_args(kind)
+        return types.MappingProxyType(
+            {str(k): _convert(value_kind, v, source, (*key, k)) for k, v in value.items()}
+        )
     if origin is tuple:
         (item_kind, _ellipsis) = typing.get_args(kind)
         if not isinstance(value, list):

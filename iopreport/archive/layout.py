@@ -6,7 +6,7 @@ import datetime as dt
 import re
 
 #: Files an archive listing takes: FITS under its usual extensions.
-FITS_NAME = re.compile(r".*\.(fits?|fts)$", re.IGNORECASE)
+FITS_NAME = re.compile(r".*\.(fits?|fts)(\.gz)?$", re.IGNORECASE)
 
 
 def night_folder(telescope: str, night: dt.date) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-PolarimetryKind = Literal["wheel", "hwp"]
+PolarimetryKind = Literal["wheel", "hwp", "none"]
 
 
 @dataclass(frozen=True)

@@ -92,6 +92,16 @@ def instrument_from_header(header: fits.Header, telescope: str, night: dt.date) 
     value = str(header.get("INSTRUME", "")).strip()
     if not value:
         raise ClassificationError("INSTRUME keyword missing or empty")
+    from iopreport.instruments.generic import GENERIC_BY_INSTRUME
+
+    if value in GENERIC_BY_INSTRUME:
+        generic = GENERIC_BY_INSTRUME[value]
+        if generic.telescope != telescope:
+            raise ClassificationError(f"INSTRUME {value!r} is not an instrument of {telescope}")
+        telescop = str(header.get("TELESCOP", "")).strip()
+        if generic.telescop and telescop != generic.telescop:
+            raise ClassificationError(f"TELESCOP {telescop!r} is not {generic.telescop!r}")
+        return generic.name
     if value == "RoperT90":
         name = "RoperT90" if night < ROPER_UNTIL else "AndorT90"
     elif value == "AndorT90":
@@ -123,6 +133,11 @@ def classify_header(
 ) -> FrameInfo:
     """Classify from an already-read header (see :func:`classify_file`)."""
     name = instrument_from_header(header, telescope, night)
+    from iopreport.instruments.generic import GENERIC_BY_INSTRUME
+
+    generic = next((g for g in GENERIC_BY_INSTRUME.values() if g.name == name), None)
+    if generic is not None:
+        return _generic(header, generic)
     if header.get("NAXIS") != 2:
         raise ClassificationError(f"NAXIS is {header.get('NAXIS')!r}, not 2")
     size = (int(header["NAXIS1"]), int(header["NAXIS2"]))
@@ -155,6 +170,62 @@ def classify_header(
         pointing=pointing,
         subframe_origin=(int(header.get("XORGSUBF", 0)), int(header.get("YORGSUBF", 0))),
         flipped=str(header.get("FLIPSTAT", "")).strip() == "Flip",
+    )
+
+
+def _generic(header: fits.Header, config) -> FrameInfo:
+    """An instrument described in config.toml: keywords and value maps from its table."""
+    from astropy.time import Time
+
+    if header.get("NAXIS") != 2:
+        raise ClassificationError(f"NAXIS is {header.get('NAXIS')!r}, not 2")
+    raw_type = str(header.get(config.type_keyword, "")).strip()
+    if raw_type not in config.frame_types:
+        known = ", ".join(repr(v) for v in config.frame_types)
+        raise ClassificationError(f"{config.type_keyword} {raw_type!r} is none of {known}")
+    imgtype = config.frame_types[raw_type]
+    exptime = _number(header, config.exptime_keyword)
+    if imgtype == "dark" and exptime == 0 and config.zero_second_dark_is_bias:
+        imgtype = "bias"
+    band = obsmode = None
+    if imgtype in ("flat", "light"):
+        value = str(header.get(config.filter_keyword, "")).strip()
+        if not value:
+            raise ClassificationError(f"{config.filter_keyword} keyword missing or empty")
+        band = config.bands.get(value, value)
+        obsmode = "photometry"
+    if config.date_keyword not in header:
+        raise ClassificationError(f"{config.date_keyword} keyword missing")
+    date = header[config.date_keyword]
+    try:
+        if config.date_format == "isot":
+            start_jd = float(Time(str(date), format="isot", scale="utc").jd)
+        elif config.date_format == "mjd":
+            start_jd = float(date) + 2400000.5
+        else:
+            start_jd = float(date)
+    except ValueError:
+        raise ClassificationError(
+            f"{config.date_keyword} = {date!r} is not a {config.date_format} date"
+        ) from None
+    binning = int(header.get(config.binning_keyword, 1))
+    pointing = None
+    try:
+        pointing = (float(header[config.ra_keyword]), float(header[config.dec_keyword]))
+    except (KeyError, TypeError, ValueError):
+        pointing = None
+    return FrameInfo(
+        instrument=config.name,
+        imgtype=imgtype,
+        band=band,
+        obsmode=obsmode,
+        angle=None,
+        juliandate=start_jd + exptime / 2.0 / 86400.0,
+        exptime=exptime,
+        binning=(binning, binning),
+        size=(int(header["NAXIS1"]), int(header["NAXIS2"])),
+        object_name=str(header.get("OBJECT", "")).strip(),
+        pointing=pointing,
     )
 
 

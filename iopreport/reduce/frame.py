@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 from astropy.io import fits
 
-from iopreport.instruments import instrument
+from iopreport.instruments import InstrumentSpec
 from iopreport.reduce.astrometry import PlateSolver, find_pairs, index_files_in, pair_wcs
 from iopreport.reduce.calibrate import calibrate
 from iopreport.reduce.classify import FrameInfo
@@ -51,6 +51,7 @@ class FrameTask:
     position_hint: tuple[float, float] | None
     index_dir: Path
     budget_s: float
+    spec: InstrumentSpec  # carried along: workers may not know config-defined instruments
 
 
 @dataclass
@@ -142,7 +143,7 @@ def reduce_frame(task: FrameTask) -> FrameOutcome:
         clock = now
 
     info = task.info
-    spec = instrument(info.instrument)
+    spec = task.spec
     try:
         with fits.open(task.raw_path, memmap=False) as hdul:
             raw = np.asarray(hdul[0].data, dtype=np.float32)
@@ -197,6 +198,7 @@ def reduce_frame(task: FrameTask) -> FrameOutcome:
             pair_offset = pairs.offset
             label += f", {len(pairs.o_index)} O/E pairs"
         if solver is None:
+            _write_reduced(task, image, raw_header, None, None, outcome)  # calibrated, unsolved
             return _fail(outcome, "astrometry", _solver_error)
         result = solver.solve(
             xy,
@@ -217,6 +219,7 @@ def reduce_frame(task: FrameTask) -> FrameOutcome:
         note = ""
         if info.instrument == "DIPOL" and info.subframe_origin != (0, 0):
             note = " [DIPOL polarimetry sub-frames hold too few stars for a blind solve]"
+        _write_reduced(task, image, raw_header, None, None, outcome)  # calibrated, unsolved
         return _fail(
             outcome, "astrometry", "plate solving failed (" + "; ".join(attempts) + ")" + note
         )
@@ -271,8 +274,9 @@ def _write_reduced(task, image, raw_header, wcs, pair_offset, outcome) -> None:
     header["IOPFLAT"] = task.flat_path.name if task.flat_path else "none"
     header.add_comment("IOPRAW, IOPBIAS, IOPDARK, IOPFLAT: raw file and masters used (iopreport)")
     header["BUNIT"] = ("adu", "calibrated counts")
-    header.update(wcs.to_header(relax=True))
-    if pair_offset is not None:
+    if wcs is not None:
+        header.update(wcs.to_header(relax=True))
+    if wcs is not None and pair_offset is not None:
         header.update(pair_wcs(wcs, pair_offset).to_header(relax=True, key="B"))
         header["IOPPAIRX"] = (pair_offset[0], "E - O displacement x, px")
         header["IOPPAIRY"] = (pair_offset[1], "E - O displacement y, px")

@@ -26,7 +26,7 @@ from iopreport.archive.local import sha256_of
 from iopreport.catalog import Catalog
 from iopreport.config import Config
 from iopreport.errors import IopreportError
-from iopreport.instruments import instrument
+from iopreport.instruments import InstrumentSpec, instrument
 from iopreport.reduce.classify import ClassificationError, FrameInfo, classify_file
 from iopreport.reduce.frame import FrameOutcome, FrameTask, init_worker, reduce_frame
 from iopreport.reduce.identify import identify_target
@@ -206,7 +206,7 @@ class MasterJob:
 
     kind: str
     label: str
-    instrument: str
+    spec: InstrumentSpec
     frames: tuple[CalibrationFrame, ...]
     path: Path
     bias_path: Path | None
@@ -227,7 +227,7 @@ def make_master(job: MasterJob) -> MasterJobResult:
     """Build and write one master (runs in a worker process)."""
     from astropy.io import fits
 
-    spec = instrument(job.instrument)
+    spec = job.spec
     bias = fits.getdata(job.bias_path).astype("float32") if job.bias_path else None
     dark = fits.getdata(job.dark_path).astype("float32") if job.dark_path else None
     result = build_master(
@@ -297,7 +297,7 @@ def _build_masters(config, epoch, rawfits, force, report, workers=None) -> None:
             job = MasterJob(
                 kind=kind,
                 label=label,
-                instrument=instrument_name,
+                spec=spec,
                 frames=tuple(
                     CalibrationFrame(folder / m.filename, m.exptime or 0.0) for m in members
                 ),
@@ -437,6 +437,7 @@ def _science_tasks(config, catalog, epoch, rawfits, force, report) -> list[Frame
             position_hint=hint,
             index_dir=config.paths.astrometry_index_dir,
             budget_s=config.processing.astrometry_timeout_s,
+            spec=spec,
         )
         existing = ReducedFit.get_or_none(ReducedFit.rawfit == rawfit)
         if (
