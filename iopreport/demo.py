@@ -95,7 +95,7 @@ def run_demo(directory: Path, *, preset: str = "small", verbose: bool = False) -
     in_store = AstroSource.select().where(AstroSource.in_catalog).count()
 
     print()
-    print(render_status(config))
+    print(render_status(config, failures=2))
     print()
     print("What the demo made:")
     print(f"  project:   {config_path}")
