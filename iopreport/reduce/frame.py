@@ -25,6 +25,7 @@ from iopreport.reduce.calibrate import calibrate
 from iopreport.reduce.classify import FrameInfo
 from iopreport.reduce.detect import detect
 from iopreport.reduce.measure import SkySource, measure_frame
+from iopreport.reduce.photometry import Measurement
 
 #: Detection thresholds tried in order until a solve succeeds (the retry
 #: ladder; fixed order, so a rerun does the same thing).
@@ -55,21 +56,6 @@ class FrameTask:
 
 
 @dataclass
-class MeasurementRow:
-    """One aperture measurement, flattened for the parent."""
-
-    name: str
-    pair: str
-    x: float
-    y: float
-    flux: float
-    flux_err: float
-    background: float
-    background_err: float
-    flags: int
-
-
-@dataclass
 class FrameOutcome:
     """What became of a frame."""
 
@@ -85,7 +71,7 @@ class FrameOutcome:
     aperture_px: tuple[float, float, float] | None = None
     n_detected: int = 0
     n_cosmic_pixels: int = 0
-    measurements: list[MeasurementRow] = field(default_factory=list)
+    measurements: list[Measurement] = field(default_factory=list)
     in_field: dict[str, tuple[float, float]] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)
     pid: int = 0
@@ -250,12 +236,7 @@ def reduce_frame(task: FrameTask) -> FrameOutcome:
     if photometry.apertures is not None:
         a = photometry.apertures
         outcome.aperture_px = (a.radius, a.annulus_in, a.annulus_out)
-    outcome.measurements = [
-        MeasurementRow(
-            m.name, m.pair, m.x, m.y, m.flux, m.flux_err, m.background, m.background_err, m.flags
-        )
-        for m in photometry.measurements
-    ]
+    outcome.measurements = list(photometry.measurements)
     _write_reduced(task, image, raw_header, wcs, pair_offset, outcome)
     lap("write")
     if photometry.error:
