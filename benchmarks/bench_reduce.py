@@ -60,7 +60,6 @@ def main() -> None:
             stages[stage] = stages.get(stage, 0.0) + seconds
     elapsed = time.perf_counter() - started
     peak_parent = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    peak_children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     print(f"preset {args.preset}, {args.workers} workers, project {project}")
     for report in reports:
         print(" ", report.summary())
@@ -68,10 +67,10 @@ def main() -> None:
         f"{science} science frames in {elapsed:.1f} s: "
         f"{science / elapsed:.2f} science frames/s end to end"
     )
-    print("seconds per stage (parent: classify, masters, science wall; worker: summed CPU time):")
+    print("seconds per stage (main: classify, masters, science; worker: summed wall time):")
     for stage, seconds in stages.items():
         print(f"  {stage:>20}: {seconds:8.1f}")
-    print(f"peak RSS: parent {peak_parent:.0f} MB, largest worker {peak_children:.0f} MB")
+    print(f"peak RSS of the main process (simulation included): {peak_parent:.0f} MB")
     for night in nights:
         evaluation = evaluate_night(night.folder, config.paths.datadir, night.telescope)
         print(night.telescope)

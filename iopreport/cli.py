@@ -363,7 +363,9 @@ def cmd_fetch(args: argparse.Namespace) -> int:
         lines = []
         for name, archive in archives.items():
             if archive.protocol != "local":
-                print(f"{name}: {archive.protocol} archives are not implemented in this version")
+                line = f"{name}: {archive.protocol} archives are not implemented in this version"
+                print(line)
+                lines.append(line)
                 failed = True
                 continue
             root = Path(archive.root)
@@ -386,6 +388,8 @@ def cmd_fetch(args: argparse.Namespace) -> int:
                     print(f"  {file}: {reason}")
                     failed = True
         run.detail = "; ".join(lines)
+        if failed:
+            run.outcome = "failed"
     return EXIT_WORK_FAILED if failed else EXIT_OK
 
 
@@ -412,24 +416,35 @@ def cmd_reduce(args: argparse.Namespace) -> int:
     with recorded_run("reduce", sys.argv[1:]) as run:
         sync_catalog(catalog)
         summaries = []
+        failed = False
         for telescope in telescopes:
-            report = reduce_night(
-                config,
-                catalog,
-                telescope,
-                args.night,
-                workers=args.workers,
-                force=args.force,
-                progress=True,
-            )
+            try:
+                report = reduce_night(
+                    config,
+                    catalog,
+                    telescope,
+                    args.night,
+                    workers=args.workers,
+                    force=args.force,
+                    progress=True,
+                )
+            except IopreportError as exc:  # one telescope's trouble does not stop the others
+                print(f"{telescope} {args.night}: {exc}")
+                summaries.append(f"{telescope}: {exc}")
+                failed = True
+                continue
             print(report.summary())
             summaries.append(report.summary())
+            failed = failed or bool(report.frames_failed or report.masters_failed)
             for name, reason in {**report.unclassified, **report.frames_failed}.items():
                 print(f"  {name}: {reason}")
             for label, reason in report.masters_failed.items():
                 print(f"  master {label}: {reason}")
         run.detail = "\n".join(summaries)
-    return EXIT_OK
+        if failed:
+            run.outcome = "failed"
+    # 1 when any frame, master or telescope failed: the reasons are printed and recorded
+    return EXIT_WORK_FAILED if failed else EXIT_OK
 
 
 def cmd_demo(args: argparse.Namespace) -> int:

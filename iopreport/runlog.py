@@ -16,7 +16,8 @@ def recorded_run(command: str, arguments: Sequence[str] = ()) -> Iterator[RunLog
 
     The row is written as ``running`` at the start (so a crash leaves a trace)
     and closed as ``ok``, ``failed`` (with the exception text) or
-    ``interrupted`` (Ctrl-C, SIGTERM). The body may set ``run.detail``.
+    ``interrupted`` (Ctrl-C, SIGTERM). The body may set ``run.detail``, and
+    ``run.outcome = "failed"`` when it finished but part of its work failed.
     """
     run = RunLog.create(
         command=command,
@@ -36,7 +37,7 @@ def recorded_run(command: str, arguments: Sequence[str] = ()) -> Iterator[RunLog
         _finish(run, "failed", f"{type(exc).__name__}: {exc}")
         raise
     else:
-        _finish(run, "ok")
+        _finish(run, run.outcome if run.outcome == "failed" else "ok")
 
 
 def _finish(run: RunLog, outcome: str, problem: str = "") -> None:

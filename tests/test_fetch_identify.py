@@ -84,3 +84,14 @@ def test_identify_target_from_object_names():
     assert identify_target("BL Lac", sources) == "2200+420"
     assert identify_target("2200+420 B", sources) == "2200+420"  # calibrators are never targets
     assert identify_target("FLAT", sources) is None
+
+
+def test_reduced_file_names():
+    from iopreport.reduce.night import reduced_name
+
+    assert reduced_name("BLLac-0001R.fit") == "BLLac-0001R.fits"
+    assert reduced_name("BLLAC_R_IAR-0760.fts") == "BLLAC_R_IAR-0760.fits"
+    assert (
+        reduced_name("EFOSC.2022-01-28T04-54-24.341.fits.gz")
+        == "EFOSC.2022-01-28T04-54-24.341.fits"
+    )

@@ -208,7 +208,7 @@ def _generic(header: fits.Header, config) -> FrameInfo:
         raise ClassificationError(
             f"{config.date_keyword} = {date!r} is not a {config.date_format} date"
         ) from None
-    binning = int(header.get(config.binning_keyword, 1))
+    binning = _binning(header, config.binning_keyword, config.binning_keyword)
     pointing = None
     try:
         pointing = (float(header[config.ra_keyword]), float(header[config.dec_keyword]))

@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 import math
 import os
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -81,9 +82,27 @@ class FrameOutcome:
         return not self.error
 
 
-def init_worker(index_dir: str) -> None:
-    """Pool initializer: load the astrometry.net index once for this process."""
+def init_worker(index_dir: str, owner_pid: int | None = None) -> None:
+    """Pool initializer: load the astrometry.net index once for this process.
+
+    With ``owner_pid``, a watchdog thread ends this worker when that process
+    (the reduction that started the pool) is gone, e.g. killed with SIGKILL:
+    otherwise the idle worker would outlive it.
+    """
     _get_solver(Path(index_dir))
+    if owner_pid:
+        threading.Thread(target=_watch_owner, args=(owner_pid,), daemon=True).start()
+
+
+def _watch_owner(pid: int, interval_s: float = 2.0) -> None:
+    while True:
+        time.sleep(interval_s)
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            os._exit(1)
+        except PermissionError:
+            pass
 
 
 def _get_solver(index_dir: Path) -> PlateSolver | None:

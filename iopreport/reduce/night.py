@@ -424,7 +424,7 @@ def _science_tasks(config, catalog, epoch, rawfits, force, report) -> list[Frame
             / epoch.night.isoformat()
             / f"{rawfit.filename}.d"
             / "ReducedFit"
-            / Path(rawfit.filename).with_suffix(".fits").name
+            / reduced_name(rawfit.filename)
         )
         task = FrameTask(
             raw_path=folder / rawfit.filename,
@@ -450,6 +450,12 @@ def _science_tasks(config, catalog, epoch, rawfits, force, report) -> list[Frame
             continue
         tasks.append(task)
     return tasks
+
+
+def reduced_name(raw_name: str) -> str:
+    """``x.fit``, ``x.fts``, ``x.fits.gz`` -> ``x.fits``."""
+    stem = raw_name[: -len(".gz")] if raw_name.lower().endswith(".gz") else raw_name
+    return Path(stem).with_suffix(".fits").name
 
 
 def _inputs_key(task: FrameTask, sha256: str | None) -> str:
@@ -510,7 +516,7 @@ def _run(tasks: list[FrameTask], config: Config, workers: int | None, progress: 
                 max_workers=workers,
                 mp_context=context,
                 initializer=init_worker,
-                initargs=(str(tasks[0].index_dir),),
+                initargs=(str(tasks[0].index_dir), os.getpid()),
             ) as pool:
                 submitted = {pool.submit(reduce_frame, task): task for task in chunk}
                 for future in futures.as_completed(submitted):
