@@ -237,6 +237,62 @@ class ScheduleConfig:
 _EMPTY: Mapping[str, str] = types.MappingProxyType({})
 
 
+def _iso_time(value: str) -> str | None:
+    import datetime as dt
+
+    try:
+        dt.datetime.fromisoformat(value)
+    except ValueError:
+        return "must be an ISO date or date-time in UTC, e.g. 2023-09-28 or 2023-09-28T12:00"
+    return None
+
+
+def _fraction(value: float) -> str | None:
+    return None if -1.0 <= value <= 1.0 else "must be a fraction between -1 and 1 (not percent)"
+
+
+def _non_negative(value: float) -> str | None:
+    return None if value >= 0 else "must not be negative"
+
+
+@dataclass(frozen=True)
+class InstrumentalPolarizationConfig:
+    """One dated entry of an instrument's instrumental polarization and zero angle.
+
+    Valid from ``valid_from`` (UTC) until the next entry of the same
+    instrument (and band, when given): an instrument changes when a mirror is
+    cleaned (reference/iop4.md §8.3). Seed 004 Eqs. 4-7, 15, 19-20.
+    """
+
+    instrument: str = _setting()
+    valid_from: str = _setting(check=_iso_time)
+    q_inst: float = _setting(check=_fraction)
+    u_inst: float = _setting(check=_fraction)
+    zero_angle_deg: float = _setting()
+    q_inst_err: float = _setting(0.0, check=_non_negative)
+    u_inst_err: float = _setting(0.0, check=_non_negative)
+    zero_angle_err_deg: float = _setting(0.0, check=_non_negative)
+    band: str = _setting("")  # empty: every band
+    source: str = _setting("")
+
+    @property
+    def valid_from_time(self):
+        import datetime as dt
+
+        return dt.datetime.fromisoformat(self.valid_from).replace(tzinfo=None)
+
+
+@dataclass(frozen=True)
+class PolarimetryConfig:
+    """How polarimetric sequences are built and computed (docs/polarimetry.md)."""
+
+    sequence_gap_minutes: float = _setting(10.0, check=_positive)
+    hwp_method: Literal["lsq", "ratio"] = _setting("lsq")
+    clip_sigma: float = _setting(4.0, check=_positive)
+    normalise_by_comparison_stars: bool = _setting(True)
+    instrumental: tuple[InstrumentalPolarizationConfig, ...] = ()
+
+
 @dataclass(frozen=True)
 class GenericInstrumentConfig:
     """An instrument described entirely in config.toml ([instruments.<NAME>]).
@@ -290,6 +346,7 @@ class Config:
     smtp: SmtpConfig = field(default_factory=SmtpConfig)
     subscribers: tuple[SubscriberConfig, ...] = ()
     schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
+    polarimetry: PolarimetryConfig = field(default_factory=PolarimetryConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
 
     @property
@@ -307,7 +364,7 @@ _SECTIONS = {
     "schedule": ScheduleConfig,
     "logging": LoggingConfig,
 }
-_TOP_LEVEL_KEYS = (*_SECTIONS, "archives", "subscribers", "instruments")
+_TOP_LEVEL_KEYS = (*_SECTIONS, "archives", "subscribers", "instruments", "polarimetry")
 
 
 def find_config(explicit: Path | str | None = None) -> Path:
@@ -390,13 +447,38 @@ def config_from_source(source: TomlSource) -> Config:
         if any(s.name.casefold() == subscriber.name.casefold() for s in subscribers):
             raise source.error((*key, "name"), f"subscriber name {subscriber.name!r} is used twice")
         subscribers.append(subscriber)
+    polarimetry = _polarimetry(source, data.get("polarimetry", {}))
     return Config(
         source=source.path,
+        polarimetry=polarimetry,
         archives=types.MappingProxyType(archives),
         instruments=types.MappingProxyType(instruments),
         subscribers=tuple(subscribers),
         **sections,
     )
+
+
+def _polarimetry(source: TomlSource, value: Any) -> PolarimetryConfig:
+    from iopreport.instruments.specs import INSTRUMENTS
+
+    key = ("polarimetry",)
+    table = dict(_expect_table(source, key, value))
+    entries_value = table.pop("instrumental", [])
+    if not isinstance(entries_value, list):
+        raise source.error((*key, "instrumental"), "must be an array of tables")
+    entries = []
+    for index, entry_table in enumerate(entries_value):
+        entry_key = (*key, "instrumental", index)
+        entry_table = _expect_table(source, entry_key, entry_table)
+        if "valid_from" in entry_table and not isinstance(entry_table["valid_from"], str):
+            entry_table = {**entry_table, "valid_from": entry_table["valid_from"].isoformat()}
+        entry = _build(InstrumentalPolarizationConfig, entry_table, source, entry_key)
+        if entry.instrument not in INSTRUMENTS:
+            known = ", ".join(INSTRUMENTS)
+            raise source.error((*entry_key, "instrument"), f"unknown instrument; known: {known}")
+        entries.append(entry)
+    settings = _build(PolarimetryConfig, table, source, key)
+    return dataclasses.replace(settings, instrumental=tuple(entries))
 
 
 def _resolve(path: Path, base: Path) -> Path:

@@ -97,3 +97,30 @@ def instrumental_polarization(instrument: str, when: dt.datetime) -> Instrumenta
         if entry.valid_from <= when:
             current = entry
     return current
+
+
+def configured_instrumental(
+    entries, instrument: str, when: dt.datetime, band: str = ""
+) -> InstrumentalPolarization:
+    """The entry in force from config.toml's [[polarimetry.instrumental]] tables.
+
+    ``entries`` are :class:`iopreport.config.InstrumentalPolarizationConfig`;
+    an entry with a band applies to that band only and wins over a band-less
+    one of the same date. Without any entry for ``instrument`` the built-in
+    reference values above are used.
+    """
+    candidates = [e for e in entries if e.instrument == instrument and e.band in ("", band)]
+    candidates = [e for e in candidates if e.valid_from_time <= when]
+    if not candidates:
+        return instrumental_polarization(instrument, when)
+    chosen = max(candidates, key=lambda e: (e.valid_from_time, e.band != ""))
+    return InstrumentalPolarization(
+        chosen.valid_from_time,
+        chosen.q_inst,
+        chosen.q_inst_err,
+        chosen.u_inst,
+        chosen.u_inst_err,
+        chosen.zero_angle_deg,
+        chosen.zero_angle_err_deg,
+        chosen.source or "config.toml",
+    )

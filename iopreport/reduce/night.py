@@ -33,6 +33,7 @@ from iopreport.reduce.identify import identify_target
 from iopreport.reduce.masters import CalibrationFrame, build_master, master_header, write_master
 from iopreport.reduce.measure import SkySource
 from iopreport.reduce.photometry import zero_point
+from iopreport.reduce.polnight import compute_night_polarimetry
 from iopreport.store import (
     AperPhotResult,
     AstroSource,
@@ -82,6 +83,7 @@ class NightReport:
     frames_skipped: int = 0
     frames_failed: dict[str, str] = field(default_factory=dict)
     results: int = 0
+    sequences: int = 0
     seconds: dict[str, float] = field(default_factory=dict)
 
     def summary(self) -> str:
@@ -90,7 +92,7 @@ class NightReport:
             f"{len(self.unclassified)} unclassified, {self.masters_built} masters built "
             f"({len(self.masters_failed)} failed), {self.frames_reduced} frames reduced, "
             f"{self.frames_skipped} unchanged, {len(self.frames_failed)} failed, "
-            f"{self.results} photometry results"
+            f"{self.results} photometry results, {self.sequences} polarimetric sequences"
         )
 
 
@@ -141,6 +143,10 @@ def reduce_night(
         else:
             report.frames_failed[task.raw_path.name] = outcome.error
     report.seconds["science"] = time.perf_counter() - started
+
+    started = time.perf_counter()
+    report.sequences = compute_night_polarimetry(config, catalog, epoch)
+    report.seconds["polarimetry"] = time.perf_counter() - started
     report.seconds.update({f"worker:{k}": v for k, v in stage_seconds.items()})
     return report
 
@@ -695,6 +701,7 @@ def _photometry_results(rawfit, task, outcome, catalog, sources, members_key, ra
             mag_zp_err=zp.error if zp else None,
             mag=mag,
             mag_err=mag_err,
+            mag_sys_err=zp.sys_error if zp else None,
             n_calibrators=zp.n_used if zp else 0,
             flags=int(flags),
         )

@@ -228,12 +228,23 @@ def _aperture_sum(mask, image: np.ndarray, fill: float) -> float:
 
 @dataclass(frozen=True)
 class ZeroPoint:
-    """Zero point from a target's calibrators in one frame."""
+    """Zero point from a target's calibrators in one frame.
+
+    ``error`` is the statistical part (the calibrators' measured fluxes and
+    their scatter); ``sys_error`` the systematic part, from the literature
+    errors of the calibrators' magnitudes, which is the same night after night
+    for the same calibrators and does not average down in a light curve.
+    """
 
     value: float
     error: float
     n_used: int
     n_rejected: int
+    sys_error: float = 0.0
+
+    @property
+    def total_error(self) -> float:
+        return math.hypot(self.error, self.sys_error)
 
 
 def zero_point(
@@ -248,22 +259,25 @@ def zero_point(
     err_inst^2 + err_lit^2 (a floor of ``literature_error_floor`` when the
     literature gives none). Calibrators more than ``clip_sigma`` robust standard
     deviations from the weighted median are rejected (a variable or blended
-    star); the weighted mean of the rest is returned with its error inflated by
-    sqrt(max(1, chi2/dof)) so that the scatter of the calibrators, not only
-    their stated errors, limits the claim (the reference's "full" mode,
-    reference/iop4.md §7.3).
+    star); the weighted mean of the rest is returned. Its error is split into
+    the statistical part sqrt(sum w_i^2 err_inst_i^2) / sum w_i and the
+    systematic part (the same with err_lit), both inflated by sqrt(max(1,
+    chi2/dof)) so that the scatter of the calibrators, not only their stated
+    errors, limits the claim (the reference's "full" mode, reference/iop4.md §7.3).
     """
-    values, errors = [], []
+    values, inst_errors, lit_errors = [], [], []
     for mag_inst, err_inst, mag_lit, err_lit in calibrators:
         if not (math.isfinite(mag_inst) and math.isfinite(mag_lit)):
             continue
-        literature = err_lit if err_lit and err_lit > 0 else literature_error_floor
         values.append(mag_lit - mag_inst)
-        errors.append(math.hypot(err_inst if math.isfinite(err_inst) else 1.0, literature))
+        inst_errors.append(err_inst if math.isfinite(err_inst) else 1.0)
+        lit_errors.append(err_lit if err_lit and err_lit > 0 else literature_error_floor)
     if not values:
         return None
     values_a = np.array(values)
-    errors_a = np.array(errors)
+    inst_a = np.array(inst_errors)
+    lit_a = np.array(lit_errors)
+    errors_a = np.hypot(inst_a, lit_a)
     keep = np.ones(len(values_a), dtype=bool)
     if len(values_a) >= 3:
         for _ in range(3):
@@ -275,12 +289,16 @@ def zero_point(
                 break
             keep = new_keep
     weights = 1.0 / errors_a[keep] ** 2
-    mean = float(np.sum(weights * values_a[keep]) / np.sum(weights))
-    error = float(1.0 / math.sqrt(np.sum(weights)))
+    total_weight = float(np.sum(weights))
+    mean = float(np.sum(weights * values_a[keep]) / total_weight)
+    stat = float(np.sqrt(np.sum(weights**2 * inst_a[keep] ** 2)) / total_weight)
+    sys = float(np.sqrt(np.sum(weights**2 * lit_a[keep] ** 2)) / total_weight)
     if keep.sum() > 1:
         chi2 = float(np.sum(weights * (values_a[keep] - mean) ** 2)) / (keep.sum() - 1)
-        error *= math.sqrt(max(1.0, chi2))
-    return ZeroPoint(mean, error, int(keep.sum()), int((~keep).sum()))
+        inflation = math.sqrt(max(1.0, chi2))
+        stat *= inflation
+        sys *= inflation
+    return ZeroPoint(mean, stat, int(keep.sum()), int((~keep).sum()), sys)
 
 
 def _weighted_median(values: np.ndarray, errors: np.ndarray) -> float:

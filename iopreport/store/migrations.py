@@ -20,6 +20,11 @@ History
 3
     ``reduced_fit.inputs_key``: a hash of what a reduced frame was made from,
     so that a rerun skips frames whose inputs did not change.
+4
+    ``photo_pol_result.mag_sys_err``, ``p_sys_err`` and ``chi_sys_err``: the
+    systematic parts of the errors (calibrator literature magnitudes;
+    instrumental polarization and zero angle) kept apart from the statistical
+    ``mag_err``, ``p_err`` and ``chi_err``.
 """
 
 from __future__ import annotations
@@ -29,7 +34,7 @@ from collections.abc import Callable
 import peewee as pw
 from playhouse.migrate import SqliteMigrator, migrate
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 
 def _to_v2(database: pw.SqliteDatabase) -> None:
@@ -58,8 +63,19 @@ def _to_v3(database: pw.SqliteDatabase) -> None:
     migrate(migrator.add_column("reduced_fit", "inputs_key", pw.CharField(default="")))
 
 
+def _to_v4(database: pw.SqliteDatabase) -> None:
+    migrator = SqliteMigrator(database)
+    migrate(
+        *(
+            migrator.add_column("photo_pol_result", name, pw.FloatField(null=True))
+            for name in ("mag_sys_err", "p_sys_err", "chi_sys_err")
+        )
+    )
+
+
 #: Step that upgrades a database *to* each version.
 MIGRATIONS: dict[int, Callable[[pw.SqliteDatabase], None]] = {
     2: _to_v2,
     3: _to_v3,
+    4: _to_v4,
 }

@@ -335,7 +335,8 @@ class PhotoPolResult(BaseModel):
     mag_zp = pw.FloatField(null=True)
     mag_zp_err = pw.FloatField(null=True)
     mag = pw.FloatField(null=True)
-    mag_err = pw.FloatField(null=True)
+    mag_err = pw.FloatField(null=True)  # statistical: photon noise and zero-point scatter
+    mag_sys_err = pw.FloatField(null=True)  # systematic: calibrators' literature errors
     n_calibrators = pw.IntegerField(null=True)
     # polarimetry, before instrumental correction (seed 004 Eqs. 1-3, 10-12, 16-18)
     q_raw = pw.FloatField(null=True)
@@ -352,6 +353,9 @@ class PhotoPolResult(BaseModel):
     p_debiased = pw.FloatField(null=True)  # Ricean bias removed
     chi = pw.FloatField(null=True)  # degrees East of North, [0, 180)
     chi_err = pw.FloatField(null=True)
+    # systematic parts, not in p_err / chi_err: instrumental polarization, zero angle
+    p_sys_err = pw.FloatField(null=True)
+    chi_sys_err = pw.FloatField(null=True)
     # host-galaxy correction (R band, Nilsson et al. 2007)
     mag_host_corrected = pw.FloatField(null=True)
     mag_host_corrected_err = pw.FloatField(null=True)

@@ -1,0 +1,468 @@
+"""Polarimetry from beam fluxes: the IOP4 paper's methods with propagated errors.
+
+Pure functions on arrays; the night orchestration (:mod:`iopreport.reduce.polnight`)
+groups frames into sequences and feeds them here.
+
+Conventions (seed 004 Eqs. 8-9): q = p cos 2chi, u = p sin 2chi, chi East of
+North. Instrument-frame ("raw") Stokes parameters are turned into sky ones by
+:func:`correct_instrumental` (Eqs. 4-7, 15, 19-20; the sign of the zero
+angle follows the reference code, see :mod:`iopreport.instruments.polarization`).
+
+Beams of a Wollaston image: the reference labels the right-hand image "O"
+and then swaps the labels before computing (reference/iop4.md §6.4, §8.3), so
+the beam that carries ``(1 + q cos 4t + u sin 4t)/2`` is the left-hand image,
+which the store labels ``"E"`` (:data:`PLUS_BEAM`).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+#: Store label of the Wollaston beam that carries (1 + q cos 4t + u sin 4t)/2.
+PLUS_BEAM = "E"
+#: Store label of the beam that carries (1 - q cos 4t - u sin 4t)/2.
+MINUS_BEAM = "O"
+#: Degrees per radian, for chi errors (the reference's 28.65 = 0.5 * 180/pi).
+_DEG = 180.0 / math.pi
+
+
+class PolarimetryError(ValueError):
+    """A sequence that cannot give a result; the message says why."""
+
+
+@dataclass(frozen=True)
+class Stokes:
+    """Normalised Stokes parameters with their covariance.
+
+    Attributes
+    ----------
+    q, u : float
+        Fractions (not percent).
+    q_err, u_err : float
+        One-sigma errors.
+    cov_qu : float
+        Covariance of q and u.
+    """
+
+    q: float
+    u: float
+    q_err: float
+    u_err: float
+    cov_qu: float = 0.0
+
+    @property
+    def p(self) -> float:
+        """Polarization degree (seed 004 Eq. 8)."""
+        return math.hypot(self.q, self.u)
+
+    @property
+    def p_err(self) -> float:
+        """Error of p from the (q, u) covariance (first-order Jacobian)."""
+        p = self.p
+        if p == 0:
+            return math.sqrt(0.5 * (self.q_err**2 + self.u_err**2))
+        var = (
+            self.q**2 * self.q_err**2
+            + self.u**2 * self.u_err**2
+            + 2 * self.q * self.u * self.cov_qu
+        ) / p**2
+        return math.sqrt(max(var, 0.0))
+
+    @property
+    def chi(self) -> float:
+        """Polarization angle in degrees, [0, 180) (seed 004 Eq. 9)."""
+        return (0.5 * math.degrees(math.atan2(self.u, self.q))) % 180.0
+
+    @property
+    def chi_err(self) -> float:
+        """Error of chi in degrees from the (q, u) covariance (first-order Jacobian).
+
+        Meaningless when p is not significant (chi is then uniformly distributed);
+        capped at 52 degrees, the standard deviation of a uniform angle over 180 degrees.
+        """
+        p2 = self.q**2 + self.u**2
+        if p2 == 0:
+            return 180.0 / math.sqrt(12.0)
+        var = (
+            self.u**2 * self.q_err**2
+            + self.q**2 * self.u_err**2
+            - 2 * self.q * self.u * self.cov_qu
+        ) / p2**2
+        return min(0.5 * _DEG * math.sqrt(max(var, 0.0)), 180.0 / math.sqrt(12.0))
+
+    @property
+    def sigma(self) -> float:
+        """Mean one-sigma error of q and u (the Ricean scale)."""
+        return math.sqrt(0.5 * (self.q_err**2 + self.u_err**2))
+
+    @property
+    def p_debiased(self) -> float:
+        """p with the Ricean bias removed: the MAS estimator of Plaszczynski et al. (2014).
+
+        p_MAS = p - sigma^2 (1 - exp(-p^2 / sigma^2)) / (2 p)  (their Eq. 37);
+        it is continuous, never negative, and nearly unbiased for p/sigma > 2,
+        unlike the classic sqrt(p^2 - sigma^2) of Wardle & Kronberg (1974),
+        which jumps to 0 below p = sigma.
+        """
+        p = self.p
+        s = self.sigma
+        if p == 0 or s == 0:
+            return p
+        return max(p - s**2 * (1.0 - math.exp(-(p**2) / s**2)) / (2.0 * p), 0.0)
+
+    def rotated(self, angle_deg: float) -> Stokes:
+        """Rotate on the sky so that chi -> chi + angle (seed 004 Eqs. 6-7)."""
+        c = math.cos(math.radians(2 * angle_deg))
+        s = math.sin(math.radians(2 * angle_deg))
+        rot = np.array([[c, -s], [s, c]])
+        cov = rot @ self.covariance @ rot.T
+        q, u = rot @ np.array([self.q, self.u])
+        return Stokes(
+            float(q),
+            float(u),
+            math.sqrt(cov[0, 0]),
+            math.sqrt(cov[1, 1]),
+            float(cov[0, 1]),
+        )
+
+    @property
+    def covariance(self) -> np.ndarray:
+        return np.array([[self.q_err**2, self.cov_qu], [self.cov_qu, self.u_err**2]])
+
+
+@dataclass(frozen=True)
+class Instrumental:
+    """Instrumental polarization and zero angle in force for a sequence."""
+
+    q_inst: float
+    q_inst_err: float
+    u_inst: float
+    u_inst_err: float
+    zero_angle_deg: float
+    zero_angle_err_deg: float
+
+
+@dataclass(frozen=True)
+class Corrected:
+    """Sky Stokes parameters (statistical errors) and the systematic errors of p and chi."""
+
+    stokes: Stokes
+    p_sys_err: float
+    chi_sys_err: float
+
+
+def correct_instrumental(raw: Stokes, inst: Instrumental) -> Corrected:
+    """Sky Stokes parameters from instrument-frame ones.
+
+    q_c = q_raw - q_inst, u_c = u_raw - u_inst (seed 004 Eqs. 4-5, 19-20), then
+    a rotation by the zero angle (Eqs. 6-7, 15; chi_sky = chi_c + theta0, the
+    reference code's sign). The errors of the result are the statistical ones
+    of the measurement; the uncertainties of the instrumental polarization and
+    of the zero angle are the same for every sequence of an instrument period,
+    so they are returned apart as systematic errors of p and chi (the
+    reference adds them in quadrature, reference/iop4.md §8.2-8.3).
+    """
+    offset = Stokes(raw.q - inst.q_inst, raw.u - inst.u_inst, raw.q_err, raw.u_err, raw.cov_qu)
+    sky = offset.rotated(inst.zero_angle_deg)
+    systematic = Stokes(offset.q, offset.u, inst.q_inst_err, inst.u_inst_err, 0.0)
+    chi_sys = math.hypot(systematic.chi_err, inst.zero_angle_err_deg)
+    return Corrected(sky, systematic.p_err, min(chi_sys, 180.0 / math.sqrt(12.0)))
+
+
+# ---------------------------------------------------------------------------
+# OSN polarizer wheel (seed 004 Eqs. 1-3)
+
+
+def wheel_modulation(q: float, u: float, angle_deg: np.ndarray) -> np.ndarray:
+    """Relative transmission 1 + q cos 2t + u sin 2t of a polarizer at ``angle_deg``."""
+    t = np.radians(2.0 * np.asarray(angle_deg, dtype=float))
+    return 1.0 + q * np.cos(t) + u * np.sin(t)
+
+
+def wheel_stokes(
+    angles: Sequence[float], flux: Sequence[float], flux_err: Sequence[float]
+) -> Stokes:
+    """q_raw, u_raw from the four polarizer angles (seed 004 Eqs. 2-3).
+
+    q = (f0 - f90)/(f0 + f90), u = (f45 - f-45)/(f45 + f-45). The errors are
+    the exact first-order propagation, sigma_q = 2 sqrt(f90^2 s0^2 + f0^2
+    s90^2) / (f0 + f90)^2, which, unlike the reference's formula inherited from
+    IOP3 (reference/iop4.md §8.2, §17.3), does not depend on the sign of q.
+
+    Raises
+    ------
+    PolarimetryError
+        When an angle of the four is missing or a flux is not positive.
+    """
+    by_angle = {float(a) % 180.0: (f, e) for a, f, e in zip(angles, flux, flux_err, strict=True)}
+    needed = {0.0: "0", 90.0: "90", 45.0: "45", 135.0: "-45"}
+    missing = [label for key, label in needed.items() if key not in by_angle]
+    if missing:
+        raise PolarimetryError(
+            "polarizer-wheel sequence lacks angle(s) " + ", ".join(missing) + " (needs all four)"
+        )
+    values = {}
+    for key, label in needed.items():
+        f, e = by_angle[key]
+        if not (math.isfinite(f) and f > 0 and math.isfinite(e)):
+            raise PolarimetryError(f"no positive flux at polarizer angle {label}")
+        values[label] = (f, e)
+    q, q_err = _normalised_difference(*values["0"], *values["90"])
+    u, u_err = _normalised_difference(*values["45"], *values["-45"])
+    return Stokes(q, u, q_err, u_err, 0.0)
+
+
+def _normalised_difference(a: float, sa: float, b: float, sb: float) -> tuple[float, float]:
+    s = a + b
+    return (a - b) / s, 2.0 * math.sqrt(b**2 * sa**2 + a**2 * sb**2) / s**2
+
+
+# ---------------------------------------------------------------------------
+# Transparency normalisation by comparison stars
+
+
+@dataclass(frozen=True)
+class Normalisation:
+    """Per-frame transparency factors from comparison stars (mean 1 over the sequence)."""
+
+    factor: np.ndarray
+    factor_err: np.ndarray
+    n_stars: int
+
+
+def transparency_factors(
+    star_flux: np.ndarray, star_flux_err: np.ndarray, modulation: np.ndarray
+) -> Normalisation:
+    """Relative transparency of each frame from unpolarized comparison stars.
+
+    Parameters
+    ----------
+    star_flux, star_flux_err : ndarray, shape (n_stars, n_frames)
+        Fluxes of the comparison stars in each frame (NaN where unmeasured).
+    modulation : ndarray, shape (n_frames,)
+        The known relative transmission of an unpolarized star in each frame
+        (for the wheel 1 + q_inst cos 2t + u_inst sin 2t: the instrumental
+        polarization modulates every star, issue 5).
+
+    Each star gives r_sk = f_sk / m_k / mean_k(f_sk / m_k); the factor of frame
+    k is the inverse-variance weighted mean of r_sk over stars. Stars not
+    measured in every frame are left out.
+    """
+    flux = np.asarray(star_flux, dtype=float)
+    err = np.asarray(star_flux_err, dtype=float)
+    usable = np.all(np.isfinite(flux) & (flux > 0) & np.isfinite(err), axis=1)
+    flux, err = flux[usable], err[usable]
+    n_frames = flux.shape[1] if flux.ndim == 2 else len(modulation)
+    if len(flux) == 0:
+        return Normalisation(np.ones(n_frames), np.zeros(n_frames), 0)
+    corrected = flux / modulation
+    reference = corrected.mean(axis=1, keepdims=True)
+    ratio = corrected / reference
+    ratio_err = err / modulation / reference
+    weights = 1.0 / ratio_err**2
+    factor = np.sum(weights * ratio, axis=0) / np.sum(weights, axis=0)
+    factor_err = 1.0 / np.sqrt(np.sum(weights, axis=0))
+    scale = factor.mean()
+    return Normalisation(factor / scale, factor_err / scale, len(flux))
+
+
+# ---------------------------------------------------------------------------
+# Half-wave plate + Wollaston (seed 004 Eqs. 10-20)
+
+
+def beam_difference(
+    plus: np.ndarray, plus_err: np.ndarray, minus: np.ndarray, minus_err: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """F_i = (f+ - f-)/(f+ + f-) and its error (seed 004 Eq. 18)."""
+    plus = np.asarray(plus, dtype=float)
+    minus = np.asarray(minus, dtype=float)
+    total = plus + minus
+    value = (plus - minus) / total
+    error = 2.0 * np.sqrt(minus**2 * plus_err**2 + plus**2 * minus_err**2) / total**2
+    return value, error
+
+
+@dataclass(frozen=True)
+class FitResult:
+    """A fitted sequence: Stokes parameters, what was used and how well it fits."""
+
+    stokes: Stokes
+    n_used: int
+    rejected_angles: tuple[float, ...]
+    chi2_reduced: float
+    offset: float = 0.0  # fitted constant term (beam transmission imbalance)
+
+
+def hwp_least_squares(
+    angles: Sequence[float],
+    value: Sequence[float],
+    error: Sequence[float],
+    *,
+    with_offset: bool = True,
+    clip_sigma: float | None = None,
+    min_points: int = 3,
+    max_rejected_fraction: float = 0.25,
+) -> FitResult:
+    """Weighted least squares of F = c + q cos 4t + u sin 4t over the HWP angles.
+
+    For a complete sequence of equally spaced angles this is exactly the
+    analytic sums of Patat & Romaniello (2006) used by the paper (seed 004
+    Eqs. 16-17); unlike them it stays correct with missing angles and weights
+    each angle by its error. The constant ``c`` absorbs a transmission
+    difference between the two beams (a first-order form of the reference's
+    "non-ideal" model); with four angles the fit of (q, u) is unchanged by it.
+    Errors come from the propagated photometric errors (absolute), inflated
+    by sqrt(chi2/dof) only when the scatter is larger than they allow.
+
+    With ``clip_sigma``, points whose normalised residual exceeds
+    ``clip_sigma`` times max(1, robust spread) are rejected one at a time
+    (worst first), never more than ``max_rejected_fraction`` of the points
+    and never below ``min_points`` (the robust outlier rejection the issue asks
+    for DIPOL's 16 angles; a satellite trail or a missed cosmic ray).
+    """
+    t = np.radians(4.0 * np.asarray(angles, dtype=float))
+    y = np.asarray(value, dtype=float)
+    s = np.asarray(error, dtype=float)
+    good = np.isfinite(y) & np.isfinite(s) & (s > 0)
+    columns = [np.cos(t), np.sin(t)] + ([np.ones_like(t)] if with_offset else [])
+    design = np.column_stack(columns)
+    n_params = design.shape[1]
+    if good.sum() < max(min_points, n_params):
+        raise PolarimetryError(
+            f"only {int(good.sum())} usable angle(s); at least {max(min_points, n_params)} needed"
+        )
+    keep = good.copy()
+    max_rejected = math.floor(max_rejected_fraction * good.sum())
+    rejected: list[float] = []
+    while True:
+        beta, cov, chi2 = _weighted_lstsq(design[keep], y[keep], s[keep])
+        dof = int(keep.sum()) - n_params
+        if (
+            clip_sigma is None
+            or len(rejected) >= max_rejected
+            or keep.sum() - 1 < max(min_points, n_params + 1)
+        ):
+            break
+        residual = (y - design @ beta) / s
+        spread = 1.4826 * float(np.median(np.abs(residual[keep])))
+        limit = clip_sigma * max(1.0, spread)
+        worst = int(np.argmax(np.where(keep, np.abs(residual), -np.inf)))
+        if abs(residual[worst]) <= limit:
+            break
+        keep[worst] = False
+        rejected.append(float(np.asarray(angles, dtype=float)[worst]))
+    chi2_reduced = chi2 / dof if dof > 0 else float("nan")
+    if dof > 0 and chi2_reduced > 1.0:
+        cov = cov * chi2_reduced
+    stokes = Stokes(
+        float(beta[0]),
+        float(beta[1]),
+        math.sqrt(cov[0, 0]),
+        math.sqrt(cov[1, 1]),
+        float(cov[0, 1]),
+    )
+    return FitResult(
+        stokes,
+        int(keep.sum()),
+        tuple(rejected),
+        chi2_reduced,
+        float(beta[2]) if with_offset else 0.0,
+    )
+
+
+def _weighted_lstsq(design: np.ndarray, y: np.ndarray, s: np.ndarray):
+    weighted = design / s[:, None]
+    normal = weighted.T @ weighted
+    cov = np.linalg.inv(normal)
+    beta = cov @ (weighted.T @ (y / s))
+    chi2 = float(np.sum(((y - design @ beta) / s) ** 2))
+    return beta, cov, chi2
+
+
+def hwp_ratio(
+    angles: Sequence[float],
+    plus: Sequence[float],
+    plus_err: Sequence[float],
+    minus: Sequence[float],
+    minus_err: Sequence[float],
+) -> Stokes:
+    """The ratio method for four HWP angles (seed 004 Eqs. 11-14; Zapatero Osorio et al. 2005).
+
+    R_Q = sqrt((f+_0/f-_0)/(f+_45/f-_45)), Q = (R_Q - 1)/(R_Q + 1), and the same
+    with 22.5 and 67.5 for U. A transmission difference between the beams
+    cancels exactly. Errors propagate through ln R (each flux independent).
+    """
+    by_angle = {}
+    for a, fp, sp, fm, sm in zip(angles, plus, plus_err, minus, minus_err, strict=True):
+        by_angle[round(float(a) % 90.0 / 22.5) % 4] = (fp, sp, fm, sm)
+    missing = [str(22.5 * k) for k in range(4) if k not in by_angle]
+    if missing:
+        raise PolarimetryError(
+            "ratio method needs HWP angles 0, 22.5, 45, 67.5; lacks " + ", ".join(missing)
+        )
+    q, q_err = _ratio_component(by_angle[0], by_angle[2])
+    u, u_err = _ratio_component(by_angle[1], by_angle[3])
+    return Stokes(q, u, q_err, u_err, 0.0)
+
+
+def _ratio_component(first, second) -> tuple[float, float]:
+    fp1, sp1, fm1, sm1 = first
+    fp2, sp2, fm2, sm2 = second
+    if min(fp1, fm1, fp2, fm2) <= 0:
+        raise PolarimetryError("a beam flux is not positive")
+    log_r = 0.5 * (math.log(fp1) - math.log(fm1) - math.log(fp2) + math.log(fm2))
+    log_r_err = 0.5 * math.sqrt(
+        (sp1 / fp1) ** 2 + (sm1 / fm1) ** 2 + (sp2 / fp2) ** 2 + (sm2 / fm2) ** 2
+    )
+    r = math.exp(log_r)
+    value = (r - 1.0) / (r + 1.0)
+    error = 2.0 * r / (r + 1.0) ** 2 * log_r_err
+    return value, error
+
+
+def one_beam_fit(
+    angles: Sequence[float],
+    flux: Sequence[float],
+    flux_err: Sequence[float],
+    *,
+    sign: float,
+    min_points: int = 4,
+) -> FitResult:
+    """(q, u) from one Wollaston beam: f = a (1 + sign (q cos 4t + u sin 4t)).
+
+    The fluxes should already be normalised for transparency by comparison
+    stars measured in the same beam. The model is linear in (a, a q, a u), so
+    it is a weighted least-squares fit whose estimate is unbiased; the
+    reference's fallback instead fakes the missing beam by shifting the
+    measured one by one angle step, which returns p/sqrt(2) and chi - 22.5 deg
+    (reference/iop4.md §8.3, §17.4). ``sign`` is +1 for the beam carrying
+    (1 + ...), -1 for the other.
+    """
+    t = np.radians(4.0 * np.asarray(angles, dtype=float))
+    y = np.asarray(flux, dtype=float)
+    s = np.asarray(flux_err, dtype=float)
+    good = np.isfinite(y) & np.isfinite(s) & (s > 0)
+    if good.sum() < max(min_points, 3):
+        raise PolarimetryError(f"only {int(good.sum())} usable angle(s) in the single beam")
+    design = np.column_stack([np.ones_like(t), np.cos(t), np.sin(t)])[good]
+    beta, cov, chi2 = _weighted_lstsq(design, y[good], s[good])
+    dof = int(good.sum()) - 3
+    chi2_reduced = chi2 / dof if dof > 0 else float("nan")
+    if dof > 0 and chi2_reduced > 1.0:
+        cov = cov * chi2_reduced
+    a, b, c = beta
+    # q = sign * b / a, u = sign * c / a; Jacobian rows for (a, b, c)
+    jac = sign * np.array([[-b / a**2, 1 / a, 0.0], [-c / a**2, 0.0, 1 / a]])
+    cov_qu = jac @ cov @ jac.T
+    stokes = Stokes(
+        float(sign * b / a),
+        float(sign * c / a),
+        math.sqrt(cov_qu[0, 0]),
+        math.sqrt(cov_qu[1, 1]),
+        float(cov_qu[0, 1]),
+    )
+    return FitResult(stokes, int(good.sum()), (), chi2_reduced)
