@@ -109,11 +109,14 @@ def test_interpolation_between_grid_points(bllac):
 def test_outside_the_grid_clamps_by_default(bllac):
     result = host_flux(bllac, 12.0, 4.0)
     assert tuple(result) == pytest.approx((1.59, 0.07))  # the r = 10 row
-    assert result.outside_grid
+    assert result.outside_grid and result.outside_axes == ("aperture",)
     assert "aperture 12 arcsec is outside the table (1-10); clamped to 10" in result.notes[0]
     low = host_flux(bllac, 6.0, 0.5)
     assert low.flux_mjy == pytest.approx(1.26)  # the FWHM = 1 column
     assert "seeing 0.5 arcsec is outside" in low.notes[0]
+    assert low.outside_axes == ("seeing",)
+    assert host_flux(bllac, 0.5, 9.0).outside_axes == ("aperture", "seeing")
+    assert not host_flux(bllac, 10.0, 8.0).outside_grid
 
 
 def test_outside_the_grid_extrapolates_on_request(bllac):
@@ -140,7 +143,7 @@ def test_one_dimensional_table_and_negative_extrapolation():
     assert any("no uncertainties" in note for note in result.notes)
     assert host_flux(table, 5.0).flux_mjy == pytest.approx(2.0)
     below = host_flux(table, 1.0, outside="extrapolate")  # 0.1 - 0.45 < 0
-    assert below.flux_mjy == 0.0
+    assert below.flux_mjy == 0.0 and below.outside_axes == ("aperture",)
     assert any("negative; set to 0" in note for note in below.notes)
 
 

@@ -77,6 +77,8 @@ class HostFlux:
         What was asked for (``seeing_arcsec`` is None for a 1-D table asked without it).
     notes : tuple of str
         Caveats: axis outside the grid (clamped or extrapolated), no uncertainties.
+    outside_axes : tuple of str
+        The axes (``"aperture"``, ``"seeing"``) whose value was outside the grid.
     """
 
     flux_mjy: float
@@ -86,6 +88,7 @@ class HostFlux:
     aperture_arcsec: float
     seeing_arcsec: float | None
     notes: tuple[str, ...] = ()
+    outside_axes: tuple[str, ...] = ()
 
     def __iter__(self):
         yield self.flux_mjy
@@ -93,7 +96,8 @@ class HostFlux:
 
     @property
     def outside_grid(self) -> bool:
-        return any("outside" in note for note in self.notes)
+        """True when the aperture or the seeing was outside the table."""
+        return bool(self.outside_axes)
 
 
 @dataclass(frozen=True)
@@ -174,12 +178,14 @@ def host_flux(
         axes.append(("seeing", np.asarray(table.seeing_arcsec, dtype=float), float(seeing_arcsec)))
 
     notes = []
+    outside_axes = []
     point = []
     for name, grid, value in axes:
         low, high = grid[0], grid[-1]
         if low <= value <= high:
             point.append(value)
             continue
+        outside_axes.append(name)
         edge = low if value < low else high
         if outside == "clamp":
             notes.append(
@@ -212,6 +218,7 @@ def host_flux(
         aperture_arcsec=float(aperture_arcsec),
         seeing_arcsec=None if seeing_arcsec is None else float(seeing_arcsec),
         notes=tuple(notes),
+        outside_axes=tuple(outside_axes),
     )
 
 
