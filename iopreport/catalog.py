@@ -3,8 +3,11 @@
 The file is a list of ``[[source]]`` tables (format in docs/catalog.md). It is
 checked as a whole before anything is written: unknown keys, duplicate names
 (across ``name`` and ``other_names``), calibrators that are not in the file,
-bad coordinates and out-of-range values raise
+bad coordinates, out-of-range values and malformed host-galaxy tables raise
 :class:`~iopreport.errors.InputError` naming the key and its line.
+Johnson-Cousins magnitudes missing from ``mag`` are derived at load time from
+``sdss``/``ps1`` magnitudes (:mod:`iopreport.photsystems`); such a
+:class:`Magnitude` says in ``derived`` how and why.
 :func:`sync_catalog` then writes it into the ``AstroSource`` table in one
 transaction.
 """
@@ -18,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from iopreport.photsystems import INPUT_BANDS, OUTPUT_BANDS, SYSTEMS, to_johnson
 from iopreport.telescopes import BANDS
 from iopreport.tomlsource import KeyPath, TomlSource
 
@@ -32,20 +36,62 @@ _SOURCE_KEYS = (
     "redshift",
     "calibrators",
     "mag",
+    "sdss",
+    "ps1",
     "pol",
+    "host",
     "comment",
     "references",
 )
 _POL_KEYS = ("p_percent", "p_err_percent", "chi_deg", "chi_err_deg")
 _MAG_RANGE = (-2.0, 30.0)
+_HOST_KEYS = (
+    "reference",
+    "band",
+    "aperture_arcsec",
+    "seeing_arcsec",
+    "flux_mjy",
+    "flux_err_mjy",
+)
 
 
 @dataclass(frozen=True)
 class Magnitude:
-    """A literature magnitude; ``err`` is None when the source gives none."""
+    """A literature magnitude; ``err`` is None when the source gives none.
+
+    ``derived`` is empty for a magnitude written in the file's ``mag`` table.
+    For one computed at load time from ``sdss`` or ``ps1`` magnitudes it says
+    how (relation and reference) and why (the band had no literature value).
+    """
 
     value: float
     err: float | None = None
+    derived: str = ""
+
+
+@dataclass(frozen=True)
+class HostTable:
+    """Host-galaxy (contaminating) flux of a source, tabulated as published.
+
+    ``flux_mjy[i][j]`` is the flux inside an aperture of radius
+    ``aperture_arcsec[i]`` at seeing FWHM ``seeing_arcsec[j]`` (a 2-D table),
+    or ``flux_mjy[i]`` for ``aperture_arcsec[i]`` when the table has no seeing
+    axis (``seeing_arcsec`` is None). ``flux_err_mjy`` has the same shape, or
+    is None when the reference gives no uncertainties.
+    :func:`iopreport.reduce.host.host_flux` interpolates it.
+    """
+
+    reference: str
+    band: str
+    aperture_arcsec: tuple[float, ...]
+    seeing_arcsec: tuple[float, ...] | None
+    flux_mjy: tuple
+    flux_err_mjy: tuple | None = None
+    line: int | None = None
+
+    @property
+    def two_dimensional(self) -> bool:
+        return self.seeing_arcsec is not None
 
 
 @dataclass(frozen=True)
@@ -74,6 +120,14 @@ class CatalogSource:
     comment: str = ""
     references: tuple[str, ...] = ()
     line: int | None = None
+    host: HostTable | None = None
+    sdss: Mapping[str, Magnitude] = field(default_factory=dict)
+    ps1: Mapping[str, Magnitude] = field(default_factory=dict)
+
+    @property
+    def derived_mags(self) -> dict[str, Magnitude]:
+        """The magnitudes computed at load time from ``sdss`` or ``ps1`` values."""
+        return {band: mag for band, mag in self.mags.items() if mag.derived}
 
     @property
     def all_names(self) -> tuple[str, ...]:
@@ -150,6 +204,21 @@ def _parse_source(source: TomlSource, index: int, entry: Any) -> CatalogSource:
         redshift = _number(source, (*key, "redshift"), entry["redshift"])
         if redshift < 0:
             raise source.error((*key, "redshift"), "must not be negative")
+    mags = _magnitudes(source, (*key, "mag"), entry.get("mag", {}))
+    other_systems = {
+        system: _magnitudes(source, (*key, system), entry.get(system, {}), bands=INPUT_BANDS)
+        for system in SYSTEMS
+    }
+    mags.update(_derived_magnitudes(mags, other_systems))
+    host = None
+    if "host" in entry:
+        if srctype != "blazar":
+            raise source.error(
+                (*key, "host"),
+                f"a host-galaxy table belongs to a blazar, not a {srctype} "
+                "(a [source.host] header attaches to the [[source]] written above it)",
+            )
+        host = _host_table(source, (*key, "host"), entry["host"])
     return CatalogSource(
         name=name,
         srctype=srctype,
@@ -158,11 +227,14 @@ def _parse_source(source: TomlSource, index: int, entry: Any) -> CatalogSource:
         other_names=_strings(source, (*key, "other_names"), entry.get("other_names", [])),
         redshift=redshift,
         calibrators=_strings(source, (*key, "calibrators"), entry.get("calibrators", [])),
-        mags=_magnitudes(source, (*key, "mag"), entry.get("mag", {})),
+        mags=mags,
         pol=_polarizations(source, (*key, "pol"), entry.get("pol", {})),
         comment=_string(source, (*key, "comment"), entry.get("comment", ""), allow_empty=True),
         references=_strings(source, (*key, "references"), entry.get("references", [])),
         line=source.line_of(key),
+        host=host,
+        sdss=other_systems["sdss"],
+        ps1=other_systems["ps1"],
     )
 
 
@@ -216,14 +288,17 @@ def _coordinates(source: TomlSource, key: KeyPath, ra: Any, dec: Any) -> tuple[f
     return ra_deg, dec_deg
 
 
-def _magnitudes(source: TomlSource, key: KeyPath, table: Any) -> dict[str, Magnitude]:
+def _magnitudes(
+    source: TomlSource, key: KeyPath, table: Any, bands: tuple[str, ...] = BANDS
+) -> dict[str, Magnitude]:
     if not isinstance(table, dict):
-        raise source.error(key, "must be a table of bands, e.g. mag.R = [13.79, 0.05]")
+        example = f"{key[-1]}.{bands[-2]} = [13.79, 0.05]"
+        raise source.error(key, f"must be a table of bands, e.g. {example}")
     mags = {}
     for band, value in table.items():
         band_key = (*key, band)
-        if band not in BANDS:
-            raise source.error(band_key, f"unknown band; one of {', '.join(BANDS)}")
+        if band not in bands:
+            raise source.error(band_key, f"unknown band; one of {', '.join(bands)}")
         if isinstance(value, list):
             if len(value) != 2:
                 raise source.error(band_key, "must be [value, error] or a single value")
@@ -238,6 +313,127 @@ def _magnitudes(source: TomlSource, key: KeyPath, table: Any) -> dict[str, Magni
             raise source.error(band_key, f"error {mag.err} must be positive and below 5 mag")
         mags[band] = mag
     return mags
+
+
+def _derived_magnitudes(
+    mags: Mapping[str, Magnitude], other_systems: Mapping[str, Mapping[str, Magnitude]]
+) -> dict[str, Magnitude]:
+    """B, V, R, I missing from ``mags``, from SDSS (preferred) or PS1 magnitudes."""
+    derived: dict[str, Magnitude] = {}
+    for system in SYSTEMS:
+        wanted = [b for b in OUTPUT_BANDS if b not in mags and b not in derived]
+        inputs = {band: (mag.value, mag.err) for band, mag in other_systems[system].items()}
+        for band, result in to_johnson(system, inputs, wanted).items():
+            why = f"no literature {band} in mag.{band}; {result.note}"
+            derived[band] = Magnitude(result.value, result.err, derived=why)
+    return derived
+
+
+def _host_table(source: TomlSource, key: KeyPath, table: Any) -> HostTable:
+    """Check a ``[source.host]`` table: keys, axes, shapes, values."""
+    if not isinstance(table, dict):
+        raise source.error(key, "must be a table: write it as [source.host] after the entry")
+    for name in table:
+        if name not in _HOST_KEYS:
+            raise source.error((*key, name), f"unknown key; allowed: {', '.join(_HOST_KEYS)}")
+    for required in ("reference", "band", "aperture_arcsec", "flux_mjy"):
+        if required not in table:
+            raise source.error(key, f"host table is missing required key {required!r}")
+    reference = _string(source, (*key, "reference"), table["reference"])
+    band = _string(source, (*key, "band"), table["band"])
+    if band not in BANDS:
+        raise source.error((*key, "band"), f"unknown band; one of {', '.join(BANDS)}")
+    apertures = _axis(source, (*key, "aperture_arcsec"), table["aperture_arcsec"])
+    seeing = None
+    if "seeing_arcsec" in table:
+        seeing = _axis(source, (*key, "seeing_arcsec"), table["seeing_arcsec"])
+    shape = (len(apertures), len(seeing)) if seeing else (len(apertures),)
+    flux = _grid(source, (*key, "flux_mjy"), table["flux_mjy"], shape, apertures, seeing)
+    flux_err = None
+    if "flux_err_mjy" in table:
+        flux_err = _grid(
+            source, (*key, "flux_err_mjy"), table["flux_err_mjy"], shape, apertures, seeing
+        )
+    return HostTable(
+        reference=reference,
+        band=band,
+        aperture_arcsec=apertures,
+        seeing_arcsec=seeing,
+        flux_mjy=flux,
+        flux_err_mjy=flux_err,
+        line=source.line_of(key),
+    )
+
+
+def _axis(source: TomlSource, key: KeyPath, value: Any) -> tuple[float, ...]:
+    """A grid axis: at least two positive numbers, strictly increasing."""
+    if not isinstance(value, list) or len(value) < 2:
+        raise source.error(key, f"must be an array of at least two numbers, got {value!r}")
+    numbers = tuple(_number(source, key, item) for item in value)
+    if numbers[0] <= 0:
+        raise source.error(key, f"values must be positive (arcsec), got {numbers[0]:g}")
+    for position in range(1, len(numbers)):
+        if numbers[position] <= numbers[position - 1]:
+            raise source.error(
+                key,
+                f"must be strictly increasing: element {position + 1} ({numbers[position]:g}) "
+                f"follows {numbers[position - 1]:g}",
+            )
+    return numbers
+
+
+def _grid(
+    source: TomlSource,
+    key: KeyPath,
+    value: Any,
+    shape: tuple[int, ...],
+    apertures: tuple[float, ...],
+    seeing: tuple[float, ...] | None,
+) -> tuple:
+    """Fluxes (or errors) in mJy: one row per aperture, one column per seeing value."""
+    if seeing is None:
+        if not isinstance(value, list) or len(value) != shape[0]:
+            count = len(value) if isinstance(value, list) else "not an array"
+            raise source.error(
+                key,
+                f"must be an array of {shape[0]} numbers, one per aperture_arcsec value "
+                f"(got {count})",
+            )
+        return tuple(
+            _flux(source, key, item, f"element {i + 1} (aperture {apertures[i]:g} arcsec)")
+            for i, item in enumerate(value)
+        )
+    if not isinstance(value, list) or len(value) != shape[0]:
+        count = f"{len(value)} rows" if isinstance(value, list) else "not an array"
+        raise source.error(
+            key,
+            f"must have {shape[0]} rows, one per aperture_arcsec value, each of {shape[1]} "
+            f"numbers, one per seeing_arcsec value (got {count})",
+        )
+    rows = []
+    for i, row in enumerate(value):
+        where = f"row {i + 1} (aperture {apertures[i]:g} arcsec)"
+        if not isinstance(row, list) or len(row) != shape[1]:
+            count = f"{len(row)} numbers" if isinstance(row, list) else repr(row)
+            raise source.error(
+                key,
+                f"{where} must have {shape[1]} numbers, one per seeing_arcsec value (got {count})",
+            )
+        rows.append(
+            tuple(
+                _flux(source, key, item, f"{where}, column {j + 1} (seeing {seeing[j]:g} arcsec)")
+                for j, item in enumerate(row)
+            )
+        )
+    return tuple(rows)
+
+
+def _flux(source: TomlSource, key: KeyPath, value: Any, where: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise source.error(key, f"{where} must be a number, got {value!r}")
+    if value < 0:
+        raise source.error(key, f"{where} is negative ({value:g} mJy)")
+    return float(value)
 
 
 def _polarizations(source: TomlSource, key: KeyPath, table: Any) -> dict[str, Polarization]:
@@ -353,7 +549,8 @@ def sync_catalog(catalog: Catalog) -> dict[str, int]:
                 "dec_deg": entry.dec_deg,
                 "redshift": entry.redshift,
                 "comment": entry.comment,
-                "references": list(entry.references),
+                "references": list(entry.references)
+                + [f"mag.{band}: {mag.derived}" for band, mag in entry.derived_mags.items()],
                 "in_catalog": True,
                 "catalog_line": entry.line,
                 "modified": utcnow(),
