@@ -141,6 +141,19 @@ def build_parser() -> argparse.ArgumentParser:
     reduce.add_argument("--force", action="store_true", help="redo everything")
     reduce.set_defaults(handler=cmd_reduce)
 
+    calibrate_pol = commands.add_parser(
+        "calibrate-pol",
+        help="fit instrumental polarization and zero angle from the standards observed",
+        description="Fit q_inst, u_inst and the zero angle of an instrument from the "
+        "polarimetric results of the catalog's unpolarized and polarized standards in the "
+        "store, print the fit with each standard's residual, and the config.toml entry.",
+    )
+    calibrate_pol.add_argument("--instrument", required=True, metavar="NAME")
+    calibrate_pol.add_argument("--band", default="R")
+    calibrate_pol.add_argument("--since", type=_night, metavar="YYYY-MM-DD")
+    calibrate_pol.add_argument("--until", type=_night, metavar="YYYY-MM-DD")
+    calibrate_pol.set_defaults(handler=cmd_calibrate_pol)
+
     demo = commands.add_parser(
         "demo",
         help="make a demo project and run everything that exists so far",
@@ -445,6 +458,26 @@ def cmd_reduce(args: argparse.Namespace) -> int:
             run.outcome = "failed"
     # 1 when any frame, master or telescope failed: the reasons are printed and recorded
     return EXIT_WORK_FAILED if failed else EXIT_OK
+
+
+def cmd_calibrate_pol(args: argparse.Namespace) -> int:
+    """``iopreport calibrate-pol``: exit 1 when the standards do not constrain the fit."""
+    from iopreport.catalog import load_catalog
+    from iopreport.instruments.specs import INSTRUMENTS
+    from iopreport.reduce.calibratepol import fit_instrumental, standard_observations
+    from iopreport.store import open_store
+
+    if args.instrument not in INSTRUMENTS:
+        raise UsageError(f"unknown instrument {args.instrument!r}; known: {', '.join(INSTRUMENTS)}")
+    config = _load_config(args)
+    catalog = load_catalog(config.paths.catalog)
+    open_store(config.database_path)
+    observations = standard_observations(
+        catalog, args.instrument, args.band, args.since, args.until
+    )
+    fit = fit_instrumental(observations, args.instrument, args.band)
+    print(fit.report())
+    return EXIT_OK if fit.complete else EXIT_WORK_FAILED
 
 
 def cmd_demo(args: argparse.Namespace) -> int:

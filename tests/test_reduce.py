@@ -16,9 +16,10 @@ from iopreport.config import load_config
 from iopreport.demo import point_archives_at
 from iopreport.reduce.night import reduce_night
 from iopreport.simulate import simulate_night
-from iopreport.simulate.evaluate import evaluate_night
+from iopreport.simulate.evaluate import evaluate_night, evaluate_polarimetry
 from iopreport.skeleton import init_project
 from iopreport.store import (
+    AstroSource,
     MasterBias,
     MasterDark,
     MasterFlat,
@@ -108,12 +109,50 @@ def test_reduced_file_keeps_the_raw_header_and_provenance(reduced):
 
 def test_results_have_identity_members_and_calibrators(reduced):
     project, config, catalog, reports = reduced
-    results = list(PhotoPolResult.select())
+    results = list(PhotoPolResult.select().where(PhotoPolResult.mode == "photometry"))
     assert results
     for result in results:
         assert result.members_key == result.members[0].rawfit.fileloc
         assert result.n_calibrators >= 2
         assert result.mag_err > 0
+
+
+def test_polarimetry_of_every_instrument_against_truth(reduced):
+    """Issue 5 on the tiny night: a sequence per instrument, p and chi within tolerance."""
+    project, config, catalog, reports = reduced
+    checks = []
+    for telescope in reports:
+        checks += evaluate_polarimetry(folder_of(project, telescope), telescope)
+    by_instrument = {c.instrument for c in checks if not c.error}
+    assert {"AndorT90", "AndorT150", "CAFOS"} <= by_instrument, [c.line() for c in checks]
+    computed = [c for c in checks if not c.error]
+    assert all(c.within_tolerance for c in computed), [c.line() for c in computed]
+    for check in computed:
+        assert abs(check.q_pull) < 4 and abs(check.u_pull) < 4, check.line()
+    # the sequence's total flux gives a magnitude when the target has calibrators
+    blazar = [c for c in computed if c.target == "2200+420" and c.instrument != "DIPOL"]
+    assert blazar and all(abs(c.mag - c.mag_true) < 0.03 for c in blazar), blazar
+    # identity: members are the sequence's raw files, sorted
+    result = PhotoPolResult.get(PhotoPolResult.mode == "polarimetry")
+    assert result.members_key == PhotoPolResult.make_members_key(
+        m.rawfit.fileloc for m in result.members
+    )
+    assert result.members.count() == result.n_frames >= 4
+
+
+def test_host_correction_of_bl_lac_results(reduced):
+    project, config, catalog, reports = reduced
+    results = list(
+        PhotoPolResult.select()
+        .join(AstroSource)
+        .where((AstroSource.name == "2200+420") & (PhotoPolResult.band == "R"))
+    )
+    corrected = [r for r in results if r.mag_host_corrected is not None]
+    assert corrected, [(r.method, r.flag_reasons) for r in results]
+    for r in corrected:
+        assert r.mag_host_corrected > r.mag  # the host's light removed: fainter
+        if r.p is not None:
+            assert r.p_host_corrected > r.p
 
 
 def test_rerun_skips_unchanged_work_and_force_redoes_it(reduced):

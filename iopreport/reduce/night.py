@@ -29,6 +29,7 @@ from iopreport.errors import IopreportError
 from iopreport.instruments import InstrumentSpec, instrument
 from iopreport.reduce.classify import ClassificationError, FrameInfo, classify_file
 from iopreport.reduce.frame import FrameOutcome, FrameTask, init_worker, reduce_frame
+from iopreport.reduce.hostnight import correct_host_galaxies
 from iopreport.reduce.identify import identify_target
 from iopreport.reduce.masters import CalibrationFrame, build_master, master_header, write_master
 from iopreport.reduce.measure import SkySource
@@ -146,6 +147,7 @@ def reduce_night(
 
     started = time.perf_counter()
     report.sequences = compute_night_polarimetry(config, catalog, epoch)
+    correct_host_galaxies(catalog, epoch)
     report.seconds["polarimetry"] = time.perf_counter() - started
     report.seconds.update({f"worker:{k}": v for k, v in stage_seconds.items()})
     return report

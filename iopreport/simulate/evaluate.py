@@ -124,3 +124,91 @@ def evaluate_night(night_folder: Path, datadir: Path, telescope: str) -> Evaluat
             (entry["file"], result.mag - entry["mag"], result.mag_err, snr)
         )
     return evaluation
+
+
+@dataclass(frozen=True)
+class PolarimetryCheck:
+    """One simulated polarimetric sequence against its stored result."""
+
+    instrument: str
+    target: str
+    method: str
+    error: str  # why the result failed ("" when computed; "missing" when not stored)
+    p: float = math.nan
+    p_err: float = math.nan
+    p_true: float = math.nan
+    chi: float = math.nan
+    chi_err: float = math.nan
+    chi_true: float = math.nan
+    q_pull: float = math.nan
+    u_pull: float = math.nan
+    mag: float | None = None
+    mag_true: float | None = None
+    missing_angles: int = 0
+
+    @property
+    def chi_diff(self) -> float:
+        return (self.chi - self.chi_true + 90.0) % 180.0 - 90.0
+
+    @property
+    def within_tolerance(self) -> bool:
+        """Issue 5: p within max(2 sigma, 0.3%) and chi within max(2 sigma, 2 deg) of truth."""
+        if self.error:
+            return False
+        p_ok = abs(self.p - self.p_true) <= max(2 * self.p_err, 0.003)
+        chi_ok = self.p_true < 0.005 or abs(self.chi_diff) <= max(2 * self.chi_err, 2.0)
+        return p_ok and chi_ok
+
+    def line(self) -> str:
+        if self.error:
+            return f"{self.instrument:9} {self.target:12} failed: {self.error}"
+        mag = f"mag {self.mag:.3f} (true {self.mag_true:.3f})" if self.mag else "no mag"
+        return (
+            f"{self.instrument:9} {self.target:12} {self.method:9} "
+            f"p {100 * self.p:5.2f}+-{100 * self.p_err:.2f}% (true {100 * self.p_true:5.2f}) "
+            f"chi {self.chi:6.1f}+-{self.chi_err:.1f} (true {self.chi_true:6.1f}) "
+            f"pulls q {self.q_pull:+.2f} u {self.u_pull:+.2f}; {mag}"
+        )
+
+
+def evaluate_polarimetry(night_folder: Path, telescope: str) -> list[PolarimetryCheck]:
+    """Match every simulated sequence of a night with its stored result (by member files)."""
+    truth = json.loads((night_folder / "truth.json").read_text())
+    night = truth["night"]
+    checks = []
+    for sequence in truth["polarimetry"]:
+        key = PhotoPolResult.make_members_key(
+            f"{telescope}/{night}/{m}" for m in sequence["members"]
+        )
+        result = PhotoPolResult.get_or_none(
+            (PhotoPolResult.members_key == key) & (PhotoPolResult.mode == "polarimetry")
+        )
+        base = {
+            "instrument": sequence["instrument"],
+            "target": sequence["target"],
+            "missing_angles": len(sequence["missing_angles"]),
+        }
+        if result is None:
+            checks.append(PolarimetryCheck(method="", error="missing", **base))
+            continue
+        if result.p is None:
+            checks.append(PolarimetryCheck(method=result.method, error=result.error, **base))
+            continue
+        checks.append(
+            PolarimetryCheck(
+                method=result.method,
+                error="",
+                p=result.p,
+                p_err=result.p_err,
+                p_true=sequence["p"],
+                chi=result.chi,
+                chi_err=result.chi_err,
+                chi_true=sequence["chi"],
+                q_pull=(result.q - sequence["q"]) / result.q_err,
+                u_pull=(result.u - sequence["u"]) / result.u_err,
+                mag=result.mag,
+                mag_true=sequence["mag"],
+                **base,
+            )
+        )
+    return checks

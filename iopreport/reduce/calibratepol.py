@@ -1,0 +1,225 @@
+"""Instrumental polarization and zero angle from observed polarization standards.
+
+The raw Stokes parameters of a standard obey (seed 004 Eqs. 4-7, 15, 19-20)
+
+    (q_raw, u_raw) = R(-2 theta0) (q_lit, u_lit) + (q_inst, u_inst),
+
+so unpolarized standards give (q_inst, u_inst) directly and polarized ones,
+once the offset is removed, give theta0 = chi_lit - chi_c. The two are solved
+together by iterating (the few-percent literature p of an "unpolarized" star
+is rotated with the current theta0). Every observation is weighted by its
+errors; the errors of the result come from the scatter of the observations
+(standard error of the weighted mean, never smaller than the propagated one).
+``iopreport calibrate-pol`` prints the fit and the config.toml entry to paste.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+from astropy.time import Time
+
+from iopreport.catalog import Catalog
+from iopreport.store import AstroSource, PhotoPolResult
+
+#: Literature p below which a standard counts as unpolarized (fraction).
+UNPOLARIZED_P_MAX = 0.005
+
+
+@dataclass(frozen=True)
+class StandardObservation:
+    """One polarimetric result of a standard, with its literature values."""
+
+    source: str
+    juliandate: float
+    q_raw: float
+    q_raw_err: float
+    u_raw: float
+    u_raw_err: float
+    p_lit: float
+    chi_lit: float | None
+
+    @property
+    def unpolarized(self) -> bool:
+        return self.p_lit < UNPOLARIZED_P_MAX
+
+
+@dataclass
+class PolCalibration:
+    """The fitted instrumental polarization and zero angle, and what they came from."""
+
+    instrument: str
+    band: str
+    q_inst: float = math.nan
+    q_inst_err: float = math.nan
+    u_inst: float = math.nan
+    u_inst_err: float = math.nan
+    zero_angle_deg: float = math.nan
+    zero_angle_err_deg: float = math.nan
+    n_unpolarized: int = 0
+    n_polarized: int = 0
+    observations: list[StandardObservation] = field(default_factory=list)
+    residuals: list[tuple[str, float, float]] = field(default_factory=list)  # name, dp, dchi
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def complete(self) -> bool:
+        return math.isfinite(self.q_inst) and math.isfinite(self.zero_angle_deg)
+
+    def report(self) -> str:
+        """Human-readable fit, residuals and the config.toml entry."""
+        lines = [
+            f"{self.instrument} {self.band}: {self.n_unpolarized} unpolarized and "
+            f"{self.n_polarized} polarized standard observation(s)"
+        ]
+        if math.isfinite(self.q_inst):
+            lines.append(
+                f"  q_inst = {self.q_inst * 100:+.3f} +- {self.q_inst_err * 100:.3f} %   "
+                f"u_inst = {self.u_inst * 100:+.3f} +- {self.u_inst_err * 100:.3f} %"
+            )
+        if math.isfinite(self.zero_angle_deg):
+            lines.append(
+                f"  zero angle = {self.zero_angle_deg:+.2f} +- {self.zero_angle_err_deg:.2f} deg"
+            )
+        for name, dp, dchi in self.residuals:
+            lines.append(
+                f"    {name:<16} p - p_lit = {dp * 100:+.3f} %   chi - chi_lit = {dchi:+.2f} deg"
+            )
+        lines += [f"  ! {problem}" for problem in self.problems]
+        if self.complete:
+            first = min(o.juliandate for o in self.observations)
+            since = Time(first, format="jd").to_datetime().date().isoformat()
+            lines += [
+                "  config.toml entry:",
+                "  [[polarimetry.instrumental]]",
+                f'  instrument = "{self.instrument}"',
+                f'  band = "{self.band}"',
+                f'  valid_from = "{since}"',
+                f"  q_inst = {self.q_inst:.5f}",
+                f"  q_inst_err = {self.q_inst_err:.5f}",
+                f"  u_inst = {self.u_inst:.5f}",
+                f"  u_inst_err = {self.u_inst_err:.5f}",
+                f"  zero_angle_deg = {self.zero_angle_deg:.2f}",
+                f"  zero_angle_err_deg = {self.zero_angle_err_deg:.2f}",
+                f'  source = "iopreport calibrate-pol on {dt.date.today().isoformat()}"',
+            ]
+        return "\n".join(lines)
+
+
+def standard_observations(
+    catalog: Catalog,
+    instrument: str,
+    band: str,
+    since: dt.date | None = None,
+    until: dt.date | None = None,
+) -> list[StandardObservation]:
+    """Polarimetric results of the catalog's standards with raw q and u."""
+    standards = {
+        s.name: s.pol[band]
+        for s in catalog.sources
+        if s.srctype == "polarization_standard" and band in s.pol
+    }
+    query = (
+        PhotoPolResult.select(PhotoPolResult, AstroSource)
+        .join(AstroSource)
+        .where(
+            (PhotoPolResult.mode == "polarimetry")
+            & (PhotoPolResult.instrument == instrument)
+            & (PhotoPolResult.band == band)
+            & (AstroSource.name.in_(list(standards)))
+            & PhotoPolResult.q_raw.is_null(False)
+        )
+    )
+    if since:
+        query = query.where(PhotoPolResult.juliandate >= Time(since.isoformat()).jd)
+    if until:
+        query = query.where(PhotoPolResult.juliandate < Time(until.isoformat()).jd + 1)
+    observations = []
+    for row in query:
+        if row.manual_flags:
+            continue
+        lit = standards[row.astrosource.name]
+        observations.append(
+            StandardObservation(
+                row.astrosource.name,
+                row.juliandate,
+                row.q_raw,
+                row.q_raw_err,
+                row.u_raw,
+                row.u_raw_err,
+                lit.p,
+                lit.chi,
+            )
+        )
+    return observations
+
+
+def fit_instrumental(
+    observations: list[StandardObservation], instrument: str, band: str, iterations: int = 5
+) -> PolCalibration:
+    """Solve for (q_inst, u_inst, theta0) from standards (see the module docstring)."""
+    fit = PolCalibration(instrument, band, observations=list(observations))
+    unpolarized = [o for o in observations if o.unpolarized]
+    polarized = [o for o in observations if not o.unpolarized and o.chi_lit is not None]
+    fit.n_unpolarized, fit.n_polarized = len(unpolarized), len(polarized)
+    if not unpolarized:
+        fit.problems.append("no unpolarized standard observed: q_inst and u_inst not fitted")
+    if not polarized:
+        fit.problems.append("no polarized standard observed: the zero angle is not fitted")
+    if not unpolarized or not polarized:
+        return fit
+    theta0 = 0.0
+    for _ in range(iterations):
+        q_values, u_values, q_errs, u_errs = [], [], [], []
+        for o in unpolarized:
+            q_lit, u_lit = _rotate(*_qu(o.p_lit, o.chi_lit or 0.0), -theta0)
+            q_values.append(o.q_raw - q_lit)
+            u_values.append(o.u_raw - u_lit)
+            q_errs.append(o.q_raw_err)
+            u_errs.append(o.u_raw_err)
+        fit.q_inst, fit.q_inst_err = _weighted_mean(q_values, q_errs)
+        fit.u_inst, fit.u_inst_err = _weighted_mean(u_values, u_errs)
+        offsets, offset_errs = [], []
+        for o in polarized:
+            q_c, u_c = o.q_raw - fit.q_inst, o.u_raw - fit.u_inst
+            p_c = math.hypot(q_c, u_c)
+            chi_c = 0.5 * math.degrees(math.atan2(u_c, q_c))
+            offsets.append(_wrap90(o.chi_lit - chi_c))
+            offset_errs.append(0.5 * math.degrees(math.hypot(o.q_raw_err, o.u_raw_err) / p_c))
+        centre = offsets[0]
+        offsets = [centre + _wrap90(v - centre) for v in offsets]
+        theta0, theta0_err = _weighted_mean(offsets, offset_errs)
+        fit.zero_angle_deg, fit.zero_angle_err_deg = _wrap90(theta0), theta0_err
+    for o in polarized:
+        q, u = _rotate(o.q_raw - fit.q_inst, o.u_raw - fit.u_inst, fit.zero_angle_deg)
+        p = math.hypot(q, u)
+        chi = (0.5 * math.degrees(math.atan2(u, q))) % 180.0
+        fit.residuals.append((o.source, p - o.p_lit, _wrap90(chi - o.chi_lit)))
+    return fit
+
+
+def _qu(p: float, chi: float) -> tuple[float, float]:
+    return p * math.cos(math.radians(2 * chi)), p * math.sin(math.radians(2 * chi))
+
+
+def _rotate(q: float, u: float, angle: float) -> tuple[float, float]:
+    c, s = math.cos(math.radians(2 * angle)), math.sin(math.radians(2 * angle))
+    return q * c - u * s, q * s + u * c
+
+
+def _wrap90(angle: float) -> float:
+    return (angle + 90.0) % 180.0 - 90.0
+
+
+def _weighted_mean(values, errors) -> tuple[float, float]:
+    v = np.asarray(values, dtype=float)
+    w = 1.0 / np.asarray(errors, dtype=float) ** 2
+    mean = float(np.sum(w * v) / np.sum(w))
+    propagated = float(1.0 / math.sqrt(np.sum(w)))
+    if len(v) > 1:
+        scatter = float(np.std(v, ddof=1) / math.sqrt(len(v)))
+        return mean, max(propagated, scatter)
+    return mean, propagated
