@@ -79,6 +79,7 @@ def clean_cosmic_rays(
     read_noise: float,
     saturation: float,
     fwhm_px: float,
+    core_radius: float | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Find and replace cosmic-ray pixels within ``radius`` of each (x, y) position.
 
@@ -94,7 +95,11 @@ def clean_cosmic_rays(
       centre, a cosmic ray is not, so a pixel far above its mirror image
       through the centroid (:data:`SYMMETRY_SIGMA` sigma, allowing
       :data:`SYMMETRY_TOLERANCE` of asymmetry) is a hit and takes its mirror
-      pixel's value.
+      pixel's value. It runs within ``core_radius`` (default ``radius``; the
+      photometry passes the aperture radius plus a pixel), and never on a pixel
+      nearer to another of the positions than to this one: a neighbour's core
+      is not a cosmic ray of this star (a comparison star 14 px from a
+      Wollaston image lost 30% of its flux that way before).
 
     Neither runs on undersampled images (FWHM < 2 px), where a star's core is
     as sharp as a cosmic ray and cleaning would remove stars.
@@ -137,9 +142,12 @@ def clean_cosmic_rays(
             mask[y0:y1, x0:x1] |= found
             region = cleaned[y0:y1, x0:x1]
             region[found] = repaired[found]
-    for x, y in positions:
-        if np.isfinite(x) and np.isfinite(y):
-            _repair_asymmetric(cleaned, mask, x, y, radius, gain, read_noise / gain)
+    points = [(x, y) for x, y in positions if np.isfinite(x) and np.isfinite(y)]
+    for index, (x, y) in enumerate(points):
+        others = points[:index] + points[index + 1 :]
+        _repair_asymmetric(
+            cleaned, mask, x, y, core_radius or radius, gain, read_noise / gain, others
+        )
     return cleaned, mask
 
 
@@ -151,8 +159,13 @@ def _repair_asymmetric(
     radius: float,
     gain: float,
     read_noise_adu: float,
+    others=(),
 ) -> None:
-    """Replace pixels far above their point-mirror through (x, y), in place."""
+    """Replace pixels far above their point-mirror through (x, y), in place.
+
+    Pixels nearer to one of ``others`` (other measured positions) than to
+    (x, y), or whose mirror is, are left alone.
+    """
     from scipy.ndimage import map_coordinates
 
     ny, nx = image.shape
@@ -162,7 +175,13 @@ def _repair_asymmetric(
     if x0 < 0 or y0 < 0 or x1 > nx or y1 > ny:
         return
     yy, xx = np.mgrid[y0:y1, x0:x1]
-    inside = (xx - x) ** 2 + (yy - y) ** 2 <= radius**2
+    own = (xx - x) ** 2 + (yy - y) ** 2
+    inside = own <= radius**2
+    for ox, oy in others:
+        if (ox - x) ** 2 + (oy - y) ** 2 > (2 * radius + 2) ** 2:
+            continue
+        inside &= (xx - ox) ** 2 + (yy - oy) ** 2 > own  # nearer to the other star
+        inside &= (2 * x - xx - ox) ** 2 + (2 * y - yy - oy) ** 2 > own  # its mirror too
     values = image[y0:y1, x0:x1]
     mirror = map_coordinates(image, [2 * y - yy, 2 * x - xx], order=1, mode="nearest")
     floor = np.nanmedian(values[~inside]) if (~inside).any() else 0.0

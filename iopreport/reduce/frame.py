@@ -31,6 +31,8 @@ from iopreport.reduce.photometry import Measurement
 #: Detection thresholds tried in order until a solve succeeds (the retry
 #: ladder; fixed order, so a rerun does the same thing).
 DETECTION_LADDER = (5.0, 3.0, 10.0)
+#: Field stars measured on single-beam polarimetric frames for transparency normalisation.
+FIELD_STARS = 15
 #: Fraction of saturated pixels above which a frame is not measured (BANZAI: 5%).
 MAX_SATURATED_FRACTION = 0.05
 
@@ -74,6 +76,7 @@ class FrameOutcome:
     n_cosmic_pixels: int = 0
     measurements: list[Measurement] = field(default_factory=list)
     in_field: dict[str, tuple[float, float]] = field(default_factory=dict)
+    field_stars: list[tuple[float, float, Measurement]] = field(default_factory=list)
     seconds: dict[str, float] = field(default_factory=dict)
     pid: int = 0
 
@@ -247,11 +250,13 @@ def reduce_frame(task: FrameTask) -> FrameOutcome:
         spec,
         pair_offset=pair_offset if has_pairs else None,
         detections=detections,
+        field_stars=FIELD_STARS if info.obsmode == "polarimetry" and not has_pairs else 0,
     )
     lap("photometry")
     outcome.seeing_fwhm_px = None if math.isnan(photometry.fwhm_px) else photometry.fwhm_px
     outcome.n_cosmic_pixels = photometry.n_cosmic_pixels
     outcome.in_field = photometry.in_field
+    outcome.field_stars = photometry.field_stars
     if photometry.apertures is not None:
         a = photometry.apertures
         outcome.aperture_px = (a.radius, a.annulus_in, a.annulus_out)

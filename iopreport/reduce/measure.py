@@ -40,6 +40,11 @@ class FramePhotometry:
     in_field: dict[str, tuple[float, float]] = field(default_factory=dict)
     n_cosmic_pixels: int = 0
     error: str = ""
+    field_stars: list[tuple[float, float, Measurement]] = field(default_factory=list)  # ra, dec
+
+
+#: Prefix of the names given to field stars measured for transparency normalisation.
+FIELD_STAR_PREFIX = "~field"
 
 
 def sources_on_frame(
@@ -69,6 +74,7 @@ def measure_frame(
     *,
     pair_offset: tuple[float, float] | None = None,
     detections: Detections | None = None,
+    field_stars: int = 0,
 ) -> FramePhotometry:
     """Measure every catalog source on ``image`` (calibrated, ADU).
 
@@ -80,6 +86,11 @@ def measure_frame(
         Displacement of the E beam from the O beam for Wollaston images.
     detections : Detections, optional
         Sources already detected on ``image`` (for the seeing and the mask).
+    field_stars : int
+        Also measure up to this many bright, isolated, unsaturated detected
+        stars that are not catalog sources (single-beam images only): the
+        comparison stars of polarizer-wheel sequences whose target has no
+        catalog calibrators in the field (issue 5, transparency normalisation).
     """
     detections = detections if detections is not None else detect(image)
     fwhm = detections.seeing_fwhm_px(image, spec.saturation_adu)
@@ -95,6 +106,10 @@ def measure_frame(
             targets.append(Target(name, "O", *refine_centroid(image, x, y, fwhm)))
             ex, ey = x + pair_offset[0], y + pair_offset[1]
             targets.append(Target(name, "E", *refine_centroid(image, ex, ey, fwhm)))
+    extra = []
+    if field_stars and pair_offset is None:
+        extra = _field_star_targets(detections, image, apertures, targets, spec, field_stars, fwhm)
+    targets += extra
     cleaned, cosmic = clean_cosmic_rays(
         image,
         [(t.x, t.y) for t in targets],
@@ -103,6 +118,7 @@ def measure_frame(
         read_noise=spec.read_noise_e,
         saturation=spec.saturation_adu,
         fwhm_px=fwhm,
+        core_radius=apertures.radius + 1.0,
     )
     source_mask = _mask_detected(detections, image.shape, apertures.radius, targets)
     measurements = measure(
@@ -115,13 +131,54 @@ def measure_frame(
         cosmic=cosmic,
         sources_mask=source_mask,
     )
+    stars = []
+    if extra:
+        field_measurements = [m for m in measurements if m.name.startswith(FIELD_STAR_PREFIX)]
+        measurements = [m for m in measurements if not m.name.startswith(FIELD_STAR_PREFIX)]
+        if field_measurements:
+            ra, dec = wcs.all_pix2world(
+                [m.x for m in field_measurements], [m.y for m in field_measurements], 0
+            )
+            stars = [
+                (float(a), float(d), m) for a, d, m in zip(ra, dec, field_measurements, strict=True)
+            ]
     return FramePhotometry(
         fwhm_px=fwhm,
         apertures=apertures,
         measurements=measurements,
         in_field=in_field,
         n_cosmic_pixels=int(cosmic.sum()),
+        field_stars=stars,
     )
+
+
+def _field_star_targets(detections, image, apertures, targets, spec, count, fwhm) -> list[Target]:
+    """Bright isolated unsaturated detections away from the edges and the catalog sources."""
+    if len(detections) == 0:
+        return []
+    ny, nx = image.shape
+    margin = apertures.annulus_out + 2
+    x, y = detections.x, detections.y
+    good = (detections.flags == 0) & (detections.peak < 0.5 * spec.saturation_adu)
+    good &= (x > margin) & (y > margin) & (x < nx - margin) & (y < ny - margin)
+    chosen: list[Target] = []
+    taken = [(t.x, t.y) for t in targets]
+    for index in np.argsort(-detections.flux):
+        if not good[index]:
+            continue
+        xi, yi = float(x[index]), float(y[index])
+        others = np.hypot(x - xi, y - yi)
+        others[index] = np.inf
+        if np.min(others) < 1.5 * apertures.annulus_out:
+            continue  # a neighbour in the annulus
+        if taken and min(math.hypot(xi - a, yi - b) for a, b in taken) < 2 * apertures.annulus_out:
+            continue
+        cx, cy = refine_centroid(image, xi, yi, fwhm)
+        chosen.append(Target(f"{FIELD_STAR_PREFIX}{len(chosen)}", "", cx, cy))
+        taken.append((cx, cy))
+        if len(chosen) >= count:
+            break
+    return chosen
 
 
 def _mask_detected(

@@ -39,6 +39,7 @@ from iopreport.store import (
     AperPhotResult,
     AstroSource,
     Epoch,
+    FieldStarFlux,
     MasterBias,
     MasterBiasInput,
     MasterDark,
@@ -593,6 +594,21 @@ def _store_outcome(rawfit, task, outcome, catalog, inputs_key) -> int:
         ReducedFit.update(**values).where(ReducedFit.id == reduced.id).execute()
     SourceInField.delete().where(SourceInField.reducedfit == reduced).execute()
     AperPhotResult.delete().where(AperPhotResult.reducedfit == reduced).execute()
+    FieldStarFlux.delete().where(FieldStarFlux.reducedfit == reduced).execute()
+    if outcome.field_stars:
+        FieldStarFlux.insert_many(
+            [
+                {
+                    "reducedfit": reduced.id,
+                    "ra_deg": ra,
+                    "dec_deg": dec,
+                    "flux_counts": _finite(m.flux),
+                    "flux_counts_err": _finite(m.flux_err),
+                    "flags": m.flags,
+                }
+                for ra, dec, m in outcome.field_stars
+            ]
+        ).execute()
     members_key = PhotoPolResult.make_members_key([rawfit.fileloc])
     PhotoPolResult.delete().where(
         (PhotoPolResult.members_key == members_key) & (PhotoPolResult.method == "relphot")

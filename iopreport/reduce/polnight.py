@@ -85,6 +85,7 @@ class FrameFluxes:
     aperture_px: float | None = None
     fwhm_px: float | None = None
     pixscale: float | None = None
+    field_stars: list[tuple[float, float, BeamFlux]] = field(default_factory=list)
 
     def get(self, name: str, beam: str) -> BeamFlux | None:
         value = self.beams.get((name, beam))
@@ -179,8 +180,63 @@ def _polarimetric_frames(catalog: Catalog, epoch: Epoch) -> dict[str, FrameFluxe
                 )
                 fluxes.aperture_px = row.aperture_px
                 fluxes.fwhm_px = row.fwhm_px
+            fluxes.field_stars = [
+                (
+                    star.ra_deg,
+                    star.dec_deg,
+                    BeamFlux(
+                        star.flux_counts if star.flux_counts is not None else math.nan,
+                        star.flux_counts_err if star.flux_counts_err is not None else math.nan,
+                        star.flags,
+                    ),
+                )
+                for star in reduced.field_stars
+            ]
         frames[frame.fileloc] = fluxes
     return frames
+
+
+#: Field stars of two frames are the same star within this distance.
+FIELD_STAR_MATCH_ARCSEC = 2.0
+
+
+def field_star_matrix(frames: list[FrameFluxes]) -> tuple[np.ndarray, np.ndarray]:
+    """Fluxes (stars x frames) of the field stars found in every frame, matched by position."""
+    if not frames or not frames[0].field_stars:
+        return np.zeros((0, len(frames))), np.zeros((0, len(frames)))
+    reference = frames[0].field_stars
+    flux = np.full((len(reference), len(frames)), np.nan)
+    err = np.full_like(flux, np.nan)
+    tolerance = FIELD_STAR_MATCH_ARCSEC / 3600.0
+    for k, frame in enumerate(frames):
+        if not frame.field_stars:
+            continue
+        ra = np.array([s[0] for s in frame.field_stars])
+        dec = np.array([s[1] for s in frame.field_stars])
+        for i, (ra0, dec0, _) in enumerate(reference):
+            distance = np.hypot((ra - ra0) * math.cos(math.radians(dec0)), dec - dec0)
+            j = int(np.argmin(distance))
+            value = frame.field_stars[j][2]
+            if distance[j] < tolerance and not value.flags & UNUSABLE and value.flux > 0:
+                flux[i, k], err[i, k] = value.flux, value.err
+    return flux, err
+
+
+def robust_transparency(star_flux, star_err, modulation, max_chi2: float = 9.0):
+    """:func:`transparency_factors`, dropping stars that do not follow the others (variables)."""
+    norm = transparency_factors(star_flux, star_err, modulation)
+    if norm.n_stars < 3:
+        return norm
+    usable = np.all(np.isfinite(star_flux) & (star_flux > 0) & np.isfinite(star_err), axis=1)
+    flux, err = star_flux[usable], star_err[usable]
+    corrected = flux / modulation
+    ratio = corrected / corrected.mean(axis=1, keepdims=True)
+    ratio_err = err / modulation / corrected.mean(axis=1, keepdims=True)
+    chi2 = np.mean(((ratio - norm.factor) / ratio_err) ** 2, axis=1)
+    keep = chi2 <= max(max_chi2, np.median(chi2) * 3)
+    if keep.all() or keep.sum() < 2:
+        return norm
+    return transparency_factors(flux[keep], err[keep], modulation)
 
 
 def instrumental_for(config: Config, members: list[FrameFluxes]) -> Instrumental:
@@ -250,14 +306,17 @@ def _wheel(config, result, members, calibrators, inst) -> None:
     err = np.array([m.get(target, "").err for m in usable])
     factor = np.ones(len(usable))
     factor_err = np.zeros(len(usable))
-    if config.polarimetry.normalise_by_comparison_stars and calibrators:
+    if config.polarimetry.normalise_by_comparison_stars:
         modulation = wheel_modulation(inst.q_inst, inst.u_inst, angles)
-        star_flux, star_err = _star_matrix(usable, calibrators, "")
-        norm = transparency_factors(star_flux, star_err, modulation)
+        cal_flux, cal_err = _star_matrix(usable, calibrators, "")
+        field_flux, field_err = field_star_matrix(usable)
+        star_flux = np.vstack([cal_flux, field_flux])
+        star_err = np.vstack([cal_err, field_err])
+        norm = robust_transparency(star_flux, star_err, modulation)
         if norm.n_stars:
             factor, factor_err = norm.factor, norm.factor_err
             result.notes.append(f"normalised by {norm.n_stars} comparison star(s)")
-    if not (len(factor) and factor_err.any()):
+    if not factor_err.any():
         result.notes.append("not normalised (no comparison star in every frame)")
     normalised = flux / factor
     normalised_err = normalised * np.sqrt((err / flux) ** 2 + (factor_err / factor) ** 2)
@@ -269,6 +328,8 @@ def _wheel(config, result, members, calibrators, inst) -> None:
 
 
 def _star_matrix(frames, names, beam):
+    if not names:
+        return np.zeros((0, len(frames))), np.zeros((0, len(frames)))
     flux = np.full((len(names), len(frames)), np.nan)
     err = np.full_like(flux, np.nan)
     for i, name in enumerate(names):
@@ -331,7 +392,7 @@ def _half_wave_plate(config, result, members, calibrators, inst, spec) -> None:
         t = np.radians(4.0 * angles)
         modulation = 1.0 + sign * (inst.q_inst * np.cos(t) + inst.u_inst * np.sin(t))
         star_flux, star_err = _star_matrix(frames, calibrators, beam)
-        norm = transparency_factors(star_flux, star_err, modulation)
+        norm = robust_transparency(star_flux, star_err, modulation)
         if norm.n_stars:
             flux, err = (
                 flux / norm.factor,

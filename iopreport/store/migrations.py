@@ -24,7 +24,8 @@ History
     ``photo_pol_result.mag_sys_err``, ``p_sys_err`` and ``chi_sys_err``: the
     systematic parts of the errors (calibrator literature magnitudes;
     instrumental polarization and zero angle) kept apart from the statistical
-    ``mag_err``, ``p_err`` and ``chi_err``.
+    ``mag_err``, ``p_err`` and ``chi_err``; the ``field_star_flux`` table
+    (field stars measured on polarizer-wheel frames for transparency).
 """
 
 from __future__ import annotations
@@ -70,6 +71,20 @@ def _to_v4(database: pw.SqliteDatabase) -> None:
             migrator.add_column("photo_pol_result", name, pw.FloatField(null=True))
             for name in ("mag_sys_err", "p_sys_err", "chi_sys_err")
         )
+    )
+    database.execute_sql(
+        "CREATE TABLE IF NOT EXISTS field_star_flux ("
+        " id INTEGER NOT NULL PRIMARY KEY,"
+        " reducedfit_id INTEGER NOT NULL REFERENCES reduced_fit (id) ON DELETE CASCADE,"
+        " ra_deg REAL NOT NULL,"
+        " dec_deg REAL NOT NULL,"
+        " flux_counts REAL,"
+        " flux_counts_err REAL,"
+        " flags INTEGER NOT NULL)"
+    )
+    database.execute_sql(
+        "CREATE INDEX IF NOT EXISTS field_star_flux_reducedfit_id"
+        " ON field_star_flux (reducedfit_id)"
     )
 
 

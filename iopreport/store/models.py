@@ -306,6 +306,25 @@ class AperPhotResult(BaseModel):
         )
 
 
+class FieldStarFlux(BaseModel):
+    """A bright field star (not in the catalog) measured on a single-beam polarimetric frame.
+
+    The comparison stars of a polarizer-wheel sequence whose target has no
+    catalog calibrators: matched across the sequence's frames by position, they
+    measure the transparency of each frame (docs/polarimetry.md).
+    """
+
+    reducedfit = pw.ForeignKeyField(ReducedFit, backref="field_stars", on_delete="CASCADE")
+    ra_deg = pw.FloatField()
+    dec_deg = pw.FloatField()
+    flux_counts = pw.FloatField(null=True)
+    flux_counts_err = pw.FloatField(null=True)
+    flags = pw.IntegerField(default=0)  # bits.PhotometryFlags
+
+    class Meta:
+        indexes = ((("reducedfit",), False),)
+
+
 class PhotoPolResult(BaseModel):
     """A final photometric or polarimetric result of one source.
 
@@ -449,6 +468,7 @@ ALL_MODELS: tuple[type[BaseModel], ...] = (
     ReducedFit,
     SourceInField,
     AperPhotResult,
+    FieldStarFlux,
     PhotoPolResult,
     PhotoPolMember,
     RunLog,
