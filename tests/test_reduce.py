@@ -34,13 +34,24 @@ NIGHT = dt.date(2024, 10, 8)
 
 
 def make_project(
-    tmp_path, faults=(), telescopes=("OSN-T090", "OSN-T150", "CAHA-T220"), preset="tiny"
+    tmp_path,
+    faults=(),
+    telescopes=("OSN-T090", "OSN-T150", "CAHA-T220"),
+    preset="tiny",
+    cirrus=False,
+    seed=9,
 ):
     project = tmp_path / "site"
     init_project(project)
     point_archives_at(project / "config.toml", project / "archive")
     simulate_night(
-        project / "archive", NIGHT, telescopes=telescopes, preset=preset, seed=9, faults=faults
+        project / "archive",
+        NIGHT,
+        telescopes=telescopes,
+        preset=preset,
+        seed=seed,
+        faults=faults,
+        cirrus=cirrus,
     )
     config = load_config(project / "config.toml")
     open_store(config.database_path)

@@ -117,11 +117,12 @@ def standard_observations(
     until: dt.date | None = None,
 ) -> list[StandardObservation]:
     """Polarimetric results of the catalog's standards with raw q and u."""
-    standards = {
-        s.name: s.pol[band]
-        for s in catalog.sources
-        if s.srctype == "polarization_standard" and band in s.pol
-    }
+    standards = {}
+    for s in catalog.sources:
+        if s.srctype == "polarization_standard":
+            literature = literature_polarization(s.pol, band)
+            if literature is not None:
+                standards[s.name] = literature
     query = (
         PhotoPolResult.select(PhotoPolResult, AstroSource)
         .join(AstroSource)
@@ -155,6 +156,27 @@ def standard_observations(
             )
         )
     return observations
+
+
+#: Band order by wavelength, to find the nearest band with a literature value.
+BANDS = ("U", "B", "V", "R", "I")
+
+
+def literature_polarization(pol, band: str):
+    """The literature polarization of a standard in ``band``.
+
+    An unpolarized standard (every listed p below :data:`UNPOLARIZED_P_MAX`)
+    often has values in B or V only; interstellar-free stars stay unpolarized
+    in every band, so the nearest listed band is used for it. A polarized
+    standard needs a value in the band itself (its p and chi depend on the band).
+    """
+    if band in pol:
+        return pol[band]
+    if not pol or any(value.p >= UNPOLARIZED_P_MAX for value in pol.values()):
+        return None
+    position = BANDS.index(band) if band in BANDS else 0
+    nearest = min(pol, key=lambda b: abs((BANDS.index(b) if b in BANDS else 0) - position))
+    return pol[nearest]
 
 
 def fit_instrumental(
