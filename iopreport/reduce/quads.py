@@ -677,13 +677,16 @@ def central_pair(
     shape: tuple[int, int],
     oe_offset: tuple[float, float],
     scatter_px: tuple[float, float],
+    expected_o_xy: tuple[float, float] | None = None,
 ) -> CentralPair | None:
     """The pair nearest the image centre displaced by ``oe_offset`` within ``scatter_px``.
 
     Two detections pair when the per-axis differences between their
     displacement and ``oe_offset`` are within ``scatter_px`` (an ellipse).
     The right-hand member (larger x) is O, as IOP4 labels it
-    (reference/iop4.md §6.4).
+    (reference/iop4.md §6.4). "Nearest" compares the pair's midpoint with
+    the image centre (DIPOL centres the cut on the target's pair), or, with
+    ``expected_o_xy``, the pair's O image with that position.
     """
     x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
     if len(x) < 2:
@@ -697,8 +700,13 @@ def central_pair(
     first, second = np.nonzero(misfit <= 1.0)
     if not len(first):
         return None
-    middle = np.column_stack([(x[first] + x[second]) / 2.0, (y[first] + y[second]) / 2.0])
-    distance = np.hypot(*(middle - centre).T)
+    right = np.where(x[first] >= x[second], first, second)
+    if expected_o_xy is None:
+        where = np.column_stack([(x[first] + x[second]) / 2.0, (y[first] + y[second]) / 2.0])
+    else:
+        where = np.column_stack([x[right], y[right]])
+        centre = np.asarray(expected_o_xy, dtype=float)
+    distance = np.hypot(*(where - centre).T)
     best = int(np.argmin(distance))
     i, j = int(first[best]), int(second[best])
     o, e = (i, j) if x[i] >= x[j] else (j, i)
@@ -720,6 +728,7 @@ def central_pair_wcs(
     pixscale: float,
     *,
     scatter_px: tuple[float, float] | None = None,
+    expected_o_xy: tuple[float, float] | None = None,
 ) -> WCS | None:
     """Fallback WCS: the target is the O/E pair nearest the image centre.
 
@@ -743,6 +752,10 @@ def central_pair_wcs(
         Allowed deviation from ``oe_offset``; by default 3 sigma of DIPOL's
         measured scatter (12, 16) px at 2x2 (reference/iop4.md §6.4), scaled
         like ``oe_offset``.
+    expected_o_xy : (x, y) or None
+        Where the target's O image is expected (e.g. its catalog position
+        through a solved photometry frame's WCS, less XORGSUBF/YORGSUBF);
+        by default the pair whose midpoint is nearest the image centre wins.
 
     Returns
     -------
@@ -754,7 +767,7 @@ def central_pair_wcs(
     """
     if scatter_px is None:
         scatter_px = default_scatter(oe_offset)
-    pair = central_pair(detections.x, detections.y, shape, oe_offset, scatter_px)
+    pair = central_pair(detections.x, detections.y, shape, oe_offset, scatter_px, expected_o_xy)
     if pair is None:
         return None
     o = (float(detections.x[pair.o_index]), float(detections.y[pair.o_index]))
