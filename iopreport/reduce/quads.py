@@ -1,0 +1,787 @@
+"""Astrometry of DIPOL polarimetry sub-frames by quad matching against a solved frame.
+
+DIPOL saves polarimetry frames as small central cuts (XORGSUBF/YORGSUBF) that
+hold too few stars for a blind astrometry.net solve, while the full-frame
+photometry frames of the same field, taken the same night, do solve. This
+module finds the similarity transform (rotation, optional reflection,
+translation, scale close to 1) that maps sub-frame pixels onto the pixels of
+such a solved reference frame, and derives the sub-frame's WCS from it.
+
+Method (astrometry.net's geometric hash, Lang et al. 2010, AJ 139, 1782, §2.1):
+
+- every 4-point combination ("quad") of the brightest sources of each frame
+  is hashed: its two most distant stars A and B fix a frame in which A is
+  (0, 0) and B is (1, 1); the positions of the other two stars C and D in
+  that frame give a 4-number code invariant to translation, rotation and
+  scale. The code is made canonical (``xC + xD <= 1``, else A and B swap;
+  ``xC <= xD``, else C and D swap), so equal quads give equal codes;
+- a mirror image (FLIPSTAT) changes the code, so the sub-frame is hashed a
+  second time with y negated and both sets are looked up;
+- codes are matched with a k-d tree (:class:`scipy.spatial.cKDTree`); every
+  code pair gives a candidate transform from its four stars, which must have
+  the expected scale (and rotation, when given);
+- each candidate is verified by counting the sub-frame's bright sources that
+  land within :data:`MATCH_RADIUS_PX` of a reference source; the best one is
+  refined by least squares on all matched sources and accepted only with at
+  least :data:`MIN_MATCHES` matches and a majority (:data:`MIN_FRACTION`)
+  of the sub-frame's verification sources.
+
+Both beams. In a DIPOL image every star appears twice (Wollaston O and E
+beams, about (-209, +13) px apart at 2x2). The reference is a DIPOL image
+too, with the same O/E displacement in its own pixels, so the two frames are
+matched directly with *all* their detections, without pairing them first:
+the O image of a star maps onto its O image and the E image onto its E
+image. A transform shifted by one O/E displacement (sub-frame O images onto
+reference E images) also matches quads made of one beam only, but then the
+other beam of every star lands on empty sky, so it verifies only about half
+of the sources and loses to the true one. The transform therefore maps a
+sub-frame beam onto the *same* beam of the reference: the sub-frame WCS
+derived from the reference's WCS describes the beam that WCS describes (the
+right-hand, O, images when the reference was solved on them, as
+:mod:`iopreport.reduce.frame` does); the other beam's WCS is
+:func:`iopreport.reduce.astrometry.pair_wcs` of it.
+
+Against the reference (reference/iop4.md §6.5 "photo quads"): a
+scale-invariant hash instead of side lengths in pixels, all detections
+instead of the 10 brightest per frame, quads matched by a tree instead of a
+fixed distance cut, reflections handled by hashing the mirror image instead
+of trying 24 permutations, and every candidate verified on all sources
+instead of taking the transform nearest the median translation.
+
+The fallback, :func:`central_pair_wcs`, builds a WCS from the single O/E pair
+nearest the image centre, at the target's catalog position, with a rotation
+and parity known from elsewhere (e.g. :func:`rotation_from_wcs` of a solved
+photometry frame; reference/iop4.md §6.5 "target_O_and_E").
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from astropy.wcs import WCS
+
+#: Brightest sub-frame sources whose quads are hashed (15 give 1365 quads).
+N_SUB = 15
+#: Brightest reference sources (inside ``ref_window``) whose quads are hashed.
+N_REF = 40
+#: Largest distance between two quad codes that still counts as a match
+#: (a 0.3 px centroid error on a 100 px quad moves the code by ~0.005).
+CODE_TOLERANCE = 0.015
+#: Shortest quad diagonal (A-B distance) hashed, in sub-frame pixels: shorter
+#: quads have codes too noisy to match.
+MIN_QUAD_PX = 30.0
+#: A sub-frame source matches a reference source within this distance (reference px).
+MATCH_RADIUS_PX = 3.0
+#: Fewest matched sources for a transform to be accepted (a quad's own four
+#: stars always match, so at least one more must confirm it).
+MIN_MATCHES = 5
+#: Fewest fraction of the verification sources (those landing inside the
+#: reference frame) that must match: a clear majority.
+MIN_FRACTION = 0.5
+#: Brightest sub-frame sources used to verify a candidate.
+N_VERIFY = 30
+#: Allowed relative error of the transform's scale against ``scale_ratio``.
+SCALE_TOLERANCE = 0.05
+#: Candidates verified at most (closest codes first); bounds the work per frame.
+MAX_CANDIDATES = 2000
+#: Least-squares refinement passes over all matched sources.
+REFINE_PASSES = 3
+#: Matches farther than CLIP_SIGMA x the median residual of the previous fit (but at
+#: least CLIP_FLOOR_PX) are left out of the next least-squares pass: faint
+#: sources and blends have poor centroids.
+CLIP_SIGMA = 4.0
+CLIP_FLOOR_PX = 0.75
+#: Grid points per axis mapped through the reference WCS to fit the sub-frame WCS.
+WCS_GRID = 7
+
+#: Order (A, B, C, D) of a quad's points when its longest side joins points
+#: ``_PAIRS[k]``; indexed by the argmax over the six sides.
+_PAIRS = ((0, 1), (0, 2), (0, 3), (1, 2), (1, 3), (2, 3))
+_ORDER = np.array([[a, b, *sorted({0, 1, 2, 3} - {a, b})] for a, b in _PAIRS])
+
+
+@dataclass(frozen=True)
+class Similarity:
+    """``ref = scale * R(rotation) * M * sub + (tx, ty)``, pixels, 0-based.
+
+    ``M`` is the identity, or the reflection y -> -y when ``mirrored``. In
+    complex numbers: ``w = a * z + b`` with ``z = x + iy`` (its conjugate when
+    mirrored), ``a = scale * exp(i rotation)`` and ``b = tx + i ty``.
+    """
+
+    scale: float
+    rotation_deg: float
+    mirrored: bool
+    tx: float
+    ty: float
+
+    @property
+    def _a(self) -> complex:
+        return self.scale * complex(
+            math.cos(math.radians(self.rotation_deg)), math.sin(math.radians(self.rotation_deg))
+        )
+
+    @property
+    def matrix(self) -> np.ndarray:
+        """The 2x2 linear part (acts on column vectors (x, y))."""
+        a = self._a
+        linear = np.array([[a.real, -a.imag], [a.imag, a.real]])
+        return linear @ np.diag([1.0, -1.0]) if self.mirrored else linear
+
+    def apply(self, xy: np.ndarray) -> np.ndarray:
+        """Map sub-frame pixels ``xy`` (N, 2) to reference pixels."""
+        z = _complex(np.asarray(xy, dtype=float))
+        if self.mirrored:
+            z = np.conj(z)
+        w = self._a * z + complex(self.tx, self.ty)
+        return np.column_stack([w.real, w.imag])
+
+    def apply_vector(self, vector: tuple[float, float]) -> tuple[float, float]:
+        """Map a displacement (no translation), e.g. an O/E offset."""
+        dx, dy = self.matrix @ np.asarray(vector, dtype=float)
+        return (float(dx), float(dy))
+
+    @classmethod
+    def from_complex(cls, a: complex, b: complex, mirrored: bool) -> Similarity:
+        return cls(
+            scale=abs(a),
+            rotation_deg=math.degrees(math.atan2(a.imag, a.real)),
+            mirrored=mirrored,
+            tx=b.real,
+            ty=b.imag,
+        )
+
+
+@dataclass(frozen=True)
+class QuadMatch:
+    """A verified sub-frame -> reference transform and the sources it matches."""
+
+    transform: Similarity  # maps O images (and every image, without ``oe_offset``)
+    e_shift: tuple[float, float]  # E images land at transform + e_shift, reference px
+    sub_index: np.ndarray  # matched sub-frame sources (indices into sub_xy)
+    ref_index: np.ndarray  # their reference sources (indices into ref_xy)
+    sub_beam: np.ndarray  # 0 where the match is an O image, 1 an E image
+    rms_px: float  # residual of the least-squares fit, reference pixels
+    n_verify: int  # sub-frame verification sources that land on the reference
+    n_verified: int  # ... of which matched
+    n_candidates: int  # quad code matches tried
+
+    @property
+    def n_matched(self) -> int:
+        return len(self.sub_index)
+
+    @property
+    def fraction(self) -> float:
+        """Matched fraction of the verification sources."""
+        return self.n_verified / self.n_verify if self.n_verify else 0.0
+
+
+def _complex(xy: np.ndarray) -> np.ndarray:
+    return xy[:, 0] + 1j * xy[:, 1]
+
+
+def quad_codes(
+    xy: np.ndarray, *, min_size: float = 0.0, max_size: float = math.inf
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Geometric hash codes of every quad of the points ``xy`` (N, 2).
+
+    Returns
+    -------
+    codes : ndarray (Q, 4)
+        ``(xC, yC, xD, yD)`` in the frame where A is (0, 0) and B is (1, 1),
+        canonical (``xC + xD <= 1`` and ``xC <= xD``).
+    members : ndarray (Q, 4) of int
+        Indices into ``xy`` of A, B, C, D in that canonical order, so equal
+        codes put corresponding stars in the same column.
+    size : ndarray (Q,)
+        The A-B distance (the quad's diameter) in pixels.
+    Quads whose diameter lies outside ``[min_size, max_size]`` are left out.
+    """
+    xy = np.asarray(xy, dtype=float)
+    if len(xy) < 4:
+        return np.empty((0, 4)), np.empty((0, 4), dtype=int), np.empty(0)
+    combos = np.array(list(itertools.combinations(range(len(xy)), 4)), dtype=int)
+    z = _complex(xy)[combos]
+    sides = np.column_stack([np.abs(z[:, i] - z[:, j]) for i, j in _PAIRS])
+    longest = np.argmax(sides, axis=1)
+    size = sides[np.arange(len(combos)), longest]
+    keep = (size >= min_size) & (size <= max_size)
+    combos, longest, size = combos[keep], longest[keep], size[keep]
+    members = np.take_along_axis(combos, _ORDER[longest], axis=1)
+    z = _complex(xy)[members]
+    w = (z[:, 2:] - z[:, :1]) / (z[:, 1:2] - z[:, :1]) * (1 + 1j)
+    swap_ab = w[:, 0].real + w[:, 1].real > 1.0
+    w[swap_ab] = (1 + 1j) - w[swap_ab]
+    members[swap_ab] = members[swap_ab][:, [1, 0, 2, 3]]
+    swap_cd = w[:, 0].real > w[:, 1].real
+    w[swap_cd] = w[swap_cd][:, ::-1]
+    members[swap_cd] = members[swap_cd][:, [0, 1, 3, 2]]
+    codes = np.column_stack([w[:, 0].real, w[:, 0].imag, w[:, 1].real, w[:, 1].imag])
+    return codes, members, size
+
+
+def fit_similarity(sub_xy: np.ndarray, ref_xy: np.ndarray, mirrored: bool) -> Similarity:
+    """Least-squares similarity mapping ``sub_xy`` onto ``ref_xy`` (both (N, 2), N >= 2)."""
+    z = _complex(np.asarray(sub_xy, dtype=float))
+    if mirrored:
+        z = np.conj(z)
+    w = _complex(np.asarray(ref_xy, dtype=float))
+    z0, w0 = z.mean(), w.mean()
+    dz = z - z0
+    a = np.sum(np.conj(dz) * (w - w0)) / np.sum(np.abs(dz) ** 2)
+    return Similarity.from_complex(complex(a), complex(w0 - a * z0), mirrored)
+
+
+def _fit_batch(z: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Similarity fits of many 4-point correspondences at once: a, b and rms residual."""
+    z0 = z.mean(axis=1, keepdims=True)
+    w0 = w.mean(axis=1, keepdims=True)
+    dz, dw = z - z0, w - w0
+    a = np.sum(np.conj(dz) * dw, axis=1) / np.sum(np.abs(dz) ** 2, axis=1)
+    b = w0[:, 0] - a * z0[:, 0]
+    residual = w - (a[:, None] * z + b[:, None])
+    return a, b, np.sqrt(np.mean(np.abs(residual) ** 2, axis=1))
+
+
+def _angle_difference(a: np.ndarray, b: float) -> np.ndarray:
+    return np.abs((a - b + 180.0) % 360.0 - 180.0)
+
+
+def match_to_reference(
+    sub_xy: np.ndarray,
+    sub_flux: np.ndarray,
+    ref_xy: np.ndarray,
+    ref_flux: np.ndarray,
+    *,
+    flip: bool | None,
+    scale_ratio: float | None = 1.0,
+    oe_offset: tuple[float, float] | None = None,
+    rotation_deg: float | None = None,
+    rotation_tolerance_deg: float = 10.0,
+    ref_window: tuple[float, float, float, float] | None = None,
+    ref_shape: tuple[int, int] | None = None,
+    n_sub: int = N_SUB,
+    n_ref: int = N_REF,
+    code_tolerance: float = CODE_TOLERANCE,
+    match_radius_px: float = MATCH_RADIUS_PX,
+    min_matches: int = MIN_MATCHES,
+    min_fraction: float = MIN_FRACTION,
+) -> QuadMatch | None:
+    """Find the transform from sub-frame pixels to reference pixels by quad matching.
+
+    Parameters
+    ----------
+    sub_xy, sub_flux : ndarray
+        Detections of the sub-frame, (N, 2) 0-based pixels and fluxes (all of
+        them, both beams; the brightest are used for quads).
+    ref_xy, ref_flux : ndarray
+        Detections of the solved reference frame, likewise.
+    flip : bool or None
+        Whether the sub-frame is mirrored with respect to the reference (their
+        FLIPSTAT differ); None tries both parities.
+    scale_ratio : float or None
+        Expected reference pixels per sub-frame pixel (binning of the sub-frame
+        over that of the reference; 1 for equal binning), within
+        :data:`SCALE_TOLERANCE`; None leaves the scale free.
+    oe_offset : (dx, dy) or None
+        The Wollaston E - O displacement in sub-frame pixels (as the frame
+        worker computes it: scaled for binning, dy negated when flipped);
+        the reference is taken to have the same displacement in its own
+        pixels. With it, O and E images are mapped separately (E images
+        land ``e_shift`` away from the O-image transform when the frames
+        are rotated against each other); None maps every source with one
+        similarity (single-beam images).
+    rotation_deg : float or None
+        Expected rotation of the transform (about 0 between DIPOL frames of
+        one night), within ``rotation_tolerance_deg``; None allows any.
+    ref_window : (x0, y0, x1, y1) or None
+        Reference pixels where the sub-frame is expected (e.g. its
+        XORGSUBF/YORGSUBF cut, widened by the pointing uncertainty): only
+        reference sources inside it form quads. All of them verify.
+    ref_shape : (ny, nx) or None
+        The reference image shape: sub-frame sources mapped outside it are
+        not counted against the match.
+    n_sub, n_ref, code_tolerance, match_radius_px, min_matches, min_fraction
+        See the module constants of the same names.
+
+    Returns
+    -------
+    QuadMatch or None
+        None when no candidate is verified (too few sources, no quad in
+        common, or not enough sources confirm any transform).
+    """
+    from scipy.spatial import cKDTree
+
+    sub_xy, ref_xy = _points(sub_xy, "sub_xy"), _points(ref_xy, "ref_xy")
+    sub_flux, ref_flux = np.asarray(sub_flux, dtype=float), np.asarray(ref_flux, dtype=float)
+    if len(sub_flux) != len(sub_xy) or len(ref_flux) != len(ref_xy):
+        raise ValueError("each flux array must have one value per position")
+    if len(sub_xy) < 4 or len(ref_xy) < 4:
+        return None
+    sub_order = np.argsort(-sub_flux, kind="stable")
+    ref_candidates = np.arange(len(ref_xy))
+    if ref_window is not None:
+        x0, y0, x1, y1 = ref_window
+        inside = (
+            (ref_xy[:, 0] >= x0)
+            & (ref_xy[:, 0] <= x1)
+            & (ref_xy[:, 1] >= y0)
+            & (ref_xy[:, 1] <= y1)
+        )
+        ref_candidates = ref_candidates[inside]
+    ref_order = ref_candidates[np.argsort(-ref_flux[ref_candidates], kind="stable")][:n_ref]
+    sub_quad_stars = sub_order[:n_sub]
+    if len(sub_quad_stars) < 4 or len(ref_order) < 4:
+        return None
+
+    sub_span = np.ptp(sub_xy[sub_quad_stars], axis=0)
+    max_ref_size = math.inf
+    min_ref_size = 0.0
+    if scale_ratio is not None:
+        max_ref_size = float(np.hypot(*sub_span)) * scale_ratio * (1 + SCALE_TOLERANCE)
+        min_ref_size = MIN_QUAD_PX * scale_ratio * (1 - SCALE_TOLERANCE)
+    ref_codes, ref_members, _ = quad_codes(
+        ref_xy[ref_order], min_size=min_ref_size, max_size=max_ref_size
+    )
+    if not len(ref_codes):
+        return None
+    ref_members = ref_order[ref_members]
+    code_tree = cKDTree(ref_codes)
+    ref_tree = cKDTree(ref_xy)
+    ref_z = _complex(ref_xy)
+    verify = sub_order[:N_VERIFY]
+
+    parities = (False, True) if flip is None else (bool(flip),)
+    candidates = []  # (code distance, a, b, mirrored)
+    for mirrored in parities:
+        points = sub_xy[sub_quad_stars] * ([1.0, -1.0] if mirrored else [1.0, 1.0])
+        codes, members, _ = quad_codes(points, min_size=MIN_QUAD_PX)
+        if not len(codes):
+            continue
+        members = sub_quad_stars[members]
+        distance, index = code_tree.query(
+            codes, k=8, distance_upper_bound=code_tolerance, workers=1
+        )
+        hit = np.isfinite(distance)
+        sub_rows, slot = np.nonzero(hit)
+        if not len(sub_rows):
+            continue
+        ref_rows = index[sub_rows, slot]
+        z = _complex(sub_xy)[members[sub_rows]]
+        if mirrored:
+            z = np.conj(z)
+        w = ref_z[ref_members[ref_rows]]
+        a, b, rms = _fit_batch(z, w)
+        ok = rms <= 2.0 * match_radius_px
+        if scale_ratio is not None:
+            ok &= np.abs(np.abs(a) / scale_ratio - 1.0) <= SCALE_TOLERANCE
+        if rotation_deg is not None:
+            ok &= _angle_difference(np.degrees(np.angle(a)), rotation_deg) <= (
+                rotation_tolerance_deg
+            )
+        for d, ai, bi in zip(distance[sub_rows, slot][ok], a[ok], b[ok], strict=True):
+            candidates.append((float(d), complex(ai), complex(bi), mirrored))
+    if not candidates:
+        return None
+    candidates.sort(key=lambda c: c[0])
+    candidates = candidates[:MAX_CANDIDATES]
+
+    # verify every candidate on the brightest sub-frame sources, in one tree query
+    a = np.array([c[1] for c in candidates])
+    b = np.array([c[2] for c in candidates])
+    mirror = np.array([c[3] for c in candidates])
+    shift = _beam_shift(a, mirror, oe_offset)
+    verify_z = _complex(sub_xy[verify])
+    z = np.where(mirror[:, None], np.conj(verify_z)[None, :], verify_z[None, :])
+    mapped = a[:, None] * z + b[:, None]
+    distance = np.full(mapped.shape, np.inf)
+    for sign in (0.0, 1.0, -1.0) if oe_offset is not None else (0.0,):
+        moved = mapped + sign * shift[:, None]
+        flat = np.column_stack([moved.real.ravel(), moved.imag.ravel()])
+        found, _ = ref_tree.query(flat, distance_upper_bound=match_radius_px, workers=1)
+        distance = np.minimum(distance, found.reshape(mapped.shape))
+    matched = np.isfinite(distance)
+    score = matched.sum(axis=1)
+    residual = np.where(matched, distance, 0.0).sum(axis=1)
+    best = int(np.lexsort((residual, -score))[0])
+    known = _beam_labels(sub_xy, oe_offset)
+    model = _BeamModel(a[best], b[best], shift[best], bool(mirror[best]), oe_offset is not None)
+    model = model.with_o_reference(sub_xy, known, ref_tree, match_radius_px)
+    clip = match_radius_px
+    for _ in range(REFINE_PASSES):
+        sub_index, ref_index, beam, separation = model.pair_up(
+            sub_xy, known, ref_tree, match_radius_px
+        )
+        use = separation <= clip
+        if use.sum() < 3:
+            return None
+        chosen = sub_index[use]
+        model = model.refit(
+            sub_xy[chosen], ref_xy[ref_index[use]], beam[use], _weights(sub_flux[chosen])
+        )
+        residual = model.residuals(sub_xy[chosen], ref_xy[ref_index[use]], beam[use])
+        clip = min(match_radius_px, max(CLIP_FLOOR_PX, CLIP_SIGMA * float(np.median(residual))))
+    sub_index, ref_index, beam, separation = model.pair_up(sub_xy, known, ref_tree, match_radius_px)
+    rms_px = _rms(separation[separation <= clip]) if len(sub_index) else math.nan
+    transform = Similarity.from_complex(model.a, model.b, model.mirrored)
+
+    landing = transform.apply(sub_xy[verify])
+    on_reference = np.ones(len(verify), dtype=bool)
+    if ref_shape is not None:
+        ny, nx = ref_shape
+        margin = abs(model.shift)  # an E image may land up to one shift from its O mapping
+        on_reference = (
+            (landing[:, 0] > -0.5 + margin)
+            & (landing[:, 0] < nx - 0.5 - margin)
+            & (landing[:, 1] > -0.5 + margin)
+            & (landing[:, 1] < ny - 0.5 - margin)
+        )
+    n_verify = int(on_reference.sum())
+    n_verified = int(np.isin(verify[on_reference], sub_index).sum())
+    result = QuadMatch(
+        transform=transform,
+        e_shift=(float(model.shift.real), float(model.shift.imag)),
+        sub_index=sub_index,
+        ref_index=ref_index,
+        sub_beam=beam,
+        rms_px=rms_px,
+        n_verify=n_verify,
+        n_verified=n_verified,
+        n_candidates=len(candidates),
+    )
+    if result.n_matched < min_matches or result.fraction < min_fraction:
+        return None
+    if scale_ratio is not None and abs(transform.scale / scale_ratio - 1.0) > SCALE_TOLERANCE:
+        return None
+    return result
+
+
+def _beam_shift(a: np.ndarray, mirrored: np.ndarray, oe_offset) -> np.ndarray:
+    """Where E images land relative to the O-image transform, reference px, per candidate.
+
+    The Wollaston displacement ``o`` is fixed in detector pixels, so a
+    transform ``w = a z + b`` that maps O images exactly maps E images to
+    ``a o`` from their O images instead of the reference's ``|a| o`` (its
+    own displacement, in its pixels; mirrored with the image): the E images
+    land off by ``(|a| - a) o``, which grows with the rotation between the
+    frames (2.6 px for 1.4 deg at 4x4, 5 px at 2x2).
+    """
+    if oe_offset is None:
+        return np.zeros(len(a), dtype=complex)
+    o = complex(oe_offset[0], oe_offset[1])
+    o = np.where(mirrored, np.conj(o), o)
+    return (np.abs(a) - a) * o
+
+
+@dataclass(frozen=True)
+class _BeamModel:
+    """O images at ``w = a z' + b``, E images at ``a z' + b + shift`` (z' = conj z if mirrored)."""
+
+    a: complex
+    b: complex
+    shift: complex
+    mirrored: bool
+    two_beams: bool
+
+    def _z(self, xy: np.ndarray) -> np.ndarray:
+        z = _complex(xy)
+        return np.conj(z) if self.mirrored else z
+
+    def _nearest(self, xy, known, ref_tree, radius, signs):
+        """Nearest reference source of each point under each beam hypothesis allowed."""
+        mapped = self.a * self._z(xy) + self.b
+        best = np.full(len(xy), np.inf)
+        index = np.full(len(xy), ref_tree.n)
+        beam = np.zeros(len(xy), dtype=int)
+        for sign in signs:
+            moved = mapped + sign * self.shift
+            found, where = ref_tree.query(
+                np.column_stack([moved.real, moved.imag]), distance_upper_bound=radius, workers=1
+            )
+            # a source paired inside the sub-frame is known to be O (0) or E (1)
+            allowed = (known < 0) | (known == abs(sign)) if sign >= 0 else known < 0
+            better = (found < best) & allowed
+            best[better], index[better], beam[better] = found[better], where[better], sign
+        return best, index, beam
+
+    def with_o_reference(self, xy, known, ref_tree, radius) -> _BeamModel:
+        """The same model anchored on O images (a quad of E images gives the E transform)."""
+        if not self.two_beams:
+            return self
+        distance, _, beam = self._nearest(xy, np.full(len(xy), -1), ref_tree, radius, (0, 1, -1))
+        found = np.isfinite(distance)
+        e_at_zero = np.sum(found & (beam == 0) & (known == 1))
+        o_at_zero = np.sum(found & (beam == 0) & (known == 0))
+        if np.sum(beam == -1) + e_at_zero > np.sum(beam == 1) + o_at_zero:
+            return _BeamModel(self.a, self.b - self.shift, self.shift, self.mirrored, True)
+        return self
+
+    def pair_up(self, xy, known, ref_tree, radius):
+        """One-to-one nearest matches within ``radius``: sub and ref indices, beam, distance."""
+        signs = (0, 1) if self.two_beams else (0,)
+        distance, index, beam = self._nearest(xy, known, ref_tree, radius, signs)
+        found = np.flatnonzero(np.isfinite(distance))
+        # a reference source claimed twice keeps its closer sub-frame source
+        order = found[np.argsort(distance[found], kind="stable")]
+        _, first = np.unique(index[order], return_index=True)
+        chosen = np.sort(order[first])
+        return chosen, index[chosen], beam[chosen], distance[chosen]
+
+    def refit(self, sub_xy, ref_xy, beam, weights) -> _BeamModel:
+        """Weighted least squares on the matches: a, b, and the E shift when both beams matched."""
+        z = self._z(sub_xy)
+        w = _complex(ref_xy)
+        columns = [z, np.ones_like(z)]
+        fit_shift = self.two_beams and 0 < beam.sum() < len(beam) and len(beam) >= 4
+        if fit_shift:
+            columns.append(beam.astype(complex))
+        elif self.two_beams:
+            w = w - beam * self.shift
+        root = np.sqrt(weights)
+        solution, *_ = np.linalg.lstsq(
+            np.column_stack(columns) * root[:, None], w * root, rcond=None
+        )
+        shift = complex(solution[2]) if fit_shift else self.shift
+        return _BeamModel(
+            complex(solution[0]), complex(solution[1]), shift, self.mirrored, self.two_beams
+        )
+
+    def residuals(self, sub_xy, ref_xy, beam) -> np.ndarray:
+        """Distances between the modelled and the reference positions, px."""
+        predicted = self.a * self._z(sub_xy) + self.b + beam * self.shift
+        return np.abs(predicted - _complex(ref_xy))
+
+
+def _weights(flux: np.ndarray) -> np.ndarray:
+    """Least-squares weights: inverse centroid variance, ``f**2 / (f + k)``.
+
+    A centroid's variance goes as (f + background) / f**2; the median flux
+    of the matched sources, ``k``, stands in for the unknown background term,
+    so bright stars count about in proportion to their flux and faint ones
+    much less.
+    """
+    flux = np.clip(np.asarray(flux, dtype=float), 1e-12, None)
+    k = float(np.median(flux))
+    weights = flux**2 / (flux + k)
+    return weights / weights.max()
+
+
+def _rms(values: np.ndarray) -> float:
+    return float(np.sqrt(np.mean(np.square(values)))) if len(values) else math.nan
+
+
+def _beam_labels(sub_xy: np.ndarray, oe_offset) -> np.ndarray:
+    """0 for the O (right-hand) image of a pair found in the sub-frame, 1 for E, -1 unknown."""
+    from iopreport.reduce.astrometry import find_pairs
+
+    known = np.full(len(sub_xy), -1)
+    if oe_offset is None:
+        return known
+    pairs = find_pairs(sub_xy[:, 0], sub_xy[:, 1], oe_offset, default_scatter(oe_offset))
+    if pairs is not None:
+        known[pairs.o_index] = 0
+        known[pairs.e_index] = 1
+    return known
+
+
+def _points(xy, name: str) -> np.ndarray:
+    xy = np.asarray(xy, dtype=float)
+    if xy.ndim != 2 or xy.shape[1] != 2:
+        raise ValueError(f"{name} must have shape (N, 2), not {xy.shape}")
+    return xy
+
+
+def wcs_from_reference(ref_wcs: WCS, transform: Similarity, sub_shape: tuple[int, int]) -> WCS:
+    """The sub-frame's TAN WCS, through the transform and the reference's WCS.
+
+    A :data:`WCS_GRID` x :data:`WCS_GRID` grid over the sub-frame (``sub_shape``
+    is (ny, nx)) is mapped into reference pixels, then to the sky with
+    ``ref_wcs`` (its distortion included, if any), and a TAN WCS is fitted to
+    those points (astropy ``fit_wcs_from_points``). The grid spans the whole
+    sub-frame, so the fit is as good at the corners as at the centre; the
+    transform itself was fitted on every matched source. The result
+    describes the beam ``ref_wcs`` describes.
+    """
+    from astropy.wcs.utils import fit_wcs_from_points
+
+    ny, nx = sub_shape
+    gx, gy = np.meshgrid(np.linspace(0, nx - 1, WCS_GRID), np.linspace(0, ny - 1, WCS_GRID))
+    grid = np.column_stack([gx.ravel(), gy.ravel()])
+    ref = transform.apply(grid)
+    sky = ref_wcs.pixel_to_world(ref[:, 0], ref[:, 1])
+    wcs = fit_wcs_from_points((grid[:, 0], grid[:, 1]), sky, proj_point="center", projection="TAN")
+    wcs.pixel_shape = (nx, ny)
+    return wcs
+
+
+def rotation_from_wcs(wcs: WCS) -> tuple[float, bool]:
+    """(rotation_deg, flip) of a celestial WCS, in the convention of :func:`central_pair_wcs`.
+
+    The rotation is the position angle of the image +y axis East of North
+    for an unflipped image (DIPOL: about 177.6 deg, reference/iop4.md §4.2);
+    ``flip`` is True when the image has the other parity. IOP4 takes the
+    same angle from the photometry frames of the night ("history angle",
+    reference/iop4.md §6.5).
+    """
+    cd = wcs.pixel_scale_matrix
+    flip = float(np.linalg.det(cd)) > 0.0  # a North-up East-left image has det < 0
+    # first column (-s cos t, s sin t) does not depend on the parity
+    rotation = math.degrees(math.atan2(cd[1, 0], -cd[0, 0])) % 360.0
+    return rotation, flip
+
+
+def tan_wcs(
+    crpix0: tuple[float, float],
+    radec: tuple[float, float],
+    rotation_deg: float,
+    flip: bool,
+    pixscale_arcsec: float,
+) -> WCS:
+    """A TAN WCS with sky position ``radec`` at 0-based pixel ``crpix0``.
+
+    ``CD = s [[-cos t, p sin t], [sin t, p cos t]]`` with ``p = -1`` when
+    flipped: the simulator's convention (iopreport.simulate.night.frame_wcs).
+    """
+    scale = pixscale_arcsec / 3600.0
+    theta = math.radians(rotation_deg)
+    parity = -1.0 if flip else 1.0
+    wcs = WCS(naxis=2)
+    wcs.wcs.ctype = ["RA---TAN", "DEC--TAN"]
+    wcs.wcs.crval = [float(radec[0]) % 360.0, float(radec[1])]
+    wcs.wcs.crpix = [float(crpix0[0]) + 1.0, float(crpix0[1]) + 1.0]
+    wcs.wcs.cd = scale * np.array(
+        [
+            [-math.cos(theta), parity * math.sin(theta)],
+            [math.sin(theta), parity * math.cos(theta)],
+        ]
+    )
+    return wcs
+
+
+@dataclass(frozen=True)
+class CentralPair:
+    """The O/E pair taken for the target: indices of its right-hand (O) and left-hand (E) images."""
+
+    o_index: int
+    e_index: int
+    offset: tuple[float, float]  # measured E - O displacement, px
+    centre_distance_px: float  # of the pair's midpoint from the image centre
+
+
+def central_pair(
+    x: np.ndarray,
+    y: np.ndarray,
+    shape: tuple[int, int],
+    oe_offset: tuple[float, float],
+    scatter_px: tuple[float, float],
+    expected_o_xy: tuple[float, float] | None = None,
+) -> CentralPair | None:
+    """The pair nearest the image centre displaced by ``oe_offset`` within ``scatter_px``.
+
+    Two detections pair when the per-axis differences between their
+    displacement and ``oe_offset`` are within ``scatter_px`` (an ellipse).
+    The right-hand member (larger x) is O, as IOP4 labels it
+    (reference/iop4.md §6.4). "Nearest" compares the pair's midpoint with
+    the image centre (DIPOL centres the cut on the target's pair), or, with
+    ``expected_o_xy``, the pair's O image with that position.
+    """
+    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    if len(x) < 2:
+        return None
+    ny, nx = shape
+    centre = np.array([(nx - 1) / 2.0, (ny - 1) / 2.0])
+    dx = x[None, :] - x[:, None]  # displacement from i to j
+    dy = y[None, :] - y[:, None]
+    sx, sy = scatter_px
+    misfit = ((dx - oe_offset[0]) / sx) ** 2 + ((dy - oe_offset[1]) / sy) ** 2
+    first, second = np.nonzero(misfit <= 1.0)
+    if not len(first):
+        return None
+    right = np.where(x[first] >= x[second], first, second)
+    if expected_o_xy is None:
+        where = np.column_stack([(x[first] + x[second]) / 2.0, (y[first] + y[second]) / 2.0])
+    else:
+        where = np.column_stack([x[right], y[right]])
+        centre = np.asarray(expected_o_xy, dtype=float)
+    distance = np.hypot(*(where - centre).T)
+    best = int(np.argmin(distance))
+    i, j = int(first[best]), int(second[best])
+    o, e = (i, j) if x[i] >= x[j] else (j, i)
+    return CentralPair(
+        o_index=o,
+        e_index=e,
+        offset=(float(x[e] - x[o]), float(y[e] - y[o])),
+        centre_distance_px=float(distance[best]),
+    )
+
+
+def central_pair_wcs(
+    detections,
+    shape: tuple[int, int],
+    target_radec: tuple[float, float],
+    oe_offset: tuple[float, float],
+    rotation_deg: float,
+    flip: bool,
+    pixscale: float,
+    *,
+    scatter_px: tuple[float, float] | None = None,
+    expected_o_xy: tuple[float, float] | None = None,
+) -> WCS | None:
+    """Fallback WCS: the target is the O/E pair nearest the image centre.
+
+    Parameters
+    ----------
+    detections : Detections
+        Sources of the frame (:func:`iopreport.reduce.detect.detect`).
+    shape : (ny, nx)
+        Image shape.
+    target_radec : (ra, dec)
+        The target's catalog position, degrees.
+    oe_offset : (dx, dy)
+        Expected E - O displacement in this frame's pixels (scaled for
+        binning, dy negated for a flipped image, as the frame worker does).
+    rotation_deg, flip : float, bool
+        Orientation in the convention of :func:`rotation_from_wcs` (e.g. from
+        a solved photometry frame of the night, or DIPOL's typical 177.6 deg).
+    pixscale : float
+        Arcsec per pixel at this binning.
+    scatter_px : (sx, sy) or None
+        Allowed deviation from ``oe_offset``; by default 3 sigma of DIPOL's
+        measured scatter (12, 16) px at 2x2 (reference/iop4.md §6.4), scaled
+        like ``oe_offset``.
+    expected_o_xy : (x, y) or None
+        Where the target's O image is expected (e.g. its catalog position
+        through a solved photometry frame's WCS, less XORGSUBF/YORGSUBF);
+        by default the pair whose midpoint is nearest the image centre wins.
+
+    Returns
+    -------
+    WCS or None
+        TAN WCS of the right-hand (O) beam with the target's position at the
+        O image, or None without a suitable pair. The E beam's WCS is
+        :func:`iopreport.reduce.astrometry.pair_wcs` of it with the pair's
+        offset (:func:`central_pair` measures it).
+    """
+    if scatter_px is None:
+        scatter_px = default_scatter(oe_offset)
+    pair = central_pair(detections.x, detections.y, shape, oe_offset, scatter_px, expected_o_xy)
+    if pair is None:
+        return None
+    o = (float(detections.x[pair.o_index]), float(detections.y[pair.o_index]))
+    wcs = tan_wcs(o, target_radec, rotation_deg, flip, pixscale)
+    wcs.pixel_shape = (shape[1], shape[0])
+    return wcs
+
+
+def default_scatter(oe_offset: tuple[float, float]) -> tuple[float, float]:
+    """3 sigma of DIPOL's O/E displacement scatter, scaled to ``oe_offset``'s binning."""
+    from iopreport.instruments import instrument
+
+    spec = instrument("DIPOL")
+    reference = math.hypot(*spec.oe_offset_px)
+    factor = math.hypot(*oe_offset) / reference
+    sx, sy = spec.oe_offset_std_px
+    return (3.0 * sx * factor, 3.0 * sy * factor)
