@@ -42,6 +42,15 @@ _solver_error = ""
 
 
 @dataclass(frozen=True)
+class ReferenceFrame:
+    """A solved full-frame DIPOL photometry image of the same field (for sub-frame astrometry)."""
+
+    path: Path
+    flipped: bool
+    binning: int
+
+
+@dataclass(frozen=True)
 class FrameTask:
     """Inputs of one science frame's reduction (all picklable)."""
 
@@ -56,6 +65,8 @@ class FrameTask:
     index_dir: Path
     budget_s: float
     spec: InstrumentSpec  # carried along: workers may not know config-defined instruments
+    target_radec: tuple[float, float] | None = None  # the identified target's catalog position
+    reference: ReferenceFrame | None = None  # DIPOL polarimetry sub-frames only
 
 
 @dataclass
@@ -188,7 +199,17 @@ def reduce_frame(task: FrameTask) -> FrameOutcome:
     pair_offset = None
     detections = None
     attempts = []
-    for threshold in DETECTION_LADDER:
+    wcs = None
+    if info.instrument == "DIPOL" and info.subframe_origin != (0, 0) and offset is not None:
+        # too few stars for a blind solve: quads against a solved photometry frame
+        wcs, pair_offset, detections, method, error = _solve_subframe(task, image, offset)
+        lap("astrometry")
+        outcome.n_detected = len(detections)
+        if wcs is None:
+            _write_reduced(task, image, raw_header, None, None, outcome)
+            return _fail(outcome, "astrometry", error)
+        outcome.astrometry_method = method
+    for threshold in DETECTION_LADDER if wcs is None else ():
         detections = detect(image, threshold_sigma=threshold)
         lap("detect")
         xy = np.column_stack([detections.x, detections.y])
@@ -223,16 +244,11 @@ def reduce_frame(task: FrameTask) -> FrameOutcome:
             break
         attempts.append(f"{label}: {result.error}")
     outcome.n_detected = len(detections) if detections is not None else 0
-    if solution is None:
-        note = ""
-        if info.instrument == "DIPOL" and info.subframe_origin != (0, 0):
-            note = " [DIPOL polarimetry sub-frames hold too few stars for a blind solve]"
+    if solution is None and wcs is None:
         _write_reduced(task, image, raw_header, None, None, outcome)  # calibrated, unsolved
-        return _fail(
-            outcome, "astrometry", "plate solving failed (" + "; ".join(attempts) + ")" + note
-        )
-
-    wcs = solution.wcs
+        return _fail(outcome, "astrometry", "plate solving failed (" + "; ".join(attempts) + ")")
+    if wcs is None:
+        wcs = solution.wcs
     ny, nx = image.shape
     centre = wcs.all_pix2world([[nx / 2 - 0.5, ny / 2 - 0.5]], 0)[0]
     outcome.center = (float(centre[0]), float(centre[1]))
@@ -266,6 +282,103 @@ def reduce_frame(task: FrameTask) -> FrameOutcome:
     if photometry.error:
         return _fail(outcome, "photometry", photometry.error)
     return outcome
+
+
+#: Detection threshold on DIPOL polarimetry sub-frames (sigma above the background).
+SUBFRAME_THRESHOLD = 3.0
+#: Margin around the sub-frame's nominal place in the reference frame, px at 2x2
+#: (pointing differences between the exposures; DIPOL pointing is good to ~6").
+SUBFRAME_WINDOW_MARGIN_2X2 = 300.0
+
+
+def _solve_subframe(task: FrameTask, image: np.ndarray, offset: tuple[float, float]):
+    """WCS of a DIPOL polarimetry sub-frame: quads, else the central O/E pair.
+
+    Returns (wcs, pair_offset, detections, method, error).
+    """
+    from iopreport.reduce import quads
+
+    info = task.info
+    spec = task.spec
+    detections = detect(image, threshold_sigma=SUBFRAME_THRESHOLD)
+    sub_xy = np.column_stack([detections.x, detections.y])
+    scatter = quads.default_scatter(offset)
+    pairs = find_pairs(detections.x, detections.y, offset, scatter) if len(detections) else None
+    pair_offset = pairs.offset if pairs is not None else offset
+    rotation, flip = spec.sky_rotation_deg, info.flipped
+    reasons = []
+    if task.reference is None:
+        reasons.append("no solved DIPOL photometry frame of this target to match quads against")
+    else:
+        try:
+            ref_wcs, ref_xy, ref_flux, ref_shape = _reference_detections(task.reference.path)
+        except Exception as exc:
+            ref_wcs = None
+            reasons.append(f"reference {task.reference.path.name} unreadable: {exc}")
+        if ref_wcs is not None:
+            rotation, flip = quads.rotation_from_wcs(ref_wcs)
+            ratio = info.binning[0] / task.reference.binning
+            x0, y0 = info.subframe_origin
+            ny, nx = image.shape
+            margin = SUBFRAME_WINDOW_MARGIN_2X2 * 2 / task.reference.binning
+            window = (
+                x0 * ratio - margin,
+                y0 * ratio - margin,
+                (x0 + nx) * ratio + margin,
+                (y0 + ny) * ratio + margin,
+            )
+            match = quads.match_to_reference(
+                sub_xy,
+                detections.flux,
+                ref_xy,
+                ref_flux,
+                flip=info.flipped != task.reference.flipped,
+                scale_ratio=ratio,
+                oe_offset=offset,
+                ref_window=window,
+                ref_shape=ref_shape,
+            )
+            if match is not None:
+                wcs = quads.wcs_from_reference(ref_wcs, match.transform, image.shape)
+                method = (
+                    f"quads against {task.reference.path.name}: {match.n_matched} sources "
+                    f"matched, rms {match.rms_px:.2f} px"
+                )
+                return wcs, pair_offset, detections, method, ""
+            reasons.append(f"no quad match against {task.reference.path.name}")
+    if task.target_radec is not None and len(detections):
+        wcs = quads.central_pair_wcs(
+            detections,
+            image.shape,
+            task.target_radec,
+            offset,
+            rotation,
+            flip,
+            spec.pixscale_at(info.binning[0]),
+            scatter_px=scatter,
+        )
+        if wcs is not None:
+            method = "central O/E pair at the target's catalog position ({})".format(
+                "; ".join(reasons)
+            )
+            return wcs, pair_offset, detections, method, ""
+        reasons.append("no single O/E pair near the centre")
+    return None, None, detections, "", "sub-frame astrometry failed (" + "; ".join(reasons) + ")"
+
+
+@functools.lru_cache(maxsize=4)
+def _reference_detections(path: Path):
+    """WCS (O beam), detections and shape of a solved reference frame, cached per worker."""
+    from astropy.wcs import WCS
+
+    with fits.open(path, memmap=False) as hdul:
+        data = np.asarray(hdul[0].data, dtype=np.float32)
+        header = hdul[0].header
+    wcs = WCS(header)
+    if not wcs.has_celestial:
+        raise ValueError("it has no WCS")
+    found = detect(data, threshold_sigma=SUBFRAME_THRESHOLD)
+    return wcs, np.column_stack([found.x, found.y]), found.flux, data.shape
 
 
 def _write_reduced(task, image, raw_header, wcs, pair_offset, outcome) -> None:

@@ -28,7 +28,13 @@ from iopreport.config import Config
 from iopreport.errors import IopreportError
 from iopreport.instruments import InstrumentSpec, instrument
 from iopreport.reduce.classify import ClassificationError, FrameInfo, classify_file
-from iopreport.reduce.frame import FrameOutcome, FrameTask, init_worker, reduce_frame
+from iopreport.reduce.frame import (
+    FrameOutcome,
+    FrameTask,
+    ReferenceFrame,
+    init_worker,
+    reduce_frame,
+)
 from iopreport.reduce.hostnight import correct_host_galaxies
 from iopreport.reduce.identify import identify_target
 from iopreport.reduce.masters import CalibrationFrame, build_master, master_header, write_master
@@ -129,11 +135,26 @@ def reduce_night(
     report.seconds["masters"] = time.perf_counter() - started
 
     started = time.perf_counter()
-    tasks = _science_tasks(config, catalog, epoch, rawfits, force, report)
-    outcomes = _run(tasks, config, workers, progress)
-    by_raw = {rawfit.filename: rawfit for rawfit in rawfits}
     stage_seconds: dict[str, float] = defaultdict(float)
-    for task, outcome in outcomes:
+    # DIPOL polarimetry sub-frames go second: their astrometry matches them
+    # against the night's solved photometry frames of the same target
+    for subframes in (False, True):
+        tasks = _science_tasks(config, catalog, epoch, rawfits, force, report, subframes)
+        _run_and_store(tasks, config, catalog, rawfits, workers, progress, report, stage_seconds)
+    report.seconds["science"] = time.perf_counter() - started
+
+    started = time.perf_counter()
+    report.sequences = compute_night_polarimetry(config, catalog, epoch)
+    correct_host_galaxies(catalog, epoch)
+    report.seconds["polarimetry"] = time.perf_counter() - started
+    report.seconds.update({f"worker:{k}": v for k, v in stage_seconds.items()})
+    return report
+
+
+def _run_and_store(tasks, config, catalog, rawfits, workers, progress, report, stage_seconds):
+    """Run science tasks and store each outcome as it arrives, in its own transaction."""
+    by_raw = {rawfit.filename: rawfit for rawfit in rawfits}
+    for task, outcome in _run(tasks, config, workers, progress):
         for stage, seconds in outcome.seconds.items():
             stage_seconds[stage] += seconds
         rawfit = by_raw[task.raw_path.name]
@@ -144,14 +165,6 @@ def reduce_night(
             report.frames_reduced += 1
         else:
             report.frames_failed[task.raw_path.name] = outcome.error
-    report.seconds["science"] = time.perf_counter() - started
-
-    started = time.perf_counter()
-    report.sequences = compute_night_polarimetry(config, catalog, epoch)
-    correct_host_galaxies(catalog, epoch)
-    report.seconds["polarimetry"] = time.perf_counter() - started
-    report.seconds.update({f"worker:{k}": v for k, v in stage_seconds.items()})
-    return report
 
 
 def _register(epoch: Epoch, folder: Path, force: bool, report: NightReport) -> list[RawFit]:
@@ -397,7 +410,10 @@ def _match(model, epoch, instrument_name, imgsize, binning, config, **extra):
     return best
 
 
-def _science_tasks(config, catalog, epoch, rawfits, force, report) -> list[FrameTask]:
+def _science_tasks(
+    config, catalog, epoch, rawfits, force, report, subframes: bool = False
+) -> list[FrameTask]:
+    """Tasks of the light frames that need (re)doing: DIPOL sub-frames only, or all others."""
     folder = raw_night_dir(config, epoch.telescope, epoch.night)
     sources = tuple(SkySource(s.name, s.ra_deg, s.dec_deg) for s in catalog.sources)
     tasks = []
@@ -407,6 +423,9 @@ def _science_tasks(config, catalog, epoch, rawfits, force, report) -> list[Frame
         if rawfit.flags & RawFitFlags.EXCLUDED:
             continue
         info = _info(rawfit, folder)
+        is_subframe = info.instrument == "DIPOL" and info.subframe_origin != (0, 0)
+        if is_subframe != subframes:
+            continue
         spec = instrument(info.instrument)
         full = spec.shape_at(info.binning[0])
         size = info.imgsize if info.subframe_origin == (0, 0) else f"{full[0]}x{full[1]}"
@@ -424,9 +443,11 @@ def _science_tasks(config, catalog, epoch, rawfits, force, report) -> list[Frame
         )
         target = identify_target(info.object_name, catalog.sources)
         hint = info.pointing
-        if hint is None and target:
+        target_radec = None
+        if target:
             entry = catalog.get(target)
-            hint = (entry.ra_deg, entry.dec_deg)
+            target_radec = (entry.ra_deg, entry.dec_deg)
+            hint = hint or target_radec
         reduced = (
             config.paths.data_subdir("calibration")
             / epoch.telescope
@@ -447,6 +468,10 @@ def _science_tasks(config, catalog, epoch, rawfits, force, report) -> list[Frame
             index_dir=config.paths.astrometry_index_dir,
             budget_s=config.processing.astrometry_timeout_s,
             spec=spec,
+            target_radec=target_radec,
+            reference=_subframe_reference(config, catalog, epoch, rawfit, target)
+            if is_subframe
+            else None,
         )
         existing = ReducedFit.get_or_none(ReducedFit.rawfit == rawfit)
         if (
@@ -459,6 +484,42 @@ def _science_tasks(config, catalog, epoch, rawfits, force, report) -> list[Frame
             continue
         tasks.append(task)
     return tasks
+
+
+def _subframe_reference(config, catalog, epoch, rawfit, target) -> ReferenceFrame | None:
+    """The solved DIPOL photometry frame of ``target`` nearest in time (this night first)."""
+    if target is None:
+        return None
+    candidates = (
+        ReducedFit.select(ReducedFit, RawFit)
+        .join(RawFit)
+        .where(
+            (RawFit.instrument == "DIPOL")
+            & (RawFit.obsmode == "photometry")
+            & (RawFit.imgtype == "light")
+            & (ReducedFit.flags.bin_and(int(ReducedFitFlags.ASTROMETRY_OK)) != 0)
+        )
+    )
+    best = None
+    for reduced in candidates:
+        other = reduced.rawfit
+        if identify_target(other.object_name or "", catalog.sources) != target:
+            continue
+        score = (other.epoch_id != epoch.id, abs((other.juliandate or 0) - rawfit.juliandate))
+        if best is None or score < best[0]:
+            best = (score, reduced)
+    if best is None:
+        return None
+    reduced = best[1]
+    path = config.paths.datadir / reduced.filename
+    if not path.exists():
+        return None
+    from astropy.io import fits
+
+    header = fits.getheader(path)
+    flipped = str(header.get("FLIPSTAT", "")).strip().lower() == "flip"
+    binning = int((reduced.rawfit.binning or "1x1").split("x")[0])
+    return ReferenceFrame(path, flipped, binning)
 
 
 def reduced_name(raw_name: str) -> str:
@@ -476,6 +537,7 @@ def _inputs_key(task: FrameTask, sha256: str | None) -> str:
         str(task.flat_path or ""),
         str(task.index_dir),
         __version__,
+        str(task.reference.path) if task.reference else "",
     ]
     for path in (task.bias_path, task.dark_path, task.flat_path):
         parts.append(str(path.stat().st_mtime_ns) if path and path.exists() else "")

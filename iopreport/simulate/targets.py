@@ -29,11 +29,15 @@ BLAZAR_STATE = {
 BLAZAR_COLOURS = {"U": 1.6, "B": 1.3, "V": 0.55, "R": 0.0, "I": -0.65}
 #: R magnitudes of standards without one in the catalog (IOP3 values; see sky.py).
 STANDARD_R_FALLBACK = {"HD 204827": 7.25, "HD 212311": 8.0, "BD+64 106": 10.0}
-#: Within-night variability amplitudes (simulator assumption).
+#: Variability amplitudes and period (simulator assumption). The fastest change,
+#: 2 pi MAG_AMPLITUDE / PERIOD_DAYS = 0.25 mag/day, is brisk intranight variability
+#: for a blazar. A period of 0.35 d (2.2 mag/day, 0.0015 mag/min) made the target
+#: brighten by ~0.4% between the exposures of one polarizer-wheel sequence, which the
+#: four-exposure wheel method cannot tell from ~0.2% of polarization (docs/polarimetry.md).
 MAG_AMPLITUDE = 0.12
 P_AMPLITUDE = 0.02
 CHI_DRIFT_DEG_PER_DAY = 12.0
-PERIOD_DAYS = 0.35
+PERIOD_DAYS = 3.0
 
 
 @dataclass(frozen=True)
