@@ -48,7 +48,7 @@ def test_cirrus_does_not_become_polarization(cirrus_night):
     project, config, catalog, checks = cirrus_night
     computed = [c for c in checks if not c.error]
     instruments = {c.instrument for c in computed}
-    assert {"AndorT90", "AndorT150", "CAFOS"} <= instruments, [c.line() for c in checks]
+    assert {"AndorT90", "AndorT150", "CAFOS", "DIPOL"} <= instruments, [c.line() for c in checks]
     inside = [c.within_tolerance for c in computed]
     assert sum(inside) >= 0.95 * len(inside), "\n".join(c.line() for c in computed)
     wheel = [c for c in computed if c.method == "osn-wheel"]
