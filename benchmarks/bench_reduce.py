@@ -15,13 +15,15 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
+
 from iopreport.archive.local import fetch_night
 from iopreport.catalog import load_catalog, sync_catalog
 from iopreport.config import load_config
 from iopreport.demo import point_archives_at
 from iopreport.reduce.night import reduce_night
 from iopreport.simulate import simulate_night
-from iopreport.simulate.evaluate import evaluate_night
+from iopreport.simulate.evaluate import evaluate_night, evaluate_polarimetry
 from iopreport.skeleton import init_project
 from iopreport.store import open_store
 from iopreport.telescopes import TELESCOPES
@@ -34,12 +36,21 @@ def main() -> None:
     parser.add_argument("--preset", default="full", choices=("tiny", "small", "full"))
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--telescope", action="append", choices=TELESCOPES)
+    parser.add_argument("--cirrus", action="store_true", help="thin cirrus (up to 10%%)")
+    parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args()
     telescopes = tuple(args.telescope or TELESCOPES)
     project = Path(tempfile.mkdtemp(prefix="bench-reduce-")) / "site"
     init_project(project)
     point_archives_at(project / "config.toml", project / "archive")
-    nights = simulate_night(project / "archive", NIGHT, telescopes=telescopes, preset=args.preset)
+    nights = simulate_night(
+        project / "archive",
+        NIGHT,
+        telescopes=telescopes,
+        preset=args.preset,
+        seed=args.seed,
+        cirrus=args.cirrus,
+    )
     config = load_config(project / "config.toml")
     open_store(config.database_path)
     catalog = load_catalog(config.paths.catalog)
@@ -77,6 +88,27 @@ def main() -> None:
         print("  " + evaluation.summary().replace("\n", "\n  "))
         for name, reason in evaluation.failed_eligible.items():
             print(f"  failed: {name}: {reason}")
+    checks = []
+    for night in nights:
+        checks += evaluate_polarimetry(night.folder, night.telescope)
+    print_polarimetry(checks)
+
+
+def print_polarimetry(checks) -> None:
+    """Issue 5's acceptance figures: share within tolerance and pull widths, per instrument."""
+    print("polarimetry against truth:")
+    for check in checks:
+        print("  " + check.line())
+    for instrument in sorted({c.instrument for c in checks}):
+        mine = [c for c in checks if c.instrument == instrument]
+        done = [c for c in mine if not c.error]
+        pulls = np.array([v for c in done for v in (c.q_pull, c.u_pull)])
+        inside = sum(c.within_tolerance for c in done)
+        width = float(np.std(pulls)) if len(pulls) > 1 else float("nan")
+        print(
+            f"  {instrument}: {len(done)}/{len(mine)} sequences computed, {inside} within "
+            f"tolerance; q/u pull width {width:.2f} (n={len(pulls)})"
+        )
 
 
 if __name__ == "__main__":

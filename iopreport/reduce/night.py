@@ -717,24 +717,36 @@ def _store_outcome(rawfit, task, outcome, catalog, inputs_key) -> int:
 
 def _photometry_results(rawfit, task, outcome, catalog, sources, members_key, radius) -> int:
     """One relative-photometry result per target in the field that has calibrators."""
-    from iopreport.store.bits import PhotometryFlags
-
-    band = task.info.band
     totals: dict[str, tuple[float, float, int]] = {}
     for m in outcome.measurements:
         flux, variance, flags = totals.get(m.name, (0.0, 0.0, 0))
         totals[m.name] = (flux + m.flux, variance + m.flux_err**2, flags | m.flags)
+    return store_relphot(rawfit, catalog, sources, totals, radius)
+
+
+def store_relphot(rawfit, catalog, sources, totals, radius) -> int:
+    """Write the relphot results of one frame from its summed beam fluxes.
+
+    ``totals`` maps source name to (flux, variance, PhotometryFlags) summed
+    over its beams; ``sources`` maps names to AstroSource rows. Also used by
+    ``iopreport build`` to recompute magnitudes from the stored fluxes after a
+    catalog edit (:mod:`iopreport.reduce.recompute`).
+    """
+    from iopreport.store.bits import PhotometryFlags
+
+    band = rawfit.band
+    members_key = PhotoPolResult.make_members_key([rawfit.fileloc])
     count = 0
     for name, (flux, variance, mflags) in totals.items():
         entry = catalog.get(name)
-        if entry is None or not entry.calibrators or not flux > 0:
+        if entry is None or not entry.calibrators or not flux > 0 or name not in sources:
             continue
         mag_inst = -2.5 * math.log10(flux)
         mag_inst_err = 2.5 / math.log(10) * math.sqrt(variance) / flux
         calibrators = []
         for calibrator in entry.calibrators:
             other = catalog.get(calibrator)
-            if calibrator not in totals or band not in other.mags:
+            if calibrator not in totals or other is None or band not in other.mags:
                 continue
             c_flux, c_variance, c_flags = totals[calibrator]
             if not c_flux > 0 or c_flags & PhotometryFlags.SATURATED:
@@ -765,12 +777,12 @@ def _photometry_results(rawfit, task, outcome, catalog, sources, members_key, ra
             members_key=members_key,
             mode="photometry",
             method="relphot",
-            instrument=task.info.instrument,
+            instrument=rawfit.instrument,
             band=band,
-            exptime=task.info.exptime,
-            juliandate=task.info.juliandate,
-            juliandate_min=task.info.juliandate,
-            juliandate_max=task.info.juliandate,
+            exptime=rawfit.exptime,
+            juliandate=rawfit.juliandate,
+            juliandate_min=rawfit.juliandate,
+            juliandate_max=rawfit.juliandate,
             n_frames=1,
             aperture_px=radius,
             flux_counts=flux,

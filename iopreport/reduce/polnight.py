@@ -471,6 +471,7 @@ def _store(epoch: Epoch, result: SequenceResult) -> None:
     first = members[0].frame
     jds = [m.frame.juliandate for m in members]
     exptime = first.exptime
+    half = exptime / 2.0 / 86400.0  # JDs are mid-exposure
     values = dict(
         astrosource=AstroSource.get(AstroSource.name == result.target),
         epoch=epoch,
@@ -480,9 +481,9 @@ def _store(epoch: Epoch, result: SequenceResult) -> None:
         instrument=first.instrument,
         band=first.band,
         exptime=exptime,
-        juliandate=(min(jds) + max(jds) + exptime / 86400.0) / 2.0,
-        juliandate_min=min(jds),
-        juliandate_max=max(jds) + exptime / 86400.0,
+        juliandate=(min(jds) + max(jds)) / 2.0,
+        juliandate_min=min(jds) - half,
+        juliandate_max=max(jds) + half,
         n_frames=len(members),
         aperture_px=next((m.aperture_px for m in members if m.aperture_px), None),
         flags=int(result.flags),

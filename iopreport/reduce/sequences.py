@@ -29,7 +29,7 @@ class PolFrame:
     band: str
     exptime: float
     angle: float
-    juliandate: float  # start of the exposure, UTC JD
+    juliandate: float  # mid-exposure, UTC JD (RawFit.juliandate)
 
     @property
     def key(self) -> tuple[str, str, str, float]:
