@@ -70,7 +70,7 @@ def test_results_carry_raw_corrected_debiased_and_systematic_values(cirrus_night
 def test_incomplete_wheel_sequence_fails_alone(tmp_path):
     """A missing polarizer angle fails its own sequence, with the reason; the next is intact."""
     project, config, catalog = make_project(
-        tmp_path, telescopes=("OSN-T150",), preset="small", faults=("missing_angle",), seed=4
+        tmp_path, telescopes=("OSN-T150",), preset="full", faults=("missing_angle",), seed=4
     )
     reduce_night(config, catalog, "OSN-T150", NIGHT, workers=2)
     checks = evaluate_polarimetry(folder_of(project, "OSN-T150"), "OSN-T150")
@@ -171,3 +171,49 @@ def test_calibrate_pol_command_prints_the_fit_and_the_config_entry(tmp_path, iop
         text=True,
     )
     assert other.returncode == 1 and "no unpolarized standard" in other.stdout
+
+
+def test_catalog_edit_recomputes_magnitudes_from_stored_fluxes(cirrus_night):
+    """Issue 6: a corrected calibrator magnitude takes effect without re-running astrometry."""
+    from iopreport.reduce.recompute import recompute_if_needed
+
+    project, config, catalog, checks = cirrus_night
+    first = recompute_if_needed(config, catalog)
+    assert first.epochs  # the first build recomputes everything
+    assert not recompute_if_needed(config, catalog).epochs  # nothing changed since
+
+    def mags():
+        rows = (
+            PhotoPolResult.select()
+            .join(AstroSource)
+            .where((AstroSource.name == "2200+420") & PhotoPolResult.mag.is_null(False))
+        )
+        return {(r.members_key, r.method): r.mag for r in rows}
+
+    before = mags()
+    assert before
+    path = config.paths.catalog
+    text = path.read_text()
+    edited = text
+    for star in ("2200+420 B", "2200+420 C", "2200+420 H"):
+        start = edited.index(f'name = "{star}"')
+        line_start = edited.index("mag.R = ", start)
+        line_end = edited.index("\n", line_start)
+        value, error = edited[line_start + len("mag.R = [") : line_end].rstrip("]").split(",")
+        new = f"mag.R = [{float(value) + 0.1:.3f}, {error.strip()}]"
+        edited = edited[:line_start] + new + edited[line_end:]
+    path.write_text(edited)
+    try:
+        edited_catalog = load_catalog(path)
+        sync_catalog(edited_catalog)
+        report = recompute_if_needed(config, edited_catalog)
+        assert report.epochs and "catalog" in report.reason
+        after = mags()
+        assert set(after) == set(before)
+        for key, mag in before.items():
+            if key[0].count("\n") == 0 and after[key] is not None:
+                assert after[key] - mag == pytest.approx(0.1, abs=0.01), key
+    finally:
+        path.write_text(text)
+        sync_catalog(load_catalog(path))
+        recompute_if_needed(config, load_catalog(path))
