@@ -1,0 +1,92 @@
+"""PNG plot of a source's last 30 days for the night summary (matplotlib, Agg).
+
+One panel per quantity the source has in that period (magnitude with the axis
+inverted, p in percent, chi in degrees), colours by band. Good points are
+filled, points a flag marks bad are hollow grey, tonight's points are drawn
+larger with a black edge and the night is shaded. The figure is rendered with
+the Agg canvas directly, so the process-wide matplotlib backend is untouched.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+
+from iopreport.mail.content import PLOT_DAYS, PlotPoint, SourceLine, jd_to_datetime
+
+#: Figure size in inches and resolution: 640 x 150 px per panel + margins.
+WIDTH_IN, PANEL_IN, DPI = 6.4, 1.5, 100
+#: Colours per band (matplotlib's tab10 order), others fall back to grey.
+BAND_COLOURS = {
+    "U": "tab:purple",
+    "B": "tab:blue",
+    "V": "tab:green",
+    "R": "tab:red",
+    "I": "tab:brown",
+    "g": "tab:cyan",
+    "r": "tab:orange",
+    "i": "tab:pink",
+}
+_LABELS = {"mag": "mag", "p": "p (%)", "chi": "χ (deg)"}
+_SCALE = {"mag": 1.0, "p": 100.0, "chi": 1.0}
+
+
+def plot_source(line: SourceLine, night: dt.date) -> bytes | None:
+    """PNG bytes of ``line``'s last :data:`PLOT_DAYS` days, or None without points."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    quantities = [q for q in ("mag", "p", "chi") if any(p.quantity == q for p in line.points)]
+    if not quantities:
+        return None
+    figure = Figure(figsize=(WIDTH_IN, 0.6 + PANEL_IN * len(quantities)), dpi=DPI)
+    FigureCanvasAgg(figure)
+    axes = figure.subplots(len(quantities), 1, sharex=True, squeeze=False)[:, 0]
+    start = dt.datetime.combine(night - dt.timedelta(days=PLOT_DAYS - 1), dt.time(12))
+    evening = dt.datetime.combine(night, dt.time(12))
+    end = evening + dt.timedelta(days=1)
+    for ax, quantity in zip(axes, quantities, strict=True):
+        points = [p for p in line.points if p.quantity == quantity]
+        ax.axvspan(evening, end, color="gold", alpha=0.25, lw=0)
+        for band in sorted({p.band for p in points}):
+            colour = BAND_COLOURS.get(band, "tab:gray")
+            _draw(ax, [p for p in points if p.band == band], quantity, colour, band)
+        ax.set_ylabel(_LABELS[quantity])
+        ax.grid(alpha=0.3)
+        if quantity == "mag":
+            ax.invert_yaxis()
+    axes[0].set_title(f"{line.name}: last {PLOT_DAYS} days to {night.isoformat()}", fontsize=10)
+    axes[0].legend(loc="best", fontsize=7, ncols=4)
+    axes[-1].set_xlim(start, end)
+    figure.autofmt_xdate()
+    figure.tight_layout()
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", metadata={"Software": None})
+    return buffer.getvalue()
+
+
+def _draw(ax, points: list[PlotPoint], quantity: str, colour: str, band: str) -> None:
+    scale = _SCALE[quantity]
+    labelled = False
+    for tonight, good in ((False, True), (True, True), (False, False), (True, False)):
+        chosen = [p for p in points if p.tonight == tonight and p.good == good]
+        if not chosen:
+            continue
+        times = [jd_to_datetime(p.jd) for p in chosen]
+        values = [p.value * scale for p in chosen]
+        errors = [(p.error or 0.0) * scale for p in chosen]
+        style = {
+            "fmt": "o",
+            "ms": 7 if tonight else 4,
+            "capsize": 0,
+            "elinewidth": 0.8,
+            "color": colour if good else "0.6",
+            "mfc": colour if good else "none",
+            "mec": "black" if tonight else (colour if good else "0.6"),
+        }
+        label = None
+        if good and not labelled:
+            label, labelled = band, True
+        elif not good:
+            label = f"{band} flagged"
+        ax.errorbar(times, values, yerr=errors, label=label, **style)
