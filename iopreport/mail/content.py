@@ -41,6 +41,7 @@ from iopreport.store import (
     RawFit,
     ReducedFit,
     ResultFlags,
+    SourceInField,
 )
 from iopreport.store.models import utcnow
 
@@ -88,8 +89,8 @@ class TelescopeNight:
 
     telescope: str
     frames: dict[str, int]  # by type: bias, dark, flat, light, unclassified
-    reduced: int
-    failed: int
+    reduced: int  # frames calibrated without error
+    failed: int  # frames whose reduction recorded an error
     failures: tuple[Failure, ...]
     url: str | None
 
@@ -284,7 +285,7 @@ def _telescope_night(config: Config, epoch: Epoch) -> TelescopeNight:
     return TelescopeNight(
         telescope=epoch.telescope,
         frames=counts,
-        reduced=len(reduced),
+        reduced=len(reduced) - len(failed),
         failed=len(failed),
         failures=tuple(failures),
         url=site_link(config, urls.night_page(epoch.night, epoch.telescope)),
@@ -391,22 +392,60 @@ def _source_line(config: Config, source: AstroSource, night: dt.date) -> SourceL
     )
 
 
-def _missing(night: dt.date) -> list[MissingCalibration]:
-    """Targets with light frames tonight and no calibrated magnitude from them."""
-    frames = (
-        RawFit.select(RawFit, Epoch, AstroSource)
+#: Source types that are observed for their own sake (not comparison or field stars).
+_TARGET_TYPES_EXCLUDED = ("calibrator", "star")
+
+
+def _observed_targets(night: dt.date) -> dict[tuple[int, str], list[RawFit]]:
+    """Photometric light frames of tonight by (target id, telescope).
+
+    A frame's targets: ``RawFit.target`` when set, the source its OBJECT names
+    (:func:`iopreport.reduce.identify.identify_target`), and the catalog
+    targets found in its field after plate solving (``SourceInField``).
+    """
+    from iopreport.reduce.identify import identify_target
+
+    candidates = [s for s in AstroSource.select() if s.srctype not in _TARGET_TYPES_EXCLUDED]
+    by_name = {s.name: s for s in candidates}
+    frames = list(
+        RawFit.select(RawFit, Epoch)
         .join(Epoch)
-        .switch(RawFit)
-        .join(AstroSource)
-        .where((Epoch.night == night) & (RawFit.imgtype == "light"))
+        .where(
+            (Epoch.night == night)
+            & (RawFit.imgtype == "light")
+            & ((RawFit.obsmode == "photometry") | RawFit.obsmode.is_null())
+        )
+        .order_by(RawFit.filename)
     )
+    in_field: dict[int, set[int]] = defaultdict(set)
+    for row in (
+        SourceInField.select(SourceInField.astrosource, RawFit.id.alias("rawfit_id"))
+        .join(ReducedFit)
+        .join(RawFit)
+        .join(Epoch)
+        .where(Epoch.night == night)
+        .dicts()
+    ):
+        in_field[row["rawfit_id"]].add(row["astrosource"])
     groups: dict[tuple[int, str], list[RawFit]] = defaultdict(list)
     for rawfit in frames:
-        if rawfit.target.srctype != "calibrator":
-            groups[(rawfit.target.id, rawfit.epoch.telescope)].append(rawfit)
+        ids = {i for i in in_field[rawfit.id] if any(s.id == i for s in candidates)}
+        if rawfit.target_id and rawfit.target_id in {s.id for s in candidates}:
+            ids.add(rawfit.target_id)
+        named = identify_target(rawfit.object_name or "", candidates)
+        if named:
+            ids.add(by_name[named].id)
+        for source_id in ids:
+            groups[(source_id, rawfit.epoch.telescope)].append(rawfit)
+    return groups
+
+
+def _missing(night: dt.date) -> list[MissingCalibration]:
+    """Targets with photometric frames tonight and no calibrated magnitude from them."""
+    groups = _observed_targets(night)
     missing = []
     for (source_id, telescope), rawfits in groups.items():
-        source = rawfits[0].target
+        source = AstroSource.get_by_id(source_id)
         results = list(
             PhotoPolResult.select(PhotoPolResult)
             .join(Epoch)
@@ -423,10 +462,10 @@ def _missing(night: dt.date) -> list[MissingCalibration]:
         if calibrated:
             continue
         n_catalog = Calibrator.select().where(Calibrator.target == source_id).count()
-        failed = sum(
-            1
-            for r in rawfits
-            if r.error or (r.reduced and r.reduced[0].error)  # backref: at most one
+        failed = sum(1 for r in rawfits if r.error) + (
+            ReducedFit.select()
+            .where(ReducedFit.rawfit.in_([r.id for r in rawfits]) & (ReducedFit.error != ""))
+            .count()
         )
         if n_catalog == 0:
             reason = "no calibrators listed in catalog.toml"

@@ -58,7 +58,8 @@ def _subscriber(config: Config, name: str) -> SubscriberConfig | None:
     return next((s for s in config.subscribers if s.name == name), None)
 
 
-def _selected(config: Config, name: str | None) -> list[SubscriberConfig]:
+def select_subscribers(config: Config, name: str | None) -> list[SubscriberConfig]:
+    """Every subscriber, or the one named ``name`` (UsageError if there is none)."""
     if name is None:
         return list(config.subscribers)
     subscriber = _subscriber(config, name)
@@ -172,7 +173,7 @@ def send_night(
     Failed rows are tried at once, whatever their ``next_attempt_at``; rows
     already sent or skipped are left alone (reported as such).
     """
-    subscribers = _selected(config, subscriber)
+    subscribers = select_subscribers(config, subscriber)
     if not subscribers:
         raise UsageError("config.toml has no [[subscribers]]: nobody to send the summary to")
     now = now or utcnow()
@@ -232,7 +233,7 @@ def dry_run(
     now = now or utcnow()
     summary = build_night_summary(config, night, now=now)
     site_copy = write_site_copy(config, summary)
-    subscribers = _selected(config, subscriber)
+    subscribers = select_subscribers(config, subscriber)
     if not subscribers:
         subscribers = [SubscriberConfig(name=PREVIEW, to=(config.smtp.sender,))]
     written = []

@@ -24,6 +24,9 @@ from iopreport.mail.content import NightSummary
 from iopreport.mail.message import Outgoing
 from iopreport.mail.render import inline_src, render_summary
 
+#: Permissions of written files: readable by the web server that publishes the site.
+FILE_MODE = 0o644
+
 
 def write_bytes_atomic(path: Path, data: bytes) -> None:
     """Write ``data`` to a temporary file beside ``path``, then rename it over ``path``."""
@@ -34,6 +37,7 @@ def write_bytes_atomic(path: Path, data: bytes) -> None:
             stream.write(data)
             stream.flush()
             os.fsync(stream.fileno())
+        os.chmod(temporary, FILE_MODE)
         os.replace(temporary, path)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
