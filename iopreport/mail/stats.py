@@ -70,6 +70,8 @@ def angle_mean(values: Sequence[float], errors: Sequence[float | None]) -> Estim
     s = sum(w * math.sin(math.radians(2 * v)) for w, v in zip(weights, values, strict=True))
     c = sum(w * math.cos(math.radians(2 * v)) for w, v in zip(weights, values, strict=True))
     mean = (math.degrees(math.atan2(s, c)) / 2) % CHI_PERIOD_DEG
+    if math.isclose(mean, CHI_PERIOD_DEG):  # -1e-15 % 180 is 180.0
+        mean = 0.0
     unwrapped = [mean + wrap_chi_difference(v - mean) for v in values]
     linear = weighted_mean(unwrapped, errors)
     return Estimate(mean, linear.error, len(values))
