@@ -22,7 +22,8 @@ from mail_data import NIGHT, add_frame, add_result, configure
 from matplotlib import image as mpimg
 from test_cli import run
 
-from iopreport.config import load_config
+from iopreport.config import AlertsConfig, load_config
+from iopreport.errors import InputError
 from iopreport.mail.content import build_night_summary
 from iopreport.mail.render import render_summary
 from iopreport.mail.stats import angle_mean, spread, weighted_mean, wrap_chi_difference
@@ -309,3 +310,37 @@ def test_means_of_angles_and_values():
     centre, std = spread([178.0, 2.0, 0.0], angle=True)
     assert centre == pytest.approx(0.0, abs=1e-9) and std == pytest.approx(math.sqrt(4))
     assert spread([1.0]) is None
+
+
+def test_alerts_section_and_ca_file_in_config(tmp_path, repo_root):
+    shipped = load_config(repo_root / "config.toml")
+    assert shipped.alerts == AlertsConfig()  # the shipped file states the defaults
+    assert (shipped.alerts.mag_change, shipped.alerts.p_change) == (0.3, 0.03)
+    assert (shipped.alerts.chi_change_deg, shipped.alerts.new_brightest) == (20.0, True)
+    assert shipped.smtp.ca_file == ""
+    path = tmp_path / "config.toml"
+    path.write_text(
+        "[smtp]\nca_file = 'certs/ca.pem'\n[alerts]\nmag_change = 0.5\nspread_sigma = 3\n"
+        "new_brightest = false\n"
+    )
+    config = load_config(path)
+    assert config.smtp.ca_file == str(tmp_path / "certs" / "ca.pem")
+    assert config.alerts == AlertsConfig(mag_change=0.5, spread_sigma=3.0, new_brightest=False)
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "expected"),
+    [
+        ("[alerts]\nmag_change = -0.3\n", 2, "alerts.mag_change: must be 0 (rule off) or greater"),
+        ("[alerts]\n\nnew_brightest = 'yes'\n", 3, "alerts.new_brightest: must be true or false"),
+        ("[alerts]\nmin_history_nights = 0\n", 2, "alerts.min_history_nights: must be greater"),
+        ("[alerts]\nmag_jump = 0.3\n", 2, "alerts.mag_jump: unknown key"),
+    ],
+)
+def test_bad_alert_rules_name_key_and_line(tmp_path, text, line, expected):
+    path = tmp_path / "config.toml"
+    path.write_text(text)
+    with pytest.raises(InputError) as caught:
+        load_config(path)
+    assert str(caught.value).startswith(f"{path.resolve()}:{line}: ")
+    assert expected in str(caught.value)
