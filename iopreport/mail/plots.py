@@ -3,16 +3,22 @@
 One panel per quantity the source has in that period (magnitude with the axis
 inverted, p in percent, chi in degrees), colours by band. Good points are
 filled, points a flag marks bad are hollow grey, tonight's points are drawn
-larger with a black edge and the night is shaded. The figure is rendered with
-the Agg canvas directly, so the process-wide matplotlib backend is untouched.
+larger with a black edge and the night is shaded. The vertical range is set by
+the good points, so a wild flagged point does not flatten the curve: flagged
+points outside it are drawn as diamonds on the edge. Angles are drawn within
+90 degrees of the period's circular mean, so 175 and 5 degrees sit 10 apart.
+The figure is rendered with the Agg canvas directly, so the process-wide
+matplotlib backend is untouched.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import io
 
 from iopreport.mail.content import PLOT_DAYS, PlotPoint, SourceLine, jd_to_datetime
+from iopreport.mail.stats import angle_mean, wrap_chi_difference
 
 #: Figure size in inches and resolution: 640 x 150 px per panel + margins.
 WIDTH_IN, PANEL_IN, DPI = 6.4, 1.5, 100
@@ -46,11 +52,14 @@ def plot_source(line: SourceLine, night: dt.date) -> bytes | None:
     evening = dt.datetime.combine(night, dt.time(12))
     end = evening + dt.timedelta(days=1)
     for ax, quantity in zip(axes, quantities, strict=True):
-        points = [p for p in line.points if p.quantity == quantity]
+        points = _unwrapped([p for p in line.points if p.quantity == quantity], quantity)
+        limits = _limits(points, quantity)
         ax.axvspan(evening, end, color="gold", alpha=0.25, lw=0)
         for band in sorted({p.band for p in points}):
             colour = BAND_COLOURS.get(band, "tab:gray")
-            _draw(ax, [p for p in points if p.band == band], quantity, colour, band)
+            _draw(ax, [p for p in points if p.band == band], quantity, colour, band, limits)
+        if limits:
+            ax.set_ylim(*limits)
         ax.set_ylabel(_LABELS[quantity])
         ax.grid(alpha=0.3)
         if quantity == "mag":
@@ -65,8 +74,47 @@ def plot_source(line: SourceLine, night: dt.date) -> bytes | None:
     return buffer.getvalue()
 
 
-def _draw(ax, points: list[PlotPoint], quantity: str, colour: str, band: str) -> None:
+def _unwrapped(points: list[PlotPoint], quantity: str) -> list[PlotPoint]:
+    """Angles moved by multiples of 180 degrees to within 90 of the good points' mean."""
+    good = [p.value for p in points if p.good]
+    if quantity != "chi" or not good:
+        return points
+    centre = angle_mean(good, [None] * len(good)).value
+    return [
+        dataclasses.replace(p, value=centre + wrap_chi_difference(p.value - centre)) for p in points
+    ]
+
+
+def _limits(points: list[PlotPoint], quantity: str) -> tuple[float, float] | None:
+    """Vertical range of the good points with their error bars, padded by 10%."""
     scale = _SCALE[quantity]
+    good = [p for p in points if p.good]
+    if not good:
+        return None
+    low = min(p.value - (p.error or 0.0) for p in good) * scale
+    high = max(p.value + (p.error or 0.0) for p in good) * scale
+    pad = max((high - low) * 0.1, {"mag": 0.05, "p": 0.5, "chi": 2.0}[quantity])
+    return low - pad, high + pad
+
+
+def _draw(ax, points, quantity: str, colour: str, band: str, limits) -> None:
+    scale = _SCALE[quantity]
+    if limits:  # flagged points beyond the good points' range: diamonds on the edge
+        low, high = limits
+        inside = [p for p in points if p.good or low <= p.value * scale <= high]
+        outside = [p for p in points if p not in inside]
+        if outside:
+            ax.plot(
+                [jd_to_datetime(p.jd) for p in outside],
+                [min(max(p.value * scale, low), high) for p in outside],
+                "D",
+                ms=6,
+                mfc="none",
+                mec="0.4",
+                clip_on=False,
+                label=f"{band} flagged, off scale",
+            )
+        points = inside
     labelled = False
     for tonight, good in ((False, True), (True, True), (False, False), (True, False)):
         chosen = [p for p in points if p.tonight == tonight and p.good == good]
