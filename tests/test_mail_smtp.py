@@ -158,6 +158,7 @@ def test_message_parsed_back_from_the_server(site, smtp_server):
     assert message.get_content_type() == "multipart/alternative"
     plain, related = message.get_payload()
     assert plain.get_content_type() == "text/plain"
+    assert received["data"].isascii()  # 7-bit clean: quoted-printable text, base64 images
     assert related.get_content_type() == "multipart/related"
     html_part, *images = related.get_payload()
     assert html_part.get_content_type() == "text/html"

@@ -27,6 +27,8 @@ from iopreport.config import SmtpConfig, SubscriberConfig
 from iopreport.mail.content import NightSummary
 from iopreport.mail.render import Rendered, cid_src, render_summary
 
+#: Content-Transfer-Encoding of the text and HTML parts.
+TEXT_ENCODING = "quoted-printable"
 #: Domain of Message-IDs when the From address has none.
 FALLBACK_DOMAIN = "iopreport.invalid"
 
@@ -88,8 +90,9 @@ def build_message(
     message["Message-ID"] = message_id(summary.night, subscriber.name, smtp.sender)
     message["Auto-Submitted"] = "auto-generated"  # RFC 3834: no vacation replies
     message["X-Iopreport-Night"] = summary.night.isoformat()
-    message.set_content(rendered.text, subtype="plain", charset="utf-8")
-    message.add_alternative(rendered.html, subtype="html", charset="utf-8")
+    # quoted-printable keeps the message 7-bit clean for relays without 8BITMIME
+    message.set_content(rendered.text, subtype="plain", charset="utf-8", cte=TEXT_ENCODING)
+    message.add_alternative(rendered.html, subtype="html", charset="utf-8", cte=TEXT_ENCODING)
     html_part = message.get_payload()[1]
     for line in summary.sources:
         if line.plot_png:
