@@ -24,9 +24,9 @@ from test_cli import run
 
 from iopreport.config import AlertsConfig, load_config
 from iopreport.errors import InputError
-from iopreport.mail.content import build_night_summary
+from iopreport.mail.content import QuantityLine, build_night_summary
 from iopreport.mail.render import render_summary
-from iopreport.mail.stats import angle_mean, spread, weighted_mean, wrap_chi_difference
+from iopreport.mail.stats import Estimate, angle_mean, spread, weighted_mean, wrap_chi_difference
 from iopreport.reduce.night import reduce_night
 from iopreport.store import (
     Epoch,
@@ -344,3 +344,14 @@ def test_bad_alert_rules_name_key_and_line(tmp_path, text, line, expected):
         load_config(path)
     assert str(caught.value).startswith(f"{path.resolve()}:{line}: ")
     assert expected in str(caught.value)
+
+
+def test_offset_from_the_long_term_median():
+    line = QuantityLine("p", "R", Estimate(0.12, 0.004, 2), longterm_centre=0.08,
+                        longterm_spread=0.003, history_nights=9)  # fmt: skip
+    assert line.spread_offset == pytest.approx(0.04 / 0.005)
+    flat = dataclasses.replace(line, tonight=Estimate(0.12, None, 1), longterm_spread=1e-17)
+    assert flat.spread_offset is None  # identical history and no error: no scale to compare with
+    chi = QuantityLine("chi", "R", Estimate(176.0, 3.0, 1), longterm_centre=2.0,
+                       longterm_spread=4.0)  # fmt: skip
+    assert chi.spread_offset == pytest.approx(-6 / 5)

@@ -13,7 +13,8 @@ rule                      fires when
 ``new_brightest``         tonight's mag is below every earlier nightly mean
                           (needs ``min_history_nights`` earlier nights)
 ``spread``                tonight is more than ``spread_sigma`` long-term
-                          spreads from the long-term centre (same history rule)
+                          spreads (with tonight's error in quadrature) from
+                          the long-term centre (same history rule)
 ========================  ==================================================
 
 A threshold of 0 turns its rule off.

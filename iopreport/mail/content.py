@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import math
 from collections import Counter, defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -65,6 +66,8 @@ BAD_POLARIMETRY = (
     int(ResultFlags.BAD_POLARIMETRY),
     int(ManualFlags.BAD_POLARIMETRY | ManualFlags.BAD_FRAME),
 )
+#: Spreads (with tonight's error) at or below these are too small to compare with.
+SPREAD_FLOOR = {"mag": 1e-4, "p": 1e-5, "chi": 1e-3}
 #: Julian date of 1970-01-01 00:00 UTC.
 _JD_UNIX_EPOCH = 2440587.5
 
@@ -137,13 +140,17 @@ class QuantityLine:
 
     @property
     def spread_offset(self) -> float | None:
-        """(tonight - long-term centre) / long-term spread, in spreads."""
-        if self.longterm_centre is None or not self.longterm_spread:
+        """How unusual tonight is: (tonight - long-term centre) in units of the long-term
+        spread and tonight's error added in quadrature; None without a spread."""
+        if self.longterm_centre is None or self.longterm_spread is None:
+            return None
+        scale = math.hypot(self.longterm_spread, self.tonight.error or 0.0)
+        if scale <= SPREAD_FLOOR[self.quantity]:
             return None
         difference = self.tonight.value - self.longterm_centre
         if self.quantity == "chi":
             difference = wrap_chi_difference(difference)
-        return difference / self.longterm_spread
+        return difference / scale
 
 
 @dataclass(frozen=True)

@@ -52,7 +52,9 @@ def fmt_estimate(estimate: Estimate | None, quantity: str) -> str:
     _, unit, scale, decimals = DISPLAY[quantity]
     text = f"{estimate.value * scale:.{decimals}f}"
     if estimate.error is not None:
-        text += f" ± {estimate.error * scale:.{max(decimals, 1)}f}"
+        error = estimate.error * scale
+        places = decimals if round(error, decimals) > 0 else decimals + 1
+        text += f" ± {error:.{places}f}"
     text += unit
     if estimate.n > 1:
         text += f" (n={estimate.n})"
