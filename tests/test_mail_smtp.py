@@ -338,3 +338,55 @@ def test_backoff_doubles_up_to_a_cap():
     minutes = [sendlog.backoff(n, 20).total_seconds() / 60 for n in (1, 2, 3, 4)]
     assert minutes == [20, 40, 80, 160]
     assert sendlog.backoff(30, 20) == sendlog.MAX_BACKOFF
+
+
+class PickyInbox(Inbox):
+    """Refuses the recipients listed in ``refused``."""
+
+    def __init__(self, refused):
+        super().__init__()
+        self.refused = set(refused)
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        if address in self.refused:
+            return "550 5.1.1 no such mailbox here"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+
+def test_refused_recipients(site):
+    port = free_port()
+    inbox = PickyInbox({"c@x.org"})
+    controller = Controller(inbox, hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        config = setup_mail(site, port)
+        (outcome,) = send_night(config, NIGHT, now=T0)
+        assert outcome.status == "sent"  # accepted for a@ and b@: sent, the refusal noted
+        assert outcome.detail == "refused c@x.org: 550 5.1.1 no such mailbox here"
+        assert inbox.messages[0]["to"] == ["a@x.org", "b@x.org"]
+        inbox.refused = {"q@x.org"}
+        only = [{"name": "nobody", "to": ["q@x.org"]}]
+        config = setup_mail(site, port, subscribers=only)
+        (outcome,) = send_night(config, NIGHT, now=T0)
+        assert outcome.status == "failed"
+        assert "every recipient refused (q@x.org: 550 5.1.1 no such mailbox here)" in outcome.detail
+    finally:
+        controller.stop()
+
+
+def test_no_password_over_an_unencrypted_link_to_another_host(site, monkeypatch):
+    port = free_port()
+    inbox = Inbox()
+    controller = Controller(inbox, hostname="127.0.0.2", port=port, authenticator=authenticator,
+                            auth_require_tls=False)  # fmt: skip
+    controller.start()
+    try:
+        monkeypatch.setenv(PASSWORD_ENV, PASSWORD)
+        config = setup_mail(site, port, host="127.0.0.2", user=LOGIN, password_env=PASSWORD_ENV)
+        (outcome,) = send_night(config, NIGHT, now=T0)
+        assert outcome.status == "failed"
+        assert "refusing to send the password unencrypted" in outcome.detail
+        assert inbox.messages == []
+    finally:
+        controller.stop()
