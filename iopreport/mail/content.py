@@ -299,7 +299,7 @@ def _telescope_night(config: Config, epoch: Epoch) -> TelescopeNight:
     )
 
 
-def _series(results: list[PhotoPolResult], night: dt.date):
+def _series(results: list, night: dt.date):
     """Good values by (quantity, band) -> {night: [(value, error)]}, and plot points."""
     nightly: dict[tuple[str, str], dict[dt.date, list[tuple[float, float | None]]]] = defaultdict(
         lambda: defaultdict(list)
@@ -307,7 +307,7 @@ def _series(results: list[PhotoPolResult], night: dt.date):
     points = []
     first_plot_night = night - dt.timedelta(days=PLOT_DAYS - 1)
     for result in results:
-        result_night = result.epoch.night
+        result_night = result.night
         if result_night > night:
             continue
         for quantity, error_name, mode in QUANTITIES:
@@ -368,14 +368,33 @@ def _quantity_lines(nightly, night: dt.date) -> list[QuantityLine]:
     return lines
 
 
+#: Columns read for a source's history (see :func:`_source_line`).
+_HISTORY_COLUMNS = (
+    Epoch.night.alias("night"),
+    Epoch.telescope.alias("telescope"),
+    PhotoPolResult.mode,
+    PhotoPolResult.band,
+    PhotoPolResult.juliandate,
+    PhotoPolResult.mag,
+    PhotoPolResult.mag_err,
+    PhotoPolResult.p,
+    PhotoPolResult.p_err,
+    PhotoPolResult.chi,
+    PhotoPolResult.chi_err,
+    PhotoPolResult.flags,
+    PhotoPolResult.manual_flags,
+)
+
+
 def _source_line(config: Config, source: AstroSource, night: dt.date) -> SourceLine:
     results = list(
-        PhotoPolResult.select(PhotoPolResult, Epoch)
+        PhotoPolResult.select(*_HISTORY_COLUMNS)
         .join(Epoch)
         .where(PhotoPolResult.astrosource == source)
         .order_by(PhotoPolResult.juliandate)
-    )
-    tonight = [r for r in results if r.epoch.night == night]
+        .namedtuples()
+    )  # plain tuples: a source may have thousands of results
+    tonight = [r for r in results if r.night == night]
     flagged = [
         r for r in tonight if _bad(r, BAD_PHOTOMETRY if r.mode == "photometry" else BAD_POLARIMETRY)
     ]
@@ -389,7 +408,7 @@ def _source_line(config: Config, source: AstroSource, night: dt.date) -> SourceL
         name=source.name,
         other_names=tuple(source.other_names or ()),
         srctype=source.srctype,
-        telescopes=tuple(sorted({r.epoch.telescope for r in tonight})),
+        telescopes=tuple(sorted({r.telescope for r in tonight})),
         quantities=tuple(_quantity_lines(nightly, night)),
         n_results=len(tonight),
         n_flagged=len(flagged),
