@@ -33,12 +33,15 @@ BAND_COLOURS = {
     "r": "tab:orange",
     "i": "tab:pink",
 }
+#: Days between labelled ticks of the time axis.
+TICK_DAYS = 5
 _LABELS = {"mag": "mag", "p": "p (%)", "chi": "χ (deg)"}
 _SCALE = {"mag": 1.0, "p": 100.0, "chi": 1.0}
 
 
 def plot_source(line: SourceLine, night: dt.date) -> bytes | None:
     """PNG bytes of ``line``'s last :data:`PLOT_DAYS` days, or None without points."""
+    from matplotlib import dates
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -67,8 +70,14 @@ def plot_source(line: SourceLine, night: dt.date) -> bytes | None:
     axes[0].set_title(f"{line.name}: last {PLOT_DAYS} days to {night.isoformat()}", fontsize=10)
     axes[0].legend(loc="best", fontsize=7, ncols=4)
     axes[-1].set_xlim(start, end)
-    figure.autofmt_xdate()
-    figure.tight_layout()
+    # fixed day ticks and margins: automatic date ticks and tight_layout were most of the time
+    axes[-1].xaxis.set_major_locator(dates.DayLocator(interval=TICK_DAYS))
+    axes[-1].xaxis.set_minor_locator(dates.DayLocator())
+    axes[-1].xaxis.set_major_formatter(dates.DateFormatter("%b %d"))
+    height = figure.get_figheight()
+    figure.subplots_adjust(
+        left=0.11, right=0.98, top=1 - 0.35 / height, bottom=0.3 / height, hspace=0.12
+    )
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", metadata={"Software": None})
     return buffer.getvalue()
