@@ -249,7 +249,7 @@ def test_rendered_text_and_html(night):
     assert text.index("TELESCOPES") < text.index("SOURCES")
     assert "R p: 12.1 ± 0.4 % (n=2)" in text
     assert "2 of 5 flagged bad and left out (bad photometry: 1, large pol error: 1)" in text
-    assert "Contact: Night Desk <desk@x.org>" in text
+    assert "\nContact: Night Desk <desk@x.org>\nSite: https://blazars" in text
     assert f"{SITE_URL}/summaries/2024-10-08.html" in text
     html = rendered.html
     assert html.index('id="alerts"') < html.index('id="telescopes"')
