@@ -7,6 +7,7 @@ and then up; the crash window between the server's acceptance and the record.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import re
 import socket
@@ -23,6 +24,7 @@ from test_cli import run
 
 from iopreport.catalog import load_catalog, sync_catalog
 from iopreport.config import load_config
+from iopreport.errors import UsageError
 from iopreport.mail import log as sendlog
 from iopreport.mail import queue_night, send_due, send_night
 from iopreport.mail.content import build_night_summary
@@ -186,7 +188,7 @@ def test_message_parsed_back_from_the_server(site, smtp_server):
     # asked again: nothing is sent twice
     again = send_night(config, NIGHT, now=T0 + dt.timedelta(hours=1))
     assert again[0].status == "sent" and again[0].detail.startswith("already sent")
-    assert send_due(config, now=T0 + dt.timedelta(days=2)) == []
+    assert send_due(config, now=T0 + dt.timedelta(hours=20)) == []  # before 08:00 the next day
     assert len(inbox.messages) == 1
 
 
@@ -255,7 +257,7 @@ def test_server_down_then_up_sent_exactly_once(site, smtp_server):
     (outcome,) = send_due(config, now=T0 + dt.timedelta(minutes=20))
     assert outcome.status == "sent" and outcome.attempts == 2
     assert queue_night(config, NIGHT, now=T0 + dt.timedelta(hours=1))[0].status == "sent"
-    for hours in (1, 5, 48):
+    for hours in (1, 5, 20):
         assert send_due(config, now=T0 + dt.timedelta(hours=hours)) == []
     assert len(inbox.messages) == 1
     row = SentSummary.get(night=NIGHT, subscriber="group")
@@ -313,7 +315,7 @@ def test_alerts_only_and_source_filters(site, smtp_server):
     message = parse(received["data"])
     assert message["Subject"] == "iopreport night 2024-10-08: 1 source, 2 alerts"
     assert "2251+158" not in message.get_body(("plain",)).get_content()
-    assert send_due(config, now=T0 + dt.timedelta(days=1)) == []  # skipped is final
+    assert send_due(config, now=T0 + dt.timedelta(hours=20)) == []  # skipped is final
 
 
 def test_cli_send_exit_codes(site, smtp_server, iopreport_exe):
@@ -390,3 +392,32 @@ def test_no_password_over_an_unencrypted_link_to_another_host(site, monkeypatch)
         assert inbox.messages == []
     finally:
         controller.stop()
+
+
+def test_send_due_queues_last_night_after_summary_time(site, smtp_server):
+    port = free_port()
+    _, inbox = smtp_server(port)
+    config = setup_mail(site, port)  # schedule: 08:00 Europe/Madrid (UTC+2 in October)
+    assert send_due(config, now=dt.datetime(2024, 10, 9, 5, 59)) == []  # 07:59 in Madrid
+    assert SentSummary.select().count() == 0
+    (outcome,) = send_due(config, now=dt.datetime(2024, 10, 9, 6, 0))
+    assert (outcome.night, outcome.status) == (NIGHT, "sent")
+    assert (site / "data" / "summaries" / "2024-10-08.html").exists()
+    assert send_due(config, now=dt.datetime(2024, 10, 9, 18, 0)) == []
+    # the next morning: the night of the 9th, with nothing observed, is sent too
+    (outcome,) = send_due(config, now=dt.datetime(2024, 10, 10, 6, 30))
+    assert (outcome.night, outcome.status) == (dt.date(2024, 10, 9), "sent")
+    subjects = [parse(m["data"])["Subject"] for m in inbox.messages]
+    assert subjects == [
+        "iopreport night 2024-10-08: 2 sources, 2 alerts",
+        "iopreport night 2024-10-09: 0 sources, 0 alerts",
+    ]
+    assert send_due(config, now=dt.datetime(2024, 10, 10, 9, 0), queue_last_night=False) == []
+
+
+def test_send_night_needs_subscribers(site):
+    config = setup_mail(site, free_port())
+    config = dataclasses.replace(config, subscribers=())
+    with pytest.raises(UsageError, match=r"no \[\[subscribers\]\]"):
+        send_night(config, NIGHT, now=T0)
+    assert send_due(config, now=T0) == []  # nobody to queue for

@@ -1,9 +1,11 @@
 """Queue, send and retry the night summaries; the dry run.
 
-The daemon calls :func:`queue_night` once a night has been summarised (at
-``schedule.summary_time``) and :func:`send_due` on every tick: every pending
-summary, and every failed one whose ``next_attempt_at`` has come, is sent
-(see :mod:`iopreport.mail.log` for the states and the at-least-once rule).
+The daemon calls :func:`send_due` on every tick: once ``schedule.summary_time``
+has passed (local time in ``schedule.timezone``) it queues last night's
+summary for every subscriber, then sends every pending summary and every
+failed one whose ``next_attempt_at`` has come (see :mod:`iopreport.mail.log`
+for the states and the at-least-once rule). :func:`queue_night` queues any
+other night.
 ``iopreport summary --send`` calls :func:`send_night`, ``--dry-run``
 :func:`dry_run`.
 """
@@ -12,6 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import zoneinfo
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -138,13 +141,31 @@ def _attempt(
     return outcome
 
 
-def send_due(config: Config, now: dt.datetime | None = None) -> list[SendOutcome]:
+def due_night(config: Config, now: dt.datetime) -> dt.date | None:
+    """The night whose summary is due at ``now`` (naive UTC), or None before summary time.
+
+    At or after ``schedule.summary_time`` on local date D (``schedule.timezone``)
+    it is the night that began on the evening of D - 1.
+    """
+    local = now.replace(tzinfo=dt.UTC).astimezone(zoneinfo.ZoneInfo(config.schedule.timezone))
+    hour, minute = (int(part) for part in config.schedule.summary_time.split(":"))
+    if (local.hour, local.minute) < (hour, minute):
+        return None
+    return local.date() - dt.timedelta(days=1)
+
+
+def send_due(
+    config: Config, now: dt.datetime | None = None, *, queue_last_night: bool = True
+) -> list[SendOutcome]:
     """Send every summary that is due (pending, failed and due again, or stale ``sending``).
 
-    For the daemon, on every tick. Each row is claimed atomically before it is
-    sent and its outcome recorded right after, so a row is never lost and
-    never sent twice except after a crash inside the SMTP exchange (then
-    again with the same Message-ID).
+    For the daemon, on every tick. With ``queue_last_night`` (default), last
+    night's summary is first queued for every subscriber once
+    ``schedule.summary_time`` has passed (:func:`due_night`; idempotent, and
+    the site's copy is written when the night is first queued). Each row is
+    claimed atomically before it is sent and its outcome recorded right after,
+    so a row is never lost and never sent twice except after a crash inside
+    the SMTP exchange (then again with the same Message-ID).
 
     Returns
     -------
@@ -153,6 +174,12 @@ def send_due(config: Config, now: dt.datetime | None = None) -> list[SendOutcome
     """
     now = now or utcnow()
     summary_of = _summaries(config, now)
+    night = due_night(config, now) if queue_last_night and config.subscribers else None
+    if night is not None:
+        names = [s.name for s in config.subscribers]
+        if sendlog.missing(night, names):
+            write_site_copy(config, summary_of(night))
+            sendlog.queue(night, names, now)
     outcomes = []
     for row in sendlog.due(now):
         outcome = _attempt(config, row, now, summary_of, ignore_schedule=False)

@@ -53,6 +53,15 @@ def queue(night: dt.date, subscribers: list[str], now: dt.datetime) -> list[Sent
     )
 
 
+def missing(night: dt.date, subscribers: list[str]) -> list[str]:
+    """The subscribers that have no row for ``night`` yet."""
+    present = {
+        row.subscriber
+        for row in SentSummary.select(SentSummary.subscriber).where(SentSummary.night == night)
+    }
+    return [name for name in subscribers if name not in present]
+
+
 def due(now: dt.datetime) -> list[SentSummary]:
     """Rows due: pending/failed with ``next_attempt_at <= now``, or stale ``sending``."""
     return list(
