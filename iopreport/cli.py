@@ -153,6 +153,22 @@ def build_parser() -> argparse.ArgumentParser:
     calibrate_pol.add_argument("--since", type=_night, metavar="YYYY-MM-DD")
     calibrate_pol.add_argument("--until", type=_night, metavar="YYYY-MM-DD")
     calibrate_pol.set_defaults(handler=cmd_calibrate_pol)
+    summary = commands.add_parser(
+        "summary",
+        help="a night's summary e-mail: print it, write it (--dry-run) or send it (--send)",
+        description="Build a night's summary (frames and failures per telescope, each source's "
+        "values with changes and plots, alerts, targets without calibrated magnitudes) and "
+        "write the site's copy to <datadir>/summaries/<night>.html. --dry-run writes each "
+        "subscriber's .eml and .html to paths.outbox_dir; --send sends it to every "
+        "[[subscribers]] entry not served yet (a failure is recorded and retried later, "
+        "exit 1). Without either the plain text is printed (docs/summaries.md).",
+    )
+    summary.add_argument("--night", type=_night, required=True, metavar="YYYY-MM-DD")
+    how = summary.add_mutually_exclusive_group()
+    how.add_argument("--dry-run", action="store_true", help="write to the outbox, send nothing")
+    how.add_argument("--send", action="store_true", help="send over SMTP and record it")
+    summary.add_argument("--subscriber", metavar="NAME", help="only this [[subscribers]] entry")
+    summary.set_defaults(handler=cmd_summary)
 
     demo = commands.add_parser(
         "demo",
@@ -478,6 +494,49 @@ def cmd_calibrate_pol(args: argparse.Namespace) -> int:
     fit = fit_instrumental(observations, args.instrument, args.band)
     print(fit.report())
     return EXIT_OK if fit.complete else EXIT_WORK_FAILED
+
+
+def cmd_summary(args: argparse.Namespace) -> int:
+    """``iopreport summary --night D [--dry-run | --send] [--subscriber NAME]``."""
+    from iopreport.store import open_store
+
+    config = _load_config(args, log_to_file=args.send)
+    open_store(config.database_path)
+    if args.send:
+        from iopreport.mail import send_night
+        from iopreport.runlog import recorded_run
+
+        with recorded_run("summary", sys.argv[1:]) as run:
+            outcomes = send_night(config, args.night, subscriber=args.subscriber)
+            lines = [outcome.line() for outcome in outcomes]
+            print("\n".join(lines))
+            failed = any(outcome.status == "failed" for outcome in outcomes)
+            run.detail = "\n".join(lines)
+            if failed:
+                run.outcome = "failed"
+        return EXIT_WORK_FAILED if failed else EXIT_OK
+    if args.dry_run:
+        from iopreport.mail import dry_run
+
+        site_copy, files = dry_run(config, args.night, subscriber=args.subscriber)
+        print(f"site copy: {site_copy}")
+        for item in files:
+            print(f"{item.subscriber}: {item.subject}")
+            print(f"  to {', '.join(item.recipients)}")
+            print(f"  {item.eml}\n  {item.html}")
+        return EXIT_OK
+    from iopreport.mail.content import build_night_summary
+    from iopreport.mail.dispatch import select_subscribers
+    from iopreport.mail.outbox import write_site_copy
+    from iopreport.mail.render import render_summary
+
+    summary = build_night_summary(config, args.night)
+    site_copy = write_site_copy(config, summary)
+    if args.subscriber:
+        summary = summary.for_subscriber(select_subscribers(config, args.subscriber)[0])
+    print(render_summary(summary, config.paths.templates_dir).text, end="")
+    print(f"(site copy: {site_copy})")
+    return EXIT_OK
 
 
 def cmd_demo(args: argparse.Namespace) -> int:

@@ -42,6 +42,7 @@ DATA_SUBDIRS = (
     "calibration",
     "logs",
     "astrosource",
+    "summaries",
 )
 
 _ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -204,6 +205,7 @@ class SmtpConfig:
     contact_email: str = _setting("", check=_address)
     site_url: str = _setting("")
     timeout_s: float = _setting(30.0, check=_positive)
+    ca_file: str = _setting("")
 
     @property
     def effective_port(self) -> int:
@@ -221,6 +223,22 @@ class SubscriberConfig:
     bcc: tuple[str, ...] = _setting((), check=_addresses)
     sources: tuple[str, ...] = _setting(())
     alerts_only: bool = _setting(False)
+
+
+def _not_negative(value: float) -> str | None:
+    return None if value >= 0 else "must be 0 (rule off) or greater"
+
+
+@dataclass(frozen=True)
+class AlertsConfig:
+    """Rules that raise alerts in the night summary (docs/summaries.md); 0 turns a rule off."""
+
+    mag_change: float = _setting(0.3, check=_not_negative)
+    p_change: float = _setting(0.03, check=_not_negative)
+    chi_change_deg: float = _setting(20.0, check=_not_negative)
+    spread_sigma: float = _setting(0.0, check=_not_negative)
+    new_brightest: bool = _setting(True)
+    min_history_nights: int = _setting(3, check=_positive)
 
 
 @dataclass(frozen=True)
@@ -347,6 +365,7 @@ class Config:
     subscribers: tuple[SubscriberConfig, ...] = ()
     schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
     polarimetry: PolarimetryConfig = field(default_factory=PolarimetryConfig)
+    alerts: AlertsConfig = field(default_factory=AlertsConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
 
     @property
@@ -362,6 +381,7 @@ _SECTIONS = {
     "processing": ProcessingConfig,
     "smtp": SmtpConfig,
     "schedule": ScheduleConfig,
+    "alerts": AlertsConfig,
     "logging": LoggingConfig,
 }
 _TOP_LEVEL_KEYS = (*_SECTIONS, "archives", "subscribers", "instruments", "polarimetry")
@@ -413,6 +433,9 @@ def config_from_source(source: TomlSource) -> Config:
         sections[name] = _build(cls, table, source, (name,))
     base = source.path.parent
     sections["paths"] = _resolve_paths(sections["paths"], base)
+    if sections["smtp"].ca_file:
+        ca_file = str(_resolve(Path(sections["smtp"].ca_file), base))
+        sections["smtp"] = dataclasses.replace(sections["smtp"], ca_file=ca_file)
 
     instruments_table = _expect_table(source, ("instruments",), data.get("instruments", {}))
     instruments = {}

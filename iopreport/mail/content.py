@@ -1,0 +1,591 @@
+"""What a night summary says, read from the store into plain dataclasses.
+
+:func:`build_night_summary` gathers, for one night (the evening date, as
+``Epoch.night``):
+
+* per telescope: frames by type, reduced and failed counts, and every failure
+  with its reason (``RawFit.error``, ``ReducedFit.error``, masters with an
+  error or marked bad);
+* per source with results that night (calibrators excepted): tonight's
+  weighted mean magnitude, p and chi per band, the previous night it was
+  observed, the change since then, the long-term centre and spread of its
+  nightly means, how many results were flagged bad (left out of the means),
+  the points of the last :data:`PLOT_DAYS` days for the plot, and its alerts;
+* targets observed that night whose frames gave no calibrated magnitude.
+
+Rendering and sending use only these dataclasses, so they are tested without
+a database and the same summary is rendered for every subscriber.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import math
+from collections import Counter, defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from iopreport import urls
+from iopreport.config import Config, SubscriberConfig
+from iopreport.mail.stats import Estimate, angle_mean, spread, weighted_mean, wrap_chi_difference
+from iopreport.store import (
+    AstroSource,
+    Calibrator,
+    Epoch,
+    ManualFlags,
+    MasterBias,
+    MasterDark,
+    MasterFlags,
+    MasterFlat,
+    PhotoPolResult,
+    RawFit,
+    ReducedFit,
+    ResultFlags,
+    SourceInField,
+)
+from iopreport.store.models import utcnow
+
+#: Days of history drawn in each source's plot (the issue: "the last 30 days").
+PLOT_DAYS = 30
+#: Quantities summarised, in display order: result column, error column, mode.
+QUANTITIES = (
+    ("mag", "mag_err", "photometry"),
+    ("p", "p_err", "polarimetry"),
+    ("chi", "chi_err", "polarimetry"),
+)
+#: Frame types in the order the per-telescope table shows them.
+FRAME_TYPES = ("bias", "dark", "flat", "light")
+#: Flags that keep a result out of tonight's photometry (automatic, manual).
+BAD_PHOTOMETRY = (
+    int(ResultFlags.BAD_PHOTOMETRY),
+    int(ManualFlags.BAD_PHOTOMETRY | ManualFlags.BAD_FRAME),
+)
+#: Flags that keep a result out of tonight's polarimetry (automatic, manual).
+BAD_POLARIMETRY = (
+    int(ResultFlags.BAD_POLARIMETRY),
+    int(ManualFlags.BAD_POLARIMETRY | ManualFlags.BAD_FRAME),
+)
+#: Spreads (with tonight's error) at or below these are too small to compare with.
+SPREAD_FLOOR = {"mag": 1e-4, "p": 1e-5, "chi": 1e-3}
+#: Julian date of 1970-01-01 00:00 UTC.
+_JD_UNIX_EPOCH = 2440587.5
+
+
+def jd_to_datetime(jd: float) -> dt.datetime:
+    """UTC datetime (naive) of a Julian date."""
+    return dt.datetime(1970, 1, 1) + dt.timedelta(days=jd - _JD_UNIX_EPOCH)
+
+
+@dataclass(frozen=True)
+class Failure:
+    """One thing that failed tonight, and why."""
+
+    kind: str  # raw | reduced | master bias | master dark | master flat
+    name: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class TelescopeNight:
+    """Frames and reduction state of one telescope's night."""
+
+    telescope: str
+    frames: dict[str, int]  # by type: bias, dark, flat, light, unclassified
+    reduced: int  # frames calibrated without error
+    failed: int  # frames whose reduction recorded an error
+    failures: tuple[Failure, ...]
+    url: str | None
+
+    @property
+    def status(self) -> str:
+        """``OK``, or how many things failed."""
+        return "OK" if not self.failures else f"{len(self.failures)} failed"
+
+
+@dataclass(frozen=True)
+class PlotPoint:
+    """One result on a source's plot."""
+
+    jd: float
+    quantity: str  # mag | p | chi
+    band: str
+    value: float
+    error: float | None
+    tonight: bool
+    good: bool
+
+
+@dataclass(frozen=True)
+class QuantityLine:
+    """Tonight's value of one quantity in one band, and how it compares."""
+
+    quantity: str  # mag | p | chi
+    band: str
+    tonight: Estimate
+    previous_night: dt.date | None = None
+    previous: Estimate | None = None
+    history_nights: int = 0  # nights with good results before tonight
+    longterm_centre: float | None = None
+    longterm_spread: float | None = None
+    brightest_before: float | None = None  # smallest earlier nightly mean magnitude
+
+    @property
+    def change(self) -> float | None:
+        """Tonight minus the previous night (chi wrapped into [-90, 90))."""
+        if self.previous is None:
+            return None
+        difference = self.tonight.value - self.previous.value
+        return wrap_chi_difference(difference) if self.quantity == "chi" else difference
+
+    @property
+    def spread_offset(self) -> float | None:
+        """How unusual tonight is: (tonight - long-term centre) in units of the long-term
+        spread and tonight's error added in quadrature; None without a spread."""
+        if self.longterm_centre is None or self.longterm_spread is None:
+            return None
+        scale = math.hypot(self.longterm_spread, self.tonight.error or 0.0)
+        if scale <= SPREAD_FLOOR[self.quantity]:
+            return None
+        difference = self.tonight.value - self.longterm_centre
+        if self.quantity == "chi":
+            difference = wrap_chi_difference(difference)
+        return difference / scale
+
+
+@dataclass(frozen=True)
+class Alert:
+    """A rule that fired for a source tonight."""
+
+    source: str
+    rule: str  # mag_change | p_change | chi_change | new_brightest | spread
+    band: str
+    message: str
+
+
+@dataclass(frozen=True)
+class SourceLine:
+    """One source observed tonight."""
+
+    name: str
+    other_names: tuple[str, ...]
+    srctype: str
+    telescopes: tuple[str, ...]
+    quantities: tuple[QuantityLine, ...]
+    n_results: int
+    n_flagged: int
+    flag_reasons: dict[str, int]
+    points: tuple[PlotPoint, ...]
+    url: str | None
+    alerts: tuple[Alert, ...] = ()
+    plot_png: bytes | None = None
+
+    @property
+    def plot_cid(self) -> str:
+        """Content-ID stem of the plot image (unique within a message)."""
+        return f"plot-{urls.slug(self.name)}"
+
+    def matches(self, names: Iterable[str]) -> bool:
+        """Whether any of ``names`` is this source's name or another name (case-insensitive)."""
+        mine = {n.casefold() for n in (self.name, *self.other_names)}
+        return any(n.casefold() in mine for n in names)
+
+
+@dataclass(frozen=True)
+class MissingCalibration:
+    """A target observed tonight whose frames gave no calibrated magnitude."""
+
+    source: str
+    other_names: tuple[str, ...]
+    telescope: str
+    frames: int
+    reason: str
+
+
+@dataclass(frozen=True)
+class NightSummary:
+    """Everything a night's summary shows (see the module docstring)."""
+
+    night: dt.date
+    generated_at: dt.datetime
+    telescopes: tuple[TelescopeNight, ...]
+    sources: tuple[SourceLine, ...]
+    missing: tuple[MissingCalibration, ...]
+    contact_name: str = ""
+    contact_email: str = ""
+    site_url: str = ""
+    summary_url: str | None = None
+    source_filter: tuple[str, ...] = ()
+
+    @property
+    def alerts(self) -> tuple[Alert, ...]:
+        """Every alert, sources in display order."""
+        return tuple(alert for line in self.sources for alert in line.alerts)
+
+    @property
+    def n_flagged(self) -> int:
+        """Results of tonight left out because a flag marks them bad."""
+        return sum(line.n_flagged for line in self.sources)
+
+    @property
+    def subject(self) -> str:
+        """The e-mail subject: night, number of sources and of alerts."""
+        n_sources, n_alerts = len(self.sources), len(self.alerts)
+        return (
+            f"iopreport night {self.night.isoformat()}: "
+            f"{n_sources} source{'s' * (n_sources != 1)}, "
+            f"{n_alerts} alert{'s' * (n_alerts != 1)}"
+        )
+
+    def for_subscriber(self, subscriber: SubscriberConfig) -> NightSummary:
+        """The summary limited to the subscriber's ``sources`` (all when empty)."""
+        if not subscriber.sources:
+            return self
+        names = subscriber.sources
+        return dataclasses.replace(
+            self,
+            sources=tuple(line for line in self.sources if line.matches(names)),
+            missing=tuple(
+                m
+                for m in self.missing
+                if {n.casefold() for n in (m.source, *m.other_names)}
+                & {n.casefold() for n in names}
+            ),
+            source_filter=tuple(names),
+        )
+
+
+def site_link(config: Config, path: str) -> str | None:
+    """``smtp.site_url`` + a site path from :mod:`iopreport.urls`; None without a site URL."""
+    base = config.smtp.site_url.strip()
+    if not base:
+        return None
+    return f"{base.rstrip('/')}/{path}"
+
+
+def _bad(result: PhotoPolResult, masks: tuple[int, int]) -> bool:
+    return bool(result.flags & masks[0] or result.manual_flags & masks[1])
+
+
+def _telescope_night(config: Config, epoch: Epoch) -> TelescopeNight:
+    frames: Counter[str] = Counter()
+    failures: list[Failure] = []
+    for rawfit in RawFit.select().where(RawFit.epoch == epoch).order_by(RawFit.filename):
+        frames[rawfit.imgtype or "unclassified"] += 1
+        if rawfit.error:
+            failures.append(Failure("raw", rawfit.filename, rawfit.error))
+    reduced = list(
+        ReducedFit.select(ReducedFit, RawFit)
+        .join(RawFit)
+        .where(RawFit.epoch == epoch)
+        .order_by(RawFit.filename)
+    )
+    failed = [r for r in reduced if r.error]
+    failures += [Failure("reduced", r.rawfit.filename, r.error) for r in failed]
+    for kind, model in (("bias", MasterBias), ("dark", MasterDark), ("flat", MasterFlat)):
+        for master in model.select().where(model.epoch == epoch).order_by(model.filename):
+            if master.error or master.flags & MasterFlags.BAD:
+                reason = master.error or "marked bad"
+                failures.append(Failure(f"master {kind}", master.filename, reason))
+    counts = {kind: frames.pop(kind, 0) for kind in FRAME_TYPES}
+    counts.update(sorted(frames.items()))
+    return TelescopeNight(
+        telescope=epoch.telescope,
+        frames=counts,
+        reduced=len(reduced) - len(failed),
+        failed=len(failed),
+        failures=tuple(failures),
+        url=site_link(config, urls.night_page(epoch.night, epoch.telescope)),
+    )
+
+
+def _series(results: list, night: dt.date):
+    """Good values by (quantity, band) -> {night: [(value, error)]}, and plot points."""
+    nightly: dict[tuple[str, str], dict[dt.date, list[tuple[float, float | None]]]] = defaultdict(
+        lambda: defaultdict(list)
+    )
+    points = []
+    first_plot_night = night - dt.timedelta(days=PLOT_DAYS - 1)
+    for result in results:
+        result_night = result.night
+        if result_night > night:
+            continue
+        for quantity, error_name, mode in QUANTITIES:
+            value = getattr(result, quantity)
+            if result.mode != mode or value is None:
+                continue
+            good = not _bad(result, BAD_PHOTOMETRY if mode == "photometry" else BAD_POLARIMETRY)
+            error = getattr(result, error_name)
+            if good:
+                nightly[(quantity, result.band)][result_night].append((value, error))
+            if result_night >= first_plot_night:
+                points.append(
+                    PlotPoint(
+                        jd=result.juliandate,
+                        quantity=quantity,
+                        band=result.band,
+                        value=value,
+                        error=error,
+                        tonight=result_night == night,
+                        good=good,
+                    )
+                )
+    return nightly, points
+
+
+def _mean(quantity: str, pairs: list[tuple[float, float | None]]) -> Estimate:
+    values = [v for v, _ in pairs]
+    errors = [e for _, e in pairs]
+    return angle_mean(values, errors) if quantity == "chi" else weighted_mean(values, errors)
+
+
+def _quantity_lines(nightly, night: dt.date) -> list[QuantityLine]:
+    order = {q: i for i, (q, _, _) in enumerate(QUANTITIES)}
+    lines = []
+    for (quantity, band), by_night in sorted(
+        nightly.items(), key=lambda item: (item[0][1], order[item[0][0]])
+    ):
+        if night not in by_night:
+            continue
+        before = {n: _mean(quantity, pairs) for n, pairs in by_night.items() if n < night}
+        previous_night = max(before, default=None)
+        centre_spread = spread([e.value for e in before.values()], angle=quantity == "chi")
+        lines.append(
+            QuantityLine(
+                quantity=quantity,
+                band=band,
+                tonight=_mean(quantity, by_night[night]),
+                previous_night=previous_night,
+                previous=before.get(previous_night) if previous_night else None,
+                history_nights=len(before),
+                longterm_centre=centre_spread[0] if centre_spread else None,
+                longterm_spread=centre_spread[1] if centre_spread else None,
+                brightest_before=(
+                    min(e.value for e in before.values()) if quantity == "mag" and before else None
+                ),
+            )
+        )
+    return lines
+
+
+#: Columns read for a source's history (see :func:`_source_line`).
+_HISTORY_COLUMNS = (
+    Epoch.night.alias("night"),
+    Epoch.telescope.alias("telescope"),
+    PhotoPolResult.mode,
+    PhotoPolResult.band,
+    PhotoPolResult.juliandate,
+    PhotoPolResult.mag,
+    PhotoPolResult.mag_err,
+    PhotoPolResult.p,
+    PhotoPolResult.p_err,
+    PhotoPolResult.chi,
+    PhotoPolResult.chi_err,
+    PhotoPolResult.flags,
+    PhotoPolResult.manual_flags,
+)
+
+
+def _source_line(config: Config, source: AstroSource, night: dt.date) -> SourceLine:
+    results = list(
+        PhotoPolResult.select(*_HISTORY_COLUMNS)
+        .join(Epoch)
+        .where(PhotoPolResult.astrosource == source)
+        .order_by(PhotoPolResult.juliandate)
+        .namedtuples()
+    )  # plain tuples: a source may have thousands of results
+    tonight = [r for r in results if r.night == night]
+    flagged = [
+        r for r in tonight if _bad(r, BAD_PHOTOMETRY if r.mode == "photometry" else BAD_POLARIMETRY)
+    ]
+    reasons: Counter[str] = Counter()
+    for result in flagged:
+        labels = [*ResultFlags.labels(result.flags), *ManualFlags.labels(result.manual_flags)]
+        labels = [label for label in labels if not label.startswith("BAD_")] or labels
+        reasons.update(label.lower().replace("_", " ") for label in labels)
+    nightly, points = _series(results, night)
+    return SourceLine(
+        name=source.name,
+        other_names=tuple(source.other_names or ()),
+        srctype=source.srctype,
+        telescopes=tuple(sorted({r.telescope for r in tonight})),
+        quantities=tuple(_quantity_lines(nightly, night)),
+        n_results=len(tonight),
+        n_flagged=len(flagged),
+        flag_reasons=dict(sorted(reasons.items())),
+        points=tuple(points),
+        url=site_link(config, urls.source_page(source.name)),
+    )
+
+
+#: Source types that are observed for their own sake (not comparison or field stars).
+_TARGET_TYPES_EXCLUDED = ("calibrator", "star")
+
+
+def _observed_targets(night: dt.date) -> dict[tuple[int, str], list[RawFit]]:
+    """Photometric light frames of tonight by (target id, telescope).
+
+    A frame's targets: ``RawFit.target`` when set, the source its OBJECT names
+    (:func:`iopreport.reduce.identify.identify_target`), and the catalog
+    targets found in its field after plate solving (``SourceInField``).
+    """
+    from iopreport.reduce.identify import identify_target
+
+    candidates = [s for s in AstroSource.select() if s.srctype not in _TARGET_TYPES_EXCLUDED]
+    by_name = {s.name: s for s in candidates}
+    frames = list(
+        RawFit.select(RawFit, Epoch)
+        .join(Epoch)
+        .where(
+            (Epoch.night == night)
+            & (RawFit.imgtype == "light")
+            & ((RawFit.obsmode == "photometry") | RawFit.obsmode.is_null())
+        )
+        .order_by(RawFit.filename)
+    )
+    in_field: dict[int, set[int]] = defaultdict(set)
+    for row in (
+        SourceInField.select(SourceInField.astrosource, RawFit.id.alias("rawfit_id"))
+        .join(ReducedFit)
+        .join(RawFit)
+        .join(Epoch)
+        .where(Epoch.night == night)
+        .dicts()
+    ):
+        in_field[row["rawfit_id"]].add(row["astrosource"])
+    groups: dict[tuple[int, str], list[RawFit]] = defaultdict(list)
+    for rawfit in frames:
+        ids = {i for i in in_field[rawfit.id] if any(s.id == i for s in candidates)}
+        if rawfit.target_id and rawfit.target_id in {s.id for s in candidates}:
+            ids.add(rawfit.target_id)
+        named = identify_target(rawfit.object_name or "", candidates)
+        if named:
+            ids.add(by_name[named].id)
+        for source_id in ids:
+            groups[(source_id, rawfit.epoch.telescope)].append(rawfit)
+    return groups
+
+
+def _missing(night: dt.date) -> list[MissingCalibration]:
+    """Targets with photometric frames tonight and no calibrated magnitude from them."""
+    groups = _observed_targets(night)
+    missing = []
+    for (source_id, telescope), rawfits in groups.items():
+        source = AstroSource.get_by_id(source_id)
+        results = list(
+            PhotoPolResult.select(PhotoPolResult)
+            .join(Epoch)
+            .where(
+                (PhotoPolResult.astrosource == source_id)
+                & (Epoch.night == night)
+                & (Epoch.telescope == telescope)
+                & (PhotoPolResult.mode == "photometry")
+            )
+        )
+        calibrated = [
+            r for r in results if r.mag is not None and not r.flags & ResultFlags.FEW_CALIBRATORS
+        ]
+        if calibrated:
+            continue
+        n_catalog = Calibrator.select().where(Calibrator.target == source_id).count()
+        failed = sum(1 for r in rawfits if r.error) + (
+            ReducedFit.select()
+            .where(ReducedFit.rawfit.in_([r.id for r in rawfits]) & (ReducedFit.error != ""))
+            .count()
+        )
+        if n_catalog == 0:
+            reason = "no calibrators listed in catalog.toml"
+        elif results:
+            used = max((r.n_calibrators or 0) for r in results)
+            reason = (
+                f"too few calibrators measured (at most {used} of {n_catalog} listed) "
+                f"in {len(results)} result(s)"
+            )
+        elif failed:
+            reason = f"reduction failed on {failed} of {len(rawfits)} frame(s)"
+        else:
+            reason = "no calibrated magnitude from its frames"
+        missing.append(
+            MissingCalibration(
+                source=source.name,
+                other_names=tuple(source.other_names or ()),
+                telescope=telescope,
+                frames=len(rawfits),
+                reason=reason,
+            )
+        )
+    return sorted(missing, key=lambda m: (m.source, m.telescope))
+
+
+def build_night_summary(
+    config: Config,
+    night: dt.date,
+    *,
+    now: dt.datetime | None = None,
+    plots: bool = True,
+) -> NightSummary:
+    """Read the store (already open) into a :class:`NightSummary` of ``night``.
+
+    Parameters
+    ----------
+    config : Config
+        For the alert rules, the site URL and the contact.
+    night : datetime.date
+        The evening date of the night.
+    now : datetime.datetime, optional
+        Generation time (naive UTC) shown in the footer; default now.
+    plots : bool
+        Draw each source's PNG plot (:mod:`iopreport.mail.plots`).
+    """
+    from iopreport.mail.alerts import evaluate
+
+    epochs = Epoch.select().where(Epoch.night == night).order_by(Epoch.telescope)
+    telescopes = tuple(_telescope_night(config, epoch) for epoch in epochs)
+    source_ids = {
+        r.astrosource_id
+        for r in PhotoPolResult.select(PhotoPolResult.astrosource)
+        .join(Epoch)
+        .where(Epoch.night == night)
+    }
+    sources = (
+        AstroSource.select()
+        .where(AstroSource.id.in_(list(source_ids)) & (AstroSource.srctype != "calibrator"))
+        .order_by(AstroSource.name)
+    )
+    lines = []
+    for source in sources:
+        line = _source_line(config, source, night)
+        line = dataclasses.replace(line, alerts=tuple(evaluate(line, config.alerts)))
+        if plots:
+            from iopreport.mail.plots import plot_source
+
+            line = dataclasses.replace(line, plot_png=plot_source(line, night))
+        lines.append(line)
+    lines.sort(key=lambda line: (not line.alerts, line.name.casefold()))
+    return NightSummary(
+        night=night,
+        generated_at=now or utcnow(),
+        telescopes=telescopes,
+        sources=tuple(lines),
+        missing=tuple(_missing(night)),
+        contact_name=config.smtp.contact_name,
+        contact_email=config.smtp.contact_email,
+        site_url=config.smtp.site_url,
+        summary_url=site_link(config, urls.summary_page(night)),
+    )
+
+
+__all__ = [
+    "Alert",
+    "Estimate",
+    "Failure",
+    "MissingCalibration",
+    "NightSummary",
+    "PlotPoint",
+    "QuantityLine",
+    "SourceLine",
+    "TelescopeNight",
+    "build_night_summary",
+    "jd_to_datetime",
+    "site_link",
+]

@@ -1,0 +1,71 @@
+"""Files a summary leaves on disk: the dry-run outbox and the site's copy.
+
+* ``<outbox_dir>/<YYYY-MM-DD>/<subscriber-slug>.eml`` - the exact message that
+  ``--send`` would hand to the server (open it in any mail client), and
+  ``.html`` beside it - the same page with its plots inlined as ``data:`` URIs.
+* ``<datadir>/summaries/<YYYY-MM-DD>.html`` - the night's full summary (every
+  source, no subscriber filter), self-contained, which the site build
+  publishes under ``summaries/`` (:func:`iopreport.urls.summary_page`).
+
+Every file is written to a temporary name and renamed into place.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import tempfile
+from email import policy
+from pathlib import Path
+
+from iopreport import urls
+from iopreport.config import Config
+from iopreport.mail.content import NightSummary
+from iopreport.mail.message import Outgoing
+from iopreport.mail.render import inline_src, render_summary
+
+#: Permissions of written files: readable by the web server that publishes the site.
+FILE_MODE = 0o644
+
+
+def write_bytes_atomic(path: Path, data: bytes) -> None:
+    """Write ``data`` to a temporary file beside ``path``, then rename it over ``path``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(handle, "wb") as stream:
+            stream.write(data)
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.chmod(temporary, FILE_MODE)
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def site_copy_path(config: Config, night: dt.date) -> Path:
+    """``<datadir>/summaries/<YYYY-MM-DD>.html``."""
+    return config.paths.data_subdir("summaries") / f"{night.isoformat()}.html"
+
+
+def write_site_copy(config: Config, summary: NightSummary) -> Path:
+    """Write the night's full summary, plots inlined, for the site to publish."""
+    html = render_summary(summary, config.paths.templates_dir, image_src=inline_src).html
+    path = site_copy_path(config, summary.night)
+    write_bytes_atomic(path, html.encode("utf-8"))
+    return path
+
+
+def write_outbox(
+    config: Config, outgoing: Outgoing, summary: NightSummary, subscriber: str
+) -> tuple[Path, Path]:
+    """Write the message as ``.eml`` and its page as ``.html`` into the outbox folder."""
+    folder = config.paths.outbox_dir / summary.night.isoformat()
+    stem = urls.slug(subscriber)
+    eml = folder / f"{stem}.eml"
+    html = folder / f"{stem}.html"
+    write_bytes_atomic(eml, outgoing.message.as_bytes(policy=policy.SMTP))
+    page = render_summary(summary, config.paths.templates_dir, image_src=inline_src).html
+    write_bytes_atomic(html, page.encode("utf-8"))
+    return eml, html
