@@ -428,7 +428,7 @@ class SentSummary(BaseModel):
 
     night = pw.DateField()
     subscriber = pw.CharField()
-    status = pw.CharField(default="pending")  # pending | sent | failed
+    status = pw.CharField(default="pending")  # pending | sending | sent | failed | skipped
     attempts = pw.IntegerField(default=0)
     last_error = pw.TextField(default="")
     first_attempt_at = pw.DateTimeField(null=True)
