@@ -31,6 +31,18 @@ BLOCK_SIZE = 1 << 15
 SFTP_ERRORS = (paramiko.SSHException, OSError, EOFError, socket.timeout)
 
 
+class _WarnUnknownHostKey(paramiko.MissingHostKeyPolicy):
+    """Accept a host with no known key, logging its fingerprint (a changed key is refused)."""
+
+    def missing_host_key(self, client, hostname, key):
+        log.warning(
+            "%s: host key %s %s is not in known_hosts; accepted (add it to pin it)",
+            hostname,
+            key.get_name(),
+            key.fingerprint if hasattr(key, "fingerprint") else key.get_fingerprint().hex(),
+        )
+
+
 class SftpArchive:
     """One SFTP archive; the session opens on first use and reopens after an error."""
 
@@ -49,7 +61,7 @@ class SftpArchive:
             return self._sftp
         client = paramiko.SSHClient()
         client.load_system_host_keys()
-        client.set_missing_host_key_policy(paramiko.WarningPolicy())
+        client.set_missing_host_key_policy(_WarnUnknownHostKey())
         password = self.config.password()
         timeout = self.config.timeout_s
         try:
