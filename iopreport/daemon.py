@@ -328,7 +328,13 @@ class Daemon:
         return cycle
 
     def _retry_needed(self) -> bool:
-        return bool(self.state.failed_archives or nights_to_reduce()) or "summary" in STEPS
+        """Whether the retry job has anything to do (else it runs and records nothing)."""
+        steps = {step.name for step in JOBS["retry"] if step.name in STEPS}
+        return bool(
+            ("fetch" in steps and self.state.failed_archives)
+            or ("reduce" in steps and nights_to_reduce())
+            or "summary" in steps  # unsent summaries: the mail module knows
+        )
 
     # signals
     def _on_signal(self, signum, frame) -> None:

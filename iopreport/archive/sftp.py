@@ -78,6 +78,15 @@ class SftpArchive:
             )
             sftp = client.open_sftp()
             sftp.get_channel().settimeout(timeout)
+        except paramiko.SSHException as exc:
+            # paramiko may report a later symptom ("No existing session"); the
+            # transport keeps the first cause (e.g. no banner before the timeout)
+            transport = client.get_transport()
+            cause = getattr(transport, "saved_exception", None) if transport else None
+            client.close()
+            if isinstance(cause, Exception) and cause is not exc:
+                raise paramiko.SSHException(str(cause)) from exc
+            raise
         except BaseException:
             client.close()
             raise
@@ -95,6 +104,8 @@ class SftpArchive:
             reason = str(exc) or type(exc).__name__
             if isinstance(exc, TimeoutError | socket.timeout):
                 reason = f"no answer within {self.config.timeout_s:g} s"
+            elif "banner" in reason:
+                reason = f"no SSH greeting within {self.config.timeout_s:g} s ({reason})"
             raise ArchiveError(f"{self.where}: {what}: {reason}") from exc
 
     def reset(self) -> None:

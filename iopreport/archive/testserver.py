@@ -66,6 +66,7 @@ class FtpTestServer:
     # -- life cycle -------------------------------------------------------------
     def start(self) -> FtpTestServer:
         from pyftpdlib.authorizers import DummyAuthorizer
+        from pyftpdlib.ioloop import IOLoop
         from pyftpdlib.servers import FTPServer
 
         logging.getLogger("pyftpdlib").setLevel(logging.WARNING)
@@ -73,7 +74,9 @@ class FtpTestServer:
         authorizer.add_user(self.user, self.password, str(self.root), perm="elr")
         handler = _handler_class(self)
         handler.authorizer = authorizer
-        self._server = FTPServer((self.host, self._requested_port), handler)
+        # an IOLoop of its own: pyftpdlib's default one is shared by every server
+        # of the process, and two threads polling it corrupt each other's transfers
+        self._server = FTPServer((self.host, self._requested_port), handler, ioloop=IOLoop())
         self._thread = threading.Thread(
             target=self._server.serve_forever,
             kwargs={"timeout": 0.1, "blocking": True, "handle_exit": False},
@@ -121,15 +124,16 @@ def _handler_class(server: FtpTestServer):
     from pyftpdlib.handlers import DTPHandler, FTPHandler
 
     class CuttingDTPHandler(DTPHandler):
-        def __init__(self, sock, cmd_channel):
-            super().__init__(sock, cmd_channel)
-            self._limit = None
-            path = getattr(cmd_channel, "_retr_path", None)
-            if server.drop_after is not None and path and path not in server.dropped:
-                server.dropped.add(path)
-                self._limit = server.drop_after
+        _limit: int | None = None
+        _decided = False
 
         def send(self, data):
+            if not self._decided:  # the RETR this channel serves is known once data flows
+                self._decided = True
+                path = getattr(self.cmd_channel, "_retr_path", None)
+                if server.drop_after is not None and path and path not in server.dropped:
+                    server.dropped.add(path)
+                    self._limit = server.drop_after
             if self._limit is not None and self.tot_bytes_sent + len(data) > self._limit:
                 data = data[: max(0, self._limit - self.tot_bytes_sent)]
                 if data:
