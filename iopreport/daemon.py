@@ -450,7 +450,7 @@ class Daemon:
                         self.run_job(job)
             except DaemonStop as stop:
                 log.info("stopped on %s", stop)
-                return EXIT_OK
+                return EXIT_WORK_FAILED if once else EXIT_OK  # an interrupted --once did not finish
             finally:
                 if scheduler is not None:
                     scheduler.shutdown(wait=False)
