@@ -450,6 +450,8 @@ class Daemon:
                         self.run_job(job)
             except DaemonStop as stop:
                 log.info("stopped on %s", stop)
+                for child in multiprocessing.active_children():  # workers of an abandoned step
+                    child.terminate()
                 return EXIT_WORK_FAILED if once else EXIT_OK  # an interrupted --once did not finish
             finally:
                 if scheduler is not None:

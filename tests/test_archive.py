@@ -366,3 +366,20 @@ def test_local_archive_is_the_same_interface(archive_root, project):
 
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(pytest.main([__file__, "-q"]))
+
+
+def test_daemon_polls_from_the_oldest_night_in_the_store(archive_root, project, tmp_path):
+    """An older night folder is left alone once `fetch --night/--since` set the start."""
+    root = tmp_path / "copy" / "OSN-T150"
+    copy_archive(archive_root / "OSN-T150", root)
+    older = dt.date(2024, 9, 30)
+    copy_archive(night_dir(archive_root, "OSN-T150"), root / night_folder("OSN-T150", older))
+    with FtpTestServer(root) as server:
+        config = project({"OSN-T150": server.archive_table()})
+        archive = config.archives["OSN-T150"]
+        sync_archive(config, archive, nights=[NIGHT])  # what `fetch --night` does
+        polled = sync_archive(config, archive)
+        assert polled.nights == []  # NIGHT is closed by now, the older one left alone
+        backfill = sync_archive(config, archive, since=older)
+        assert [report.night for report in backfill.nights] == [NIGHT, older]
+        assert sorted(e.night for e in Epoch.select()) == [older, NIGHT]

@@ -33,13 +33,25 @@ def ftp_archive(tmp_path_factory):
 
 
 def start(exe, config_path, *args):
-    return subprocess.Popen(
-        [exe, "--config", str(config_path), "daemon", *args],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,  # its own process group: workers can be watched after a kill
-    )
+    """The daemon as a subprocess; output goes to files (a pipe would be held open by
+    worker processes, and the test would wait on them rather than on the daemon)."""
+    log = config_path.parent / f"daemon-{time.monotonic_ns()}.out"
+    with open(log, "w") as output:
+        process = subprocess.Popen(
+            [exe, "--config", str(config_path), "daemon", *args],
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            text=True,
+            start_new_session=True,  # its own process group: workers can be watched after a kill
+        )
+    process.output_path = log
+    return process
+
+
+def finish(process, timeout):
+    """Wait for the process; return (exit code, its output)."""
+    process.wait(timeout=timeout)
+    return process.returncode, process.output_path.read_text()
 
 
 def wait_group_gone(pgid: int, timeout: float = ORPHAN_WAIT_S) -> float:
@@ -57,9 +69,9 @@ def wait_group_gone(pgid: int, timeout: float = ORPHAN_WAIT_S) -> float:
 
 def run_once(exe, config_path, timeout=900):
     process = start(exe, config_path, "--once")
-    out, err = process.communicate(timeout=timeout)
+    code, output = finish(process, timeout)
     wait_group_gone(process.pid)
-    return process.returncode, out, err
+    return code, output, output
 
 
 def heartbeat(database: Path):
@@ -80,7 +92,7 @@ def wait_for_state(database: Path, text: str, process, timeout=300):
         beat = heartbeat(database)
         if beat and text in beat[1]:
             return beat
-        assert process.poll() is None, process.communicate()
+        assert process.poll() is None, process.output_path.read_text()
         time.sleep(0.1)
     raise AssertionError(f"daemon never reported {text!r}; last heartbeat {heartbeat(database)}")
 
@@ -201,7 +213,7 @@ def test_second_daemon_is_refused_and_sigterm_stops_the_first(tmp_path, ioprepor
         assert first.poll() is None
         started = time.monotonic()
         first.send_signal(signal.SIGTERM)
-        first.communicate(timeout=30)
+        first.wait(timeout=30)
         assert time.monotonic() - started < 5
         assert first.returncode == 0
     finally:
@@ -229,7 +241,7 @@ def test_killed_at_random_points_ends_like_a_clean_run(
     time.sleep(2)
     stopped_at = time.monotonic()
     process.send_signal(signal.SIGTERM)
-    process.communicate(timeout=60)
+    process.wait(timeout=60)
     stop_seconds = time.monotonic() - stopped_at
     wait_group_gone(process.pid)
     assert process.returncode == 1  # an interrupted --once did not finish its cycle
@@ -242,10 +254,10 @@ def test_killed_at_random_points_ends_like_a_clean_run(
         process = start(iopreport_exe, config_path, "--once")
         moment = rng.uniform(0.2, max(1.0, clean_seconds))
         try:
-            process.communicate(timeout=moment)
+            process.wait(timeout=moment)
         except subprocess.TimeoutExpired:
             process.send_signal(signal.SIGKILL)
-            process.communicate()
+            process.wait()
             kills += 1
             moments.append(round(moment, 1))
         wait_group_gone(process.pid)

@@ -33,6 +33,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import peewee as pw
+
 from iopreport.archive.base import Archive, ArchiveError, RemoteFile, open_archive
 from iopreport.archive.layout import FITS_NAME
 from iopreport.archive.local import sha256_of
@@ -283,16 +285,26 @@ def close_time(night: dt.date, config: Config) -> dt.datetime:
 
 
 def nights_to_poll(telescope: str, remote_nights: Sequence[dt.date]) -> list[dt.date]:
-    """New nights and nights not closed yet, newest first (tonight's data matters most)."""
+    """Nights the daemon lists: new ones and those not closed yet, newest first.
+
+    Nights older than the oldest night already in the store for this telescope
+    are left alone, so ``iopreport fetch --since D`` sets where the daemon
+    starts; with no night in the store yet, every night of the archive is new.
+    """
     from iopreport.store import Epoch, EpochFlags
 
+    mine = Epoch.telescope == telescope
+    oldest = Epoch.select(pw.fn.MIN(Epoch.night)).where(mine).scalar()
     closed = {
         epoch.night
         for epoch in Epoch.select(Epoch.night).where(
-            (Epoch.telescope == telescope) & (Epoch.flags.bin_and(int(EpochFlags.CLOSED)) != 0)
+            mine & (Epoch.flags.bin_and(int(EpochFlags.CLOSED)) != 0)
         )
     }
-    return sorted((n for n in remote_nights if n not in closed), reverse=True)
+    return sorted(
+        (n for n in remote_nights if n not in closed and (oldest is None or n >= oldest)),
+        reverse=True,
+    )
 
 
 def sync_archive(
