@@ -272,3 +272,34 @@ def test_killed_at_random_points_ends_like_a_clean_run(
     state = snapshot(datadir)
     for key in reference:
         assert state[key] == reference[key], f"{key} differs after kills at {moments} s"
+
+
+def test_step_slots_run_in_order_and_build_only_after_news(tmp_path, monkeypatch):
+    """build/summary slots (filled at merge by the site and mail modules) run when filled."""
+    from iopreport import daemon
+    from iopreport.config import load_config
+    from iopreport.store import RunLog, close_store, open_store
+
+    config = load_config(make_project(tmp_path / "site", {}))
+    open_store(config.database_path)
+    calls = []
+    monkeypatch.setitem(daemon.STEPS, "build", lambda cycle: calls.append(("build", cycle.job)))
+    monkeypatch.setitem(daemon.STEPS, "summary", lambda cycle: calls.append(("summary", cycle.job)))
+    runner = daemon.Daemon(config)
+    try:
+        runner.run_job("once")
+        runner.run_job("poll")  # nothing new: no build
+        runner.run_job("summary")
+        assert calls == [("build", "once"), ("summary", "once"), ("summary", "summary")]
+
+        def broken(cycle):
+            raise RuntimeError("smtp down")
+
+        monkeypatch.setitem(daemon.STEPS, "summary", broken)
+        cycle = runner.run_job("summary")
+        assert cycle.failures == ["summary: RuntimeError: smtp down"]
+        last = RunLog.select().order_by(RunLog.id.desc()).first()
+        assert (last.command, last.outcome) == ("daemon summary", "failed")
+        assert "smtp down" in last.detail
+    finally:
+        close_store()

@@ -28,7 +28,13 @@ from iopreport.config import Config
 from iopreport.errors import IopreportError
 from iopreport.instruments import InstrumentSpec, instrument
 from iopreport.reduce.classify import ClassificationError, FrameInfo, classify_file
-from iopreport.reduce.frame import FrameOutcome, FrameTask, init_worker, reduce_frame
+from iopreport.reduce.frame import (
+    FrameOutcome,
+    FrameTask,
+    init_worker,
+    reduce_frame,
+    watch_owner,
+)
 from iopreport.reduce.identify import identify_target
 from iopreport.reduce.masters import CalibrationFrame, build_master, master_header, write_master
 from iopreport.reduce.measure import SkySource
@@ -352,7 +358,10 @@ def _map(function, items: list, config: Config, workers: int | None) -> list:
         return [function(item) for item in items]
     context = multiprocessing.get_context("forkserver")
     with futures.ProcessPoolExecutor(
-        max_workers=min(workers, len(items)), mp_context=context
+        max_workers=min(workers, len(items)),
+        mp_context=context,
+        initializer=watch_owner,  # no orphan masters workers after a SIGKILL either
+        initargs=(os.getpid(),),
     ) as pool:
         return list(pool.map(function, items))
 
