@@ -82,6 +82,8 @@ class SftpArchive:
             # paramiko may report a later symptom ("No existing session"); the
             # transport keeps the first cause (e.g. no banner before the timeout)
             transport = client.get_transport()
+            if transport is not None:
+                transport.join(timeout=2)  # its thread records the first cause as it ends
             cause = getattr(transport, "saved_exception", None) if transport else None
             client.close()
             if isinstance(cause, Exception) and cause is not exc:

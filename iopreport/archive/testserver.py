@@ -260,7 +260,17 @@ class SftpTestServer:
 
     def stop(self) -> None:
         if self._loop is not None and self._listener is not None:
-            self._loop.call_soon_threadsafe(self._listener.close)
+            import asyncio
+
+            async def shut():
+                self._listener.close()
+                await self._listener.wait_closed()
+                tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+                for task in tasks:
+                    task.cancel()
+                await asyncio.gather(*tasks, return_exceptions=True)
+
+            asyncio.run_coroutine_threadsafe(shut(), self._loop).result(timeout=10)
             self._loop.call_soon_threadsafe(self._loop.stop)
         if self._thread is not None:
             self._thread.join(timeout=5)
