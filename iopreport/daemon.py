@@ -153,7 +153,13 @@ def step_fetch(cycle: Cycle) -> None:
 
 
 def nights_to_reduce() -> list[tuple[str, dt.date]]:
-    """(telescope, night) of epochs with downloaded files and no REDUCED flag, newest first."""
+    """(telescope, night) to reduce, newest first.
+
+    Nights that came through an archive (``LISTED``, by the daemon or ``fetch``)
+    with downloaded files and no ``REDUCED`` flag: new nights, nights with new
+    or changed files, and reductions that failed or were interrupted. Nights
+    only ever reduced by hand from older raw folders are left alone.
+    """
     from iopreport.store import Epoch, EpochFlags, RawFit, RawFitFlags
 
     query = (
@@ -161,6 +167,7 @@ def nights_to_reduce() -> list[tuple[str, dt.date]]:
         .join(RawFit)
         .where(
             (Epoch.flags.bin_and(int(EpochFlags.REDUCED)) == 0)
+            & (Epoch.flags.bin_and(int(EpochFlags.LISTED)) != 0)
             & (RawFit.flags.bin_and(int(RawFitFlags.DOWNLOADED)) != 0)
         )
         .distinct()

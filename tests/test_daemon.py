@@ -303,3 +303,24 @@ def test_step_slots_run_in_order_and_build_only_after_news(tmp_path, monkeypatch
         assert "smtp down" in last.detail
     finally:
         close_store()
+
+
+def test_nights_to_reduce(store):
+    import datetime as dt
+
+    from iopreport.daemon import nights_to_reduce
+    from iopreport.store import Epoch, EpochFlags, RawFit, RawFitFlags
+
+    def night(day, flags, file_flags=RawFitFlags.DOWNLOADED):
+        epoch = Epoch.create(telescope="OSN-T150", night=dt.date(2024, 10, day), flags=flags)
+        RawFit.create(epoch=epoch, filename="a.fit", flags=file_flags)
+
+    night(1, EpochFlags.LISTED | EpochFlags.DOWNLOADED)  # fetched, not reduced
+    night(2, EpochFlags.LISTED | EpochFlags.REDUCED)  # done
+    night(3, 0)  # reduced by hand from an old raw folder: left alone
+    night(4, EpochFlags.LISTED, RawFitFlags.ERROR_DOWNLOAD)  # nothing arrived yet
+    night(5, EpochFlags.LISTED | EpochFlags.CLOSED)  # closed but interrupted
+    assert nights_to_reduce() == [
+        ("OSN-T150", dt.date(2024, 10, 5)),
+        ("OSN-T150", dt.date(2024, 10, 1)),
+    ]
