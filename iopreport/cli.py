@@ -115,10 +115,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     fetch = commands.add_parser(
         "fetch",
-        help="copy new nights from the configured archives into the raw data directory",
-        description="Copy a night's FITS files from each enabled archive into "
-        "<datadir>/raw/<TELESCOPE>/<YYYY-MM-DD>/ (verified, atomic, read-only). "
-        "This version reads local archives only; FTP and SFTP are not implemented yet.",
+        help="download nights from the configured archives (FTP, SFTP, local) into the raw data",
+        description="Download a night's FITS files from each enabled archive (FTP, SFTP or "
+        "a local folder) into <datadir>/raw/<TELESCOPE>/<YYYY-MM-DD>/: resumable, verified "
+        "(size, and checksum where the server offers one), atomic and read-only, and "
+        "recorded in the store. An archive that fails is reported; the others carry on.",
     )
     fetch.add_argument("--telescope", action="append", type=_telescope, metavar="T")
     when = fetch.add_mutually_exclusive_group(required=True)
@@ -169,6 +170,21 @@ def build_parser() -> argparse.ArgumentParser:
     how.add_argument("--send", action="store_true", help="send over SMTP and record it")
     summary.add_argument("--subscriber", metavar="NAME", help="only this [[subscribers]] entry")
     summary.set_defaults(handler=cmd_summary)
+    daemon = commands.add_parser(
+        "daemon",
+        help="poll the archives, reduce and publish on a schedule until stopped",
+        description="Run until SIGTERM/SIGINT: poll the enabled archives every "
+        "schedule.poll_interval_minutes for new nights and files, reduce what came in, "
+        "send the morning summary at schedule.summary_time and retry failed work every "
+        "schedule.retry_interval_minutes. One daemon per data directory "
+        "(<datadir>/daemon.lock). Operator's guide: docs/operations.md.",
+    )
+    daemon.add_argument(
+        "--once",
+        action="store_true",
+        help="run one full cycle (fetch, reduce, build, summary) and exit (cron, tests)",
+    )
+    daemon.set_defaults(handler=cmd_daemon)
 
     demo = commands.add_parser(
         "demo",
@@ -370,8 +386,9 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 
 
 def cmd_fetch(args: argparse.Namespace) -> int:
-    """``iopreport fetch``: local archives (FTP/SFTP come with the archive backends)."""
-    from iopreport.archive.local import fetch_night, list_nights
+    """``iopreport fetch``: the daemon's download, for chosen nights, from every protocol."""
+    from iopreport.archive.sync import sync_archive
+    from iopreport.daemon import daemon_lock
     from iopreport.runlog import recorded_run
     from iopreport.store import open_store
 
@@ -388,34 +405,20 @@ def cmd_fetch(args: argparse.Namespace) -> int:
         )
     open_store(config.database_path)
     failed = False
-    with recorded_run("fetch", sys.argv[1:]) as run:
+    with daemon_lock(config.paths.datadir), recorded_run("fetch", sys.argv[1:]) as run:
         lines = []
-        for name, archive in archives.items():
-            if archive.protocol != "local":
-                line = f"{name}: {archive.protocol} archives are not implemented in this version"
-                print(line)
-                lines.append(line)
-                failed = True
-                continue
-            root = Path(archive.root)
-            nights = (
-                [args.night]
-                if args.night
-                else [n for n in list_nights(root, name) if n >= args.since]
+        for archive in archives.values():
+            result = sync_archive(
+                config, archive, nights=[args.night] if args.night else None, since=args.since
             )
-            for night in nights:
-                report = fetch_night(
-                    root, name, night, config.paths.data_subdir("raw"), archive.file_patterns
-                )
-                line = (
-                    f"{name} {night}: {len(report.copied)} copied, "
-                    f"{len(report.present)} already present, {len(report.failed)} failed"
-                )
+            for line in result.lines():
                 print(line)
                 lines.append(line)
+            for report in result.nights:
                 for file, reason in report.failed.items():
-                    print(f"  {file}: {reason}")
-                    failed = True
+                    if file != "listing":
+                        print(f"  {file}: {reason}")
+            failed = failed or result.failed
         run.detail = "; ".join(lines)
         if failed:
             run.outcome = "failed"
@@ -537,6 +540,14 @@ def cmd_summary(args: argparse.Namespace) -> int:
     print(render_summary(summary, config.paths.templates_dir).text, end="")
     print(f"(site copy: {site_copy})")
     return EXIT_OK
+
+
+def cmd_daemon(args: argparse.Namespace) -> int:
+    """``iopreport daemon [--once]``."""
+    from iopreport.daemon import Daemon
+
+    config = _load_config(args, log_to_file=True)
+    return Daemon(config).run(once=args.once)
 
 
 def cmd_demo(args: argparse.Namespace) -> int:

@@ -1,39 +1,27 @@
-"""A local folder laid out like a telescope archive, copied into the raw store.
+"""A local folder laid out like a telescope archive (the :class:`Archive` of protocol "local").
 
-Copies are verified (size and SHA-256), written under a temporary name then
-renamed, and made read-only; files already present with the same checksum are
-not copied again.
+Copies go through the same verified, atomic, read-only download as FTP and
+SFTP (:func:`iopreport.archive.sync.download_night`); here the archive's own
+SHA-256 is known, so every copy is checked against it.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import os
-import re
-import shutil
-import stat
-from dataclasses import dataclass, field
 from pathlib import Path
 
-from iopreport.archive.layout import FITS_NAME, night_folder, night_from_folder
+from iopreport.archive.base import ArchiveError, RemoteFile
+from iopreport.archive.layout import night_folder, night_from_folder
 
-
-@dataclass
-class FetchReport:
-    """What one night's fetch did."""
-
-    telescope: str
-    night: dt.date
-    copied: list[Path] = field(default_factory=list)
-    present: list[Path] = field(default_factory=list)
-    failed: dict[str, str] = field(default_factory=dict)
+#: Bytes per read when copying.
+BLOCK_SIZE = 1 << 20
 
 
 def sha256_of(path: Path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as stream:
-        for block in iter(lambda: stream.read(1 << 20), b""):
+        for block in iter(lambda: stream.read(BLOCK_SIZE), b""):
             digest.update(block)
     return digest.hexdigest()
 
@@ -46,49 +34,65 @@ def list_nights(root: Path, telescope: str) -> list[dt.date]:
     return sorted(n for n in nights if n)
 
 
+class LocalArchive:
+    """A folder on this machine with the archive's night folders."""
+
+    def __init__(self, root: Path, telescope: str):
+        self.root = Path(root)
+        self.telescope = telescope
+
+    def list_nights(self) -> list[dt.date]:
+        if not self.root.is_dir():
+            raise ArchiveError(f"{self.root}: archive folder not found")
+        return list_nights(self.root, self.telescope)
+
+    def list_files(self, night: dt.date) -> list[RemoteFile]:
+        folder = self.root / night_folder(self.telescope, night)
+        if not folder.is_dir():
+            raise ArchiveError(f"{folder}: night folder not found in the archive")
+        files = []
+        for path in sorted(folder.iterdir()):
+            if path.is_file():
+                info = path.stat()
+                files.append(RemoteFile(path.name, info.st_size, info.st_mtime, None, str(path)))
+        return files
+
+    def download(self, remote: RemoteFile, dest_part: Path, offset: int) -> None:
+        try:
+            with (
+                open(remote.path, "rb") as source,
+                open(dest_part, "r+b" if dest_part.exists() else "wb") as out,
+            ):
+                out.truncate(offset)
+                out.seek(offset)
+                source.seek(offset)
+                for block in iter(lambda: source.read(BLOCK_SIZE), b""):
+                    out.write(block)
+        except OSError as exc:
+            raise ArchiveError(f"{remote.path}: {exc.strerror or exc}") from exc
+
+    def checksum(self, remote: RemoteFile) -> str | None:
+        return f"sha256:{sha256_of(Path(remote.path))}"
+
+    def reset(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
 def fetch_night(
     root: Path,
     telescope: str,
     night: dt.date,
     raw_dir: Path,
     patterns: tuple[str, ...] = (),
-) -> FetchReport:
-    """Copy one night's FITS files from ``root`` into ``raw_dir/<TEL>/<YYYY-MM-DD>/``."""
-    report = FetchReport(telescope, night)
-    source = root / night_folder(telescope, night)
-    target = raw_dir / telescope / night.isoformat()
-    if not source.is_dir():
-        report.failed[str(source)] = "night folder not found in the archive"
-        return report
-    target.mkdir(parents=True, exist_ok=True)
-    compiled = [re.compile(p, re.IGNORECASE) for p in patterns]
-    for path in sorted(source.iterdir()):
-        if not path.is_file() or not FITS_NAME.match(path.name):
-            continue
-        if compiled and not any(p.search(path.name) for p in compiled):
-            continue
-        destination = target / path.name
-        try:
-            if (
-                destination.exists()
-                and destination.stat().st_size == path.stat().st_size
-                and sha256_of(destination) == sha256_of(path)
-            ):
-                report.present.append(destination)
-                continue
-            temporary = target / f".{path.name}.part"
-            shutil.copyfile(path, temporary)
-            if temporary.stat().st_size != path.stat().st_size or sha256_of(temporary) != sha256_of(
-                path
-            ):
-                temporary.unlink(missing_ok=True)
-                report.failed[path.name] = "copy differs from the archive file"
-                continue
-            if destination.exists():
-                destination.chmod(stat.S_IRUSR | stat.S_IWUSR)
-            os.replace(temporary, destination)
-            destination.chmod(stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH)
-            report.copied.append(destination)
-        except OSError as exc:
-            report.failed[path.name] = str(exc)
-    return report
+):
+    """Copy one night's FITS files from ``root`` into ``raw_dir/<TEL>/<YYYY-MM-DD>/``.
+
+    Files only, no store: the daemon and ``iopreport fetch`` use
+    :func:`iopreport.archive.sync.sync_archive`, which also records them.
+    """
+    from iopreport.archive.sync import download_night
+
+    return download_night(LocalArchive(root, telescope), night, raw_dir, patterns)

@@ -105,7 +105,12 @@ def init_worker(index_dir: str, owner_pid: int | None = None) -> None:
     """
     _get_solver(Path(index_dir))
     if owner_pid:
-        threading.Thread(target=_watch_owner, args=(owner_pid,), daemon=True).start()
+        watch_owner(owner_pid)
+
+
+def watch_owner(owner_pid: int) -> None:
+    """Pool initializer: end this worker when ``owner_pid`` is gone (killed with SIGKILL)."""
+    threading.Thread(target=_watch_owner, args=(owner_pid,), daemon=True).start()
 
 
 def _watch_owner(pid: int, interval_s: float = 2.0) -> None:

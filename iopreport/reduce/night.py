@@ -34,6 +34,7 @@ from iopreport.reduce.frame import (
     ReferenceFrame,
     init_worker,
     reduce_frame,
+    watch_owner,
 )
 from iopreport.reduce.hostnight import correct_host_galaxies
 from iopreport.reduce.identify import identify_target
@@ -374,7 +375,10 @@ def _map(function, items: list, config: Config, workers: int | None) -> list:
         return [function(item) for item in items]
     context = multiprocessing.get_context("forkserver")
     with futures.ProcessPoolExecutor(
-        max_workers=min(workers, len(items)), mp_context=context
+        max_workers=min(workers, len(items)),
+        mp_context=context,
+        initializer=watch_owner,  # no orphan masters workers after a SIGKILL either
+        initargs=(os.getpid(),),
     ) as pool:
         return list(pool.map(function, items))
 

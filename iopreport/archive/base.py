@@ -1,0 +1,97 @@
+"""What every archive backend offers: list nights, list a night's files, download one.
+
+The backends (:mod:`~iopreport.archive.ftp`, :mod:`~iopreport.archive.sftp`,
+:mod:`~iopreport.archive.local`) know only their protocol; which files to take,
+where to put them, how to verify, resume and retry them is decided once, in
+:mod:`iopreport.archive.sync`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol, runtime_checkable
+
+from iopreport.config import ArchiveConfig
+
+
+class ArchiveError(Exception):
+    """A listing or a transfer failed (unreachable server, timeout, missing folder...)."""
+
+
+@dataclass(frozen=True)
+class RemoteFile:
+    """One file of a night folder as the archive lists it.
+
+    Attributes
+    ----------
+    name : str
+        File name (no folder).
+    size : int
+        Size in bytes.
+    mtime : float or None
+        Modification time (POSIX seconds) when the listing gives one reliably.
+    checksum : str or None
+        ``"<algorithm>:<hex digest>"`` (hashlib names, e.g. ``sha256:...``) when
+        the listing itself carries one.
+    path : str
+        Where the backend finds the file again (remote path).
+    """
+
+    name: str
+    size: int
+    mtime: float | None = None
+    checksum: str | None = None
+    path: str = ""
+
+
+@runtime_checkable
+class Archive(Protocol):
+    """A telescope archive. Connections are opened lazily and reopened after a failure."""
+
+    telescope: str
+
+    def list_nights(self) -> list[dt.date]:
+        """Nights with a folder in the archive, oldest first."""
+        ...
+
+    def list_files(self, night: dt.date) -> list[RemoteFile]:
+        """Regular files of a night's folder (every name; filtering is the caller's)."""
+        ...
+
+    def download(self, remote: RemoteFile, dest_part: Path, offset: int) -> None:
+        """Append ``remote`` from byte ``offset`` on to ``dest_part`` (which has ``offset`` bytes).
+
+        Raises :class:`ArchiveError` (or an ``OSError``) when the transfer stops early.
+        """
+        ...
+
+    def checksum(self, remote: RemoteFile) -> str | None:
+        """``"<algorithm>:<hex>"`` of the archive's copy, if the server can tell; else None."""
+        ...
+
+    def reset(self) -> None:
+        """Drop the connection (the next call reconnects)."""
+        ...
+
+    def close(self) -> None:
+        """Log out and close."""
+        ...
+
+
+def open_archive(config: ArchiveConfig) -> Archive:
+    """The backend for one ``[archives.<TELESCOPE>]`` table."""
+    if config.protocol == "ftp":
+        from iopreport.archive.ftp import FtpArchive
+
+        return FtpArchive(config)
+    if config.protocol == "sftp":
+        from iopreport.archive.sftp import SftpArchive
+
+        return SftpArchive(config)
+    if config.protocol == "local":
+        from iopreport.archive.local import LocalArchive
+
+        return LocalArchive(Path(config.root), config.telescope)
+    raise ValueError(f"unknown archive protocol {config.protocol!r}")
