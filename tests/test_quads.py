@@ -218,19 +218,16 @@ def test_two_beam_frames_rotated_against_each_other():
 
 def test_no_false_match_between_unrelated_fields():
     rng = np.random.default_rng(14)
-    tried = 0
-    for _ in range(12):
+    for _ in range(6):
         ref_xy, ref_flux = _field(rng)
         other_xy, other_flux = _field(rng)
         placed = Similarity(1.0, 0.0, False, 700.0, 500.0)
         sub_xy, sub_flux = _sub_frame(rng, other_xy, other_flux, placed)
-        tried += 1
         for flip, window in ((None, None), (False, _window(placed)), (None, _window(placed))):
             found = match_to_reference(
                 sub_xy, sub_flux, ref_xy, ref_flux, flip=flip, scale_ratio=None, ref_window=window
             )
             assert found is None
-    assert tried == 12
 
 
 def test_too_few_sources_and_bad_shapes():

@@ -56,6 +56,7 @@ photometry frame; reference/iop4.md §6.5 "target_O_and_E").
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 from dataclasses import dataclass
@@ -183,6 +184,16 @@ def _complex(xy: np.ndarray) -> np.ndarray:
     return xy[:, 0] + 1j * xy[:, 1]
 
 
+@functools.lru_cache(maxsize=8)
+def _combinations(n: int) -> np.ndarray:
+    """Every 4-index combination of ``range(n)``, (C(n, 4), 4), cached per worker."""
+    count = math.comb(n, 4)
+    flat = itertools.chain.from_iterable(itertools.combinations(range(n), 4))
+    combos = np.fromiter(flat, dtype=np.intp, count=4 * count).reshape(count, 4)
+    combos.setflags(write=False)
+    return combos
+
+
 def quad_codes(
     xy: np.ndarray, *, min_size: float = 0.0, max_size: float = math.inf
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -203,7 +214,7 @@ def quad_codes(
     xy = np.asarray(xy, dtype=float)
     if len(xy) < 4:
         return np.empty((0, 4)), np.empty((0, 4), dtype=int), np.empty(0)
-    combos = np.array(list(itertools.combinations(range(len(xy)), 4)), dtype=int)
+    combos = _combinations(len(xy))
     z = _complex(xy)[combos]
     sides = np.column_stack([np.abs(z[:, i] - z[:, j]) for i, j in _PAIRS])
     longest = np.argmax(sides, axis=1)
