@@ -24,6 +24,7 @@ from iopreport.reduce.quads import (
     central_pair,
     central_pair_wcs,
     default_scatter,
+    fit_similarity,
     match_to_reference,
     quad_codes,
     rotation_from_wcs,
@@ -88,6 +89,17 @@ def _transform_error(found: Similarity, true: Similarity, shape=SUB_SHAPE) -> fl
     """Largest distance, reference px, between the two transforms over the sub-frame."""
     corners = _corners(shape)
     return float(np.max(np.hypot(*(found.apply(corners) - true.apply(corners)).T)))
+
+
+def test_similarity_fit_apply_and_matrix_agree():
+    rng = np.random.default_rng(2)
+    xy = rng.uniform(0, 500, (10, 2))
+    for true in (Similarity(1.02, 33.0, False, 5.0, -7.0), Similarity(0.5, -170.0, True, 9.0, 1.0)):
+        moved = true.apply(xy)
+        found = fit_similarity(xy, moved, true.mirrored)
+        assert _transform_error(found, true) < 1e-9
+        assert np.allclose(moved - moved[0], (true.matrix @ (xy - xy[0]).T).T)
+        assert np.allclose(_inverse(true, moved), xy)
 
 
 def test_codes_are_invariant_and_mirror_codes_need_the_mirrored_hash():
