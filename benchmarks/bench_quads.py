@@ -37,6 +37,7 @@ from iopreport.reduce.quads import (
     wcs_from_reference,
 )
 from iopreport.simulate import simulate_night
+from iopreport.simulate.night import simulator_catalog
 
 NIGHT = dt.date(2024, 10, 8)
 #: Reference sources searched this far around the sub-frame's cut (pointing
@@ -60,6 +61,7 @@ def measure_night(folder: Path) -> list[dict]:
     truth = json.loads((folder / "truth.json").read_text())
     files = truth["files"]
     spec = instrument("DIPOL")
+    catalog = simulator_catalog()
     photometry: dict[str, list[str]] = {}
     for name, record in sorted(files.items()):
         dipol = record["instrument"] == "DIPOL" and record["imgtype"] == "light"
@@ -139,9 +141,12 @@ def measure_night(folder: Path) -> list[dict]:
                 row["rms_px"] = match.rms_px
             else:
                 row["match_s"] = time.perf_counter() - started
-        for label, hint in (("fallback", None), ("fallback_hint", expected)):
-            if label == "fallback_hint" and hint is None:
-                continue
+        source = catalog.get(record["target"])
+        field = [(catalog.get(n).ra_deg, catalog.get(n).dec_deg) for n in source.calibrators]
+        variants = {"fallback": {}, "fallback_field": {"field_radec": field or None}}
+        if expected is not None:
+            variants["fallback_hint"] = {"expected_o_xy": expected}
+        for label, extra in variants.items():
             wcs = central_pair_wcs(
                 found,
                 data.shape,
@@ -150,7 +155,7 @@ def measure_night(folder: Path) -> list[dict]:
                 rotation,
                 flip,
                 spec.pixscale_at(record["binning"]),
-                expected_o_xy=hint,
+                **extra,
             )
             row[label] = None if wcs is None else _errors(wcs, true_o, points).tolist()
         rows.append(row)
@@ -181,7 +186,7 @@ def summarize(rows: list[dict]) -> None:
             f"max {max(match_s):.3f} s; detection median "
             f"{statistics.median(r['detect_s'] for r in rows):.3f} s"
         )
-    for label in ("fallback", "fallback_hint"):
+    for label in ("fallback", "fallback_field", "fallback_hint"):
         tried = [r for r in rows if label in r]
         good = [r for r in tried if r[label] is not None and r[label][0] < 1.0]
         if not tried:
@@ -200,14 +205,20 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3, 4])
     parser.add_argument("--out", type=Path, default=None, help="keep the simulated nights here")
     parser.add_argument("--json", type=Path, default=None, help="write every row here")
+    parser.add_argument(
+        "--reuse", action="store_true", help="measure nights already simulated under --out"
+    )
     args = parser.parse_args()
     out = args.out or Path(tempfile.mkdtemp(prefix="bench-quads-"))
     rows = []
     for seed in args.seeds:
-        (result,) = simulate_night(
-            out / f"seed{seed}", NIGHT, telescopes=("OSN-T090",), preset="small", seed=seed
-        )
-        night_rows = measure_night(result.folder)
+        folder = out / f"seed{seed}" / "OSN-T090" / NIGHT.strftime("%Y%m%d")
+        if not (args.reuse and (folder / "truth.json").is_file()):
+            (result,) = simulate_night(
+                out / f"seed{seed}", NIGHT, telescopes=("OSN-T090",), preset="small", seed=seed
+            )
+            folder = result.folder
+        night_rows = measure_night(folder)
         for row in night_rows:
             row["seed"] = seed
         rows.extend(night_rows)

@@ -8,6 +8,7 @@ both beams, fallback) against the simulator's true WCS of the frames.
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import json
 import math
 
@@ -269,6 +270,19 @@ def test_central_pair_picks_the_pair_nearest_the_centre():
     assert pair.offset == pytest.approx(offset)
     hinted = central_pair(x, y, SUB_SHAPE, offset, default_scatter(offset), (495.0, 98.0))
     assert (hinted.o_index, hinted.e_index) == (2, 3)
+    # a known field star 120 px right of the target's O image: a detection at (620, 100)
+    # confirms pair (2, 3), nothing is at (420, 230) for the more central pair (0, 1)
+    fx, fy = np.append(x, 620.0), np.append(y, 100.0)
+    scored = central_pair(
+        fx,
+        fy,
+        (450, 700),
+        offset,
+        default_scatter(offset),
+        field_offsets_px=np.array([[120.0, 0.0]]),
+        field_tolerance_px=5.0,
+    )
+    assert (scored.o_index, scored.e_index, scored.field_matches) == (2, 3, 1)
     assert central_pair(x[:1], y[:1], SUB_SHAPE, offset, default_scatter(offset)) is None
     assert central_pair(x[[0, 2]], y[[0, 2]], SUB_SHAPE, offset, default_scatter(offset)) is None
 
@@ -411,12 +425,24 @@ def test_simulated_sub_frame_central_pair_fallback(dipol_night):
             hiltner["flip"],
         )
     )
-    for record, found, shape, star, rotation, flip in cases:
+    catalog = simulator_catalog()
+    for (record, found, shape, star, rotation, flip), field in itertools.product(
+        cases, (False, True)
+    ):
         true = WCS(fits.Header(record["wcs"]))
         o_beam = star["beams"][0]
         radec = tuple(float(v) for v in true.pixel_to_world_values(o_beam["x"], o_beam["y"]))
+        source = catalog.get(star["name"])
+        field_radec = [(catalog.get(n).ra_deg, catalog.get(n).dec_deg) for n in source.calibrators]
         wcs = central_pair_wcs(
-            found, shape, radec, _oe_offset(record, record["flip"]), rotation, flip, pixscale
+            found,
+            shape,
+            radec,
+            _oe_offset(record, record["flip"]),
+            rotation,
+            flip,
+            pixscale,
+            field_radec=field_radec if field else None,
         )
         assert wcs is not None
         corners = _corners(shape)

@@ -103,6 +103,10 @@ REFINE_PASSES = 3
 #: sources and blends have poor centroids.
 CLIP_SIGMA = 4.0
 CLIP_FLOOR_PX = 0.75
+#: A known field star counts as found by a candidate pair of the fallback when
+#: a detection lies this close to where the pair puts it (a 2 deg rotation
+#: error moves a star 50" away by 1.7").
+FIELD_TOLERANCE_ARCSEC = 4.0
 #: Grid points per axis mapped through the reference WCS to fit the sub-frame WCS.
 WCS_GRID = 7
 
@@ -682,7 +686,8 @@ class CentralPair:
     o_index: int
     e_index: int
     offset: tuple[float, float]  # measured E - O displacement, px
-    centre_distance_px: float  # of the pair's midpoint from the image centre
+    centre_distance_px: float  # of the pair's midpoint (or O image) from where it was expected
+    field_matches: int = 0  # known field stars found where this pair puts them
 
 
 def central_pair(
@@ -692,6 +697,8 @@ def central_pair(
     oe_offset: tuple[float, float],
     scatter_px: tuple[float, float],
     expected_o_xy: tuple[float, float] | None = None,
+    field_offsets_px: np.ndarray | None = None,
+    field_tolerance_px: float = 0.0,
 ) -> CentralPair | None:
     """The pair nearest the image centre displaced by ``oe_offset`` within ``scatter_px``.
 
@@ -701,6 +708,12 @@ def central_pair(
     (reference/iop4.md §6.4). "Nearest" compares the pair's midpoint with
     the image centre (DIPOL centres the cut on the target's pair), or, with
     ``expected_o_xy``, the pair's O image with that position.
+
+    With ``field_offsets_px`` ((K, 2): where other known stars, e.g. the
+    target's calibrators, sit relative to the target's O image), each pair
+    is first scored by how many of those positions, counted from its O
+    image and falling inside the image, hold a detection within
+    ``field_tolerance_px``; the best-scoring pairs compete on distance.
     """
     x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
     if len(x) < 2:
@@ -721,7 +734,10 @@ def central_pair(
         where = np.column_stack([x[right], y[right]])
         centre = np.asarray(expected_o_xy, dtype=float)
     distance = np.hypot(*(where - centre).T)
-    best = int(np.argmin(distance))
+    score = np.zeros(len(first), dtype=int)
+    if field_offsets_px is not None and len(field_offsets_px):
+        score = _field_score(x, y, shape, right, np.asarray(field_offsets_px), field_tolerance_px)
+    best = int(np.lexsort((distance, -score))[0])
     i, j = int(first[best]), int(second[best])
     o, e = (i, j) if x[i] >= x[j] else (j, i)
     return CentralPair(
@@ -729,7 +745,26 @@ def central_pair(
         e_index=e,
         offset=(float(x[e] - x[o]), float(y[e] - y[o])),
         centre_distance_px=float(distance[best]),
+        field_matches=int(score[best]),
     )
+
+
+def _field_score(x, y, shape, o_index, offsets, tolerance) -> np.ndarray:
+    """Per candidate O image: known field stars found at their predicted positions."""
+    from scipy.spatial import cKDTree
+
+    ny, nx = shape
+    tree = cKDTree(np.column_stack([x, y]))
+    predicted = np.column_stack([x[o_index], y[o_index]])[:, None, :] + offsets[None, :, :]
+    inside = (
+        (predicted[..., 0] >= 0)
+        & (predicted[..., 0] <= nx - 1)
+        & (predicted[..., 1] >= 0)
+        & (predicted[..., 1] <= ny - 1)
+    )
+    distance, _ = tree.query(predicted.reshape(-1, 2), distance_upper_bound=tolerance, workers=1)
+    found = np.isfinite(distance).reshape(inside.shape) & inside
+    return found.sum(axis=1)
 
 
 def central_pair_wcs(
@@ -743,6 +778,8 @@ def central_pair_wcs(
     *,
     scatter_px: tuple[float, float] | None = None,
     expected_o_xy: tuple[float, float] | None = None,
+    field_radec: np.ndarray | None = None,
+    field_tolerance_arcsec: float = FIELD_TOLERANCE_ARCSEC,
 ) -> WCS | None:
     """Fallback WCS: the target is the O/E pair nearest the image centre.
 
@@ -767,9 +804,14 @@ def central_pair_wcs(
         measured scatter (12, 16) px at 2x2 (reference/iop4.md §6.4), scaled
         like ``oe_offset``.
     expected_o_xy : (x, y) or None
-        Where the target's O image is expected (e.g. its catalog position
-        through a solved photometry frame's WCS, less XORGSUBF/YORGSUBF);
-        by default the pair whose midpoint is nearest the image centre wins.
+        Where the target's O image is expected; by default the pair whose
+        midpoint is nearest the image centre wins.
+    field_radec : (K, 2) array or None
+        Catalog positions (degrees) of other stars near the target, e.g. its
+        calibrators: the pair that puts the most of them on detections (within
+        ``field_tolerance_arcsec``) wins before distance is considered. This
+        catches a brighter neighbour's pair sitting nearer the centre than
+        the target's.
 
     Returns
     -------
@@ -781,7 +823,21 @@ def central_pair_wcs(
     """
     if scatter_px is None:
         scatter_px = default_scatter(oe_offset)
-    pair = central_pair(detections.x, detections.y, shape, oe_offset, scatter_px, expected_o_xy)
+    offsets = None
+    if field_radec is not None and len(field_radec):
+        field = np.asarray(field_radec, dtype=float).reshape(-1, 2)
+        origin = tan_wcs((0.0, 0.0), target_radec, rotation_deg, flip, pixscale)
+        offsets = np.column_stack(origin.world_to_pixel_values(field[:, 0], field[:, 1]))
+    pair = central_pair(
+        detections.x,
+        detections.y,
+        shape,
+        oe_offset,
+        scatter_px,
+        expected_o_xy,
+        field_offsets_px=offsets,
+        field_tolerance_px=field_tolerance_arcsec / pixscale,
+    )
     if pair is None:
         return None
     o = (float(detections.x[pair.o_index]), float(detections.y[pair.o_index]))
