@@ -1,13 +1,15 @@
 """DIPOL polarimetry sub-frames: quad-matching astrometry against simulated truth.
 
-Simulates small OSN-T090 nights and, for every DIPOL polarimetry sub-frame,
-matches its detections against the DIPOL photometry frame of the same target
-(reference WCS: the photometry frame's true WCS, standing in for its
-astrometry.net solution), derives the sub-frame WCS of both beams and
-compares them with the sub-frame's true WCS at the target and the corners.
-The central-pair fallback is measured on every frame too.
+Simulates OSN-T090 nights (preset small: DIPOL at 4x4; full: at 2x2) and,
+for every DIPOL polarimetry sub-frame, matches its detections against the
+DIPOL photometry frame of the same target (reference WCS: the photometry
+frame's true WCS, standing in for its astrometry.net solution), derives the
+sub-frame WCS of both beams and compares them with the sub-frame's true WCS
+at the target and the corners. The central-pair fallback is measured on
+every frame too.
 
-    .venv/bin/python benchmarks/bench_quads.py --seeds 1 2 3 4
+    .venv/bin/python benchmarks/bench_quads.py --seeds 1 2 3 4 5 6
+    .venv/bin/python benchmarks/bench_quads.py --preset full --seeds 1 2
 
 Detection runs on raw minus median (no masters), as in tests/test_quads.py.
 """
@@ -207,6 +209,9 @@ def summarize(rows: list[dict]) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3, 4])
+    parser.add_argument(
+        "--preset", default="small", help="small: DIPOL at 4x4; full: at 2x2 (slower, ~1 GB)"
+    )
     parser.add_argument("--out", type=Path, default=None, help="keep the simulated nights here")
     parser.add_argument("--json", type=Path, default=None, help="write every row here")
     parser.add_argument(
@@ -216,10 +221,11 @@ def main() -> None:
     out = args.out or Path(tempfile.mkdtemp(prefix="bench-quads-"))
     rows = []
     for seed in args.seeds:
-        folder = out / f"seed{seed}" / "OSN-T090" / NIGHT.strftime("%Y%m%d")
+        night_dir = out / f"{args.preset}-seed{seed}"
+        folder = night_dir / "OSN-T090" / NIGHT.strftime("%Y%m%d")
         if not (args.reuse and (folder / "truth.json").is_file()):
             (result,) = simulate_night(
-                out / f"seed{seed}", NIGHT, telescopes=("OSN-T090",), preset="small", seed=seed
+                night_dir, NIGHT, telescopes=("OSN-T090",), preset=args.preset, seed=seed
             )
             folder = result.folder
         night_rows = measure_night(folder)
