@@ -8,6 +8,7 @@ both beams, fallback) against the simulator's true WCS of the frames.
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import json
 import math
 
@@ -24,6 +25,7 @@ from iopreport.reduce.quads import (
     central_pair,
     central_pair_wcs,
     default_scatter,
+    fit_similarity,
     match_to_reference,
     quad_codes,
     rotation_from_wcs,
@@ -88,6 +90,17 @@ def _transform_error(found: Similarity, true: Similarity, shape=SUB_SHAPE) -> fl
     """Largest distance, reference px, between the two transforms over the sub-frame."""
     corners = _corners(shape)
     return float(np.max(np.hypot(*(found.apply(corners) - true.apply(corners)).T)))
+
+
+def test_similarity_fit_apply_and_matrix_agree():
+    rng = np.random.default_rng(2)
+    xy = rng.uniform(0, 500, (10, 2))
+    for true in (Similarity(1.02, 33.0, False, 5.0, -7.0), Similarity(0.5, -170.0, True, 9.0, 1.0)):
+        moved = true.apply(xy)
+        found = fit_similarity(xy, moved, true.mirrored)
+        assert _transform_error(found, true) < 1e-9
+        assert np.allclose(moved - moved[0], (true.matrix @ (xy - xy[0]).T).T)
+        assert np.allclose(_inverse(true, moved), xy)
 
 
 def test_codes_are_invariant_and_mirror_codes_need_the_mirrored_hash():
@@ -218,19 +231,16 @@ def test_two_beam_frames_rotated_against_each_other():
 
 def test_no_false_match_between_unrelated_fields():
     rng = np.random.default_rng(14)
-    tried = 0
-    for _ in range(12):
+    for _ in range(6):
         ref_xy, ref_flux = _field(rng)
         other_xy, other_flux = _field(rng)
         placed = Similarity(1.0, 0.0, False, 700.0, 500.0)
         sub_xy, sub_flux = _sub_frame(rng, other_xy, other_flux, placed)
-        tried += 1
         for flip, window in ((None, None), (False, _window(placed)), (None, _window(placed))):
             found = match_to_reference(
                 sub_xy, sub_flux, ref_xy, ref_flux, flip=flip, scale_ratio=None, ref_window=window
             )
             assert found is None
-    assert tried == 12
 
 
 def test_too_few_sources_and_bad_shapes():
@@ -260,6 +270,19 @@ def test_central_pair_picks_the_pair_nearest_the_centre():
     assert pair.offset == pytest.approx(offset)
     hinted = central_pair(x, y, SUB_SHAPE, offset, default_scatter(offset), (495.0, 98.0))
     assert (hinted.o_index, hinted.e_index) == (2, 3)
+    # a known field star 120 px right of the target's O image: a detection at (620, 100)
+    # confirms pair (2, 3), nothing is at (420, 230) for the more central pair (0, 1)
+    fx, fy = np.append(x, 620.0), np.append(y, 100.0)
+    scored = central_pair(
+        fx,
+        fy,
+        (450, 700),
+        offset,
+        default_scatter(offset),
+        field_offsets_px=np.array([[120.0, 0.0]]),
+        field_tolerance_px=5.0,
+    )
+    assert (scored.o_index, scored.e_index, scored.field_matches) == (2, 3, 1)
     assert central_pair(x[:1], y[:1], SUB_SHAPE, offset, default_scatter(offset)) is None
     assert central_pair(x[[0, 2]], y[[0, 2]], SUB_SHAPE, offset, default_scatter(offset)) is None
 
@@ -269,14 +292,14 @@ def test_central_pair_picks_the_pair_nearest_the_centre():
 
 @pytest.fixture(scope="module")
 def dipol_night(tmp_path_factory):
+    """A small OSN-T090 night; with seed 1 BL Lac is observed flipped (FLIPSTAT)."""
     out = tmp_path_factory.mktemp("quads")
-    (result,) = simulate_night(out, NIGHT, telescopes=("OSN-T090",), preset="small", seed=3)
+    (result,) = simulate_night(out, NIGHT, telescopes=("OSN-T090",), preset="small", seed=1)
     return result.folder, json.loads((result.folder / "truth.json").read_text())
 
 
-def _detect(path):
-    data = fits.getdata(path).astype(float)
-    return data, detect(data - np.median(data))
+def _detect(data: np.ndarray):
+    return detect(data - np.median(data))
 
 
 def _dipol_light(truth, obsmode, target):
@@ -290,39 +313,64 @@ def _dipol_light(truth, obsmode, target):
     )
 
 
-def _errors_arcsec(wcs: WCS, true: WCS, points: np.ndarray) -> np.ndarray:
-    found = wcs.pixel_to_world(points[:, 0], points[:, 1])
-    return found.separation(true.pixel_to_world(points[:, 0], points[:, 1])).arcsec
+def _oe_offset(record, flipped: bool) -> tuple[float, float]:
+    dx, dy = instrument("DIPOL").oe_offset_at(record["binning"])
+    return (dx, -dy) if flipped else (dx, dy)
 
 
-def _sub_frame_case(dipol_night):
+class _Truth:
+    """The sky at a sub-frame pixel, from the simulator's WCS (optionally of the mirrored cut)."""
+
+    def __init__(self, header: dict, ny: int, mirrored: bool):
+        self.wcs = WCS(fits.Header(header))
+        self.ny = ny
+        self.mirrored = mirrored
+
+    def pixel(self, x, y):
+        """A truth-file pixel position in the (possibly mirrored) cut."""
+        return (x, self.ny - 1 - y) if self.mirrored else (x, y)
+
+    def errors(self, wcs: WCS, points: np.ndarray) -> np.ndarray:
+        x, y = points[:, 0], points[:, 1]
+        true = self.wcs.pixel_to_world(x, self.ny - 1 - y if self.mirrored else y)
+        return wcs.pixel_to_world(x, y).separation(true).arcsec
+
+
+def _sub_frame_case(dipol_night, mirrored: bool = False):
+    """The first BL Lac polarimetry cut and the R photometry frame, detected.
+
+    ``mirrored`` flips the cut upside down, as if its FLIPSTAT differed from
+    the photometry frame's (the simulator flips both frames of a target alike).
+    """
     folder, truth = dipol_night
     name = _dipol_light(truth, "polarimetry", "2200+420")[0]
     ref_name = next(n for n in _dipol_light(truth, "photometry", "2200+420") if n.endswith("R.fit"))
     record, ref_record = truth["files"][name], truth["files"][ref_name]
-    data, found = _detect(folder / name)
-    ref_data, ref_found = _detect(folder / ref_name)
+    data = fits.getdata(folder / name).astype(float)
+    if mirrored:
+        data = data[::-1].copy()
+    ref_data = fits.getdata(folder / ref_name).astype(float)
     target = next(t for t in record["targets"] if t["name"] == "2200+420")
-    spec = instrument("DIPOL")
-    offset = spec.oe_offset_at(record["binning"])
-    if record["flip"]:
-        offset = (offset[0], -offset[1])
-    return record, ref_record, data, found, ref_data, ref_found, target, offset
+    return record, ref_record, data, _detect(data), ref_data, _detect(ref_data), target
 
 
-def test_simulated_sub_frame_wcs_from_quads(dipol_night):
-    record, ref_record, data, found, ref_data, ref_found, target, offset = _sub_frame_case(
-        dipol_night
+@pytest.mark.parametrize("mirrored", [False, True])
+def test_simulated_sub_frame_wcs_from_quads(dipol_night, mirrored):
+    record, ref_record, data, found, ref_data, ref_found, target = _sub_frame_case(
+        dipol_night, mirrored
     )
     assert data.shape == (450, 560) and ref_data.shape == (1406, 2064)  # a cut and a full frame
+    assert record["flip"] and ref_record["flip"]  # seed 1: both frames flipped
+    flipped = record["flip"] != mirrored
+    offset = _oe_offset(record, flipped)
     window = record["window"]
-    margin = 100
+    margin = 100  # px at 4x4, 27": the two frames' pointings differ
     match = match_to_reference(
         np.column_stack([found.x, found.y]),
         found.flux,
         np.column_stack([ref_found.x, ref_found.y]),
         ref_found.flux,
-        flip=record["flip"] != ref_record["flip"],
+        flip=flipped != ref_record["flip"],
         scale_ratio=record["binning"] / ref_record["binning"],
         oe_offset=offset,
         ref_window=(
@@ -334,67 +382,78 @@ def test_simulated_sub_frame_wcs_from_quads(dipol_night):
         ref_shape=ref_data.shape,
     )
     assert match is not None
+    assert match.transform.mirrored == mirrored
     assert match.n_matched >= 8 and match.fraction > 0.7
     assert match.rms_px < 0.5
     ref_wcs = WCS(fits.Header(ref_record["wcs"]))
     wcs_o = wcs_from_reference(ref_wcs, match.transform, data.shape)
     pairs = find_pairs(found.x, found.y, offset, default_scatter(offset))
     wcs_e = pair_wcs(wcs_o, pairs.offset)
-    true_o = WCS(fits.Header(record["wcs"]))
-    true_e = WCS(fits.Header(record["wcs_pair"]))
-    o_beam, e_beam = target["beams"]
+    ny = data.shape[0]
+    true_o = _Truth(record["wcs"], ny, mirrored)
+    true_e = _Truth(record["wcs_pair"], ny, mirrored)
     source = simulator_catalog().get("2200+420")  # the simulator puts it at its catalog position
-    ra, dec = source.ra_deg, source.dec_deg
-    for wcs, beam, true in ((wcs_o, o_beam, true_o), (wcs_e, e_beam, true_e)):
-        points = np.vstack([[beam["x"], beam["y"]], _corners(data.shape)])
-        errors = _errors_arcsec(wcs, true, points)
+    for wcs, beam, true in zip((wcs_o, wcs_e), target["beams"], (true_o, true_e), strict=True):
+        x, y = true.pixel(beam["x"], beam["y"])
+        errors = true.errors(wcs, np.vstack([[x, y], _corners(data.shape)]))
         assert errors.max() < 0.5, errors
-        found_radec = wcs.pixel_to_world(beam["x"], beam["y"])
-        assert abs(found_radec.ra.deg - ra) * math.cos(math.radians(dec)) * 3600 < 0.5
-        assert abs(found_radec.dec.deg - dec) * 3600 < 0.5
+        sky = wcs.pixel_to_world(x, y)
+        assert abs(sky.ra.deg - source.ra_deg) * math.cos(math.radians(source.dec_deg)) < 0.5 / 3600
+        assert abs(sky.dec.deg - source.dec_deg) < 0.5 / 3600
 
 
 def test_simulated_sub_frame_central_pair_fallback(dipol_night):
-    """The fallback on the same frame, and on a frame whose target pair is the central one."""
+    """The fallback on the same cut, and on a Hiltner 960 cut (no photometry frame for it)."""
     folder, truth = dipol_night
-    record, ref_record, data, found, _, _, target, offset = _sub_frame_case(dipol_night)
+    record, ref_record, data, found, _, _, target = _sub_frame_case(dipol_night)
     spec = instrument("DIPOL")
-    ref_wcs = WCS(fits.Header(ref_record["wcs"]))
-    rotation, flip = rotation_from_wcs(ref_wcs)  # the night's "history angle"
-    true_o = WCS(fits.Header(record["wcs"]))
-    o_beam = target["beams"][0]
-    radec = tuple(float(v) for v in true_o.pixel_to_world_values(o_beam["x"], o_beam["y"]))
     pixscale = spec.pixscale_at(record["binning"])
-    # this BL Lac frame's pointing is 14" off: a brighter star's pair is nearer the centre,
-    # and the fallback (like IOP4's target_O_and_E) takes it
-    wrong = central_pair_wcs(found, data.shape, radec, offset, rotation, flip, pixscale)
-    assert wrong is not None
-    assert _errors_arcsec(wrong, true_o, np.array([[o_beam["x"], o_beam["y"]]]))[0] > 10.0
-    # told where the target is expected (here: nearer it than to the other pair),
-    # it takes the target's pair
-    hint = (o_beam["x"] + 25.0, o_beam["y"] - 20.0)
-    wcs = central_pair_wcs(
-        found, data.shape, radec, offset, rotation, flip, pixscale, expected_o_xy=hint
-    )
-    points = np.vstack([[o_beam["x"], o_beam["y"]], _corners(data.shape)])
-    errors = _errors_arcsec(wcs, true_o, points)
-    assert errors[0] < 0.5
-    assert errors[1:].max() < 5.0  # only the rotation is off (phot vs pol frame, ~1.5 deg)
-
-    # Hiltner 960: no DIPOL photometry frame that night, so the fallback is all there is
+    ref_rotation, flip = rotation_from_wcs(WCS(fits.Header(ref_record["wcs"])))  # history angle
+    cases = [(record, found, data.shape, target, ref_rotation, flip)]
     name = _dipol_light(truth, "polarimetry", "Hiltner 960")[0]
-    record = truth["files"][name]
-    data, found = _detect(folder / name)
-    offset = spec.oe_offset_at(record["binning"])
-    if record["flip"]:
-        offset = (offset[0], -offset[1])
-    star = next(t for t in record["targets"] if t["name"] == "Hiltner 960")["beams"][0]
-    true_o = WCS(fits.Header(record["wcs"]))
-    radec = tuple(float(v) for v in true_o.pixel_to_world_values(star["x"], star["y"]))
-    wcs = central_pair_wcs(
-        found, data.shape, radec, offset, spec.sky_rotation_deg, record["flip"], pixscale
+    hiltner = truth["files"][name]
+    assert not _dipol_light(truth, "photometry", "Hiltner 960")
+    hiltner_data = fits.getdata(folder / name).astype(float)
+    star = next(t for t in hiltner["targets"] if t["name"] == "Hiltner 960")
+    cases.append(
+        (
+            hiltner,
+            _detect(hiltner_data),
+            hiltner_data.shape,
+            star,
+            spec.sky_rotation_deg,
+            hiltner["flip"],
+        )
     )
-    points = np.vstack([[star["x"], star["y"]], _corners(data.shape)])
-    errors = _errors_arcsec(wcs, true_o, points)
-    assert errors[0] < 0.5
-    assert errors[1:].max() < 3.0
+    catalog = simulator_catalog()
+    for (record, found, shape, star, rotation, flip), field in itertools.product(
+        cases, (False, True)
+    ):
+        true = WCS(fits.Header(record["wcs"]))
+        o_beam = star["beams"][0]
+        radec = tuple(float(v) for v in true.pixel_to_world_values(o_beam["x"], o_beam["y"]))
+        source = catalog.get(star["name"])
+        field_radec = [(catalog.get(n).ra_deg, catalog.get(n).dec_deg) for n in source.calibrators]
+        wcs = central_pair_wcs(
+            found,
+            shape,
+            radec,
+            _oe_offset(record, record["flip"]),
+            rotation,
+            flip,
+            pixscale,
+            field_radec=field_radec if field else None,
+        )
+        assert wcs is not None
+        corners = _corners(shape)
+        points = np.vstack([[o_beam["x"], o_beam["y"]], corners])
+        errors = _Truth(record["wcs"], shape[0], False).errors(wcs, points)
+        assert errors[0] < 0.5
+        # away from the target only the rotation is off: by how much the assumed
+        # rotation differs from the cut's true one
+        true_rotation, true_flip = rotation_from_wcs(true)
+        assert true_flip == flip
+        wrong = math.radians(abs((rotation - true_rotation + 180) % 360 - 180))
+        reach = np.hypot(*(corners - [o_beam["x"], o_beam["y"]]).T) * pixscale
+        assert np.all(errors[1:] < wrong * reach + 0.3), (errors, math.degrees(wrong))
+        assert np.all(errors[1:] > 0.5 * wrong * reach - 0.3)
