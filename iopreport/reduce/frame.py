@@ -67,6 +67,7 @@ class FrameTask:
     spec: InstrumentSpec  # carried along: workers may not know config-defined instruments
     target_radec: tuple[float, float] | None = None  # the identified target's catalog position
     reference: ReferenceFrame | None = None  # DIPOL polarimetry sub-frames only
+    field_radec: tuple[tuple[float, float], ...] = ()  # the target's calibrators (sub-frames)
 
 
 @dataclass
@@ -361,6 +362,7 @@ def _solve_subframe(task: FrameTask, image: np.ndarray, offset: tuple[float, flo
             flip,
             spec.pixscale_at(info.binning[0]),
             scatter_px=scatter,
+            field_radec=np.array(task.field_radec) if task.field_radec else None,
         )
         if wcs is not None:
             method = "central O/E pair at the target's catalog position ({})".format(

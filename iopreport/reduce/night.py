@@ -448,10 +448,16 @@ def _science_tasks(
         target = identify_target(info.object_name, catalog.sources)
         hint = info.pointing
         target_radec = None
+        field_radec: tuple[tuple[float, float], ...] = ()
         if target:
             entry = catalog.get(target)
             target_radec = (entry.ra_deg, entry.dec_deg)
             hint = hint or target_radec
+            field_radec = tuple(
+                (catalog.get(c).ra_deg, catalog.get(c).dec_deg)
+                for c in entry.calibrators
+                if catalog.get(c) is not None
+            )
         reduced = (
             config.paths.data_subdir("calibration")
             / epoch.telescope
@@ -473,6 +479,7 @@ def _science_tasks(
             budget_s=config.processing.astrometry_timeout_s,
             spec=spec,
             target_radec=target_radec,
+            field_radec=field_radec if is_subframe else (),
             reference=_subframe_reference(config, catalog, epoch, rawfit, target)
             if is_subframe
             else None,
