@@ -118,6 +118,8 @@ def add_flag(path: Path | str, values: dict[str, Any], validate: Validate) -> st
         document.add(tomlkit.nl())
         document.append("flag", tomlkit.aot())
         array = _flags_array(document)
+    elif len(array) and not tomlkit.dumps(document).endswith("\n\n"):
+        array[-1].add(tomlkit.nl())  # a blank line between the last flag and the new one
     array.append(table)
     text = tomlkit.dumps(document)
     validate(text)
