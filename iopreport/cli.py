@@ -173,10 +173,10 @@ def build_parser() -> argparse.ArgumentParser:
         ("telescope", "T"),
         ("instrument", "NAME"),
         ("band", "B"),
-        ("night", "YYYY-MM-DD"),
         ("file", "NAME"),
     ):
         flags_add.add_argument(f"--{name}", action="append", metavar=metavar)
+    flags_add.add_argument("--night", action="append", type=_night, metavar="YYYY-MM-DD")
     flags_add.add_argument("--mode", action="append", choices=("photometry", "polarimetry"))
     flags_add.add_argument("--from", dest="time_from", metavar="ISO|JD", help="start of a range")
     flags_add.add_argument("--to", dest="time_to", metavar="ISO|JD", help="end of a time range")
