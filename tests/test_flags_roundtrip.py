@@ -196,7 +196,7 @@ def test_the_build_flags_what_the_file_says(roundtrip):
     first, flagged, *_ = roundtrip
     phot = {k for k in first if k[2] == "relphot"}
     assert len(phot) == 2 and len(first) == 5  # and 3 polarimetric sequences
-    by_file = {k[1].split("/")[-1].split("\n")[0]: v for k, v in flagged.items()}
+    by_file = {k[1].split("\n")[0].rsplit("/", 1)[-1]: v for k, v in flagged.items()}
     cafos_phot = by_file["caf-20241008-19:45:00-sci-agui.fits"]
     assert cafos_phot["manual_flags"] == ManualFlags.BAD_PHOTOMETRY
     t150_phot = by_file["BLLac-0019R.fit"]

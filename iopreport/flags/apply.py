@@ -11,6 +11,8 @@ own texts and keeps the others.
 
 from __future__ import annotations
 
+import datetime as dt
+import json
 import logging
 import math
 import time
@@ -19,7 +21,13 @@ from dataclasses import dataclass, field
 
 import peewee as pw
 
-from iopreport.flags.match import FrameView, ResultView, result_bits, selects_frame
+from iopreport.flags.match import (
+    FlagIndex,
+    FrameView,
+    ResultView,
+    result_bits,
+    selects_frame,
+)
 from iopreport.flags.model import Flag, FlagSet
 from iopreport.store.bits import ManualFlags, PhotometryFlags, RawFitFlags, ReducedFitFlags
 from iopreport.store.bits import ResultFlags as RF
@@ -101,6 +109,31 @@ class AutoReport:
         return f"automatic flags on {self.results} results ({counts}), {self.changed} changed"
 
 
+def _raw_rows(query):
+    """Rows of ``query`` as plain tuples straight from SQLite (no per-field conversion)."""
+    return database_proxy.execute(query)
+
+
+def _dates():
+    """``'YYYY-MM-DD'`` (as SQLite keeps dates) -> date, cached."""
+    cache: dict[str, dt.date] = {}
+
+    def convert(value):
+        if isinstance(value, dt.date):
+            return value
+        if value not in cache:
+            cache[value] = dt.date.fromisoformat(value)
+        return cache[value]
+
+    return convert
+
+
+def _reasons(text) -> list[str]:
+    if not text or text == "[]":
+        return []
+    return json.loads(text) if isinstance(text, str) else list(text)
+
+
 # --------------------------------------------------------------------------- frames
 
 
@@ -138,10 +171,11 @@ def frame_views(catalog=None, *, need_target: bool = True):
         .switch(RawFit)
         .join(AstroSource, pw.JOIN.LEFT_OUTER, on=(RawFit.target == AstroSource.id))
         .where(RawFit.imgtype == "light")
-        .tuples()
     )
     cache: dict[str, str | None] = {}
-    for rid, filename, flags, inst, band, mode, jd, obj, tel, night, target in query:
+    date = _dates()
+    for rid, filename, flags, inst, band, mode, jd, obj, tel, night, target in _raw_rows(query):
+        night = date(night)
         if target is None and need_target:
             target = _identify(catalog, obj, cache)
         view = FrameView(
@@ -165,8 +199,10 @@ def _frame_hits(flagset: FlagSet) -> tuple[dict[str, list[Flag]], dict[str, tupl
     if not frame_flags:
         return hits, rows
     need_target = any(f.source for f in frame_flags)
+    index = FlagIndex(frame_flags)
     for rid, flags, view in frame_views(flagset.catalog, need_target=need_target):
-        selected = [f for f in frame_flags if selects_frame(f, view)]
+        candidates = index.candidates(view.target, view.night, (view.fileloc,), view.jd, view.jd)
+        selected = [f for f in candidates if selects_frame(f, view)]
         if selected:
             hits[view.fileloc] = selected
             rows[view.fileloc] = (rid, flags)
@@ -246,21 +282,22 @@ def result_views():
         .join(AstroSource)
         .switch(PhotoPolResult)
         .join(Epoch)
-        .tuples()
     )
-    for rid, mode, inst, band, jmin, jmax, key, manual, auto, reasons, src, tel, night in query:
+    date = _dates()
+    for row in _raw_rows(query):
+        rid, mode, inst, band, jmin, jmax, key, manual, auto, reasons, src, tel, night = row
         view = ResultView(
             source=src,
             mode=mode,
             instrument=inst,
             band=band,
             telescope=tel,
-            night=night,
+            night=date(night),
             jd_min=jmin,
             jd_max=jmax,
             members=ResultView.members_of(key),
         )
-        yield rid, manual, auto, reasons or [], view, key
+        yield rid, manual, auto, _reasons(reasons), view, key
 
 
 def evaluate(flagset: FlagSet) -> Evaluation:
@@ -270,26 +307,16 @@ def evaluate(flagset: FlagSet) -> Evaluation:
     evaluation.frames = hits
     evaluation.frame_ids = rows
     result_flags = [f for f in flagset if {"photometry", "polarimetry"} & set(f.what)]
-    order = {f.id: i for i, f in enumerate(flagset)}
-    by_source: dict[str, list[Flag]] = defaultdict(list)
-    anywhere: list[Flag] = []
-    for flag in result_flags:
-        if flag.source:
-            for name in flag.source:
-                by_source[name.casefold()].append(flag)
-        else:
-            anywhere.append(flag)
-    candidates: dict[str, list[Flag]] = {}
+    index = FlagIndex(result_flags)
     result_hits: dict[str, list] = defaultdict(list)
     frame_hits: dict[str, set[str]] = defaultdict(set)
     for rid, manual, _auto, reasons, view, key in result_views():
-        folded = view.source.casefold()
-        if folded not in candidates:
-            merged = {f.id: f for f in (*by_source.get(folded, ()), *anywhere)}
-            candidates[folded] = sorted(merged.values(), key=lambda f: order[f.id])
+        candidates = index.candidates(
+            view.source, view.night, view.members, view.jd_min, view.jd_max
+        )
         bits = ManualFlags(0)
         texts: list[str] = []
-        for flag in candidates[folded]:
+        for flag in candidates:
             flag_bits = result_bits(flag, view)
             if not flag_bits:
                 continue
@@ -382,6 +409,7 @@ OWNED_BITS = (
     | RF.ASTROMETRY_FAILED
     | RF.TARGET_SATURATED
 )
+_OWNED = int(OWNED_BITS)
 _OWNED_PREFIXES = tuple(f"{AUTO_PREFIX} {bit.name}:" for bit in RF if bit & OWNED_BITS and bit.name)
 
 
@@ -417,59 +445,69 @@ def _saturated_target() -> set[int]:
     return {rid for (rid,) in query}
 
 
+_P_OUT_OF_RANGE = int(RF.P_OUT_OF_RANGE)
+_LARGE_MAG_ERROR = int(RF.LARGE_MAG_ERROR)
+_LARGE_POL_ERROR = int(RF.LARGE_POL_ERROR)
+_FEW_CALIBRATORS = int(RF.FEW_CALIBRATORS)
+_ASTROMETRY_FAILED = int(RF.ASTROMETRY_FAILED)
+_TARGET_SATURATED = int(RF.TARGET_SATURATED)
+_PHOTOMETRY_TROUBLE = _LARGE_MAG_ERROR | _FEW_CALIBRATORS | _ASTROMETRY_FAILED | _TARGET_SATURATED
+_POLARIMETRY_TROUBLE = _P_OUT_OF_RANGE | _LARGE_POL_ERROR | _ASTROMETRY_FAILED | _TARGET_SATURATED
+_BIT_NAMES = tuple((bit.name, int(bit)) for bit in RF if bit.name)
+
+
 def automatic_flags(values: dict, quality, *, no_wcs: bool, saturated: bool):
-    """Automatic flags of one result (pure): ``(ResultFlags, reason texts)``.
+    """Automatic flags of one result (pure): ``(ResultFlags bits as int, reason texts)``.
 
     ``values`` holds the result's ``mode``, ``mag``, ``mag_err``,
     ``n_calibrators``, ``p``, ``p_err`` and ``chi_err``; ``quality`` is the
     ``[quality]`` section of config.toml.
     """
-    bits = RF(0)
+    bits = 0
     texts = []
-    photometric = values["mode"] == "photometry" or values["mag"] is not None
     polarimetric = values["mode"] == "polarimetry"
-
-    def add(bit: RF, why: str) -> None:
-        nonlocal bits
-        bits |= bit
-        texts.append(f"{AUTO_PREFIX} {bit.name}: {why}")
-
-    p, p_err, chi_err = values["p"], values["p_err"], values["chi_err"]
+    photometric = not polarimetric or values["mag"] is not None
+    p = values["p"]
     if polarimetric and p is not None and not (math.isfinite(p) and 0.0 <= p <= 1.0):
-        add(RF.P_OUT_OF_RANGE, f"p = {p:.4g} outside [0, 1]")
+        bits |= _P_OUT_OF_RANGE
+        texts.append(f"{AUTO_PREFIX} P_OUT_OF_RANGE: p = {p:.4g} outside [0, 1]")
     mag_err = values["mag_err"]
     if mag_err is not None and mag_err > quality.max_mag_err:
-        add(
-            RF.LARGE_MAG_ERROR,
-            f"magnitude error {mag_err:.3f} > {quality.max_mag_err:g} (quality.max_mag_err)",
+        bits |= _LARGE_MAG_ERROR
+        texts.append(
+            f"{AUTO_PREFIX} LARGE_MAG_ERROR: magnitude error {mag_err:.3f} > "
+            f"{quality.max_mag_err:g} (quality.max_mag_err)"
         )
+    p_err, chi_err = values["p_err"], values["chi_err"]
     if polarimetric and p_err is not None and 100.0 * p_err > quality.max_p_err_percent:
-        add(
-            RF.LARGE_POL_ERROR,
-            f"p error {100.0 * p_err:.2f}% > {quality.max_p_err_percent:g}% "
-            "(quality.max_p_err_percent)",
+        bits |= _LARGE_POL_ERROR
+        texts.append(
+            f"{AUTO_PREFIX} LARGE_POL_ERROR: p error {100.0 * p_err:.2f}% > "
+            f"{quality.max_p_err_percent:g}% (quality.max_p_err_percent)"
         )
     elif polarimetric and chi_err is not None and chi_err > quality.max_chi_err_deg:
-        add(
-            RF.LARGE_POL_ERROR,
-            f"angle error {chi_err:.1f} deg > {quality.max_chi_err_deg:g} deg "
-            "(quality.max_chi_err_deg)",
+        bits |= _LARGE_POL_ERROR
+        texts.append(
+            f"{AUTO_PREFIX} LARGE_POL_ERROR: angle error {chi_err:.1f} deg > "
+            f"{quality.max_chi_err_deg:g} deg (quality.max_chi_err_deg)"
         )
     n_cal = values["n_calibrators"]
     if n_cal is not None and n_cal < quality.min_calibrators:
-        add(
-            RF.FEW_CALIBRATORS,
-            f"{n_cal} calibrator(s) used < {quality.min_calibrators} (quality.min_calibrators)",
+        bits |= _FEW_CALIBRATORS
+        texts.append(
+            f"{AUTO_PREFIX} FEW_CALIBRATORS: {n_cal} calibrator(s) used < "
+            f"{quality.min_calibrators} (quality.min_calibrators)"
         )
     if no_wcs:
-        add(RF.ASTROMETRY_FAILED, "a member frame has no astrometric solution")
+        bits |= _ASTROMETRY_FAILED
+        texts.append(f"{AUTO_PREFIX} ASTROMETRY_FAILED: a member frame has no astrometric solution")
     if saturated:
-        add(RF.TARGET_SATURATED, "the target is saturated in a member frame")
-    frame_trouble = RF.ASTROMETRY_FAILED | RF.TARGET_SATURATED
-    if photometric and bits & (RF.LARGE_MAG_ERROR | RF.FEW_CALIBRATORS | frame_trouble):
-        bits |= RF.BAD_PHOTOMETRY
-    if polarimetric and bits & (RF.P_OUT_OF_RANGE | RF.LARGE_POL_ERROR | frame_trouble):
-        bits |= RF.BAD_POLARIMETRY
+        bits |= _TARGET_SATURATED
+        texts.append(f"{AUTO_PREFIX} TARGET_SATURATED: the target is saturated in a member frame")
+    if photometric and bits & _PHOTOMETRY_TROUBLE:
+        bits |= int(RF.BAD_PHOTOMETRY)
+    if polarimetric and bits & _POLARIMETRY_TROUBLE:
+        bits |= int(RF.BAD_POLARIMETRY)
     return bits, texts
 
 
@@ -498,19 +536,24 @@ def apply_automatic_flags(config) -> AutoReport:
             PhotoPolResult.chi_err,
             PhotoPolResult.flags,
             PhotoPolResult.flag_reasons,
-        ).dicts()
+        )
+        names = ("id", "mode", "mag", "mag_err", "n_calibrators", "p", "p_err", "chi_err")
+        names += ("flags", "flag_reasons")
         changed = []
-        for row in query:
+        for values in _raw_rows(query):
+            row = dict(zip(names, values, strict=True))
             report.results += 1
             bits, texts = automatic_flags(
                 row, quality, no_wcs=row["id"] in no_wcs, saturated=row["id"] in saturated
             )
-            new_flags = int(bits) | (row["flags"] & ~int(OWNED_BITS))
-            old_reasons = row["flag_reasons"] or []
+            new_flags = bits | (row["flags"] & ~_OWNED)
+            old_reasons = _reasons(row["flag_reasons"])
             kept = [r for r in old_reasons if not r.startswith(_OWNED_PREFIXES)]
             new_reasons = texts + kept
-            for name in RF.labels(new_flags):
-                counts[name] += 1
+            if new_flags:
+                for name, value in _BIT_NAMES:
+                    if new_flags & value:
+                        counts[name] += 1
             if new_flags != row["flags"] or new_reasons != old_reasons:
                 changed.append((new_flags, new_reasons, row["id"]))
         _write(changed, ("flags", "flag_reasons"))

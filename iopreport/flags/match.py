@@ -62,7 +62,7 @@ def _any(accepted: tuple, value) -> bool:
 def _source_ok(flag: Flag, name: str | None) -> bool:
     if not flag.source:
         return True
-    return name is not None and name.casefold() in {s.casefold() for s in flag.source}
+    return name is not None and name.casefold() in flag.sources_folded
 
 
 def file_matches(pattern: str, fileloc: str) -> bool:
@@ -134,3 +134,74 @@ def result_bits(flag: Flag, result: ResultView) -> ManualFlags:
     if "polarimetry" in flag.what and result.mode == "polarimetry":
         bits |= ManualFlags.BAD_POLARIMETRY
     return bits
+
+
+#: A time range spanning more days than this is checked against every result.
+_MAX_INDEXED_DAYS = 400
+
+
+class FlagIndex:
+    """Flags bucketed by what they select on, so each result is tested against few of them.
+
+    A flag goes in one bucket: its sources, else its file names, else its
+    nights, else the days its time range covers, else "anywhere". The
+    candidates of a result are the flags of its buckets, in file order; the
+    exact test is still :func:`selects_result` / :func:`selects_frame`.
+    """
+
+    def __init__(self, flags) -> None:
+        self.order = {id(f): i for i, f in enumerate(flags)}
+        self.by_source: dict[str, list[Flag]] = {}
+        self.by_file: dict[str, list[Flag]] = {}
+        self.by_night: dict[dt.date, list[Flag]] = {}
+        self.by_day: dict[int, list[Flag]] = {}
+        self.anywhere: list[Flag] = []
+        for flag in flags:
+            if flag.source:
+                for name in flag.source:
+                    self.by_source.setdefault(name.casefold(), []).append(flag)
+            elif flag.file:
+                for pattern in flag.file:  # a location, or a bare name at any location
+                    self.by_file.setdefault(pattern, []).append(flag)
+            elif flag.night:
+                for night in flag.night:
+                    self.by_night.setdefault(night, []).append(flag)
+            elif (
+                flag.jd_from is not None
+                and flag.jd_to is not None
+                and flag.jd_to - flag.jd_from <= _MAX_INDEXED_DAYS
+            ):
+                for day in range(int(flag.jd_from), int(flag.jd_to) + 1):
+                    self.by_day.setdefault(day, []).append(flag)
+            else:
+                self.anywhere.append(flag)
+
+    def candidates(
+        self,
+        source: str | None,
+        night: dt.date,
+        files: tuple[str, ...],
+        jd_min: float | None,
+        jd_max: float | None,
+    ) -> list[Flag]:
+        """Flags that may select something with these attributes, in file order."""
+        found: dict[int, Flag] = {}
+        if source is not None:
+            for flag in self.by_source.get(source.casefold(), ()):
+                found[id(flag)] = flag
+        if self.by_file:
+            for location in files:
+                for key in (location, location.rsplit("/", 1)[-1]):
+                    for flag in self.by_file.get(key, ()):
+                        found[id(flag)] = flag
+        for flag in self.by_night.get(night, ()):
+            found[id(flag)] = flag
+        if self.by_day and jd_min is not None and jd_max is not None:
+            for day in range(int(jd_min), int(jd_max) + 1):
+                for flag in self.by_day.get(day, ()):
+                    found[id(flag)] = flag
+        for flag in self.anywhere:
+            found[id(flag)] = flag
+        if len(found) < 2:
+            return list(found.values())
+        return sorted(found.values(), key=lambda f: self.order[id(f)])

@@ -8,6 +8,7 @@ tuple of accepted values; empty means "any") and says what is bad
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -63,6 +64,11 @@ class Flag:
     jd_from: float | None = None
     jd_to: float | None = None
     line: int | None = None
+
+    @functools.cached_property
+    def sources_folded(self) -> frozenset[str]:
+        """``source`` names folded for comparison (computed once)."""
+        return frozenset(name.casefold() for name in self.source)
 
     @property
     def is_frame_flag(self) -> bool:
