@@ -648,3 +648,38 @@ def test_flags_without_a_database(project, capsys):
     assert "0 flags, valid" in out and "no database yet" in out
     assert not config.database_path.exists()
     assert dataclasses.is_dataclass(config.quality)
+
+
+def test_reduction_hook_reads_the_file_and_forgets_excluded_products(site):
+    from iopreport.flags.apply import drop_frame_products, excluded_in_epoch
+
+    project, config, catalog, r = site
+    epoch = Epoch.get(telescope="OSN-T090", night=NIGHT)
+    other = Epoch.get(telescope="OSN-T150", night=NIGHT)
+    write_flags(
+        config,
+        """\
+        [[flag]]
+        id = "two"
+        what = "frame"
+        file = ["BLLac-0012R.fit", "3C454-0001R.fit"]
+        reason = "r"
+        author = "a"
+        date = 2024-10-09
+        """,
+    )
+    assert excluded_in_epoch(config, catalog, epoch) == {"BLLac-0012R.fit"}
+    assert excluded_in_epoch(config, catalog, other) == {"3C454-0001R.fit"}
+    config.paths.flags.write_text('[[flag]]\nid = "x"\nwhat = "frame"\n')
+    with pytest.raises(InputError, match=r"flags.toml:1: flag\[0\]: \[\[flag\]\] is missing"):
+        excluded_in_epoch(config, catalog, epoch)
+    config.paths.flags.unlink()
+    assert excluded_in_epoch(config, catalog, epoch) == set()  # no file: no flags
+    assert not RawFit.select().where(RawFit.flags.bin_and(int(RawFitFlags.EXCLUDED)) != 0).count()
+
+    frame = RawFit.get(filename="BLLac-0012R.fit")
+    assert drop_frame_products(frame) == 1  # the polarimetric group it belongs to
+    assert PhotoPolResult.get_or_none(PhotoPolResult.id == r["bl_pol"].id) is None
+    assert ReducedFit.get_or_none(ReducedFit.rawfit == frame) is None
+    assert RawFit.get_or_none(RawFit.id == frame.id) is not None  # the raw frame stays
+    assert PhotoPolResult.select().count() == 3
