@@ -166,7 +166,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     flags_add.add_argument("--reason", required=True)
     flags_add.add_argument("--author", help="default: $IOPREPORT_AUTHOR, then the login name")
-    flags_add.add_argument("--id", dest="flag_id", help="default: the next F0001-style id")
+    flags_add.add_argument(
+        "--id", dest="flag_id", metavar="ID", help="default: the next F0001-style id"
+    )
     flags_add.add_argument("--date", type=_night, metavar="YYYY-MM-DD", help="default: today")
     for name, metavar in (
         ("source", "NAME"),
@@ -181,7 +183,7 @@ def build_parser() -> argparse.ArgumentParser:
     flags_add.add_argument("--from", dest="time_from", metavar="ISO|JD", help="start of a range")
     flags_add.add_argument("--to", dest="time_to", metavar="ISO|JD", help="end of a time range")
     flags_remove = flag_actions.add_parser("remove", help="delete a flag from flags.toml")
-    flags_remove.add_argument("--id", dest="flag_id", required=True)
+    flags_remove.add_argument("--id", dest="flag_id", metavar="ID", required=True)
     flags.set_defaults(handler=cmd_flags)
 
     demo = commands.add_parser(
