@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 
 import peewee as pw
 
+from iopreport.flags import prefilter
 from iopreport.flags.match import (
     FlagIndex,
     FrameView,
@@ -147,7 +148,7 @@ def _identify(catalog, object_name: str | None, cache: dict) -> str | None:
     return cache[object_name]
 
 
-def frame_views(catalog=None, *, need_target: bool = True):
+def frame_views(catalog=None, *, need_target: bool = True, where=None):
     """``(rawfit id, flags, FrameView)`` of every classified LIGHT raw frame in the store.
 
     The frame's target is ``RawFit.target`` or, when unset, the catalog source
@@ -172,6 +173,8 @@ def frame_views(catalog=None, *, need_target: bool = True):
         .join(AstroSource, pw.JOIN.LEFT_OUTER, on=(RawFit.target == AstroSource.id))
         .where(RawFit.imgtype == "light")
     )
+    if where is not None:
+        query = query.where(where)
     cache: dict[str, str | None] = {}
     date = _dates()
     for rid, filename, flags, inst, band, mode, jd, obj, tel, night, target in _raw_rows(query):
@@ -200,7 +203,8 @@ def _frame_hits(flagset: FlagSet) -> tuple[dict[str, list[Flag]], dict[str, tupl
         return hits, rows
     need_target = any(f.source for f in frame_flags)
     index = FlagIndex(frame_flags)
-    for rid, flags, view in frame_views(flagset.catalog, need_target=need_target):
+    where = prefilter.frames_where(frame_flags)
+    for rid, flags, view in frame_views(flagset.catalog, need_target=need_target, where=where):
         candidates = index.candidates(view.target, view.night, (view.fileloc,), view.jd, view.jd)
         selected = [f for f in candidates if selects_frame(f, view)]
         if selected:
@@ -261,7 +265,7 @@ def drop_frame_products(rawfit: RawFit) -> int:
 # --------------------------------------------------------------------------- results
 
 
-def result_views():
+def result_views(where=None):
     """``(id, manual_flags, flags, flag_reasons, ResultView, members_key)`` of every result."""
     query = (
         PhotoPolResult.select(
@@ -283,6 +287,8 @@ def result_views():
         .switch(PhotoPolResult)
         .join(Epoch)
     )
+    if where is not None:
+        query = query.where(where)
     date = _dates()
     for row in _raw_rows(query):
         rid, mode, inst, band, jmin, jmax, key, manual, auto, reasons, src, tel, night = row
@@ -310,7 +316,9 @@ def evaluate(flagset: FlagSet) -> Evaluation:
     index = FlagIndex(result_flags)
     result_hits: dict[str, list] = defaultdict(list)
     frame_hits: dict[str, set[str]] = defaultdict(set)
-    for rid, manual, _auto, reasons, view, key in result_views():
+    excluded_ids = [rid for rid, _ in rows.values()]
+    where = prefilter.results_where(result_flags, excluded_ids)
+    for rid, manual, _auto, reasons, view, key in result_views(where):
         candidates = index.candidates(
             view.source, view.night, view.members, view.jd_min, view.jd_max
         )
@@ -387,7 +395,7 @@ def apply_flags(flagset: FlagSet) -> ApplyReport:
                 changed.append((bits, reasons, rid))
             report.flagged += bool(bits)
         _write(changed, ("manual_flags", "flag_reasons"))
-    report.results = len(evaluation.new)
+    report.results = PhotoPolResult.select().count()
     report.changed = len(changed)
     report.matches = evaluation.matches
     report.seconds = time.perf_counter() - started
