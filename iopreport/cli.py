@@ -170,14 +170,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--id", dest="flag_id", metavar="ID", help="default: the next F0001-style id"
     )
     flags_add.add_argument("--date", type=_night, metavar="YYYY-MM-DD", help="default: today")
-    for name, metavar in (
-        ("source", "NAME"),
-        ("telescope", "T"),
-        ("instrument", "NAME"),
-        ("band", "B"),
-        ("file", "NAME"),
-    ):
+    for name, metavar in (("source", "NAME"), ("instrument", "NAME"), ("band", "B")):
         flags_add.add_argument(f"--{name}", action="append", metavar=metavar)
+    flags_add.add_argument("--telescope", action="append", type=_telescope, metavar="T")
+    flags_add.add_argument("--file", action="append", metavar="NAME", help="raw file (or location)")
     flags_add.add_argument("--night", action="append", type=_night, metavar="YYYY-MM-DD")
     flags_add.add_argument("--mode", action="append", choices=("photometry", "polarimetry"))
     flags_add.add_argument("--from", dest="time_from", metavar="ISO|JD", help="start of a range")
@@ -552,7 +548,7 @@ def _edit_flags(args: argparse.Namespace, config, catalog) -> int:
         "instrument": args.instrument,
         "band": args.band,
         "mode": args.mode,
-        "night": [night.isoformat() for night in args.night or ()],
+        "night": args.night,
         "file": args.file,
         "from": _time_value(args.time_from),
         "to": _time_value(args.time_to),

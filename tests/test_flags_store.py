@@ -276,6 +276,10 @@ def test_frame_flag_excludes_frames_and_marks_their_results(site):
     ]
     assert reload(r["bl_v"]).manual_flags == 0
     assert report.matches["trail"].frames == tuple(sorted(excluded_frames(flagset, mark=False)))
+    assert {x[2] for x in report.matches["trail"].frame_results} == {
+        r["bl_r"].members_key,
+        r["bl_pol"].members_key,
+    }
 
     write_flags(config, "# no flags\n")
     apply_flags(load(config, catalog))

@@ -56,6 +56,7 @@ class FlagMatches:
     flag: Flag
     results: tuple[tuple[str, str, str], ...] = ()  # (source, mode, members_key)
     frames: tuple[str, ...] = ()  # raw file locations excluded (frame flags)
+    frame_results: tuple[tuple[str, str, str], ...] = ()  # results with an excluded frame
 
     @property
     def empty(self) -> bool:
@@ -316,6 +317,7 @@ def evaluate(flagset: FlagSet) -> Evaluation:
     index = FlagIndex(result_flags)
     result_hits: dict[str, list] = defaultdict(list)
     frame_hits: dict[str, set[str]] = defaultdict(set)
+    frame_results: dict[str, dict[tuple, None]] = defaultdict(dict)
     excluded_ids = [rid for rid, _ in rows.values()]
     where = prefilter.results_where(result_flags, excluded_ids)
     for rid, manual, _auto, reasons, view, key in result_views(where):
@@ -339,6 +341,7 @@ def evaluate(flagset: FlagSet) -> Evaluation:
                     bits |= ManualFlags.BAD_FRAME
                     texts.append(f"{flag.reason_text('frame')}: {loc}")
                     frame_hits[flag.id].add(loc)
+                    frame_results[flag.id][(view.source, view.mode, key)] = None
         kept = [r for r in reasons if not r.startswith(MANUAL_PREFIX)]
         evaluation.old[rid] = (manual, reasons)
         evaluation.new[rid] = (int(bits), kept + texts)
@@ -350,6 +353,7 @@ def evaluate(flagset: FlagSet) -> Evaluation:
             flag=flag,
             results=tuple(result_hits.get(flag.id, ())),
             frames=tuple(sorted(frame_hits.get(flag.id, ()))),
+            frame_results=tuple(frame_results.get(flag.id, ())),
         )
     return evaluation
 

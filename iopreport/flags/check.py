@@ -120,10 +120,15 @@ def list_text(flagset: FlagSet, evaluation: Evaluation, *, details: bool = False
             modes[mode] = modes.get(mode, 0) + 1
         lines = [describe_flag(flag, flagset.path)]
         counts = f"{modes['photometry']} photometry, {modes['polarimetry']} polarimetry"
-        text = f"    selects {len(matches.results)} results ({counts})"
+        parts = []
+        if {"photometry", "polarimetry"} & set(flag.what):
+            parts.append(f"selects {len(matches.results)} results ({counts})")
         if flag.is_frame_flag:
-            text += f"; excludes {len(matches.frames)} frames"
-        lines.append(text)
+            parts.append(
+                f"excludes {len(matches.frames)} frames "
+                f"(members of {len(matches.frame_results)} results now)"
+            )
+        lines.append("    " + "; ".join(parts))
         if details:
             lines += [
                 f"      {source}  {mode}  {_members_text(key)}"
