@@ -491,13 +491,14 @@ def cmd_reduce(args: argparse.Namespace) -> int:
 def cmd_flags(args: argparse.Namespace) -> int:
     """``iopreport flags check|list|add|remove``."""
     from iopreport.build import load_inputs
+    from iopreport.catalog import load_catalog
 
     config = _load_config(args)
-    catalog, flagset = load_inputs(config)  # InputError naming the line -> exit 2
     path = config.paths.flags
     action = args.flags_action
-    if action in ("add", "remove"):
-        return _edit_flags(args, config, catalog)
+    if action in ("add", "remove"):  # the edited file is checked whole before it is written
+        return _edit_flags(args, config, load_catalog(config.paths.catalog))
+    _catalog, flagset = load_inputs(config)  # InputError naming the line -> exit 2
     store = config.database_path
     if not store.exists():
         print(f"{path}: {len(flagset)} flags, valid")

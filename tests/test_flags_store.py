@@ -747,3 +747,13 @@ def test_sql_prefilter_never_changes_the_answer(site, monkeypatch):
     monkeypatch.setattr(prefilter, "MAX_FLAGS", -1)  # no SQL narrowing
     assert [answer(flagset) for flagset in subsets] == narrowed
     assert all(narrowed[0][1][k] != ((), ()) for k in ("t", "f", "fr", "src"))
+
+
+def test_flags_add_creates_a_missing_file(project, capsys):
+    config = load_config(project / "config.toml")
+    config.paths.flags.unlink()
+    code, out = run(
+        config, "add", "--file", "x.fits", "--what", "frame", "--reason", "r", capsys=capsys
+    )
+    assert code == 0 and "added flag F0001" in out
+    assert [f.id for f in load_flags(config.paths.flags)] == ["F0001"]
