@@ -185,6 +185,46 @@ def build_parser() -> argparse.ArgumentParser:
         help="run one full cycle (fetch, reduce, build, summary) and exit (cron, tests)",
     )
     daemon.set_defaults(handler=cmd_daemon)
+    flags = commands.add_parser(
+        "flags",
+        help="check, list, add or remove quality flags in flags.toml",
+        description="Quality flags (docs/flags.md). `check` reports every problem with its "
+        "line; `list` shows what each flag selects now; `add` and `remove` edit flags.toml "
+        "keeping its comments and order. Flags take effect at the next build.",
+    )
+    flag_actions = flags.add_subparsers(dest="flags_action", metavar="ACTION", required=True)
+    flag_actions.add_parser("check", help="report mistakes, unknown files, flags matching nothing")
+    flags_list = flag_actions.add_parser("list", help="what each flag selects now")
+    flags_list.add_argument("--details", action="store_true", help="name every result and frame")
+    flags_add = flag_actions.add_parser(
+        "add",
+        help="append a flag to flags.toml",
+        description="Append a [[flag]] to flags.toml. Repeat a selector to accept several values.",
+    )
+    flags_add.add_argument(
+        "--what",
+        action="append",
+        required=True,
+        choices=("photometry", "polarimetry", "frame"),
+        help="what is bad (repeatable); frame excludes the frames from reduction",
+    )
+    flags_add.add_argument("--reason", required=True)
+    flags_add.add_argument("--author", help="default: $IOPREPORT_AUTHOR, then the login name")
+    flags_add.add_argument(
+        "--id", dest="flag_id", metavar="ID", help="default: the next F0001-style id"
+    )
+    flags_add.add_argument("--date", type=_night, metavar="YYYY-MM-DD", help="default: today")
+    for name, metavar in (("source", "NAME"), ("instrument", "NAME"), ("band", "B")):
+        flags_add.add_argument(f"--{name}", action="append", metavar=metavar)
+    flags_add.add_argument("--telescope", action="append", type=_telescope, metavar="T")
+    flags_add.add_argument("--file", action="append", metavar="NAME", help="raw file (or location)")
+    flags_add.add_argument("--night", action="append", type=_night, metavar="YYYY-MM-DD")
+    flags_add.add_argument("--mode", action="append", choices=("photometry", "polarimetry"))
+    flags_add.add_argument("--from", dest="time_from", metavar="ISO|JD", help="start of a range")
+    flags_add.add_argument("--to", dest="time_to", metavar="ISO|JD", help="end of a time range")
+    flags_remove = flag_actions.add_parser("remove", help="delete a flag from flags.toml")
+    flags_remove.add_argument("--id", dest="flag_id", metavar="ID", required=True)
+    flags.set_defaults(handler=cmd_flags)
 
     demo = commands.add_parser(
         "demo",
@@ -548,6 +588,88 @@ def cmd_daemon(args: argparse.Namespace) -> int:
 
     config = _load_config(args, log_to_file=True)
     return Daemon(config).run(once=args.once)
+def cmd_flags(args: argparse.Namespace) -> int:
+    """``iopreport flags check|list|add|remove``."""
+    from iopreport.build import load_inputs
+    from iopreport.catalog import load_catalog
+
+    config = _load_config(args)
+    path = config.paths.flags
+    action = args.flags_action
+    if action in ("add", "remove"):  # the edited file is checked whole before it is written
+        return _edit_flags(args, config, load_catalog(config.paths.catalog))
+    _catalog, flagset = load_inputs(config)  # InputError naming the line -> exit 2
+    store = config.database_path
+    if not store.exists():
+        print(f"{path}: {len(flagset)} flags, valid")
+        print(f"{store}: no database yet, so raw files and matches are not checked")
+        return EXIT_OK
+    from iopreport.flags.apply import evaluate
+    from iopreport.flags.check import check_flags, list_text
+    from iopreport.store import open_store
+
+    open_store(store, create=False)
+    evaluation = evaluate(flagset)
+    if action == "list":
+        print(list_text(flagset, evaluation, details=args.details))
+        return EXIT_OK
+    problems = check_flags(flagset, raw_dir=config.paths.data_subdir("raw"), evaluation=evaluation)
+    for problem in problems:
+        print(problem)
+    if problems:
+        print(f"{path}: {len(flagset)} flags, {len(problems)} problems")
+        return EXIT_USAGE
+    print(f"{path}: {len(flagset)} flags, valid; each selects something in {store.name}")
+    return EXIT_OK
+
+
+def _edit_flags(args: argparse.Namespace, config, catalog) -> int:
+    import getpass
+    import os
+
+    from iopreport.flags.edit import add_flag, remove_flag
+    from iopreport.flags.parse import flags_from_source
+    from iopreport.tomlsource import TomlSource
+
+    path = config.paths.flags
+    telescopes = sorted({i.telescope for i in config.instruments.values()})
+
+    def validate(text: str):
+        return flags_from_source(TomlSource.from_text(text, path), catalog, telescopes=telescopes)
+
+    if args.flags_action == "remove":
+        remove_flag(path, args.flag_id, validate)
+        print(f"{path}: removed flag {args.flag_id}; it stops applying at the next build")
+        return EXIT_OK
+    values = {
+        "id": args.flag_id,
+        "what": args.what,
+        "source": args.source,
+        "telescope": args.telescope,
+        "instrument": args.instrument,
+        "band": args.band,
+        "mode": args.mode,
+        "night": args.night,
+        "file": args.file,
+        "from": _time_value(args.time_from),
+        "to": _time_value(args.time_to),
+        "reason": args.reason,
+        "author": args.author or os.environ.get("IOPREPORT_AUTHOR") or getpass.getuser(),
+        "date": args.date,
+    }
+    flag_id = add_flag(path, {k: v for k, v in values.items() if v}, validate)
+    print(f"{path}: added flag {flag_id}; it applies at the next build")
+    return EXIT_OK
+
+
+def _time_value(text: str | None):
+    """A --from/--to argument as flags.toml keeps it: a JD number or the ISO text."""
+    if text is None:
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        return text
 
 
 def cmd_demo(args: argparse.Namespace) -> int:

@@ -191,6 +191,16 @@ class ProcessingConfig:
 
 
 @dataclass(frozen=True)
+class QualityConfig:
+    """Thresholds of the automatic quality flags, re-applied on every build (docs/flags.md)."""
+
+    max_mag_err: float = _setting(0.3, check=_positive)  # the reference's 0.3 mag
+    max_p_err_percent: float = _setting(5.0, check=_positive)
+    max_chi_err_deg: float = _setting(15.0, check=_positive)
+    min_calibrators: int = _setting(2, check=_positive)
+
+
+@dataclass(frozen=True)
 class SmtpConfig:
     """The mail server the night summaries go through."""
 
@@ -355,6 +365,7 @@ class Config:
     source: Path | None
     paths: PathsConfig = field(default_factory=PathsConfig)
     processing: ProcessingConfig = field(default_factory=ProcessingConfig)
+    quality: QualityConfig = field(default_factory=QualityConfig)
     archives: Mapping[str, ArchiveConfig] = field(
         default_factory=lambda: types.MappingProxyType({})
     )
@@ -379,6 +390,7 @@ class Config:
 _SECTIONS = {
     "paths": PathsConfig,
     "processing": ProcessingConfig,
+    "quality": QualityConfig,
     "smtp": SmtpConfig,
     "schedule": ScheduleConfig,
     "alerts": AlertsConfig,

@@ -421,10 +421,17 @@ def _science_tasks(
     folder = raw_night_dir(config, epoch.telescope, epoch.night)
     sources = tuple(SkySource(s.name, s.ra_deg, s.dec_deg) for s in catalog.sources)
     tasks = []
+    # flags.toml frame flags (iopreport.flags, docs/flags.md): an excluded frame is not
+    # reduced, and what it produced before is forgotten so its sequence is recomputed
+    # without it. Marks RawFitFlags.EXCLUDED in the store; a broken flags.toml stops here.
+    from iopreport.flags.apply import drop_frame_products, excluded_in_epoch
+
+    excluded = excluded_in_epoch(config, catalog, epoch)
     for rawfit in rawfits:
         if rawfit.imgtype != "light" or not rawfit.flags & RawFitFlags.CLASSIFIED:
             continue
-        if rawfit.flags & RawFitFlags.EXCLUDED:
+        if rawfit.filename in excluded:
+            drop_frame_products(rawfit)
             continue
         info = _info(rawfit, folder)
         is_subframe = info.instrument == "DIPOL" and info.subframe_origin != (0, 0)

@@ -1,0 +1,126 @@
+"""``iopreport build``: re-apply catalog.toml and flags.toml, then render the site.
+
+Order (docs/flags.md, "What a build does"):
+
+1. read and check catalog.toml and flags.toml -- any mistake raises
+   :class:`~iopreport.errors.InputError` naming the line, *before* the store
+   is opened: the database and the published site are left untouched;
+2. in ONE transaction: write the catalog into the store, recompute what
+   depends on it (``recompute``), the automatic flags, and the manual flags;
+3. render the site (``render``), which publishes atomically itself.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from iopreport.catalog import Catalog, load_catalog, sync_catalog
+from iopreport.config import Config
+from iopreport.flags.apply import ApplyReport, AutoReport, apply_automatic_flags, apply_flags
+from iopreport.flags.model import FlagSet
+from iopreport.flags.parse import load_flags
+
+log = logging.getLogger(__name__)
+
+Render = Callable[..., Any]
+Recompute = Callable[[Catalog], Any]
+
+
+@dataclass
+class BuildReport:
+    """What :func:`run_build` did."""
+
+    catalog_counts: dict[str, int] = field(default_factory=dict)
+    recomputed: Any = None
+    automatic: AutoReport | None = None
+    manual: ApplyReport | None = None
+    rendered: Any = None
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    def summary(self) -> str:
+        parts = [
+            "catalog: " + ", ".join(f"{v} {k}" for k, v in self.catalog_counts.items()),
+        ]
+        if self.automatic:
+            parts.append(self.automatic.summary())
+        if self.manual:
+            parts.append(self.manual.summary())
+        return "; ".join(parts)
+
+
+def load_inputs(config: Config) -> tuple[Catalog, FlagSet]:
+    """catalog.toml and flags.toml, checked (InputError naming the line on any mistake)."""
+    catalog = load_catalog(config.paths.catalog)
+    telescopes = sorted({i.telescope for i in config.instruments.values()})
+    flagset = load_flags(config.paths.flags, catalog, telescopes=telescopes)
+    return catalog, flagset
+
+
+def apply_inputs(
+    config: Config,
+    catalog: Catalog,
+    flagset: FlagSet,
+    *,
+    recompute: Recompute | None = None,
+    report: BuildReport | None = None,
+) -> BuildReport:
+    """Step 2 of a build, on an open store, in one transaction."""
+    from iopreport.store.models import database_proxy
+
+    report = report or BuildReport()
+    started = time.perf_counter()
+    with database_proxy.atomic():
+        report.catalog_counts = sync_catalog(catalog)
+        if recompute is not None:  # magnitudes from stored fluxes with the new catalog
+            report.recomputed = recompute(catalog)
+        report.automatic = apply_automatic_flags(config)
+        report.manual = apply_flags(flagset)
+    report.seconds["apply"] = time.perf_counter() - started
+    return report
+
+
+def run_build(
+    config: Config,
+    *,
+    full: bool = False,
+    render: Render | None = None,
+    recompute: Recompute | None = None,
+) -> BuildReport:
+    """Re-apply catalog.toml and flags.toml to the store, then render the site.
+
+    Parameters
+    ----------
+    config : Config
+        The loaded configuration.
+    full : bool
+        Passed to ``render``: rebuild every page, not only what changed.
+    render : callable, optional
+        ``render(config, full=full)``, e.g. ``iopreport.site.render_site``;
+        not called when None.
+    recompute : callable, optional
+        ``recompute(catalog)``, run after the catalog is written and before
+        the automatic flags (magnitudes from stored fluxes).
+
+    Raises
+    ------
+    InputError
+        catalog.toml or flags.toml has a mistake; nothing was written.
+    """
+    from iopreport.store import open_store
+
+    report = BuildReport()
+    started = time.perf_counter()
+    catalog, flagset = load_inputs(config)
+    report.seconds["load"] = time.perf_counter() - started
+    open_store(config.database_path)
+    apply_inputs(config, catalog, flagset, recompute=recompute, report=report)
+    log.info("build: %s", report.summary())
+    if render is not None:
+        started = time.perf_counter()
+        report.rendered = render(config, full=full)
+        report.seconds["render"] = time.perf_counter() - started
+    return report

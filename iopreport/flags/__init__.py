@@ -1,0 +1,19 @@
+"""flags.toml: human quality judgement that survives every reprocessing.
+
+A flag selects results (or raw frames) by what they are, never by database
+id, and says what is bad and why. Modules, one job each:
+
+* :mod:`~iopreport.flags.model` -- the :class:`Flag` and :class:`FlagSet` values;
+* :mod:`~iopreport.flags.parse` -- flags.toml -> :class:`FlagSet`, every error with its line;
+* :mod:`~iopreport.flags.match` -- pure matching of a flag against a result or a frame;
+* :mod:`~iopreport.flags.apply` -- writing manual and automatic flags into the store;
+* :mod:`~iopreport.flags.check` -- ``flags check`` and ``flags list`` reports;
+* :mod:`~iopreport.flags.edit` -- ``flags add`` / ``flags remove`` keeping comments.
+
+Format and examples: docs/flags.md.
+"""
+
+from iopreport.flags.model import Flag, FlagSet
+from iopreport.flags.parse import flags_from_source, load_flags
+
+__all__ = ["Flag", "FlagSet", "flags_from_source", "load_flags"]

@@ -1,0 +1,233 @@
+"""Delete the database, reprocess everything, build: exactly the same flagged points (issue 6).
+
+Real simulated nights (tiny preset, OSN-T150 and CAHA-T220) are fetched and
+reduced; the photometry comes from the reduction. Polarimetric results are
+not produced by the reduction yet, so :func:`polarimetry_stage` stands in
+for that stage: one result per polarimetric sequence, made of its frames that
+are not excluded, keyed by identity like the real stage will be.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from test_reduce import NIGHT, make_project
+
+from iopreport.build import run_build
+from iopreport.catalog import sync_catalog
+from iopreport.reduce.identify import identify_target
+from iopreport.reduce.night import reduce_night
+from iopreport.store import (
+    Epoch,
+    ManualFlags,
+    PhotoPolMember,
+    PhotoPolResult,
+    RawFit,
+    RawFitFlags,
+    ReducedFit,
+    ResultFlags,
+    close_store,
+    open_store,
+)
+from iopreport.store.models import AstroSource
+
+pytestmark = pytest.mark.slow
+
+TELESCOPES = ("OSN-T150", "CAHA-T220")
+#: literature-like values per source: p (fraction), chi (deg), chi_err (deg)
+POLARIZATION = {"2200+420": (0.11, 20.0, 20.0), "Hiltner 960": (0.057, 54.8, 0.5)}
+
+FLAGS = """\
+# Flags of the round trip: one of each kind of selector.
+
+[[flag]]
+id = "cafos-phot"
+what = "photometry"
+source = "BL Lac"
+telescope = "CAHA-T220"
+mode = "photometry"
+reason = "guiding lost"
+author = "J. Doe"
+date = 2024-10-09
+
+[[flag]]
+id = "wheel"
+what = "polarimetry"
+file = "BLLac-0021R45.fit"
+reason = "wheel position uncertain"
+author = "J. Doe"
+date = 2024-10-09
+
+# a cloud passed over Calar Alto
+[[flag]]
+id = "cloud"
+what = ["photometry", "polarimetry"]
+telescope = "CAHA-T220"
+from = "2024-10-08T19:47:00"
+to = "2024-10-08T19:48:00"
+reason = "cloud"
+author = "A. B."
+date = 2024-10-10
+
+[[flag]]
+id = "trails"
+what = "frame"
+file = ["OSN-T150/2024-10-08/BLLac-0019R.fit", "caf-20241008-19:49:13-sci-agui.fits"]
+reason = "satellite trails"
+author = "A. B."
+date = 2024-10-10
+"""
+EXCLUDED = {
+    "OSN-T150/2024-10-08/BLLac-0019R.fit",
+    "CAHA-T220/2024-10-08/caf-20241008-19:49:13-sci-agui.fits",
+}
+
+
+def polarimetry_stage(catalog, telescopes) -> None:
+    """One result per (night, instrument, target) polarimetric sequence, without excluded frames.
+
+    Existing results whose identity is unchanged are kept (as a rerun of the
+    real stage keeps them).
+    """
+    for telescope in telescopes:
+        epoch = Epoch.get(telescope=telescope, night=NIGHT)
+        frames = (
+            RawFit.select()
+            .where(
+                (RawFit.epoch == epoch)
+                & (RawFit.imgtype == "light")
+                & (RawFit.obsmode == "polarimetry")
+                & (RawFit.flags.bin_and(int(RawFitFlags.EXCLUDED)) == 0)
+            )
+            .order_by(RawFit.juliandate)
+        )
+        groups: dict[tuple[str, str], list[RawFit]] = {}
+        for frame in frames:
+            target = identify_target(frame.object_name, catalog.sources)
+            groups.setdefault((frame.instrument, target), []).append(frame)
+        for (instrument, target), members in groups.items():
+            source = AstroSource.get(AstroSource.name == target)
+            key = PhotoPolResult.make_members_key(m.fileloc for m in members)
+            if PhotoPolResult.get_or_none(astrosource=source, members_key=key):
+                continue
+            p, chi, chi_err = POLARIZATION[target]
+            jds = [m.juliandate for m in members]
+            result = PhotoPolResult.create(
+                astrosource=source,
+                epoch=epoch,
+                members_key=key,
+                mode="polarimetry",
+                method="test-stage",
+                instrument=instrument,
+                band="R",
+                juliandate=sum(jds) / len(jds),
+                juliandate_min=min(jds),
+                juliandate_max=max(jds),
+                n_frames=len(members),
+                p=p,
+                p_err=0.004,
+                chi=chi,
+                chi_err=chi_err,
+            )
+            PhotoPolMember.insert_many([{"result": result, "rawfit": m} for m in members]).execute()
+
+
+def reduce_all(config, catalog, telescopes) -> None:
+    for telescope in telescopes:
+        report = reduce_night(config, catalog, telescope, NIGHT, workers=2)
+        assert not report.frames_failed, report.frames_failed
+    polarimetry_stage(catalog, telescopes)
+
+
+def snapshot() -> dict:
+    """Every result by identity: its flags, reasons and values."""
+    rows = {}
+    for r in PhotoPolResult.select():
+        identity = (r.astrosource.name, r.members_key, r.method)
+        rows[identity] = {
+            "id": r.id,
+            "flags": r.flags,
+            "manual_flags": r.manual_flags,
+            "flag_reasons": r.flag_reasons,
+            "mag": None if r.mag is None else round(r.mag, 6),
+            "p": r.p,
+        }
+    return rows
+
+
+def without_ids(rows: dict) -> dict:
+    return {k: {n: v for n, v in row.items() if n != "id"} for k, row in rows.items()}
+
+
+@pytest.fixture(scope="module")
+def roundtrip(tmp_path_factory):
+    project, config, catalog = make_project(
+        tmp_path_factory.mktemp("roundtrip"), telescopes=TELESCOPES
+    )
+    # 1. the first processing, then a curator writes flags.toml and builds
+    reduce_all(config, catalog, TELESCOPES)
+    first = snapshot()
+    config.paths.flags.write_text(FLAGS)
+    run_build(config)
+    flagged = snapshot()
+    # 2. the next reduction honours the frame flags; build again
+    reduce_all(config, catalog, TELESCOPES)
+    run_build(config)
+    before = snapshot()
+    # 3. delete the database, reprocess everything (other order: other ids), build
+    close_store()
+    config.database_path.unlink()
+    open_store(config.database_path)
+    sync_catalog(catalog)  # as `iopreport reduce` does first
+    reduce_all(config, catalog, tuple(reversed(TELESCOPES)))
+    run_build(config)
+    after = snapshot()
+    excluded = {
+        r.fileloc
+        for r in RawFit.select().where(RawFit.flags.bin_and(int(RawFitFlags.EXCLUDED)) != 0)
+    }
+    reduced = {r.rawfit.fileloc for r in ReducedFit.select()}
+    yield first, flagged, before, after, excluded, reduced
+    close_store()
+
+
+def test_the_build_flags_what_the_file_says(roundtrip):
+    first, flagged, *_ = roundtrip
+    phot = {k for k in first if k[2] == "relphot"}
+    assert len(phot) == 2 and len(first) == 5  # and 3 polarimetric sequences
+    by_file = {k[1].split("\n")[0].rsplit("/", 1)[-1]: v for k, v in flagged.items()}
+    cafos_phot = by_file["caf-20241008-19:45:00-sci-agui.fits"]
+    assert cafos_phot["manual_flags"] == ManualFlags.BAD_PHOTOMETRY
+    t150_phot = by_file["BLLac-0019R.fit"]
+    assert t150_phot["manual_flags"] == ManualFlags.BAD_FRAME  # shown flagged until re-reduced
+    t150_pol = by_file["BLLac-0020R0.fit"]
+    assert t150_pol["manual_flags"] == ManualFlags.BAD_POLARIMETRY
+    assert t150_pol["flags"] == ResultFlags.LARGE_POL_ERROR | ResultFlags.BAD_POLARIMETRY
+    assert t150_pol["flag_reasons"] == [
+        "auto: LARGE_POL_ERROR: angle error 20.0 deg > 15 deg (quality.max_chi_err_deg)",
+        "manual: polarimetry [wheel] wheel position uncertain (J. Doe, 2024-10-09)",
+    ]
+    cafos_bl = by_file["caf-20241008-19:45:41-sci-agui.fits"]
+    assert cafos_bl["manual_flags"] == ManualFlags.BAD_PHOTOMETRY | ManualFlags.BAD_POLARIMETRY
+    hiltner = by_file["caf-20241008-19:48:33-sci-agui.fits"]
+    assert hiltner["manual_flags"] == ManualFlags.BAD_FRAME
+
+
+def test_excluded_frames_are_not_reduced_and_their_sequence_is_recomputed(roundtrip):
+    first, flagged, before, after, excluded, reduced = roundtrip
+    assert excluded == EXCLUDED
+    assert not excluded & reduced
+    for rows in (before, after):
+        assert not any(loc in key[1] for key in rows for loc in EXCLUDED)
+        hiltner = [k for k in rows if k[0] == "Hiltner 960"]
+        assert len(hiltner) == 1 and hiltner[0][1].count("\n") == 2  # 3 of its 4 frames
+        assert rows[hiltner[0]]["manual_flags"] == 0
+
+
+def test_delete_and_reprocess_gives_the_same_flagged_points(roundtrip):
+    first, flagged, before, after, excluded, reduced = roundtrip
+    assert without_ids(after) == without_ids(before)
+    assert sum(1 for row in after.values() if row["manual_flags"]) == 3
+    assert any(before[k]["id"] != after[k]["id"] for k in before)  # ids did change
+    assert dt.date(2024, 10, 8) == NIGHT
