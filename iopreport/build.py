@@ -12,6 +12,7 @@ Order (docs/flags.md, "What a build does"):
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from collections.abc import Callable
@@ -45,6 +46,8 @@ class BuildReport:
         parts = [
             "catalog: " + ", ".join(f"{v} {k}" for k, v in self.catalog_counts.items()),
         ]
+        if self.recomputed is not None and hasattr(self.recomputed, "summary"):
+            parts.append(self.recomputed.summary())
         if self.automatic:
             parts.append(self.automatic.summary())
         if self.manual:
@@ -83,6 +86,23 @@ def apply_inputs(
     return report
 
 
+def _recompute(config: Config, flagset: FlagSet, full: bool, catalog: Catalog):
+    """Mark the frames flags.toml excludes, then recompute stale nights from stored fluxes."""
+    from iopreport.flags.apply import excluded_frames
+    from iopreport.reduce.recompute import recompute_if_needed
+
+    excluded_frames(flagset, mark=True)
+    return recompute_if_needed(config, catalog, force=full)
+
+
+def _default_render() -> Render | None:
+    try:
+        from iopreport.site import render_site
+    except ImportError:  # the site package is optional for library users
+        return None
+    return render_site
+
+
 def run_build(
     config: Config,
     *,
@@ -99,11 +119,13 @@ def run_build(
     full : bool
         Passed to ``render``: rebuild every page, not only what changed.
     render : callable, optional
-        ``render(config, full=full)``, e.g. ``iopreport.site.render_site``;
-        not called when None.
+        ``render(config, full=full)``; default ``iopreport.site.render_site``.
     recompute : callable, optional
         ``recompute(catalog)``, run after the catalog is written and before
-        the automatic flags (magnitudes from stored fluxes).
+        the automatic flags; default: mark the frames flags.toml excludes and
+        recompute, from the stored fluxes, the nights whose catalog, polarimetry
+        settings or excluded frames changed (all of them with ``full``;
+        :mod:`iopreport.reduce.recompute`).
 
     Raises
     ------
@@ -117,6 +139,10 @@ def run_build(
     catalog, flagset = load_inputs(config)
     report.seconds["load"] = time.perf_counter() - started
     open_store(config.database_path)
+    if recompute is None:
+        recompute = functools.partial(_recompute, config, flagset, full)
+    if render is None:
+        render = _default_render()
     apply_inputs(config, catalog, flagset, recompute=recompute, report=report)
     log.info("build: %s", report.summary())
     if render is not None:

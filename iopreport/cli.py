@@ -228,9 +228,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = commands.add_parser(
         "demo",
-        help="make a demo project and run everything that exists so far",
+        help="simulate an archive, serve it by FTP, run a daemon cycle, build the site",
         description="Create a self-contained demo project under DIR (config.toml, catalog, "
-        "data, site_out) and run every stage implemented so far.",
+        "archive/, data, site_out, outbox): simulate a night at the three telescopes, serve it "
+        "with an FTP server on 127.0.0.1, run one daemon cycle (fetch, reduce, build), write "
+        "the night summary to the outbox, compare the results with the simulation's truth and "
+        "print where to look.",
     )
     demo.add_argument("--dir", type=Path, default=Path("demo"), help="demo folder (default ./demo)")
     demo.add_argument(
@@ -238,6 +241,9 @@ def build_parser() -> argparse.ArgumentParser:
         choices=("tiny", "small", "full"),
         default="small",
         help="size of the simulated night (default small)",
+    )
+    demo.add_argument(
+        "--serve", action="store_true", help="then serve the site on http://127.0.0.1:8000"
     )
     demo.set_defaults(handler=cmd_demo)
     return parser
@@ -588,6 +594,8 @@ def cmd_daemon(args: argparse.Namespace) -> int:
 
     config = _load_config(args, log_to_file=True)
     return Daemon(config).run(once=args.once)
+
+
 def cmd_flags(args: argparse.Namespace) -> int:
     """``iopreport flags check|list|add|remove``."""
     from iopreport.build import load_inputs
@@ -676,7 +684,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     """``iopreport demo``: a self-contained project that runs what exists so far."""
     from iopreport.demo import run_demo
 
-    return run_demo(args.dir, preset=args.preset, verbose=args.verbose)
+    return run_demo(args.dir, preset=args.preset, verbose=args.verbose, serve=args.serve)
 
 
 if __name__ == "__main__":  # pragma: no cover

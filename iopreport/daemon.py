@@ -1,10 +1,9 @@
 """``iopreport daemon``: the long-running process that fetches, reduces and publishes.
 
 The work is data: :data:`JOBS` says which steps each scheduled job runs, in
-order, and :data:`STEPS` maps a step name to the function that does it. This
-version implements ``fetch`` and ``reduce``; ``build`` (the site) and
-``summary`` (the e-mails) are slots filled with :func:`register_step` by the
-modules that provide them, and skipped while empty.
+order, and :data:`STEPS` maps a step name to the function that does it:
+``fetch`` (archives), ``reduce`` (every night with new files), ``build``
+(flags, catalog and the site) and ``summary`` (the e-mails that are due).
 
 Scheduling (APScheduler 3): a *poll* job every ``schedule.poll_interval_minutes``
 (and once at start), the *summary* job at ``schedule.summary_time`` in
@@ -110,7 +109,7 @@ JOBS: dict[str, tuple[Step, ...]] = {
     "once": (Step("fetch"), Step("reduce"), Step("build"), Step("summary")),
 }
 
-#: Step name -> function. "build" and "summary" are filled by register_step().
+#: Step name -> function (:func:`register_step` replaces one, e.g. in tests).
 STEPS: dict[str, StepFunction] = {}
 
 
@@ -210,7 +209,36 @@ def step_reduce(cycle: Cycle) -> None:
         cycle.report(report.summary())
 
 
-STEPS.update({"fetch": step_fetch, "reduce": step_reduce})
+def step_build(cycle: Cycle) -> None:
+    """``iopreport build``: re-apply catalog.toml and flags.toml, recompute, publish the site.
+
+    A broken flags.toml or catalog.toml is reported (the site and the store are
+    left as they were) and the cycle goes on to the summaries.
+    """
+    from iopreport.build import run_build
+    from iopreport.errors import InputError
+
+    beat(f"{cycle.job}: building the site")
+    try:
+        report = run_build(cycle.config)
+    except InputError as exc:
+        cycle.report(f"build refused: {exc}", failed=True)
+        return
+    cycle.report(report.summary())
+
+
+def step_summary(cycle: Cycle) -> None:
+    """Send the night summaries that are due (queued, failed and due again)."""
+    from iopreport.mail import send_due
+
+    beat(f"{cycle.job}: night summaries")
+    for outcome in send_due(cycle.config):
+        cycle.report(outcome.line(), failed=outcome.status == "failed")
+
+
+STEPS.update(
+    {"fetch": step_fetch, "reduce": step_reduce, "build": step_build, "summary": step_summary}
+)
 
 
 # -- heartbeat, lock --------------------------------------------------------------------

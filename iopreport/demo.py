@@ -1,33 +1,29 @@
-"""`iopreport demo`: a self-contained project that runs every stage implemented so far.
+"""`iopreport demo`: the whole product on a simulated archive served over FTP.
 
 The demo simulates a night at the three telescopes into ``<dir>/archive/``
-(each archive in its own layout), points the project's archives at it, loads
-the catalog into the store and reports. Stages are added here as they are
-built (fetch, reduce, build, summary); what is not built yet is said, never
-pretended.
+(each archive in its own layout), serves that folder with a real FTP server
+on 127.0.0.1, points the project's archives at it, and runs one daemon cycle:
+fetch, reduce (photometry, polarimetry, host correction), build the site. It
+then writes the night's summary to the outbox, rebuilds the site so that it
+carries the summary, compares the results with the simulation's truth and
+prints where to look. ``--serve`` serves the site on http://127.0.0.1.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 from pathlib import Path
 
 import tomlkit
 
-from iopreport.errors import EXIT_OK
+from iopreport.errors import EXIT_OK, EXIT_WORK_FAILED
 from iopreport.fileio import write_text_atomic
 from iopreport.telescopes import TELESCOPES
 
 #: The simulated demo night (an autumn night when BL Lac and the standards are up).
 DEMO_NIGHT = dt.date(2024, 10, 8)
 DEMO_SEED = 2024
-
-#: Stages of the full pipeline that the demo does not run yet.
-NOT_YET = (
-    "polarimetry (sequences are calibrated and solved, not yet combined into p and chi)",
-    "static site (`iopreport build`)",
-    "night summary e-mail",
-)
 
 
 def point_archives_at(config_path: Path, archive: Path) -> None:
@@ -48,19 +44,36 @@ def point_archives_at(config_path: Path, archive: Path) -> None:
     write_text_atomic(config_path, tomlkit.dumps(document))
 
 
-def run_demo(directory: Path, *, preset: str = "small", verbose: bool = False) -> int:
-    """Create (or reuse) the demo project in ``directory`` and run what exists."""
-    from iopreport.archive.local import fetch_night
-    from iopreport.catalog import load_catalog, sync_catalog
+def point_archives_at_server(config_path: Path, table: dict) -> None:
+    """Make every telescope archive an FTP archive on the demo's server (root /<TELESCOPE>)."""
+    document = tomlkit.parse(config_path.read_text(encoding="utf-8"))
+    archives = document.setdefault("archives", tomlkit.table())
+    for telescope in TELESCOPES:
+        entry = tomlkit.table()
+        for key, value in {**table, "root": f"/{telescope}"}.items():
+            entry[key] = value
+        entry.comment("the demo's simulated archive, served by FTP on 127.0.0.1")
+        archives[telescope] = entry
+    write_text_atomic(config_path, tomlkit.dumps(document))
+
+
+def run_demo(
+    directory: Path, *, preset: str = "small", verbose: bool = False, serve: bool = False
+) -> int:
+    """Create (or reuse) the demo project in ``directory`` and run the whole pipeline."""
+    from iopreport.archive.testserver import FtpTestServer
+    from iopreport.build import run_build
+    from iopreport.catalog import load_catalog
     from iopreport.config import load_config
+    from iopreport.daemon import Daemon
     from iopreport.logsetup import configure_logging
-    from iopreport.reduce.night import reduce_night
+    from iopreport.mail import dry_run
     from iopreport.runlog import recorded_run
     from iopreport.simulate import simulate_night
-    from iopreport.simulate.evaluate import evaluate_night
+    from iopreport.simulate.evaluate import evaluate_night, evaluate_polarimetry
     from iopreport.skeleton import init_project
     from iopreport.status import render_status
-    from iopreport.store import AstroSource, open_store
+    from iopreport.store import open_store
 
     directory = directory.resolve()
     config_path = directory / "config.toml"
@@ -71,51 +84,57 @@ def run_demo(directory: Path, *, preset: str = "small", verbose: bool = False) -
         init_project(directory)
         point_archives_at(config_path, archive)
         print(f"Created demo project {directory}")
-    config = load_config(config_path)
-    configure_logging(config, verbose=verbose)
+    print(f"Simulating {DEMO_NIGHT} at {', '.join(TELESCOPES)} ({preset} preset) ...")
+    nights = simulate_night(archive, DEMO_NIGHT, preset=preset, seed=DEMO_SEED)
+    with FtpTestServer(archive) as server:
+        point_archives_at_server(config_path, server.archive_table())
+        config = load_config(config_path)
+        configure_logging(config, verbose=verbose)
+        print(
+            f"Serving the archive by FTP on 127.0.0.1:{server.port}; one daemon cycle "
+            "(fetch, reduce, build) ..."
+        )
+        cycle_code = Daemon(config).run(once=True)
     catalog = load_catalog(config.paths.catalog)
     open_store(config.database_path)
     with recorded_run("demo", [str(directory), preset]) as run:
-        counts = sync_catalog(catalog)
-        print(f"Simulating {DEMO_NIGHT} at {', '.join(TELESCOPES)} ({preset} preset) ...")
-        nights = simulate_night(archive, DEMO_NIGHT, preset=preset, seed=DEMO_SEED)
-        n_files = sum(len(night.files) for night in nights)
-        reports = []
-        for night in nights:
-            root = Path(config.archives[night.telescope].root)
-            fetch_night(root, night.telescope, DEMO_NIGHT, config.paths.data_subdir("raw"))
-            print(f"Reducing {night.telescope} {DEMO_NIGHT} ...")
-            reports.append(
-                reduce_night(config, catalog, night.telescope, DEMO_NIGHT, progress=True)
-            )
-        run.detail = (
-            f"catalog: {counts['added']} added, {counts['updated']} updated; "
-            f"simulated {n_files} raw files; " + "; ".join(report.summary() for report in reports)
-        )
-    in_store = AstroSource.select().where(AstroSource.in_catalog).count()
+        site_copy, outbox = dry_run(config, DEMO_NIGHT)
+        build = run_build(config)
+        run.detail = f"daemon cycle exit {cycle_code}; summary {site_copy}; {build.summary()}"
 
     print()
     print(render_status(config, failures=2))
     print()
-    print("What the demo made:")
-    print(f"  project:   {config_path}")
-    print(f"  catalog:   {config.paths.catalog} ({len(catalog)} sources, {in_store} in the store)")
-    print(f"  database:  {config.database_path}")
-    print(f"  archive:   {archive}")
+    print("Compared with the simulation's truth:")
     for night in nights:
-        truth = night.truth
-        print(
-            f"    {night.folder.relative_to(directory)}: {len(night.files)} raw files, "
-            f"{len(truth['photometry'])} photometric and {len(truth['polarimetry'])} polarimetric "
-            "target observations, truth.json"
-        )
-    print("Reduction, compared with the simulation's truth:")
-    for night, report in zip(nights, reports, strict=True):
-        print(f"  {report.summary()}")
+        print(f"  {night.telescope}")
         evaluation = evaluate_night(night.folder, config.paths.datadir, night.telescope)
         print("    " + evaluation.summary().replace("\n", "\n    "))
-    print("Not run yet (not implemented in this version):")
-    for stage in NOT_YET:
-        print(f"  - {stage}")
-    print(f"Site: not built yet; it will be published to {config.paths.site_dir}")
-    return EXIT_OK
+        for check in evaluate_polarimetry(night.folder, night.telescope):
+            print("    " + check.line())
+    print()
+    print("What the demo made:")
+    print(f"  project:   {config_path}")
+    print(f"  catalog:   {config.paths.catalog} ({len(catalog)} sources)")
+    print(f"  database:  {config.database_path}")
+    print(f"  archive:   {archive} (served by FTP during the run)")
+    print(f"  summary:   {site_copy}")
+    for item in outbox:
+        print(f"  outbox:    {item.eml}")
+    index = config.paths.site_dir / "index.html"
+    print(f"Site: {index}")
+    if serve:
+        serve_site(config.paths.site_dir)
+    return EXIT_OK if cycle_code == EXIT_OK else EXIT_WORK_FAILED
+
+
+def serve_site(folder: Path, port: int = 8000) -> None:
+    """Serve the published site on http://127.0.0.1:PORT until Ctrl-C."""
+    import functools
+    import http.server
+
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(folder))
+    with http.server.ThreadingHTTPServer(("127.0.0.1", port), handler) as httpd:
+        print(f"Serving {folder} on http://127.0.0.1:{httpd.server_address[1]}/ (Ctrl-C stops)")
+        with contextlib.suppress(KeyboardInterrupt):
+            httpd.serve_forever()

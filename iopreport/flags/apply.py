@@ -516,6 +516,10 @@ def automatic_flags(values: dict, quality, *, no_wcs: bool, saturated: bool):
     if saturated:
         bits |= _TARGET_SATURATED
         texts.append(f"{AUTO_PREFIX} TARGET_SATURATED: the target is saturated in a member frame")
+    if polarimetric and p is None:
+        bits |= int(RF.BAD_POLARIMETRY)
+        why = values.get("error") or "no polarization computed"
+        texts.append(f"{AUTO_PREFIX} BAD_POLARIMETRY: {why}")
     if photometric and bits & _PHOTOMETRY_TROUBLE:
         bits |= int(RF.BAD_PHOTOMETRY)
     if polarimetric and bits & _POLARIMETRY_TROUBLE:
@@ -548,9 +552,10 @@ def apply_automatic_flags(config) -> AutoReport:
             PhotoPolResult.chi_err,
             PhotoPolResult.flags,
             PhotoPolResult.flag_reasons,
+            PhotoPolResult.error,
         )
         names = ("id", "mode", "mag", "mag_err", "n_calibrators", "p", "p_err", "chi_err")
-        names += ("flags", "flag_reasons")
+        names += ("flags", "flag_reasons", "error")
         changed = []
         for values in _raw_rows(query):
             row = dict(zip(names, values, strict=True))
