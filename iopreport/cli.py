@@ -141,6 +141,16 @@ def build_parser() -> argparse.ArgumentParser:
     reduce.add_argument("--force", action="store_true", help="redo everything")
     reduce.set_defaults(handler=cmd_reduce)
 
+    build = commands.add_parser(
+        "build",
+        help="render the static site into paths.site_dir (only pages whose inputs changed)",
+        description="Render the site (index, source, night, catalog, status and summary pages) "
+        "from the store into a fresh folder and swap it in atomically; pages whose inputs did "
+        "not change are kept from the published site unless --full.",
+    )
+    build.add_argument("--full", action="store_true", help="render every page again")
+    build.set_defaults(handler=cmd_build)
+
     demo = commands.add_parser(
         "demo",
         help="make a demo project and run everything that exists so far",
@@ -445,6 +455,21 @@ def cmd_reduce(args: argparse.Namespace) -> int:
             run.outcome = "failed"
     # 1 when any frame, master or telescope failed: the reasons are printed and recorded
     return EXIT_WORK_FAILED if failed else EXIT_OK
+
+
+def cmd_build(args: argparse.Namespace) -> int:
+    """``iopreport build [--full]``."""
+    from iopreport.runlog import recorded_run
+    from iopreport.site import render_site
+    from iopreport.store import open_store
+
+    config = _load_config(args, log_to_file=True)
+    open_store(config.database_path)
+    with recorded_run("build", sys.argv[1:]) as run:
+        report = render_site(config, full=args.full)
+        run.detail = report.summary()
+    print(report.summary())
+    return EXIT_OK
 
 
 def cmd_demo(args: argparse.Namespace) -> int:

@@ -1,0 +1,664 @@
+"""What the site shows, read from the store as plain dataclasses and dicts.
+
+Every function here only reads. The fingerprint functions return, per page,
+a cheap summary of everything the page is made from (counts, sums and
+maxima over its rows, computed by SQLite in one ``GROUP BY`` per table), so
+an incremental build can tell which pages changed without reading them all.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import math
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from iopreport import urls
+from iopreport.store.bits import (
+    EpochFlags,
+    ManualFlags,
+    MasterFlags,
+    RawFitFlags,
+    ReducedFitFlags,
+    ResultFlags,
+)
+from iopreport.store.models import (
+    AstroSource,
+    Calibrator,
+    Epoch,
+    Heartbeat,
+    RunLog,
+    StandardPolarization,
+    database_proxy,
+)
+
+#: Modified Julian Date = JD − 2400000.5 (IAU 1997 resolution B1).
+MJD_OFFSET = 2400000.5
+#: Unix epoch (1970-01-01T00:00 UTC) as a Julian date.
+JD_UNIX_EPOCH = 2440587.5
+#: Sources of these types get a page even before they have results.
+PAGE_TYPES_WITHOUT_RESULTS = ("blazar", "star", "polarization_standard")
+#: Epochs read per query when building night pages (bounded memory).
+NIGHT_CHUNK = 200
+#: Points drawn in the index page's trend line (the last ones, in the main band).
+TREND_POINTS = 40
+#: Band preferred for the index's "last magnitude" and trend (the monitoring band).
+MAIN_BAND = "R"
+
+
+def _sql(query: str, params: Sequence = ()) -> list[tuple]:
+    return database_proxy.execute_sql(query, params).fetchall()
+
+
+def jd_to_datetime(jd: float) -> dt.datetime:
+    """UTC datetime of a Julian date (to the second)."""
+    seconds = round((jd - JD_UNIX_EPOCH) * 86400.0)
+    return dt.datetime(1970, 1, 1) + dt.timedelta(seconds=seconds)
+
+
+def _clean(value):
+    """None for NaN and infinities (JSON has no NaN)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def _round(value, digits: int):
+    value = _clean(value)
+    return None if value is None else round(value, digits)
+
+
+def _scaled(value, factor: float, digits: int):
+    value = _clean(value)
+    return None if value is None else round(value * factor, digits)
+
+
+# --------------------------------------------------------------------------- sources
+
+
+@dataclass(frozen=True)
+class SourceInfo:
+    """A catalog source, with what its page shows besides the results."""
+
+    id: int
+    name: str
+    other_names: list[str]
+    srctype: str
+    ra_deg: float
+    dec_deg: float
+    redshift: float | None
+    comment: str
+    in_catalog: bool
+    literature_mags: dict[str, tuple[float, float | None]]
+    standard_pol: list[dict]
+    calibrators: list[str]
+    page: str
+
+
+def load_sources() -> dict[int, SourceInfo]:
+    """Every source of the store, by id, with literature values and calibrators."""
+    standards: dict[int, list[dict]] = defaultdict(list)
+    for row in StandardPolarization.select().order_by(StandardPolarization.band).dicts():
+        standards[row["source"]].append(
+            {
+                "band": row["band"],
+                "p": row["p"],
+                "p_err": row["p_err"],
+                "chi": row["chi"],
+                "chi_err": row["chi_err"],
+            }
+        )
+    names = dict(AstroSource.select(AstroSource.id, AstroSource.name).tuples())
+    calibrators: dict[int, list[str]] = defaultdict(list)
+    for target, calibrator in Calibrator.select(Calibrator.target, Calibrator.calibrator).tuples():
+        calibrators[target].append(names[calibrator])
+    sources = {}
+    for row in AstroSource.select().order_by(AstroSource.name).dicts():
+        mags = {}
+        for band in "UBVRI":
+            value = row[f"mag_{band}"]
+            if value is not None:
+                mags[band] = (value, row[f"mag_{band}_err"])
+        sources[row["id"]] = SourceInfo(
+            id=row["id"],
+            name=row["name"],
+            other_names=list(row["other_names"] or []),
+            srctype=row["srctype"],
+            ra_deg=row["ra_deg"],
+            dec_deg=row["dec_deg"],
+            redshift=row["redshift"],
+            comment=row["comment"] or "",
+            in_catalog=bool(row["in_catalog"]),
+            literature_mags=mags,
+            standard_pol=standards.get(row["id"], []),
+            calibrators=sorted(calibrators.get(row["id"], [])),
+            page=urls.source_page(row["name"]),
+        )
+    return sources
+
+
+def source_fingerprints() -> dict[int, tuple]:
+    """Per source id, a summary of its results that changes when any result changes."""
+    rows = _sql(
+        "SELECT astrosource_id, count(*), max(id), max(modified), total(mag), total(mag_err),"
+        " total(p), total(p_err), total(chi), total(q), total(u), total(juliandate),"
+        " sum(flags * (id % 9973 + 1)), sum(manual_flags * (id % 9973 + 1)),"
+        " total(length(flag_reasons) * (id % 9973 + 1)), total(length(members_key)),"
+        " total(coalesce(exptime, 0)), sum(epoch_id), count(DISTINCT epoch_id)"
+        " FROM photo_pol_result GROUP BY astrosource_id"
+    )
+    return {row[0]: tuple(row[1:]) for row in rows}
+
+
+def sources_with_pages(sources: dict[int, SourceInfo], fingerprints: dict[int, tuple]) -> list:
+    """Sources that get a page: those with results and every non-calibrator of the catalog."""
+    return [
+        source
+        for source in sources.values()
+        if source.id in fingerprints
+        or (source.in_catalog and source.srctype in PAGE_TYPES_WITHOUT_RESULTS)
+    ]
+
+
+#: Columns of a source's data (page, table, CSV and JSON downloads), in order.
+POINT_COLUMNS = (
+    "date",
+    "mjd",
+    "night",
+    "telescope",
+    "instrument",
+    "band",
+    "mode",
+    "method",
+    "exptime",
+    "n_frames",
+    "mag",
+    "mag_err",
+    "p_pct",
+    "p_pct_err",
+    "chi_deg",
+    "chi_deg_err",
+    "q_pct",
+    "q_pct_err",
+    "u_pct",
+    "u_pct_err",
+    "flagged",
+    "auto_flags",
+    "manual_flags",
+    "flag_reasons",
+    "members",
+    "night_page",
+    "n_binned",
+)
+
+
+def source_points(source_id: int) -> list[dict]:
+    """Every result of a source as a point dict (keys :data:`POINT_COLUMNS`), oldest first."""
+    rows = _sql(
+        "SELECT r.juliandate, e.night, e.telescope, r.instrument, r.band, r.mode, r.method,"
+        " r.exptime, r.n_frames, r.mag, r.mag_err, r.p, r.p_err, r.chi, r.chi_err,"
+        " r.q, r.q_err, r.u, r.u_err, r.flags, r.manual_flags, r.flag_reasons, r.members_key"
+        " FROM photo_pol_result r JOIN epoch e ON r.epoch_id = e.id"
+        " WHERE r.astrosource_id = ? ORDER BY r.juliandate, r.id",
+        (source_id,),
+    )
+    points = []
+    night_pages: dict[tuple, str] = {}
+    for (
+        jd,
+        night,
+        telescope,
+        instrument,
+        band,
+        mode,
+        method,
+        exptime,
+        n_frames,
+        mag,
+        mag_err,
+        p,
+        p_err,
+        chi,
+        chi_err,
+        q,
+        q_err,
+        u,
+        u_err,
+        flags,
+        manual,
+        reasons,
+        members,
+    ) in rows:
+        key = (night, telescope)
+        if key not in night_pages:
+            night_pages[key] = urls.night_page(dt.date.fromisoformat(str(night)), telescope)
+        points.append(
+            {
+                "date": jd_to_datetime(jd).isoformat(),
+                "mjd": round(jd - MJD_OFFSET, 5),
+                "night": str(night),
+                "telescope": telescope,
+                "instrument": instrument,
+                "band": band,
+                "mode": mode,
+                "method": method,
+                "exptime": _clean(exptime),
+                "n_frames": n_frames,
+                "mag": _round(mag, 4),
+                "mag_err": _round(mag_err, 4),
+                "p_pct": _scaled(p, 100.0, 3),
+                "p_pct_err": _scaled(p_err, 100.0, 3),
+                "chi_deg": _round(chi, 2),
+                "chi_deg_err": _round(chi_err, 2),
+                "q_pct": _scaled(q, 100.0, 3),
+                "q_pct_err": _scaled(q_err, 100.0, 3),
+                "u_pct": _scaled(u, 100.0, 3),
+                "u_pct_err": _scaled(u_err, 100.0, 3),
+                "flagged": bool(flags or manual),
+                "auto_flags": "|".join(ResultFlags.labels(flags or 0)),
+                "manual_flags": "|".join(ManualFlags.labels(manual or 0)),
+                "flag_reasons": "; ".join(json.loads(reasons) if reasons else []),
+                "members": " ".join((members or "").split("\n")),
+                "night_page": night_pages[key],
+                "n_binned": 1,
+            }
+        )
+    return points
+
+
+@dataclass(frozen=True)
+class ChartFrame:
+    """A reduced frame to draw a source's finding chart from."""
+
+    reducedfit_id: int
+    path: Path
+    modified: str
+    fileloc: str
+    target_xy: tuple[float, float]
+    calibrators: list[tuple[str, float, float]]
+
+
+def chart_frame(source: SourceInfo, datadir: Path) -> ChartFrame | None:
+    """The latest plate-solved reduced frame holding the source, whose file exists."""
+    rows = _sql(
+        "SELECT f.id, f.filename, f.modified, e.telescope, e.night, r.filename, s.x_px, s.y_px"
+        " FROM source_in_field s JOIN reduced_fit f ON s.reducedfit_id = f.id"
+        " JOIN raw_fit r ON f.rawfit_id = r.id JOIN epoch e ON r.epoch_id = e.id"
+        " WHERE s.astrosource_id = ? AND (f.flags & ?) != 0"
+        " ORDER BY r.juliandate DESC LIMIT 10",
+        (source.id, int(ReducedFitFlags.ASTROMETRY_OK)),
+    )
+    for fid, filename, modified, telescope, night, rawname, x, y in rows:
+        path = datadir / filename
+        if not filename or not path.is_file():
+            continue
+        calibrators = _sql(
+            "SELECT a.name, s.x_px, s.y_px FROM source_in_field s"
+            " JOIN astro_source a ON s.astrosource_id = a.id"
+            " JOIN calibrator c ON c.calibrator_id = a.id AND c.target_id = ?"
+            " WHERE s.reducedfit_id = ? ORDER BY a.name",
+            (source.id, fid),
+        )
+        return ChartFrame(
+            reducedfit_id=fid,
+            path=path,
+            modified=str(modified),
+            fileloc=f"{telescope}/{night}/{rawname}",
+            target_xy=(x, y),
+            calibrators=[(name, cx, cy) for name, cx, cy in calibrators],
+        )
+    return None
+
+
+@dataclass
+class SourceSummary:
+    """One row of the index page."""
+
+    source: SourceInfo
+    n_results: int = 0
+    n_nights: int = 0
+    last_date: str = ""
+    last_night_page: str = ""
+    last_mag: float | None = None
+    last_mag_err: float | None = None
+    last_mag_band: str = ""
+    last_p_pct: float | None = None
+    last_chi: float | None = None
+    trend: list[float] = field(default_factory=list)
+
+
+def source_summaries(pages: Iterable[SourceInfo], fingerprints: dict[int, tuple]) -> list:
+    """The index rows: last observation, last magnitude (R preferred), last p and chi, trend."""
+    summaries = []
+    for source in pages:
+        summary = SourceSummary(source)
+        summaries.append(summary)
+        prints = fingerprints.get(source.id)
+        if not prints:
+            continue
+        summary.n_results = prints[0]
+        summary.n_nights = prints[-1]
+        last = _sql(
+            "SELECT r.juliandate, e.night, e.telescope FROM photo_pol_result r"
+            " JOIN epoch e ON r.epoch_id = e.id WHERE r.astrosource_id = ?"
+            " ORDER BY r.juliandate DESC LIMIT 1",
+            (source.id,),
+        )
+        if last:
+            jd, night, telescope = last[0]
+            summary.last_date = jd_to_datetime(jd).strftime("%Y-%m-%d %H:%M")
+            summary.last_night_page = urls.night_page(dt.date.fromisoformat(str(night)), telescope)
+        bands = _sql(
+            "SELECT band FROM photo_pol_result WHERE astrosource_id = ? AND mag IS NOT NULL"
+            " GROUP BY band ORDER BY band = ? DESC, count(*) DESC LIMIT 1",
+            (source.id, MAIN_BAND),
+        )
+        if bands:
+            band = bands[0][0]
+            mags = _sql(
+                "SELECT mag, mag_err FROM photo_pol_result WHERE astrosource_id = ?"
+                " AND band = ? AND mag IS NOT NULL AND flags = 0 AND manual_flags = 0"
+                " ORDER BY juliandate DESC LIMIT ?",
+                (source.id, band, TREND_POINTS),
+            )
+            if mags:
+                summary.last_mag_band = band
+                summary.last_mag, summary.last_mag_err = mags[0]
+                summary.trend = [m for m, _ in reversed(mags)]
+        pol = _sql(
+            "SELECT p, chi FROM photo_pol_result WHERE astrosource_id = ? AND p IS NOT NULL"
+            " AND flags = 0 AND manual_flags = 0 ORDER BY juliandate DESC LIMIT 1",
+            (source.id,),
+        )
+        if pol:
+            summary.last_p_pct = _scaled(pol[0][0], 100.0, 2)
+            summary.last_chi = _round(pol[0][1], 1)
+    return summaries
+
+
+# --------------------------------------------------------------------------- nights
+
+
+@dataclass(frozen=True)
+class EpochInfo:
+    """A night at a telescope, as the site names it."""
+
+    id: int
+    telescope: str
+    night: dt.date
+    flags: int
+    error: str
+    page: str
+
+
+def load_epochs() -> dict[int, EpochInfo]:
+    """Every epoch, by id, ordered by night then telescope."""
+    epochs = {}
+    query = Epoch.select(Epoch.id, Epoch.telescope, Epoch.night, Epoch.flags, Epoch.error)
+    for eid, telescope, night, flags, error in query.order_by(
+        Epoch.night, Epoch.telescope
+    ).tuples():
+        night = night if isinstance(night, dt.date) else dt.date.fromisoformat(str(night))
+        page = urls.night_page(night, telescope)
+        epochs[eid] = EpochInfo(eid, telescope, night, flags, error or "", page)
+    return epochs
+
+
+def neighbours(epochs: dict[int, EpochInfo]) -> dict[int, tuple[int | None, int | None]]:
+    """Previous and next epoch id at the same telescope, by epoch id."""
+    by_telescope: dict[str, list[EpochInfo]] = defaultdict(list)
+    for epoch in epochs.values():
+        by_telescope[epoch.telescope].append(epoch)
+    result = {}
+    for items in by_telescope.values():
+        items.sort(key=lambda e: e.night)
+        for i, epoch in enumerate(items):
+            before = items[i - 1].id if i > 0 else None
+            after = items[i + 1].id if i + 1 < len(items) else None
+            result[epoch.id] = (before, after)
+    return result
+
+
+def epoch_fingerprints() -> dict[int, tuple]:
+    """Per epoch id, a summary of its frames, masters and results."""
+    parts: dict[int, list] = defaultdict(list)
+    queries = (
+        "SELECT epoch_id, count(*), max(id), sum(flags * (id % 9973 + 1)), total(length(error)),"
+        " total(juliandate), total(coalesce(exptime, 0)), total(length(imgtype)),"
+        " total(length(object_name)), total(length(band)), total(coalesce(angle, 0))"
+        " FROM raw_fit GROUP BY epoch_id",
+        "SELECT r.epoch_id, count(*), max(f.id), max(f.modified), sum(f.flags * (f.id % 9973 + 1)),"
+        " total(length(f.error)), total(coalesce(f.seeing_fwhm_arcsec, 0))"
+        " FROM reduced_fit f JOIN raw_fit r ON f.rawfit_id = r.id GROUP BY r.epoch_id",
+        *(
+            f"SELECT epoch_id, count(*), max(id), max(created), sum(flags), total(length(error)),"
+            f" total(coalesce(level, 0)), total(n_frames) FROM {table} GROUP BY epoch_id"
+            for table in ("master_bias", "master_dark", "master_flat")
+        ),
+        "SELECT epoch_id, count(*), max(id), max(modified), total(mag), total(p), total(chi),"
+        " sum(flags * (id % 9973 + 1)), sum(manual_flags * (id % 9973 + 1)),"
+        " sum(astrosource_id), total(length(flag_reasons))"
+        " FROM photo_pol_result GROUP BY epoch_id",
+    )
+    for number, query in enumerate(queries):
+        for row in _sql(query):
+            parts[row[0]].append((number, *row[1:]))
+    return {key: tuple(value) for key, value in parts.items()}
+
+
+def _labels(enum, value) -> str:
+    return ", ".join(enum.labels(value or 0))
+
+
+def nights_context(epoch_ids: Sequence[int], sources: dict[int, SourceInfo]) -> dict[int, dict]:
+    """Frames, masters, failures and results of each epoch in ``epoch_ids``."""
+    contexts: dict[int, dict] = {}
+    for start in range(0, len(epoch_ids), NIGHT_CHUNK):
+        chunk = list(epoch_ids[start : start + NIGHT_CHUNK])
+        contexts.update(_nights_chunk(chunk, sources))
+    return contexts
+
+
+def _nights_chunk(chunk: list[int], sources: dict[int, SourceInfo]) -> dict[int, dict]:
+    marks = ",".join("?" * len(chunk))
+    contexts = {
+        eid: {"frames": defaultdict(list), "masters": [], "failures": [], "results": []}
+        for eid in chunk
+    }
+    reduced = {}
+    for row in _sql(
+        "SELECT f.rawfit_id, f.id, f.filename, f.flags, f.error, f.seeing_fwhm_arcsec,"
+        " f.n_detected, f.astrometry_method, f.modified, f.masterbias_id, f.masterdark_id,"
+        " f.masterflat_id, r.epoch_id FROM reduced_fit f JOIN raw_fit r ON f.rawfit_id = r.id"
+        f" WHERE r.epoch_id IN ({marks})",
+        chunk,
+    ):
+        reduced[row[0]] = row[1:]
+    for (
+        rid,
+        eid,
+        filename,
+        flags,
+        error,
+        instrument,
+        imgtype,
+        obsmode,
+        band,
+        angle,
+        jd,
+        exptime,
+        binning,
+        imgsize,
+        object_name,
+    ) in _sql(
+        "SELECT id, epoch_id, filename, flags, error, instrument, imgtype, obsmode, band, angle,"
+        " juliandate, exptime, binning, imgsize, object_name FROM raw_fit"
+        f" WHERE epoch_id IN ({marks}) ORDER BY juliandate, filename",
+        chunk,
+    ):
+        red = reduced.get(rid)
+        frame = {
+            "filename": filename,
+            "time": jd_to_datetime(jd).strftime("%H:%M:%S") if jd else "",
+            "instrument": instrument or "",
+            "obsmode": obsmode or "",
+            "band": band or "",
+            "angle": angle,
+            "exptime": exptime,
+            "binning": binning or "",
+            "imgsize": imgsize or "",
+            "object_name": object_name or "",
+            "flags": _labels(RawFitFlags, flags),
+            "error": error or "",
+            "reduced": None,
+        }
+        if red is not None:
+            fid, rfile, rflags, rerror, seeing, ndet, method, modified, mb, md, mf, _e = red
+            frame["reduced"] = {
+                "id": fid,
+                "filename": rfile or "",
+                "flags": _labels(ReducedFitFlags, rflags),
+                "error": rerror or "",
+                "seeing": seeing,
+                "n_detected": ndet,
+                "astrometry_method": method or "",
+                "modified": str(modified),
+                "masters": (mb, md, mf),
+            }
+        contexts[eid]["frames"][imgtype or "unclassified"].append(frame)
+        if error:
+            contexts[eid]["failures"].append({"what": f"raw {filename}", "reason": error})
+        if red is not None and red[3]:
+            contexts[eid]["failures"].append({"what": f"reduced {filename}", "reason": red[3]})
+    kinds = ("bias", "dark", "flat")
+    used: dict[tuple[str, int], set[int]] = defaultdict(set)  # (kind, master id) -> epochs
+    for red in reduced.values():
+        for kind, master_id in zip(kinds, red[8:11], strict=True):
+            if master_id is not None:
+                used[(kind, master_id)].add(red[11])
+    for kind in kinds:
+        extra = "band, obsmode, angle" if kind == "flat" else "'', '', NULL"
+        ids = sorted(mid for k, mid in used if k == kind)
+        id_marks = ",".join("?" * len(ids)) or "NULL"
+        rows = _sql(
+            f"SELECT id, epoch_id, filename, instrument, n_frames, level, noise, flags, error,"
+            f" {extra} FROM master_{kind} WHERE epoch_id IN ({marks}) OR id IN ({id_marks})"
+            " ORDER BY id",
+            [*chunk, *ids],
+        )
+        for mid, eid, filename, instrument, n_frames, level, noise, flags, error, *rest in rows:
+            band, mode, angle = rest
+            master = {
+                "kind": kind,
+                "filename": filename,
+                "instrument": instrument,
+                "n_frames": n_frames,
+                "level": level,
+                "noise": noise,
+                "band": band or "",
+                "obsmode": mode or "",
+                "angle": angle,
+                "flags": _labels(MasterFlags, flags),
+                "error": error or "",
+                "epoch_id": eid,
+            }
+            users = used.get((kind, mid), set())
+            for target in {eid, *users} & set(contexts):
+                own = eid == target
+                contexts[target]["masters"].append({**master, "own": own, "used": target in users})
+                if own and error:
+                    contexts[target]["failures"].append(
+                        {"what": f"master {kind} {filename}", "reason": error}
+                    )
+    for (
+        eid,
+        source_id,
+        jd,
+        mode,
+        method,
+        instrument,
+        band,
+        n_frames,
+        mag,
+        mag_err,
+        p,
+        p_err,
+        chi,
+        chi_err,
+        flags,
+        manual,
+        reasons,
+        error,
+    ) in _sql(
+        "SELECT epoch_id, astrosource_id, juliandate, mode, method, instrument, band, n_frames,"
+        " mag, mag_err, p, p_err, chi, chi_err, flags, manual_flags, flag_reasons, error"
+        f" FROM photo_pol_result WHERE epoch_id IN ({marks}) ORDER BY juliandate",
+        chunk,
+    ):
+        source = sources.get(source_id)
+        contexts[eid]["results"].append(
+            {
+                "source": source.name if source else str(source_id),
+                "source_page": source.page if source else "",
+                "time": jd_to_datetime(jd).strftime("%H:%M:%S"),
+                "mode": mode,
+                "method": method,
+                "instrument": instrument,
+                "band": band,
+                "n_frames": n_frames,
+                "mag": _clean(mag),
+                "mag_err": _clean(mag_err),
+                "p_pct": _scaled(p, 100.0, 2),
+                "p_pct_err": _scaled(p_err, 100.0, 2),
+                "chi": _round(chi, 1),
+                "chi_err": _round(chi_err, 1),
+                "auto_flags": _labels(ResultFlags, flags),
+                "manual_flags": _labels(ManualFlags, manual),
+                "flag_reasons": "; ".join(json.loads(reasons) if reasons else []),
+                "flagged": bool(flags or manual),
+            }
+        )
+        if error:
+            contexts[eid]["failures"].append({"what": f"result {source_id}", "reason": error})
+    return contexts
+
+
+def epoch_flag_labels(flags: int) -> str:
+    """Names of the epoch's flag bits."""
+    return _labels(EpochFlags, flags)
+
+
+# --------------------------------------------------------------------------- status
+
+
+def status_context(limit: int = 40) -> dict:
+    """Last runs, recent failures and daemon heartbeats."""
+    runs = list(
+        RunLog.select().order_by(RunLog.started_at.desc(), RunLog.id.desc()).limit(limit).dicts()
+    )
+    failures = _sql(
+        "SELECT e.night, e.telescope, r.filename, r.error FROM raw_fit r"
+        " JOIN epoch e ON r.epoch_id = e.id WHERE r.error != ''"
+        " UNION ALL SELECT e.night, e.telescope, r.filename, f.error FROM reduced_fit f"
+        " JOIN raw_fit r ON f.rawfit_id = r.id JOIN epoch e ON r.epoch_id = e.id"
+        " WHERE f.error != '' ORDER BY 1 DESC LIMIT ?",
+        (limit,),
+    )
+    heartbeats = list(Heartbeat.select().order_by(Heartbeat.name).dicts())
+    return {
+        "runs": runs,
+        "failures": [
+            {
+                "night": str(night),
+                "telescope": telescope,
+                "filename": filename,
+                "reason": error,
+                "page": urls.night_page(dt.date.fromisoformat(str(night)), telescope),
+            }
+            for night, telescope, filename, error in failures
+        ],
+        "heartbeats": heartbeats,
+    }
