@@ -9,6 +9,7 @@ an incremental build can tell which pages changed without reading them all.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 import math
 from collections import defaultdict
@@ -57,6 +58,14 @@ def jd_to_datetime(jd: float) -> dt.datetime:
     """UTC datetime of a Julian date (to the second)."""
     seconds = round((jd - JD_UNIX_EPOCH) * 86400.0)
     return dt.datetime(1970, 1, 1) + dt.timedelta(seconds=seconds)
+
+
+def _clock(jd: float | None) -> str:
+    """``HH:MM:SS`` UTC of a Julian date ('' when unknown)."""
+    if jd is None:
+        return ""
+    seconds = round(((jd - 0.5) % 1.0) * 86400.0) % 86400
+    return f"{seconds // 3600:02d}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
 
 
 def _clean(value):
@@ -258,9 +267,9 @@ def source_points(source_id: int) -> list[dict]:
                 "u_pct": _scaled(u, 100.0, 3),
                 "u_pct_err": _scaled(u_err, 100.0, 3),
                 "flagged": bool(flags or manual),
-                "auto_flags": "|".join(ResultFlags.labels(flags or 0)),
-                "manual_flags": "|".join(ManualFlags.labels(manual or 0)),
-                "flag_reasons": "; ".join(json.loads(reasons) if reasons else []),
+                "auto_flags": _labels(ResultFlags, flags, "|"),
+                "manual_flags": _labels(ManualFlags, manual, "|"),
+                "flag_reasons": _reasons(reasons),
                 "members": " ".join((members or "").split("\n")),
                 "night_page": night_pages[key],
                 "n_binned": 1,
@@ -449,8 +458,17 @@ def epoch_fingerprints() -> dict[int, tuple]:
     return {key: tuple(value) for key, value in parts.items()}
 
 
-def _labels(enum, value) -> str:
-    return ", ".join(enum.labels(value or 0))
+@functools.lru_cache(maxsize=4096)
+def _labels(enum, value, separator: str = ", ") -> str:
+    """Names of the bits set, joined (cached: a few distinct values recur a lot)."""
+    return separator.join(enum.labels(value or 0))
+
+
+def _reasons(text: str | None) -> str:
+    """Flag reasons (a JSON list in the store) as one text."""
+    if not text or text == "[]":
+        return ""
+    return "; ".join(json.loads(text))
 
 
 def nights_context(epoch_ids: Sequence[int], sources: dict[int, SourceInfo]) -> dict[int, dict]:
@@ -462,84 +480,125 @@ def nights_context(epoch_ids: Sequence[int], sources: dict[int, SourceInfo]) -> 
     return contexts
 
 
+#: Columns of a night's frame rows (night pages draw the tables from these, static/night.js).
+FRAME_COLUMNS = (
+    "filename",
+    "time",
+    "object",
+    "instrument",
+    "mode",
+    "band",
+    "angle",
+    "exptime",
+    "binning",
+    "size",
+    "flags",
+    "reduced",
+    "seeing",
+    "error",
+)
+#: Columns of a night's result rows.
+RESULT_COLUMNS = (
+    "source",
+    "source_page",
+    "time",
+    "mode",
+    "method",
+    "instrument",
+    "band",
+    "n_frames",
+    "mag",
+    "mag_err",
+    "p_pct",
+    "p_pct_err",
+    "chi",
+    "chi_err",
+    "auto_flags",
+    "manual_flags",
+    "flag_reasons",
+    "flagged",
+)
+
+
 def _nights_chunk(chunk: list[int], sources: dict[int, SourceInfo]) -> dict[int, dict]:
+    """Night contexts of a few epochs, read with one query per table.
+
+    Frames and results are lists in the order of :data:`FRAME_COLUMNS` and
+    :data:`RESULT_COLUMNS` (compact, and written into the page as JSON).
+    """
     marks = ",".join("?" * len(chunk))
     contexts = {
-        eid: {"frames": defaultdict(list), "masters": [], "failures": [], "results": []}
+        eid: {
+            "frames": defaultdict(list),
+            "reduced_files": [],
+            "masters": [],
+            "failures": [],
+            "results": [],
+        }
         for eid in chunk
     }
-    reduced = {}
-    for row in _sql(
-        "SELECT f.rawfit_id, f.id, f.filename, f.flags, f.error, f.seeing_fwhm_arcsec,"
-        " f.n_detected, f.astrometry_method, f.modified, f.masterbias_id, f.masterdark_id,"
-        " f.masterflat_id, r.epoch_id FROM reduced_fit f JOIN raw_fit r ON f.rawfit_id = r.id"
-        f" WHERE r.epoch_id IN ({marks})",
-        chunk,
-    ):
-        reduced[row[0]] = row[1:]
+    used: dict[tuple[str, int], set[int]] = defaultdict(set)  # (kind, master id) -> epochs
     for (
-        rid,
         eid,
-        filename,
-        flags,
-        error,
-        instrument,
         imgtype,
+        filename,
+        jd,
+        object_name,
+        instrument,
         obsmode,
         band,
         angle,
-        jd,
         exptime,
         binning,
         imgsize,
-        object_name,
+        flags,
+        error,
+        fid,
+        rfile,
+        rflags,
+        rerror,
+        seeing,
+        *masters,
     ) in _sql(
-        "SELECT id, epoch_id, filename, flags, error, instrument, imgtype, obsmode, band, angle,"
-        " juliandate, exptime, binning, imgsize, object_name FROM raw_fit"
-        f" WHERE epoch_id IN ({marks}) ORDER BY juliandate, filename",
+        "SELECT r.epoch_id, r.imgtype, r.filename, r.juliandate, r.object_name, r.instrument,"
+        " r.obsmode, r.band, r.angle, r.exptime, r.binning, r.imgsize, r.flags, r.error,"
+        " f.id, f.filename, f.flags, f.error, f.seeing_fwhm_arcsec, f.masterbias_id,"
+        " f.masterdark_id, f.masterflat_id"
+        " FROM raw_fit r LEFT JOIN reduced_fit f ON f.rawfit_id = r.id"
+        f" WHERE r.epoch_id IN ({marks}) ORDER BY r.juliandate, r.filename",
         chunk,
     ):
-        red = reduced.get(rid)
-        frame = {
-            "filename": filename,
-            "time": jd_to_datetime(jd).strftime("%H:%M:%S") if jd else "",
-            "instrument": instrument or "",
-            "obsmode": obsmode or "",
-            "band": band or "",
-            "angle": angle,
-            "exptime": exptime,
-            "binning": binning or "",
-            "imgsize": imgsize or "",
-            "object_name": object_name or "",
-            "flags": _labels(RawFitFlags, flags),
-            "error": error or "",
-            "reduced": None,
-        }
-        if red is not None:
-            fid, rfile, rflags, rerror, seeing, ndet, method, modified, mb, md, mf, _e = red
-            frame["reduced"] = {
-                "id": fid,
-                "filename": rfile or "",
-                "flags": _labels(ReducedFitFlags, rflags),
-                "error": rerror or "",
-                "seeing": seeing,
-                "n_detected": ndet,
-                "astrometry_method": method or "",
-                "modified": str(modified),
-                "masters": (mb, md, mf),
-            }
-        contexts[eid]["frames"][imgtype or "unclassified"].append(frame)
+        night = contexts[eid]
+        problem = (error or "") + (rerror or "")
+        night["frames"][imgtype or "unclassified"].append(
+            [
+                filename,
+                _clock(jd),
+                object_name,
+                instrument,
+                obsmode,
+                band,
+                angle,
+                exptime,
+                binning,
+                imgsize,
+                _labels(RawFitFlags, flags),
+                _labels(ReducedFitFlags, rflags) if fid is not None else None,
+                _round(seeing, 2),
+                problem,
+            ]
+        )
+        if fid is not None:
+            if rfile:
+                night["reduced_files"].append((filename, rfile))
+            for kind, master_id in zip(("bias", "dark", "flat"), masters, strict=True):
+                if master_id is not None:
+                    used[(kind, master_id)].add(eid)
         if error:
-            contexts[eid]["failures"].append({"what": f"raw {filename}", "reason": error})
-        if red is not None and red[3]:
-            contexts[eid]["failures"].append({"what": f"reduced {filename}", "reason": red[3]})
-    kinds = ("bias", "dark", "flat")
-    used: dict[tuple[str, int], set[int]] = defaultdict(set)  # (kind, master id) -> epochs
-    for red in reduced.values():
-        for kind, master_id in zip(kinds, red[8:11], strict=True):
-            if master_id is not None:
-                used[(kind, master_id)].add(red[11])
-    for kind in kinds:
+            night["failures"].append({"what": f"raw {filename}", "reason": error})
+        if rerror:
+            night["failures"].append({"what": f"reduced {filename}", "reason": rerror})
+    for kind in ("bias", "dark", "flat"):
         extra = "band, obsmode, angle" if kind == "flat" else "'', '', NULL"
         ids = sorted(mid for k, mid in used if k == kind)
         id_marks = ",".join("?" * len(ids)) or "NULL"
@@ -600,29 +659,30 @@ def _nights_chunk(chunk: list[int], sources: dict[int, SourceInfo]) -> dict[int,
     ):
         source = sources.get(source_id)
         contexts[eid]["results"].append(
-            {
-                "source": source.name if source else str(source_id),
-                "source_page": source.page if source else "",
-                "time": jd_to_datetime(jd).strftime("%H:%M:%S"),
-                "mode": mode,
-                "method": method,
-                "instrument": instrument,
-                "band": band,
-                "n_frames": n_frames,
-                "mag": _clean(mag),
-                "mag_err": _clean(mag_err),
-                "p_pct": _scaled(p, 100.0, 2),
-                "p_pct_err": _scaled(p_err, 100.0, 2),
-                "chi": _round(chi, 1),
-                "chi_err": _round(chi_err, 1),
-                "auto_flags": _labels(ResultFlags, flags),
-                "manual_flags": _labels(ManualFlags, manual),
-                "flag_reasons": "; ".join(json.loads(reasons) if reasons else []),
-                "flagged": bool(flags or manual),
-            }
+            [
+                source.name if source else str(source_id),
+                source.page if source else "",
+                _clock(jd),
+                mode,
+                method,
+                instrument,
+                band,
+                n_frames,
+                _round(mag, 4),
+                _round(mag_err, 4),
+                _scaled(p, 100.0, 3),
+                _scaled(p_err, 100.0, 3),
+                _round(chi, 2),
+                _round(chi_err, 2),
+                _labels(ResultFlags, flags),
+                _labels(ManualFlags, manual),
+                _reasons(reasons),
+                bool(flags or manual),
+            ]
         )
         if error:
-            contexts[eid]["failures"].append({"what": f"result {source_id}", "reason": error})
+            name = source.name if source else source_id
+            contexts[eid]["failures"].append({"what": f"result of {name}", "reason": error})
     return contexts
 
 

@@ -17,6 +17,7 @@ import hashlib
 import io
 import json
 import logging
+import os
 import shutil
 import time
 from collections.abc import Callable, Iterable
@@ -426,6 +427,7 @@ def _night_units(build: _Build, epochs, sources, summaries: dict[str, str]) -> N
             todo.append(eid)
     contexts = context.nights_context(todo, sources)
     datadir = Path(build.config.paths.datadir)
+    folders: dict[str, bool] = {}  # folder of reduced frames -> exists (one stat per folder)
     for eid, epoch in epochs.items():
         before, after = near.get(eid, (None, None))
 
@@ -436,23 +438,19 @@ def _night_units(build: _Build, epochs, sources, summaries: dict[str, str]) -> N
             files = [epoch.page]
             thumbs = {}
             folder = epoch.page[: -len(".html")]
-            for frames in night["frames"].values():
-                for frame in frames:
-                    reduced = frame["reduced"]
-                    if not reduced or not reduced["filename"]:
-                        continue
-                    path = datadir / reduced["filename"]
-                    if not path.is_file():
-                        continue
-                    try:
-                        png = charts.thumbnail_png(path)
-                    except (OSError, ValueError) as exc:
-                        log.warning("thumbnail of %s failed: %s", path, exc)
-                        continue
-                    name = f"{folder}/{urls.slug(frame['filename'])}.png"
-                    build.write(name, png)
-                    files.append(name)
-                    thumbs[frame["filename"]] = name
+            for raw_name, reduced_name in night["reduced_files"]:
+                path = _existing(datadir, reduced_name, folders)
+                if path is None:
+                    continue
+                try:
+                    png = charts.thumbnail_png(path)
+                except (OSError, ValueError) as exc:
+                    log.warning("thumbnail of %s failed: %s", path, exc)
+                    continue
+                name = f"{folder}/{urls.slug(raw_name)}.png"
+                build.write(name, png)
+                files.append(name)
+                thumbs[raw_name] = name
             summary = urls.summary_page(epoch.night)
             build.page(
                 epoch.page,
@@ -466,10 +464,28 @@ def _night_units(build: _Build, epochs, sources, summaries: dict[str, str]) -> N
                 summary=summary if summary.split("/", 1)[1] in summaries else None,
                 frame_types=_frame_type_order(night["frames"]),
                 by_source=_results_by_source(night["results"]),
+                tables={
+                    "frame_columns": context.FRAME_COLUMNS,
+                    "frames": {kind: night["frames"][kind] for kind in night["frames"]},
+                    "result_columns": context.RESULT_COLUMNS,
+                    "results": night["results"],
+                    "thumbs": thumbs,
+                },
             )
             return files
 
         build.unit(f"night:{epoch.page}", inputs_of[eid], make)
+
+
+def _existing(datadir: Path, relative: str, folders: dict[str, bool]) -> Path | None:
+    """``datadir / relative`` when that file exists; folders known to be missing are not asked."""
+    folder = os.path.dirname(relative)
+    if folder not in folders:
+        folders[folder] = os.path.isdir(os.path.join(datadir, folder))
+    if not folders[folder]:
+        return None
+    path = os.path.join(datadir, relative)
+    return Path(path) if os.path.isfile(path) else None
 
 
 def _frame_type_order(frames: dict) -> list[str]:
@@ -477,10 +493,10 @@ def _frame_type_order(frames: dict) -> list[str]:
     return [t for t in order if t in frames] + sorted(t for t in frames if t not in order)
 
 
-def _results_by_source(results: list[dict]) -> list[tuple[str, str, int]]:
+def _results_by_source(results: list[list]) -> list[tuple[str, str, int]]:
     counts: dict[tuple[str, str], int] = {}
     for result in results:
-        key = (result["source"], result["source_page"])
+        key = (result[0], result[1])  # source name and page (context.RESULT_COLUMNS)
         counts[key] = counts.get(key, 0) + 1
     return [(name, page, n) for (name, page), n in sorted(counts.items())]
 
