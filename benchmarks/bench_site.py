@@ -1,6 +1,7 @@
 """Site build speed and page size on a store of many years of nights.
 
 Usage: python benchmarks/bench_site.py [--sources 200] [--years 10] [--per-night 28]
+                                      [--workers 2] [--keep DIR]
 
 Makes a project with ``iopreport init`` in a temporary folder and fills its
 store as ``reduce`` would: every night at OSN-T090 has calibration frames
@@ -302,13 +303,28 @@ def main() -> None:
     parser.add_argument("--sources", type=int, default=200)
     parser.add_argument("--years", type=int, default=10)
     parser.add_argument("--per-night", type=int, default=28)
+    parser.add_argument("--workers", type=int, default=2, help="render processes")
+    parser.add_argument(
+        "--keep", type=Path, help="keep the filled project here and reuse it on the next run"
+    )
     args = parser.parse_args()
+    if args.keep:
+        run(args, args.keep)
+    else:
+        with tempfile.TemporaryDirectory() as folder:
+            run(args, Path(folder))
+
+
+def run(args, folder: Path) -> None:
+    """Fill (unless ``folder`` already holds a filled project) and measure."""
     rng = random.Random(1)
-    with tempfile.TemporaryDirectory() as folder:
-        project = Path(folder) / "site"
+    project = folder / "site"
+    reuse = (project / "filled").is_file()
+    if not reuse:
         init_project(project)
-        config = load_config(project / "config.toml")
-        database = open_store(config.database_path)
+    config = load_config(project / "config.toml")
+    database = open_store(config.database_path)
+    if not reuse:
         sources = [
             AstroSource.create(
                 name=f"SRC {i:04d}+{i % 90:02d}",
@@ -333,37 +349,42 @@ def main() -> None:
             f"store: {len(sources)} sources, {len(nights)} nights, {count} results, "
             f"{raws} raw frames, filled in {fill_s:.0f} s"
         )
-
-        full = render_site(config, full=True)
-        print(f"full build: {full.seconds:.1f} s ({full.pages_rendered} pages)")
-        same = render_site(config)
-        print(
-            f"incremental, nothing changed: {same.seconds:.1f} s "
-            f"({same.pages_rendered} rendered, {same.pages_kept} kept)"
-        )
-        with database.atomic():
-            add_night(writer, nights[-1] + dt.timedelta(days=1), sources, args.per_night, rng)
-            writer.flush()
-        new = render_site(config)
-        print(
-            f"incremental, one new night: {new.seconds:.1f} s "
-            f"({new.pages_rendered} rendered, {new.pages_kept} kept)"
-        )
-        site = Path(config.paths.site_dir)
-        pages = sorted((site / "sources").glob("*.html"), key=lambda p: p.stat().st_size)
-        largest = pages[-1]
-        print(
-            f"largest source page: {largest.stat().st_size / 1e6:.2f} MB ({largest.name}); "
-            f"its CSV {largest.with_suffix('.csv').stat().st_size / 1e6:.2f} MB"
-        )
-        nights_pages = list((site / "nights").rglob("*.html"))
-        mean_night = sum(p.stat().st_size for p in nights_pages) / len(nights_pages)
-        print(
-            f"night page: {mean_night / 1e3:.0f} kB on average; whole site "
-            f"{_size(site) / 1e6:.0f} MB"
-        )
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-        print(f"peak RSS {peak:.0f} MB")
+        (project / "filled").write_text("yes")
+    full = render_site(config, full=True, workers=args.workers)
+    print(
+        f"full build: {full.seconds:.1f} s ({full.pages_rendered} pages, "
+        f"{full.sources} sources, {full.nights} nights, {args.workers} workers)"
+    )
+    same = render_site(config, workers=args.workers)
+    print(
+        f"incremental, nothing changed: {same.seconds:.1f} s "
+        f"({same.pages_rendered} rendered, {same.pages_kept} kept)"
+    )
+    sources = list(AstroSource.select().order_by(AstroSource.id))
+    last = Epoch.select().order_by(Epoch.night.desc()).first().night
+    writer = _Writer()
+    with database.atomic():
+        add_night(writer, last + dt.timedelta(days=1), sources, args.per_night, rng)
+        writer.flush()
+    new = render_site(config, workers=args.workers)
+    print(
+        f"incremental, one new night: {new.seconds:.1f} s "
+        f"({new.pages_rendered} rendered, {new.pages_kept} kept)"
+    )
+    site = Path(config.paths.site_dir)
+    pages = sorted((site / "sources").glob("*.html"), key=lambda p: p.stat().st_size)
+    largest = pages[-1]
+    print(
+        f"largest source page: {largest.stat().st_size / 1e6:.2f} MB ({largest.name}); "
+        f"its CSV {largest.with_suffix('.csv').stat().st_size / 1e6:.2f} MB"
+    )
+    nights_pages = list((site / "nights").rglob("*.html"))
+    mean_night = sum(p.stat().st_size for p in nights_pages) / len(nights_pages)
+    print(
+        f"night page: {mean_night / 1e3:.0f} kB on average; whole site {_size(site) / 1e6:.0f} MB"
+    )
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"peak RSS {peak:.0f} MB")
 
 
 if __name__ == "__main__":

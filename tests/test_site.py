@@ -442,6 +442,29 @@ def test_failed_build_leaves_the_published_site(site):
     assert not list(out.parent.glob(f".{out.name}.*-*"))
 
 
+def test_worker_processes_render_the_same_pages(site, monkeypatch):
+    import iopreport.site.render as render
+
+    config = site["config"]
+    out = _site(site)
+
+    def pages() -> dict:
+        return {
+            p.relative_to(out): re.sub(r"Built .* UTC", "", p.read_text())
+            for p in out.rglob("*.html")
+            if p.name != "status.html"  # the heartbeat's age changes between builds
+        }
+
+    render_site(config, full=True, workers=1)
+    serial = pages()
+    monkeypatch.setattr(render, "MIN_UNITS_FOR_WORKERS", 1)
+    monkeypatch.setattr(render, "UNITS_PER_TASK", 3)
+    report = render_site(config, full=True, workers=2)
+    assert report.pages_kept == 0
+    assert pages() == serial
+    assert PhotoPolResult.select().count() > 0  # the store still answers after the fork
+
+
 def test_cli_build_records_a_run(site):
     config = site["config"]
     assert main(["--config", str(config.source), "build"]) == 0

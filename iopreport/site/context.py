@@ -204,77 +204,63 @@ POINT_COLUMNS = (
 )
 
 
+#: The columns of :data:`POINT_COLUMNS` that SQLite computes (rounded, scaled to %).
+_POINT_SQL = (
+    ("date", "strftime('%Y-%m-%dT%H:%M:%S', r.juliandate)"),
+    ("mjd", f"round(r.juliandate - {MJD_OFFSET}, 5)"),
+    ("night", "e.night"),
+    ("telescope", "e.telescope"),
+    ("instrument", "r.instrument"),
+    ("band", "r.band"),
+    ("mode", "r.mode"),
+    ("method", "r.method"),
+    ("exptime", "r.exptime"),
+    ("n_frames", "r.n_frames"),
+    ("mag", "round(r.mag, 4)"),
+    ("mag_err", "round(r.mag_err, 4)"),
+    ("p_pct", "round(r.p * 100, 3)"),
+    ("p_pct_err", "round(r.p_err * 100, 3)"),
+    ("chi_deg", "round(r.chi, 2)"),
+    ("chi_deg_err", "round(r.chi_err, 2)"),
+    ("q_pct", "round(r.q * 100, 3)"),
+    ("q_pct_err", "round(r.q_err * 100, 3)"),
+    ("u_pct", "round(r.u * 100, 3)"),
+    ("u_pct_err", "round(r.u_err * 100, 3)"),
+)
+
+
 def source_points(source_id: int) -> list[dict]:
-    """Every result of a source as a point dict (keys :data:`POINT_COLUMNS`), oldest first."""
+    """Every result of a source as a point dict (keys :data:`POINT_COLUMNS`), oldest first.
+
+    Rounding (magnitudes to 0.1 mmag, p, q, u to 0.001 %, angles to 0.01 deg) and
+    the date are computed by SQLite; NaN is stored as NULL and comes back as None.
+    """
+    names = [name for name, _ in _POINT_SQL]
     rows = _sql(
-        "SELECT r.juliandate, e.night, e.telescope, r.instrument, r.band, r.mode, r.method,"
-        " r.exptime, r.n_frames, r.mag, r.mag_err, r.p, r.p_err, r.chi, r.chi_err,"
-        " r.q, r.q_err, r.u, r.u_err, r.flags, r.manual_flags, r.flag_reasons, r.members_key"
+        f"SELECT {', '.join(sql for _, sql in _POINT_SQL)},"
+        " r.flags, r.manual_flags, r.flag_reasons, r.members_key"
         " FROM photo_pol_result r JOIN epoch e ON r.epoch_id = e.id"
         " WHERE r.astrosource_id = ? ORDER BY r.juliandate, r.id",
         (source_id,),
     )
     points = []
     night_pages: dict[tuple, str] = {}
-    for (
-        jd,
-        night,
-        telescope,
-        instrument,
-        band,
-        mode,
-        method,
-        exptime,
-        n_frames,
-        mag,
-        mag_err,
-        p,
-        p_err,
-        chi,
-        chi_err,
-        q,
-        q_err,
-        u,
-        u_err,
-        flags,
-        manual,
-        reasons,
-        members,
-    ) in rows:
-        key = (night, telescope)
-        if key not in night_pages:
-            night_pages[key] = urls.night_page(dt.date.fromisoformat(str(night)), telescope)
-        points.append(
-            {
-                "date": jd_to_datetime(jd).isoformat(),
-                "mjd": round(jd - MJD_OFFSET, 5),
-                "night": str(night),
-                "telescope": telescope,
-                "instrument": instrument,
-                "band": band,
-                "mode": mode,
-                "method": method,
-                "exptime": _clean(exptime),
-                "n_frames": n_frames,
-                "mag": _round(mag, 4),
-                "mag_err": _round(mag_err, 4),
-                "p_pct": _scaled(p, 100.0, 3),
-                "p_pct_err": _scaled(p_err, 100.0, 3),
-                "chi_deg": _round(chi, 2),
-                "chi_deg_err": _round(chi_err, 2),
-                "q_pct": _scaled(q, 100.0, 3),
-                "q_pct_err": _scaled(q_err, 100.0, 3),
-                "u_pct": _scaled(u, 100.0, 3),
-                "u_pct_err": _scaled(u_err, 100.0, 3),
-                "flagged": bool(flags or manual),
-                "auto_flags": _labels(ResultFlags, flags, "|"),
-                "manual_flags": _labels(ManualFlags, manual, "|"),
-                "flag_reasons": _reasons(reasons),
-                "members": " ".join((members or "").split("\n")),
-                "night_page": night_pages[key],
-                "n_binned": 1,
-            }
-        )
+    for row in rows:
+        point = dict(zip(names, row[:-4], strict=True))
+        flags, manual, reasons, members = row[-4:]
+        key = (point["night"], point["telescope"])
+        page = night_pages.get(key)
+        if page is None:
+            page = urls.night_page(dt.date.fromisoformat(str(key[0])), key[1])
+            night_pages[key] = page
+        point["flagged"] = bool(flags or manual)
+        point["auto_flags"] = _labels(ResultFlags, flags, "|")
+        point["manual_flags"] = _labels(ManualFlags, manual, "|")
+        point["flag_reasons"] = _reasons(reasons)
+        point["members"] = (members or "").replace("\n", " ")
+        point["night_page"] = page
+        point["n_binned"] = 1
+        points.append(point)
     return points
 
 
@@ -542,7 +528,7 @@ def _nights_chunk(chunk: list[int], sources: dict[int, SourceInfo]) -> dict[int,
         eid,
         imgtype,
         filename,
-        jd,
+        clock,
         object_name,
         instrument,
         obsmode,
@@ -560,7 +546,8 @@ def _nights_chunk(chunk: list[int], sources: dict[int, SourceInfo]) -> dict[int,
         seeing,
         *masters,
     ) in _sql(
-        "SELECT r.epoch_id, r.imgtype, r.filename, r.juliandate, r.object_name, r.instrument,"
+        "SELECT r.epoch_id, r.imgtype, r.filename, strftime('%H:%M:%S', r.juliandate),"
+        " r.object_name, r.instrument,"
         " r.obsmode, r.band, r.angle, r.exptime, r.binning, r.imgsize, r.flags, r.error,"
         " f.id, f.filename, f.flags, f.error, f.seeing_fwhm_arcsec, f.masterbias_id,"
         " f.masterdark_id, f.masterflat_id"
@@ -573,7 +560,7 @@ def _nights_chunk(chunk: list[int], sources: dict[int, SourceInfo]) -> dict[int,
         night["frames"][imgtype or "unclassified"].append(
             [
                 filename,
-                _clock(jd),
+                clock or "",
                 object_name,
                 instrument,
                 obsmode,

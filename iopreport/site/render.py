@@ -20,7 +20,7 @@ import logging
 import os
 import shutil
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -213,11 +213,12 @@ class _Build:
         self.code = _code_hash(templates, self.static_files)
         self.env = _environment(templates)
         self.generated = utcnow().strftime("%Y-%m-%d %H:%M UTC")
+        self.sources: dict[int, context.SourceInfo] = {}
 
-    def unit(self, key: str, inputs, make: Callable[[], list[str]]) -> None:
-        """Keep unit ``key`` from the published site when its inputs are unchanged, else make it.
+    def wanted(self, key: str, inputs) -> str | None:
+        """Keep unit ``key`` from the published site when its inputs are unchanged.
 
-        ``make`` writes the unit's files into the fresh folder and returns their paths.
+        Returns the unit's hash when it must be rendered, None when it was kept.
         """
         digest = _hash(self.code, inputs)
         previous = self.old.units.get(key)
@@ -228,10 +229,8 @@ class _Build:
         ):
             self.new.units[key] = previous
             self.kept += 1
-            return
-        files = make()
-        self.new.units[key] = {"hash": digest, "files": files}
-        self.rendered += 1
+            return None
+        return digest
 
     def page(self, path: str, template: str, **values) -> str:
         """Render ``template`` to ``path`` (relative to the site root); returns ``path``."""
@@ -250,7 +249,7 @@ class _Build:
             target.write_text(content, encoding="utf-8")
 
 
-def render_site(config: Config, *, full: bool = False) -> SiteReport:
+def render_site(config: Config, *, full: bool = False, workers: int | None = None) -> SiteReport:
     """Render the site from the store as it is, and publish it atomically.
 
     The store must be open (:func:`iopreport.store.open_store`). Flags and the
@@ -262,6 +261,9 @@ def render_site(config: Config, *, full: bool = False) -> SiteReport:
         Paths of the site, templates, static files and data directory.
     full
         Render every page, ignoring the published site's manifest.
+    workers
+        Processes rendering pages (default ``processing.workers``); the pages are
+        shared out when there are many to render.
 
     Returns
     -------
@@ -273,7 +275,7 @@ def render_site(config: Config, *, full: bool = False) -> SiteReport:
     with publish.build_lock(site):
         build = _Build(config, full=full)
         try:
-            counts = _render_all(build)
+            counts = _render_all(build, workers or config.processing.workers)
             build.new.write(build.out)
             publish.swap_in(build.out, site)
         except BaseException:
@@ -290,16 +292,16 @@ def render_site(config: Config, *, full: bool = False) -> SiteReport:
     )
 
 
-def _render_all(build: _Build) -> tuple[int, int]:
+def _render_all(build: _Build, workers: int) -> tuple[int, int]:
     _copy_static(build)
     sources = context.load_sources()
     fingerprints = context.source_fingerprints()
     pages = context.sources_with_pages(sources, fingerprints)
     summaries = _copy_summaries(build)
     epochs = context.load_epochs()
-    for source in pages:
-        _source_unit(build, source, fingerprints.get(source.id))
-    _night_units(build, epochs, sources, summaries)
+    todo = _plan_sources(build, pages, fingerprints)
+    todo += _plan_nights(build, epochs, sources, summaries)
+    _render_units(build, todo, workers)
     summary_rows = context.source_summaries(pages, fingerprints)
     recent = list(reversed(list(epochs.values())[-30:]))
     build.page(
@@ -318,6 +320,70 @@ def _render_all(build: _Build) -> tuple[int, int]:
     _status_page(build)
     build.rendered += 3
     return len(pages), len(epochs)
+
+
+@dataclass(frozen=True)
+class _Unit:
+    """A page to render: its manifest key, input hash, kind and what it is made from."""
+
+    key: str
+    digest: str
+    kind: str  # "source" | "night"
+    spec: tuple
+
+
+#: Units given to a worker process at a time (nights are read in chunks of this size).
+UNITS_PER_TASK = 100
+#: Fewer units than this are rendered in the building process itself.
+MIN_UNITS_FOR_WORKERS = 40
+_WORKER_BUILD: _Build | None = None  # the build a forked worker renders for
+
+
+def _render_units(build: _Build, todo: list[_Unit], workers: int) -> None:
+    """Render the units, in ``workers`` forked processes when there are many."""
+    global _WORKER_BUILD
+    if workers <= 1 or len(todo) < MIN_UNITS_FOR_WORKERS or not _can_fork():
+        results = _render_task(build, todo)
+    else:
+        import multiprocessing
+
+        from iopreport.store.models import database_proxy
+
+        tasks = [todo[i : i + UNITS_PER_TASK] for i in range(0, len(todo), UNITS_PER_TASK)]
+        database_proxy.close()  # each worker opens its own connection (never share one)
+        _WORKER_BUILD = build
+        try:
+            with multiprocessing.get_context("fork").Pool(workers) as pool:
+                results = [r for part in pool.imap(_worker_task, tasks) for r in part]
+        finally:
+            _WORKER_BUILD = None
+    for key, digest, files in results:
+        build.new.units[key] = {"hash": digest, "files": files}
+        build.rendered += 1
+
+
+def _can_fork() -> bool:
+    import multiprocessing
+
+    return "fork" in multiprocessing.get_all_start_methods()
+
+
+def _worker_task(units: list[_Unit]) -> list[tuple[str, str, list[str]]]:
+    assert _WORKER_BUILD is not None
+    return _render_task(_WORKER_BUILD, units)
+
+
+def _render_task(build: _Build, units: list[_Unit]) -> list[tuple[str, str, list[str]]]:
+    night_ids = [unit.spec[0].id for unit in units if unit.kind == "night"]
+    nights = context.nights_context(night_ids, build.sources) if night_ids else {}
+    done = []
+    for unit in units:
+        if unit.kind == "source":
+            files = _make_source(build, *unit.spec)
+        else:
+            files = _make_night(build, *unit.spec, nights[unit.spec[0].id])
+        done.append((unit.key, unit.digest, files))
+    return done
 
 
 def _copy_static(build: _Build) -> None:
@@ -348,133 +414,136 @@ def _copy_summaries(build: _Build) -> dict[str, str]:
     return found
 
 
-def _source_unit(build: _Build, source: context.SourceInfo, fingerprint) -> None:
+def _plan_sources(build: _Build, pages, fingerprints) -> list[_Unit]:
+    todo = []
     datadir = Path(build.config.paths.datadir)
-    frame = context.chart_frame(source, datadir) if fingerprint else None
-    frame_key = (frame.reducedfit_id, frame.modified, len(frame.calibrators)) if frame else None
-    inputs = ("source", source, fingerprint, frame_key)
-
-    def make() -> list[str]:
-        page = source.page
-        stem = page[: -len(".html")]
-        points = context.source_points(source.id) if fingerprint else []
-        plotted, bin_days = plots.bin_points(points)
-        figure = plots.source_figure(
-            plotted, literature_mags=source.literature_mags, standard_pol=source.standard_pol
-        )
-        columns = list(context.POINT_COLUMNS)
-        rows = [[point[c] for c in columns] for point in plotted]
-        files = [page]
-        downloads = {}
-        if rows:
-            build.write(f"{stem}.csv", points_csv(columns, rows))
-            payload = {"source": source.name, "columns": columns, "rows": rows}
-            build.write(f"{stem}.json", json.dumps(payload, separators=(",", ":")))
-            files += [f"{stem}.csv", f"{stem}.json"]
-            downloads = {"csv": f"{stem}.csv", "json": f"{stem}.json"}
-        chart = None
-        if frame is not None:
-            try:
-                target = (source.name, *frame.target_xy)
-                png = charts.finding_chart_png(frame.path, target, frame.calibrators)
-            except (OSError, ValueError) as exc:
-                log.warning("finding chart of %s from %s failed: %s", source.name, frame.path, exc)
-            else:
-                chart = f"{stem}-chart.png"
-                build.write(chart, png)
-                files.append(chart)
-        nights = sorted({(p["night"], p["telescope"], p["night_page"]) for p in points})
-        build.page(
-            page,
-            "source.html",
-            source=source,
-            figure=figure,
-            data={"columns": columns, "rows": rows},
-            n_points=len(points),
-            n_plotted=len(plotted),
-            n_flagged=sum(1 for p in points if p["flagged"]),
-            bin_days=bin_days,
-            downloads=downloads,
-            chart=chart,
-            chart_frame=frame,
-            nights=nights,
-        )
-        return files
-
-    build.unit(f"source:{source.page}", inputs, make)
+    for source in pages:
+        fingerprint = fingerprints.get(source.id)
+        frame = context.chart_frame(source, datadir) if fingerprint else None
+        frame_key = (frame.reducedfit_id, frame.modified, len(frame.calibrators)) if frame else None
+        key = f"source:{source.page}"
+        digest = build.wanted(key, ("source", source, fingerprint, frame_key))
+        if digest:
+            todo.append(_Unit(key, digest, "source", (source, fingerprint, frame)))
+    return todo
 
 
-def _night_units(build: _Build, epochs, sources, summaries: dict[str, str]) -> None:
+def _make_source(build: _Build, source: context.SourceInfo, fingerprint, frame) -> list[str]:
+    page = source.page
+    stem = page[: -len(".html")]
+    points = context.source_points(source.id) if fingerprint else []
+    plotted, bin_days = plots.bin_points(points)
+    figure = plots.source_figure(
+        plotted, literature_mags=source.literature_mags, standard_pol=source.standard_pol
+    )
+    columns = list(context.POINT_COLUMNS)
+    rows = [[point[c] for c in columns] for point in plotted]
+    files = [page]
+    downloads = {}
+    if rows:
+        build.write(f"{stem}.csv", points_csv(columns, rows))
+        payload = {"source": source.name, "columns": columns, "rows": rows}
+        build.write(f"{stem}.json", json.dumps(payload, separators=(",", ":")))
+        files += [f"{stem}.csv", f"{stem}.json"]
+        downloads = {"csv": f"{stem}.csv", "json": f"{stem}.json"}
+    chart = None
+    if frame is not None:
+        try:
+            target = (source.name, *frame.target_xy)
+            png = charts.finding_chart_png(frame.path, target, frame.calibrators)
+        except (OSError, ValueError) as exc:
+            log.warning("finding chart of %s from %s failed: %s", source.name, frame.path, exc)
+        else:
+            chart = f"{stem}-chart.png"
+            build.write(chart, png)
+            files.append(chart)
+    nights = sorted({(p["night"], p["telescope"], p["night_page"]) for p in points})
+    build.page(
+        page,
+        "source.html",
+        source=source,
+        figure=figure,
+        data={"columns": columns, "rows": rows},
+        n_points=len(points),
+        n_plotted=len(plotted),
+        n_flagged=sum(1 for p in points if p["flagged"]),
+        bin_days=bin_days,
+        downloads=downloads,
+        chart=chart,
+        chart_frame=frame,
+        nights=nights,
+    )
+    return files
+
+
+def _plan_nights(build: _Build, epochs, sources, summaries: dict[str, str]) -> list[_Unit]:
+    build.sources = sources
     fingerprints = context.epoch_fingerprints()
     near = context.neighbours(epochs)
     names = _hash(sorted((s.id, s.name, s.page) for s in sources.values()))
-    todo: list[int] = []
-    inputs_of = {}
+    todo = []
     for eid, epoch in epochs.items():
         before, after = near.get(eid, (None, None))
+        before = epochs[before] if before else None
+        after = epochs[after] if after else None
         summary = urls.summary_page(epoch.night)
-        inputs_of[eid] = (
+        summary = summary if summary.split("/", 1)[1] in summaries else None
+        inputs = (
             "night",
             epoch,
             fingerprints.get(eid),
-            epochs[before].page if before else None,
-            epochs[after].page if after else None,
+            before.page if before else None,
+            after.page if after else None,
             names,
-            summary if summary.split("/", 1)[1] in summaries else None,
+            summary,
         )
-        previous = build.old.units.get(f"night:{epoch.page}")
-        if not previous or previous.get("hash") != _hash(build.code, inputs_of[eid]):
-            todo.append(eid)
-    contexts = context.nights_context(todo, sources)
+        key = f"night:{epoch.page}"
+        digest = build.wanted(key, inputs)
+        if digest:
+            todo.append(_Unit(key, digest, "night", (epoch, before, after, summary)))
+    return todo
+
+
+def _make_night(build: _Build, epoch, before, after, summary, night: dict) -> list[str]:
     datadir = Path(build.config.paths.datadir)
     folders: dict[str, bool] = {}  # folder of reduced frames -> exists (one stat per folder)
-    for eid, epoch in epochs.items():
-        before, after = near.get(eid, (None, None))
-
-        def make(eid=eid, epoch=epoch, before=before, after=after) -> list[str]:
-            night = contexts.get(eid)
-            if night is None:  # kept unit whose files went missing: read it now
-                night = context.nights_context([eid], sources)[eid]
-            files = [epoch.page]
-            thumbs = {}
-            folder = epoch.page[: -len(".html")]
-            for raw_name, reduced_name in night["reduced_files"]:
-                path = _existing(datadir, reduced_name, folders)
-                if path is None:
-                    continue
-                try:
-                    png = charts.thumbnail_png(path)
-                except (OSError, ValueError) as exc:
-                    log.warning("thumbnail of %s failed: %s", path, exc)
-                    continue
-                name = f"{folder}/{urls.slug(raw_name)}.png"
-                build.write(name, png)
-                files.append(name)
-                thumbs[raw_name] = name
-            summary = urls.summary_page(epoch.night)
-            build.page(
-                epoch.page,
-                "night.html",
-                epoch=epoch,
-                epoch_flags=context.epoch_flag_labels(epoch.flags),
-                night=night,
-                thumbs=thumbs,
-                before=epochs[before] if before else None,
-                after=epochs[after] if after else None,
-                summary=summary if summary.split("/", 1)[1] in summaries else None,
-                frame_types=_frame_type_order(night["frames"]),
-                by_source=_results_by_source(night["results"]),
-                tables={
-                    "frame_columns": context.FRAME_COLUMNS,
-                    "frames": {kind: night["frames"][kind] for kind in night["frames"]},
-                    "result_columns": context.RESULT_COLUMNS,
-                    "results": night["results"],
-                    "thumbs": thumbs,
-                },
-            )
-            return files
-
-        build.unit(f"night:{epoch.page}", inputs_of[eid], make)
+    files = [epoch.page]
+    thumbs = {}
+    folder = epoch.page[: -len(".html")]
+    for raw_name, reduced_name in night["reduced_files"]:
+        path = _existing(datadir, reduced_name, folders)
+        if path is None:
+            continue
+        try:
+            png = charts.thumbnail_png(path)
+        except (OSError, ValueError) as exc:
+            log.warning("thumbnail of %s failed: %s", path, exc)
+            continue
+        name = f"{folder}/{urls.slug(raw_name)}.png"
+        build.write(name, png)
+        files.append(name)
+        thumbs[raw_name] = name
+    build.page(
+        epoch.page,
+        "night.html",
+        epoch=epoch,
+        epoch_flags=context.epoch_flag_labels(epoch.flags),
+        night=night,
+        thumbs=thumbs,
+        before=before,
+        after=after,
+        summary=summary,
+        frame_types=_frame_type_order(night["frames"]),
+        by_source=_results_by_source(night["results"]),
+        tables={
+            "frame_columns": context.FRAME_COLUMNS,
+            "frames": dict(night["frames"]),
+            "result_columns": context.RESULT_COLUMNS,
+            "results": night["results"],
+            "thumbs": thumbs,
+        },
+    )
+    return files
 
 
 def _existing(datadir: Path, relative: str, folders: dict[str, bool]) -> Path | None:
