@@ -27,10 +27,21 @@
     return td;
   }
 
+  // Flag bits are sent as integers with the names of the bits (lowest first).
+  function labels(names, value) {
+    if (value === null || value === undefined) return "";
+    return names.filter(function (bit) { return (value & bit[0]) !== 0; })
+      .map(function (bit) { return bit[1]; }).join(", ");
+  }
+
   var f = {};
   data.frame_columns.forEach(function (name, i) { f[name] = i; });
+  var byType = {};
+  data.frames.forEach(function (row) {
+    (byType[row[f.type]] = byType[row[f.type]] || []).push(row);
+  });
   document.querySelectorAll("table.frames").forEach(function (table) {
-    var rows = data.frames[table.getAttribute("data-kind")] || [];
+    var rows = byType[table.getAttribute("data-kind")] || [];
     header(table, ["Preview", "File", "Time (UTC)", "OBJECT", "Instrument", "Mode", "Band", "Angle",
                    "Exp (s)", "Binning", "Size", "Flags", "Reduced", "Error"]);
     var body = document.createDocumentFragment();
@@ -57,8 +68,8 @@
       cell(tr, fixed(row[f.exptime], 1));
       cell(tr, row[f.binning]);
       cell(tr, row[f.size]);
-      cell(tr, row[f.flags], "flags");
-      var reduced = row[f.reduced] === null ? "" : row[f.reduced];
+      cell(tr, labels(data.flag_names.raw, row[f.flags]), "flags");
+      var reduced = labels(data.flag_names.reduced, row[f.reduced_flags]);
       if (row[f.seeing] !== null) reduced += "; seeing " + fixed(row[f.seeing], 2) + "″";
       cell(tr, reduced, "flags");
       cell(tr, row[f.error]);

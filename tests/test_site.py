@@ -26,7 +26,7 @@ from iopreport.config import load_config
 from iopreport.demo import point_archives_at
 from iopreport.reduce.night import reduce_night
 from iopreport.simulate import simulate_night
-from iopreport.site import render_site
+from iopreport.site import publish, render_site
 from iopreport.site.plots import MAX_POINTS_PER_SERIES, bin_points, source_figure
 from iopreport.site.render import script_json
 from iopreport.skeleton import init_project
@@ -291,7 +291,7 @@ def test_header_catalog_and_flag_text_is_escaped(site):
     assert OBJECT_MARKUP not in night and "<img" not in night
     tables = _script_json(night, "night-data")
     column = tables["frame_columns"].index("object")
-    assert OBJECT_MARKUP in {row[column] for row in tables["frames"]["bias"]}
+    assert OBJECT_MARKUP in {row[column] for row in tables["frames"] if row[0] == "bias"}
     source = _page(site, urls.source_page(STANDARD))
     assert COMMENT_MARKUP not in source and "&lt;script&gt;alert(&#39;catalog&#39;)" in source
     # exactly the page's own script elements, none smuggled in through the data
@@ -316,7 +316,8 @@ def test_night_page_shows_frames_masters_failures_and_results(site):
     for text in ("light (", "flat (", "bias (", "Masters", "Failures", "Results"):
         assert text in html
     tables = _script_json(html, "night-data")
-    assert len(tables["frames"]["light"]) == 5 and len(tables["frames"]["bias"]) == 3
+    kinds = [row[0] for row in tables["frames"]]
+    assert kinds.count("light") == 5 and kinds.count("bias") == 3 and kinds.count("flat") == 15
     assert len(tables["thumbs"]) == 5  # one preview per reduced frame
     assert f'href="../../{urls.source_page(BLLAC)}"' in html
     assert f'href="../../{urls.summary_page(NIGHT)}"' in html
@@ -398,7 +399,9 @@ def test_unchanged_build_keeps_every_page_by_hard_link(site):
     report = render_site(config)
     assert report.pages_kept == site["report"].pages_rendered - ALWAYS_MADE
     assert (out / page).stat().st_ino == inode
-    assert (out / page).stat().st_nlink == 1  # the old site is gone
+    publish.wait_for_cleanup()  # the old site is removed in the background
+    assert (out / page).stat().st_nlink == 1
+    assert not list(out.parent.glob(f".{out.name}.old-*"))
 
 
 def test_changed_result_renders_only_its_pages(site):
@@ -439,7 +442,7 @@ def test_failed_build_leaves_the_published_site(site):
         template.write_text(original)
     after = {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()}
     assert after == before
-    assert not list(out.parent.glob(f".{out.name}.*-*"))
+    assert not list(out.parent.glob(f".{out.name}.new-*"))
 
 
 def test_worker_processes_render_the_same_pages(site, monkeypatch):
@@ -672,6 +675,8 @@ def test_browser_every_page_loads_without_errors(site, browser, server):
             # the OBJECT markup is shown as text, never made into an element
             assert OBJECT_MARKUP in page.locator("table.frames[data-kind=bias]").inner_text()
             assert page.locator("table.frames img[src=x]").count() == 0
+            light = page.locator("table.frames[data-kind=light]").inner_text()
+            assert "DOWNLOADED, CLASSIFIED" in light and "ASTROMETRY_OK" in light
             assert page.locator("#results-table tbody tr").count() == 1
             _shot(page, "night")
         page.close()

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import itertools
 import json
 import math
+import operator
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -22,7 +24,6 @@ from iopreport.store.bits import (
     EpochFlags,
     ManualFlags,
     MasterFlags,
-    RawFitFlags,
     ReducedFitFlags,
     ResultFlags,
 )
@@ -46,6 +47,8 @@ PAGE_TYPES_WITHOUT_RESULTS = ("blazar", "star", "polarization_standard")
 NIGHT_CHUNK = 200
 #: Points drawn in the index page's trend line (the last ones, in the main band).
 TREND_POINTS = 40
+#: Nights the status page looks through for failed frames (the most recent ones).
+RECENT_NIGHTS = 60
 #: Band preferred for the index's "last magnitude" and trend (the monitoring band).
 MAIN_BAND = "R"
 
@@ -58,14 +61,6 @@ def jd_to_datetime(jd: float) -> dt.datetime:
     """UTC datetime of a Julian date (to the second)."""
     seconds = round((jd - JD_UNIX_EPOCH) * 86400.0)
     return dt.datetime(1970, 1, 1) + dt.timedelta(seconds=seconds)
-
-
-def _clock(jd: float | None) -> str:
-    """``HH:MM:SS`` UTC of a Julian date ('' when unknown)."""
-    if jd is None:
-        return ""
-    seconds = round(((jd - 0.5) % 1.0) * 86400.0) % 86400
-    return f"{seconds // 3600:02d}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
 
 
 def _clean(value):
@@ -150,13 +145,20 @@ def load_sources() -> dict[int, SourceInfo]:
 
 
 def source_fingerprints() -> dict[int, tuple]:
-    """Per source id, a summary of its results that changes when any result changes."""
+    """Per source id, a summary of its results that changes when any result changes.
+
+    (count, largest id, latest ``modified``, one checksum over every shown column
+    weighted by row id, number of nights). One aggregate expression keeps the scan cheap.
+    """
     rows = _sql(
-        "SELECT astrosource_id, count(*), max(id), max(modified), total(mag), total(mag_err),"
-        " total(p), total(p_err), total(chi), total(q), total(u), total(juliandate),"
-        " sum(flags * (id % 9973 + 1)), sum(manual_flags * (id % 9973 + 1)),"
-        " total(length(flag_reasons) * (id % 9973 + 1)), total(length(members_key)),"
-        " total(coalesce(exptime, 0)), sum(epoch_id), count(DISTINCT epoch_id)"
+        "SELECT astrosource_id, count(*), max(id), max(modified), total("
+        "coalesce(mag, 0) + coalesce(mag_err, 0) * 7 + coalesce(p, 0) * 11"
+        " + coalesce(p_err, 0) * 13 + coalesce(chi, 0) * 17 + coalesce(chi_err, 0) * 19"
+        " + coalesce(q, 0) * 23 + coalesce(u, 0) * 29 + coalesce(q_err, 0) * 31"
+        " + coalesce(u_err, 0) * 37 + juliandate * 41 + coalesce(exptime, 0) * 43"
+        " + (flags + manual_flags * 1024 + length(flag_reasons) * 1048576"
+        " + length(members_key) * 7919 + n_frames * 104729 + length(band) * 15485863"
+        " + epoch_id * 3) * (id % 9973 + 1)), count(DISTINCT epoch_id)"
         " FROM photo_pol_result GROUP BY astrosource_id"
     )
     return {row[0]: tuple(row[1:]) for row in rows}
@@ -347,9 +349,13 @@ def source_summaries(pages: Iterable[SourceInfo], fingerprints: dict[int, tuple]
             summary.last_date = jd_to_datetime(jd).strftime("%Y-%m-%d %H:%M")
             summary.last_night_page = urls.night_page(dt.date.fromisoformat(str(night)), telescope)
         bands = _sql(
-            "SELECT band FROM photo_pol_result WHERE astrosource_id = ? AND mag IS NOT NULL"
-            " GROUP BY band ORDER BY band = ? DESC, count(*) DESC LIMIT 1",
+            "SELECT band FROM photo_pol_result WHERE astrosource_id = ? AND band = ?"
+            " AND mag IS NOT NULL LIMIT 1",
             (source.id, MAIN_BAND),
+        ) or _sql(
+            "SELECT band FROM photo_pol_result WHERE astrosource_id = ? AND mag IS NOT NULL"
+            " GROUP BY band ORDER BY count(*) DESC LIMIT 1",
+            (source.id,),
         )
         if bands:
             band = bands[0][0]
@@ -418,25 +424,28 @@ def neighbours(epochs: dict[int, EpochInfo]) -> dict[int, tuple[int | None, int 
 
 
 def epoch_fingerprints() -> dict[int, tuple]:
-    """Per epoch id, a summary of its frames, masters and results."""
+    """Per epoch id, a summary of its frames, masters and results (one checksum per table)."""
     parts: dict[int, list] = defaultdict(list)
     queries = (
-        "SELECT epoch_id, count(*), max(id), sum(flags * (id % 9973 + 1)), total(length(error)),"
-        " total(juliandate), total(coalesce(exptime, 0)), total(length(imgtype)),"
-        " total(length(object_name)), total(length(band)), total(coalesce(angle, 0))"
+        "SELECT epoch_id, count(*), max(id), total((flags + length(error) * 64"
+        " + length(coalesce(imgtype, '')) * 65536) * (id % 9973 + 1)"
+        " + coalesce(juliandate, 0) + coalesce(exptime, 0) * 3 + coalesce(angle, 0) * 5"
+        " + length(coalesce(object_name, '')) * 7 + length(coalesce(band, '')) * 11)"
         " FROM raw_fit GROUP BY epoch_id",
-        "SELECT r.epoch_id, count(*), max(f.id), max(f.modified), sum(f.flags * (f.id % 9973 + 1)),"
-        " total(length(f.error)), total(coalesce(f.seeing_fwhm_arcsec, 0))"
+        "SELECT r.epoch_id, count(*), max(f.id), max(f.modified), total((f.flags"
+        " + length(f.error) * 1024 + length(f.filename) * 1048576) * (f.id % 9973 + 1)"
+        " + coalesce(f.seeing_fwhm_arcsec, 0))"
         " FROM reduced_fit f JOIN raw_fit r ON f.rawfit_id = r.id GROUP BY r.epoch_id",
         *(
             f"SELECT epoch_id, count(*), max(id), max(created), sum(flags), total(length(error)),"
             f" total(coalesce(level, 0)), total(n_frames) FROM {table} GROUP BY epoch_id"
             for table in ("master_bias", "master_dark", "master_flat")
         ),
-        "SELECT epoch_id, count(*), max(id), max(modified), total(mag), total(p), total(chi),"
-        " sum(flags * (id % 9973 + 1)), sum(manual_flags * (id % 9973 + 1)),"
-        " sum(astrosource_id), total(length(flag_reasons))"
-        " FROM photo_pol_result GROUP BY epoch_id",
+        "SELECT epoch_id, count(*), max(id), max(modified), total(coalesce(mag, 0)"
+        " + coalesce(p, 0) * 7 + coalesce(chi, 0) * 11 + coalesce(mag_err, 0) * 13"
+        " + coalesce(p_err, 0) * 17 + coalesce(chi_err, 0) * 19 + (flags"
+        " + manual_flags * 1024 + length(flag_reasons) * 1048576 + astrosource_id * 7919)"
+        " * (id % 9973 + 1)) FROM photo_pol_result GROUP BY epoch_id",
     )
     for number, query in enumerate(queries):
         for row in _sql(query):
@@ -467,7 +476,9 @@ def nights_context(epoch_ids: Sequence[int], sources: dict[int, SourceInfo]) -> 
 
 
 #: Columns of a night's frame rows (night pages draw the tables from these, static/night.js).
+#: ``flags`` and ``reduced_flags`` are the integer bits; the page names them (FLAG_NAMES).
 FRAME_COLUMNS = (
+    "type",
     "filename",
     "time",
     "object",
@@ -479,7 +490,7 @@ FRAME_COLUMNS = (
     "binning",
     "size",
     "flags",
-    "reduced",
+    "reduced_flags",
     "seeing",
     "error",
 )
@@ -506,16 +517,23 @@ RESULT_COLUMNS = (
 )
 
 
-def _nights_chunk(chunk: list[int], sources: dict[int, SourceInfo]) -> dict[int, dict]:
-    """Night contexts of a few epochs, read with one query per table.
+def flag_names(enum) -> list[tuple[int, str]]:
+    """(bit value, name) of every bit of a flag enum, for the pages' scripts."""
+    return [(int(member.value), member.name) for member in enum]
 
-    Frames and results are lists in the order of :data:`FRAME_COLUMNS` and
-    :data:`RESULT_COLUMNS` (compact, and written into the page as JSON).
+
+def _nights_chunk(chunk: list[int], sources: dict[int, SourceInfo]) -> dict[int, dict]:
+    """Night contexts of a few epochs, read with a few queries for all of them.
+
+    Frames are tuples in the order of :data:`FRAME_COLUMNS` exactly as SQLite returns
+    them (no per-frame work in Python: a night page of ten years holds a million
+    frames), results lists in the order of :data:`RESULT_COLUMNS`.
     """
     marks = ",".join("?" * len(chunk))
     contexts = {
         eid: {
-            "frames": defaultdict(list),
+            "frames": [],
+            "frame_counts": defaultdict(int),
             "reduced_files": [],
             "masters": [],
             "failures": [],
@@ -523,68 +541,48 @@ def _nights_chunk(chunk: list[int], sources: dict[int, SourceInfo]) -> dict[int,
         }
         for eid in chunk
     }
-    used: dict[tuple[str, int], set[int]] = defaultdict(set)  # (kind, master id) -> epochs
-    for (
-        eid,
-        imgtype,
-        filename,
-        clock,
-        object_name,
-        instrument,
-        obsmode,
-        band,
-        angle,
-        exptime,
-        binning,
-        imgsize,
-        flags,
-        error,
-        fid,
-        rfile,
-        rflags,
-        rerror,
-        seeing,
-        *masters,
-    ) in _sql(
-        "SELECT r.epoch_id, r.imgtype, r.filename, strftime('%H:%M:%S', r.juliandate),"
-        " r.object_name, r.instrument,"
-        " r.obsmode, r.band, r.angle, r.exptime, r.binning, r.imgsize, r.flags, r.error,"
-        " f.id, f.filename, f.flags, f.error, f.seeing_fwhm_arcsec, f.masterbias_id,"
-        " f.masterdark_id, f.masterflat_id"
+    rows = _sql(
+        "SELECT r.epoch_id, coalesce(r.imgtype, 'unclassified'), r.filename,"
+        " strftime('%H:%M:%S', r.juliandate), r.object_name, r.instrument, r.obsmode, r.band,"
+        " r.angle, r.exptime, r.binning, r.imgsize, r.flags, f.flags,"
+        " round(f.seeing_fwhm_arcsec, 2), r.error || coalesce(f.error, '')"
         " FROM raw_fit r LEFT JOIN reduced_fit f ON f.rawfit_id = r.id"
-        f" WHERE r.epoch_id IN ({marks}) ORDER BY r.juliandate, r.filename",
+        f" WHERE r.epoch_id IN ({marks}) ORDER BY r.epoch_id, r.juliandate, r.filename",
+        chunk,
+    )
+    for eid, group in itertools.groupby(rows, key=operator.itemgetter(0)):
+        frames = [row[1:] for row in group]
+        contexts[eid]["frames"] = frames
+        counts = contexts[eid]["frame_counts"]
+        for row in frames:
+            counts[row[0]] += 1
+    for eid, raw_name, reduced_name in _sql(
+        "SELECT r.epoch_id, r.filename, f.filename FROM reduced_fit f"
+        f" JOIN raw_fit r ON f.rawfit_id = r.id WHERE r.epoch_id IN ({marks})"
+        " AND f.filename != '' ORDER BY r.juliandate, r.filename",
         chunk,
     ):
-        night = contexts[eid]
-        problem = (error or "") + (rerror or "")
-        night["frames"][imgtype or "unclassified"].append(
-            [
-                filename,
-                clock or "",
-                object_name,
-                instrument,
-                obsmode,
-                band,
-                angle,
-                exptime,
-                binning,
-                imgsize,
-                _labels(RawFitFlags, flags),
-                _labels(ReducedFitFlags, rflags) if fid is not None else None,
-                _round(seeing, 2),
-                problem,
-            ]
-        )
-        if fid is not None:
-            if rfile:
-                night["reduced_files"].append((filename, rfile))
-            for kind, master_id in zip(("bias", "dark", "flat"), masters, strict=True):
-                if master_id is not None:
-                    used[(kind, master_id)].add(eid)
+        contexts[eid]["reduced_files"].append((raw_name, reduced_name))
+    for eid, filename, error, rerror in _sql(
+        "SELECT r.epoch_id, r.filename, r.error, coalesce(f.error, '')"
+        " FROM raw_fit r LEFT JOIN reduced_fit f ON f.rawfit_id = r.id"
+        f" WHERE r.epoch_id IN ({marks}) AND (r.error != '' OR coalesce(f.error, '') != '')"
+        " ORDER BY r.juliandate, r.filename",
+        chunk,
+    ):
         if error:
-            night["failures"].append({"what": f"raw {filename}", "reason": error})
+            contexts[eid]["failures"].append({"what": f"raw {filename}", "reason": error})
         if rerror:
-            night["failures"].append({"what": f"reduced {filename}", "reason": rerror})
+            contexts[eid]["failures"].append({"what": f"reduced {filename}", "reason": rerror})
+    used: dict[tuple[str, int], set[int]] = defaultdict(set)  # (kind, master id) -> epochs
+    for eid, *masters in _sql(
+        "SELECT DISTINCT r.epoch_id, f.masterbias_id, f.masterdark_id, f.masterflat_id"
+        f" FROM reduced_fit f JOIN raw_fit r ON f.rawfit_id = r.id WHERE r.epoch_id IN ({marks})",
+        chunk,
+    ):
+        for kind, master_id in zip(("bias", "dark", "flat"), masters, strict=True):
+            if master_id is not None:
+                used[(kind, master_id)].add(eid)
     for kind in ("bias", "dark", "flat"):
         extra = "band, obsmode, angle" if kind == "flat" else "'', '', NULL"
         ids = sorted(mid for k, mid in used if k == kind)
@@ -622,7 +620,7 @@ def _nights_chunk(chunk: list[int], sources: dict[int, SourceInfo]) -> dict[int,
     for (
         eid,
         source_id,
-        jd,
+        clock,
         mode,
         method,
         instrument,
@@ -639,8 +637,10 @@ def _nights_chunk(chunk: list[int], sources: dict[int, SourceInfo]) -> dict[int,
         reasons,
         error,
     ) in _sql(
-        "SELECT epoch_id, astrosource_id, juliandate, mode, method, instrument, band, n_frames,"
-        " mag, mag_err, p, p_err, chi, chi_err, flags, manual_flags, flag_reasons, error"
+        "SELECT epoch_id, astrosource_id, strftime('%H:%M:%S', juliandate), mode, method,"
+        " instrument, band, n_frames, round(mag, 4), round(mag_err, 4), round(p * 100, 3),"
+        " round(p_err * 100, 3), round(chi, 2), round(chi_err, 2), flags, manual_flags,"
+        " flag_reasons, error"
         f" FROM photo_pol_result WHERE epoch_id IN ({marks}) ORDER BY juliandate",
         chunk,
     ):
@@ -649,18 +649,18 @@ def _nights_chunk(chunk: list[int], sources: dict[int, SourceInfo]) -> dict[int,
             [
                 source.name if source else str(source_id),
                 source.page if source else "",
-                _clock(jd),
+                clock,
                 mode,
                 method,
                 instrument,
                 band,
                 n_frames,
-                _round(mag, 4),
-                _round(mag_err, 4),
-                _scaled(p, 100.0, 3),
-                _scaled(p_err, 100.0, 3),
-                _round(chi, 2),
-                _round(chi_err, 2),
+                mag,
+                mag_err,
+                p,
+                p_err,
+                chi,
+                chi_err,
                 _labels(ResultFlags, flags),
                 _labels(ManualFlags, manual),
                 _reasons(reasons),
@@ -688,11 +688,13 @@ def status_context(limit: int = 40) -> dict:
     )
     failures = _sql(
         "SELECT e.night, e.telescope, r.filename, r.error FROM raw_fit r"
-        " JOIN epoch e ON r.epoch_id = e.id WHERE r.error != ''"
+        " JOIN epoch e ON r.epoch_id = e.id WHERE r.error != '' AND e.id IN"
+        " (SELECT id FROM epoch ORDER BY night DESC LIMIT ?)"
         " UNION ALL SELECT e.night, e.telescope, r.filename, f.error FROM reduced_fit f"
         " JOIN raw_fit r ON f.rawfit_id = r.id JOIN epoch e ON r.epoch_id = e.id"
-        " WHERE f.error != '' ORDER BY 1 DESC LIMIT ?",
-        (limit,),
+        " WHERE f.error != '' AND e.id IN (SELECT id FROM epoch ORDER BY night DESC LIMIT ?)"
+        " ORDER BY 1 DESC LIMIT ?",
+        (RECENT_NIGHTS, RECENT_NIGHTS, limit),
     )
     heartbeats = list(Heartbeat.select().order_by(Heartbeat.name).dicts())
     return {

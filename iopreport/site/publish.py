@@ -19,6 +19,8 @@ import fcntl
 import json
 import os
 import shutil
+import subprocess
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -57,21 +59,29 @@ class Manifest:
         (site / MANIFEST_NAME).write_text(text, encoding="utf-8")
 
 
-def link_or_copy(source: Path, target: Path) -> None:
-    """Hard-link ``source`` to ``target`` (copy when linking is impossible)."""
-    target.parent.mkdir(parents=True, exist_ok=True)
+def link_or_copy(source: Path, target: Path, made: set[str] | None = None) -> None:
+    """Hard-link ``source`` to ``target`` (copy when linking is impossible).
+
+    ``made`` remembers the folders already created (one ``mkdir`` per folder).
+    """
+    parent = str(target.parent)
+    if made is None or parent not in made:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if made is not None:
+            made.add(parent)
     try:
         os.link(source, target)
     except OSError:
         shutil.copy2(source, target)
 
 
-def keep_unit(old_site: Path, new_site: Path, files: list[str]) -> bool:
-    """Copy a unit's files from the published site; False when one of them is missing."""
-    if not all((old_site / name).is_file() for name in files):
+def keep_unit(old_site: Path, new_site: Path, files: list[str], made: set[str]) -> bool:
+    """Link a unit's files from the published site; False when one of them is missing."""
+    sources = [os.path.join(old_site, name) for name in files]
+    if not all(os.path.isfile(path) for path in sources):
         return False
-    for name in files:
-        link_or_copy(old_site / name, new_site / name)
+    for source, name in zip(sources, files, strict=True):
+        link_or_copy(Path(source), new_site / name, made)
     return True
 
 
@@ -120,17 +130,61 @@ def _exchange(a: Path, b: Path) -> bool:
 
 
 def swap_in(new: Path, site: Path) -> None:
-    """Make ``new`` the published ``site``; the old content is removed afterwards."""
+    """Make ``new`` the published ``site``; the old content is removed in the background."""
     if not site.exists():
         os.rename(new, site)
         return
     if _exchange(new, site):
-        shutil.rmtree(new, ignore_errors=True)  # ``new`` now holds the old site
+        retire(new, site)  # ``new`` now holds the old site
         return
-    old = site.parent / f".{site.name}.old-{os.getpid()}"
+    old = _retired_name(site)
     os.rename(site, old)
     os.rename(new, site)
-    shutil.rmtree(old, ignore_errors=True)
+    retire(old, site)
+
+
+#: ``rm -rf`` processes removing old sites (a site is thousands of folders: removing them
+#: takes seconds that the published site need not wait for).
+_CLEANUPS: list[subprocess.Popen] = []
+
+
+def _retired_name(site: Path) -> Path:
+    return site.parent / f".{site.name}.old-{os.getpid()}-{time.monotonic_ns()}"
+
+
+def retire(folder: Path, site: Path) -> None:
+    """Remove an old site folder in a background process (in this one where that fails)."""
+    target = folder if folder.name.startswith(f".{site.name}.old-") else _retired_name(site)
+    if target != folder:
+        os.rename(folder, target)
+    _CLEANUPS[:] = [process for process in _CLEANUPS if process.poll() is None]
+    try:
+        process = subprocess.Popen(
+            ["rm", "-rf", "--", str(target)],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+    except OSError:
+        shutil.rmtree(target, ignore_errors=True)
+    else:
+        _CLEANUPS.append(process)
+
+
+def sweep(site: Path) -> None:
+    """Remove old site folders left behind by a build that was killed during its cleanup."""
+    busy = {str(process.args[-1]) for process in _CLEANUPS if process.poll() is None}
+    for folder in site.parent.glob(f".{site.name}.old-*"):
+        if str(folder) not in busy:
+            retire(folder, site)
+
+
+def wait_for_cleanup() -> None:
+    """Wait until the old sites being removed in the background are gone."""
+    for process in _CLEANUPS:
+        process.wait()
+    _CLEANUPS.clear()
 
 
 def discard(folder: Path) -> None:

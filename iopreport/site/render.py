@@ -30,6 +30,7 @@ from markupsafe import Markup
 from iopreport import __version__, urls
 from iopreport.config import Config
 from iopreport.site import charts, context, plots, publish
+from iopreport.store.bits import RawFitFlags, ReducedFitFlags
 from iopreport.store.models import utcnow
 
 log = logging.getLogger(__name__)
@@ -205,7 +206,9 @@ class _Build:
         self.site = Path(config.paths.site_dir)
         self.old = publish.Manifest() if full else publish.Manifest.read(self.site)
         self.new = publish.Manifest()
+        publish.sweep(self.site)
         self.out = publish.fresh_folder(self.site)
+        self.made: set[str] = set()  # folders created in the fresh folder
         self.rendered = 0
         self.kept = 0
         templates, statics = _folders(config)
@@ -225,7 +228,7 @@ class _Build:
         if (
             previous
             and previous.get("hash") == digest
-            and publish.keep_unit(self.site, self.out, previous["files"])
+            and publish.keep_unit(self.site, self.out, previous["files"], self.made)
         ):
             self.new.units[key] = previous
             self.kept += 1
@@ -242,7 +245,10 @@ class _Build:
 
     def write(self, path: str, content: str | bytes) -> None:
         target = self.out / path
-        target.parent.mkdir(parents=True, exist_ok=True)
+        parent = str(target.parent)
+        if parent not in self.made:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            self.made.add(parent)
         if isinstance(content, bytes):
             target.write_bytes(content)
         else:
@@ -533,11 +539,16 @@ def _make_night(build: _Build, epoch, before, after, summary, night: dict) -> li
         before=before,
         after=after,
         summary=summary,
-        frame_types=_frame_type_order(night["frames"]),
+        frame_types=_frame_type_order(night["frame_counts"]),
+        frame_counts=night["frame_counts"],
         by_source=_results_by_source(night["results"]),
         tables={
             "frame_columns": context.FRAME_COLUMNS,
-            "frames": dict(night["frames"]),
+            "frames": night["frames"],
+            "flag_names": {
+                "raw": context.flag_names(RawFitFlags),
+                "reduced": context.flag_names(ReducedFitFlags),
+            },
             "result_columns": context.RESULT_COLUMNS,
             "results": night["results"],
             "thumbs": thumbs,
