@@ -26,6 +26,7 @@ import argparse
 import datetime as dt
 import random
 import resource
+import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -322,6 +323,8 @@ def run(args, folder: Path) -> None:
     reuse = (project / "filled").is_file()
     if not reuse:
         init_project(project)
+    for name in ("templates", "static"):  # use the installed templates, never stale copies
+        shutil.rmtree(project / name, ignore_errors=True)
     config = load_config(project / "config.toml")
     database = open_store(config.database_path)
     if not reuse:

@@ -56,6 +56,34 @@
     document.querySelectorAll("#points tbody tr.flagged").forEach(function (tr) { tr.hidden = toggle.checked; });
   });
 
+  // Downloads: made in the browser from the data above, so they hold exactly what is plotted.
+  function csvField(value) {
+    if (value === null || value === undefined) return "";
+    var text = String(value);
+    return /[",\r\n]/.test(text) ? '"' + text.replace(/"/g, '""') + '"' : text;
+  }
+  function offer(link, text, type) {
+    link.addEventListener("click", function (event) {
+      event.preventDefault();
+      var url = URL.createObjectURL(new Blob([text()], { type: type }));
+      var a = document.createElement("a");
+      a.href = url;
+      a.download = link.getAttribute("data-name");
+      document.body.appendChild(a);
+      a.click();
+      a.remove();
+      setTimeout(function () { URL.revokeObjectURL(url); }, 1000);
+    });
+  }
+  offer(document.getElementById("download-csv"), function () {
+    var lines = [data.columns.map(csvField).join(",")];
+    rows.forEach(function (row) { lines.push(row.map(csvField).join(",")); });
+    return lines.join("\n") + "\n";
+  }, "text/csv");
+  offer(document.getElementById("download-json"), function () {
+    return JSON.stringify({ source: data.source, columns: data.columns, rows: rows });
+  }, "application/json");
+
   // The data table: built with textContent, so no value is ever read as markup.
   var shown = ["date", "mjd", "telescope", "instrument", "band", "mode", "exptime", "mag", "mag_err",
                "p_pct", "p_pct_err", "chi_deg", "chi_deg_err", "q_pct", "u_pct", "auto_flags",

@@ -266,26 +266,6 @@ def test_figure_holds_every_result_with_flags_apart(site):
     assert {"p", "chi", "q", "u"} <= {t["meta"]["panel"] for t in traces}
 
 
-def test_downloads_hold_exactly_what_is_plotted(site):
-    html = _page(site, urls.source_page(STANDARD))
-    data = _script_json(html, "points-data")
-    stem = urls.source_page(STANDARD)[: -len(".html")]
-    rows = list(csv.DictReader(io.StringIO(_page(site, f"{stem}.csv"))))
-    assert len(rows) == len(data["rows"])
-    assert list(rows[0]) == data["columns"]
-    downloaded = json.loads(_page(site, f"{stem}.json"))
-    assert downloaded["rows"] == data["rows"]
-    manual = [r for r in rows if r["manual_flags"]]
-    assert [r["manual_flags"] for r in manual] == ["BAD_POLARIMETRY"]
-    assert manual[0]["flag_reasons"] == REASON_MARKUP
-    auto = [r for r in rows if r["auto_flags"]]
-    assert auto[0]["auto_flags"] == "BAD_POLARIMETRY|LARGE_POL_ERROR"
-    stored = sorted(
-        r.p * 100 for r in PhotoPolResult.select().where(PhotoPolResult.mode == "polarimetry")
-    )
-    assert sorted(float(r["p_pct"]) for r in rows if r["p_pct"]) == pytest.approx(stored, abs=1e-3)
-
-
 def test_header_catalog_and_flag_text_is_escaped(site):
     night = _page(site, urls.night_page(NIGHT, TELESCOPE))
     assert OBJECT_MARKUP not in night and "<img" not in night
@@ -640,6 +620,33 @@ def test_browser_source_page_plot_and_flag_toggle(site, browser, server, scheme)
     assert page.locator("#points tbody tr:not([hidden])").count() == total - flagged.count()
     page.uncheck("#hide-flagged")
     assert page.evaluate(_COUNT, False) == total
+    assert problems == []
+    page.close()
+
+
+def test_browser_downloads_hold_exactly_what_is_plotted(site, browser, server):
+    page, problems = _open(browser, server + urls.source_page(STANDARD))
+    data = _script_json(_page(site, urls.source_page(STANDARD)), "points-data")
+    with page.expect_download() as csv_download:
+        page.click("#download-csv")
+    assert csv_download.value.suggested_filename == "hiltner-960.csv"
+    text = Path(csv_download.value.path()).read_text(encoding="utf-8")
+    rows = list(csv.DictReader(io.StringIO(text)))
+    assert list(rows[0]) == data["columns"] and len(rows) == len(data["rows"])
+    with page.expect_download() as json_download:
+        page.click("#download-json")
+    downloaded = json.loads(Path(json_download.value.path()).read_text(encoding="utf-8"))
+    assert downloaded == data
+    manual = [r for r in rows if r["manual_flags"]]
+    assert {r["manual_flags"] for r in manual} >= {"BAD_POLARIMETRY"}
+    assert REASON_MARKUP in {r["flag_reasons"] for r in manual}
+    auto = [r for r in rows if r["auto_flags"]]
+    assert auto[0]["auto_flags"] == "BAD_POLARIMETRY|LARGE_POL_ERROR"
+    assert {r["flagged"] for r in rows} == {"true", "false"}
+    stored = sorted(
+        r.p * 100 for r in PhotoPolResult.select().where(PhotoPolResult.mode == "polarimetry")
+    )
+    assert sorted(float(r["p_pct"]) for r in rows if r["p_pct"]) == pytest.approx(stored, abs=1e-3)
     assert problems == []
     page.close()
 

@@ -11,16 +11,13 @@ index, catalog and status pages and the summaries are made on every build.
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
 import hashlib
-import io
 import json
 import logging
 import os
 import shutil
 import time
-from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -182,16 +179,6 @@ def _environment(templates: list[Path]) -> jinja2.Environment:
     environment.filters["script_json"] = script_json
     environment.globals["site_version"] = __version__
     return environment
-
-
-def points_csv(columns: Iterable[str], rows: list[list]) -> str:
-    """CSV text of a source's points (header row first; empty cells for missing values)."""
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(columns)
-    for row in rows:
-        writer.writerow("" if value is None else value for value in row)
-    return buffer.getvalue()
 
 
 # --------------------------------------------------------------------------- build
@@ -445,13 +432,6 @@ def _make_source(build: _Build, source: context.SourceInfo, fingerprint, frame) 
     columns = list(context.POINT_COLUMNS)
     rows = [[point[c] for c in columns] for point in plotted]
     files = [page]
-    downloads = {}
-    if rows:
-        build.write(f"{stem}.csv", points_csv(columns, rows))
-        payload = {"source": source.name, "columns": columns, "rows": rows}
-        build.write(f"{stem}.json", json.dumps(payload, separators=(",", ":")))
-        files += [f"{stem}.csv", f"{stem}.json"]
-        downloads = {"csv": f"{stem}.csv", "json": f"{stem}.json"}
     chart = None
     if frame is not None:
         try:
@@ -469,12 +449,12 @@ def _make_source(build: _Build, source: context.SourceInfo, fingerprint, frame) 
         "source.html",
         source=source,
         figure=figure,
-        data={"columns": columns, "rows": rows},
+        data={"source": source.name, "columns": columns, "rows": rows},
         n_points=len(points),
         n_plotted=len(plotted),
         n_flagged=sum(1 for p in points if p["flagged"]),
         bin_days=bin_days,
-        downloads=downloads,
+        download_name=stem.rsplit("/", 1)[-1],
         chart=chart,
         chart_frame=frame,
         nights=nights,
