@@ -377,9 +377,10 @@ def run(args, folder: Path) -> None:
     site = Path(config.paths.site_dir)
     pages = sorted((site / "sources").glob("*.html"), key=lambda p: p.stat().st_size)
     largest = pages[-1]
+    points = sum(1 for _ in largest.read_text().split("],[")) if largest else 0
     print(
-        f"largest source page: {largest.stat().st_size / 1e6:.2f} MB ({largest.name}); "
-        f"its CSV {largest.with_suffix('.csv').stat().st_size / 1e6:.2f} MB"
+        f"largest source page: {largest.stat().st_size / 1e6:.2f} MB ({largest.name}, "
+        f"about {points} points; plotly.js not included)"
     )
     nights_pages = list((site / "nights").rglob("*.html"))
     mean_night = sum(p.stat().st_size for p in nights_pages) / len(nights_pages)

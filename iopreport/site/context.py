@@ -427,15 +427,14 @@ def epoch_fingerprints() -> dict[int, tuple]:
     """Per epoch id, a summary of its frames, masters and results (one checksum per table)."""
     parts: dict[int, list] = defaultdict(list)
     queries = (
-        "SELECT epoch_id, count(*), max(id), total((flags + length(error) * 64"
-        " + length(coalesce(imgtype, '')) * 65536) * (id % 9973 + 1)"
-        " + coalesce(juliandate, 0) + coalesce(exptime, 0) * 3 + coalesce(angle, 0) * 5"
-        " + length(coalesce(object_name, '')) * 7 + length(coalesce(band, '')) * 11)"
-        " FROM raw_fit GROUP BY epoch_id",
-        "SELECT r.epoch_id, count(*), max(f.id), max(f.modified), total((f.flags"
+        "SELECT r.epoch_id, count(*), max(r.id), total((r.flags + length(r.error) * 64"
+        " + length(coalesce(r.imgtype, '')) * 65536) * (r.id % 9973 + 1)"
+        " + coalesce(r.juliandate, 0) + coalesce(r.exptime, 0) * 3 + coalesce(r.angle, 0) * 5"
+        " + length(coalesce(r.object_name, '')) * 7 + length(coalesce(r.band, '')) * 11),"
+        " count(f.id), max(f.id), max(f.modified), total((coalesce(f.flags, 0)"
         " + length(f.error) * 1024 + length(f.filename) * 1048576) * (f.id % 9973 + 1)"
         " + coalesce(f.seeing_fwhm_arcsec, 0))"
-        " FROM reduced_fit f JOIN raw_fit r ON f.rawfit_id = r.id GROUP BY r.epoch_id",
+        " FROM raw_fit r LEFT JOIN reduced_fit f ON f.rawfit_id = r.id GROUP BY r.epoch_id",
         *(
             f"SELECT epoch_id, count(*), max(id), max(created), sum(flags), total(length(error)),"
             f" total(coalesce(level, 0)), total(n_frames) FROM {table} GROUP BY epoch_id"

@@ -11,6 +11,7 @@ index, catalog and status pages and the summaries are made on every build.
 
 from __future__ import annotations
 
+import concurrent.futures
 import datetime as dt
 import hashlib
 import json
@@ -287,13 +288,17 @@ def render_site(config: Config, *, full: bool = False, workers: int | None = Non
 
 def _render_all(build: _Build, workers: int) -> tuple[int, int]:
     _copy_static(build)
-    sources = context.load_sources()
-    fingerprints = context.source_fingerprints()
-    pages = context.sources_with_pages(sources, fingerprints)
-    summaries = _copy_summaries(build)
-    epochs = context.load_epochs()
-    todo = _plan_sources(build, pages, fingerprints)
-    todo += _plan_nights(build, epochs, sources, summaries)
+    # The nights' fingerprints are one long SQLite scan: run it in a thread (SQLite
+    # releases the GIL; the thread has its own connection) while the sources are planned.
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        night_prints = pool.submit(_in_own_connection, context.epoch_fingerprints)
+        sources = context.load_sources()
+        fingerprints = context.source_fingerprints()
+        pages = context.sources_with_pages(sources, fingerprints)
+        summaries = _copy_summaries(build)
+        epochs = context.load_epochs()
+        todo = _plan_sources(build, pages, fingerprints)
+        todo += _plan_nights(build, epochs, sources, summaries, night_prints.result())
     _render_units(build, todo, workers)
     summary_rows = context.source_summaries(pages, fingerprints)
     recent = list(reversed(list(epochs.values())[-30:]))
@@ -462,9 +467,18 @@ def _make_source(build: _Build, source: context.SourceInfo, fingerprint, frame) 
     return files
 
 
-def _plan_nights(build: _Build, epochs, sources, summaries: dict[str, str]) -> list[_Unit]:
+def _in_own_connection(function):
+    """Call ``function`` in a worker thread; close the thread's SQLite connection after."""
+    from iopreport.store.models import database_proxy
+
+    try:
+        return function()
+    finally:
+        database_proxy.close()
+
+
+def _plan_nights(build: _Build, epochs, sources, summaries, fingerprints) -> list[_Unit]:
     build.sources = sources
-    fingerprints = context.epoch_fingerprints()
     near = context.neighbours(epochs)
     names = _hash(sorted((s.id, s.name, s.page) for s in sources.values()))
     todo = []
