@@ -331,9 +331,9 @@ class _Unit:
 
 
 #: Units given to a worker process at a time (nights are read in chunks of this size).
-UNITS_PER_TASK = 100
+UNITS_PER_TASK = 50
 #: Fewer units than this are rendered in the building process itself.
-MIN_UNITS_FOR_WORKERS = 40
+MIN_UNITS_FOR_WORKERS = 12
 _WORKER_BUILD: _Build | None = None  # the build a forked worker renders for
 
 
