@@ -19,6 +19,8 @@ demo: $(STAMP)
 	$(BIN)/iopreport demo --dir demo
 
 test: $(STAMP)
+	# browser tests drive Debian's chromium (Playwright's own browser downloads are not used)
+	test -x /usr/bin/chromium || (apt-get update && apt-get install -y chromium)
 	$(BIN)/ruff check iopreport tests benchmarks
 	$(BIN)/ruff format --check iopreport tests benchmarks
 	$(BIN)/python -m pytest

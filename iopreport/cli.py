@@ -225,6 +225,15 @@ def build_parser() -> argparse.ArgumentParser:
     flags_remove = flag_actions.add_parser("remove", help="delete a flag from flags.toml")
     flags_remove.add_argument("--id", dest="flag_id", metavar="ID", required=True)
     flags.set_defaults(handler=cmd_flags)
+    build = commands.add_parser(
+        "build",
+        help="render the static site into paths.site_dir (only pages whose inputs changed)",
+        description="Render the site (index, source, night, catalog, status and summary pages) "
+        "from the store into a fresh folder and swap it in atomically; pages whose inputs did "
+        "not change are kept from the published site unless --full.",
+    )
+    build.add_argument("--full", action="store_true", help="render every page again")
+    build.set_defaults(handler=cmd_build)
 
     demo = commands.add_parser(
         "demo",
@@ -678,6 +687,30 @@ def _time_value(text: str | None):
         return float(text)
     except ValueError:
         return text
+
+
+def cmd_build(args: argparse.Namespace) -> int:
+    """``iopreport build [--full]``: catalog and flags re-applied, stale nights recomputed, site.
+
+    A mistake in catalog.toml or flags.toml stops it before anything is written
+    (exit 2, the line named): the store and the published site stay as they were.
+    """
+    from iopreport.build import load_inputs, run_build
+    from iopreport.runlog import recorded_run
+    from iopreport.store import open_store
+
+    config = _load_config(args, log_to_file=True)
+    load_inputs(config)  # InputError naming the line, before the store is touched
+    open_store(config.database_path)
+    with recorded_run("build", sys.argv[1:]) as run:
+        report = run_build(config, full=args.full)
+        run.detail = report.summary()
+        if report.rendered is not None:
+            run.detail += "; " + report.rendered.summary()
+    print(report.summary())
+    if report.rendered is not None:
+        print(report.rendered.summary())
+    return EXIT_OK
 
 
 def cmd_demo(args: argparse.Namespace) -> int:

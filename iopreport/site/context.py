@@ -1,0 +1,712 @@
+"""What the site shows, read from the store as plain dataclasses and dicts.
+
+Every function here only reads. The fingerprint functions return, per page,
+a cheap summary of everything the page is made from (counts, sums and
+maxima over its rows, computed by SQLite in one ``GROUP BY`` per table), so
+an incremental build can tell which pages changed without reading them all.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import itertools
+import json
+import math
+import operator
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from iopreport import urls
+from iopreport.store.bits import (
+    EpochFlags,
+    ManualFlags,
+    MasterFlags,
+    ReducedFitFlags,
+    ResultFlags,
+)
+from iopreport.store.models import (
+    AstroSource,
+    Calibrator,
+    Epoch,
+    Heartbeat,
+    RunLog,
+    StandardPolarization,
+    database_proxy,
+)
+
+#: Modified Julian Date = JD − 2400000.5 (IAU 1997 resolution B1).
+MJD_OFFSET = 2400000.5
+#: Unix epoch (1970-01-01T00:00 UTC) as a Julian date.
+JD_UNIX_EPOCH = 2440587.5
+#: Sources of these types get a page even before they have results.
+PAGE_TYPES_WITHOUT_RESULTS = ("blazar", "star", "polarization_standard")
+#: Epochs read per query when building night pages (bounded memory).
+NIGHT_CHUNK = 200
+#: Points drawn in the index page's trend line (the last ones, in the main band).
+TREND_POINTS = 40
+#: Nights the status page looks through for failed frames (the most recent ones).
+RECENT_NIGHTS = 60
+#: Band preferred for the index's "last magnitude" and trend (the monitoring band).
+MAIN_BAND = "R"
+
+
+def _sql(query: str, params: Sequence = ()) -> list[tuple]:
+    return database_proxy.execute_sql(query, params).fetchall()
+
+
+def jd_to_datetime(jd: float) -> dt.datetime:
+    """UTC datetime of a Julian date (to the second)."""
+    seconds = round((jd - JD_UNIX_EPOCH) * 86400.0)
+    return dt.datetime(1970, 1, 1) + dt.timedelta(seconds=seconds)
+
+
+def _clean(value):
+    """None for NaN and infinities (JSON has no NaN)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def _round(value, digits: int):
+    value = _clean(value)
+    return None if value is None else round(value, digits)
+
+
+def _scaled(value, factor: float, digits: int):
+    value = _clean(value)
+    return None if value is None else round(value * factor, digits)
+
+
+# --------------------------------------------------------------------------- sources
+
+
+@dataclass(frozen=True)
+class SourceInfo:
+    """A catalog source, with what its page shows besides the results."""
+
+    id: int
+    name: str
+    other_names: list[str]
+    srctype: str
+    ra_deg: float
+    dec_deg: float
+    redshift: float | None
+    comment: str
+    in_catalog: bool
+    literature_mags: dict[str, tuple[float, float | None]]
+    standard_pol: list[dict]
+    calibrators: list[str]
+    page: str
+
+
+def load_sources() -> dict[int, SourceInfo]:
+    """Every source of the store, by id, with literature values and calibrators."""
+    standards: dict[int, list[dict]] = defaultdict(list)
+    for row in StandardPolarization.select().order_by(StandardPolarization.band).dicts():
+        standards[row["source"]].append(
+            {
+                "band": row["band"],
+                "p": row["p"],
+                "p_err": row["p_err"],
+                "chi": row["chi"],
+                "chi_err": row["chi_err"],
+            }
+        )
+    names = dict(AstroSource.select(AstroSource.id, AstroSource.name).tuples())
+    calibrators: dict[int, list[str]] = defaultdict(list)
+    for target, calibrator in Calibrator.select(Calibrator.target, Calibrator.calibrator).tuples():
+        calibrators[target].append(names[calibrator])
+    sources = {}
+    for row in AstroSource.select().order_by(AstroSource.name).dicts():
+        mags = {}
+        for band in "UBVRI":
+            value = row[f"mag_{band}"]
+            if value is not None:
+                mags[band] = (value, row[f"mag_{band}_err"])
+        sources[row["id"]] = SourceInfo(
+            id=row["id"],
+            name=row["name"],
+            other_names=list(row["other_names"] or []),
+            srctype=row["srctype"],
+            ra_deg=row["ra_deg"],
+            dec_deg=row["dec_deg"],
+            redshift=row["redshift"],
+            comment=row["comment"] or "",
+            in_catalog=bool(row["in_catalog"]),
+            literature_mags=mags,
+            standard_pol=standards.get(row["id"], []),
+            calibrators=sorted(calibrators.get(row["id"], [])),
+            page=urls.source_page(row["name"]),
+        )
+    return sources
+
+
+def source_fingerprints() -> dict[int, tuple]:
+    """Per source id, a summary of its results that changes when any result changes.
+
+    (count, largest id, latest ``modified``, one checksum over every shown column
+    weighted by row id, number of nights). One aggregate expression keeps the scan cheap.
+    """
+    rows = _sql(
+        "SELECT astrosource_id, count(*), max(id), max(modified), total("
+        "coalesce(mag, 0) + coalesce(mag_err, 0) * 7 + coalesce(p, 0) * 11"
+        " + coalesce(p_err, 0) * 13 + coalesce(chi, 0) * 17 + coalesce(chi_err, 0) * 19"
+        " + coalesce(q, 0) * 23 + coalesce(u, 0) * 29 + coalesce(q_err, 0) * 31"
+        " + coalesce(u_err, 0) * 37 + juliandate * 41 + coalesce(exptime, 0) * 43"
+        " + (flags + manual_flags * 1024 + length(flag_reasons) * 1048576"
+        " + length(members_key) * 7919 + n_frames * 104729 + length(band) * 15485863"
+        " + epoch_id * 3) * (id % 9973 + 1)), count(DISTINCT epoch_id)"
+        " FROM photo_pol_result GROUP BY astrosource_id"
+    )
+    return {row[0]: tuple(row[1:]) for row in rows}
+
+
+def sources_with_pages(sources: dict[int, SourceInfo], fingerprints: dict[int, tuple]) -> list:
+    """Sources that get a page: those with results and every non-calibrator of the catalog."""
+    return [
+        source
+        for source in sources.values()
+        if source.id in fingerprints
+        or (source.in_catalog and source.srctype in PAGE_TYPES_WITHOUT_RESULTS)
+    ]
+
+
+#: Columns of a source's data (page, table, CSV and JSON downloads), in order.
+POINT_COLUMNS = (
+    "date",
+    "mjd",
+    "night",
+    "telescope",
+    "instrument",
+    "band",
+    "mode",
+    "method",
+    "exptime",
+    "n_frames",
+    "mag",
+    "mag_err",
+    "p_pct",
+    "p_pct_err",
+    "chi_deg",
+    "chi_deg_err",
+    "q_pct",
+    "q_pct_err",
+    "u_pct",
+    "u_pct_err",
+    "flagged",
+    "auto_flags",
+    "manual_flags",
+    "flag_reasons",
+    "members",
+    "night_page",
+    "n_binned",
+)
+
+
+#: The columns of :data:`POINT_COLUMNS` that SQLite computes (rounded, scaled to %).
+_POINT_SQL = (
+    ("date", "strftime('%Y-%m-%dT%H:%M:%S', r.juliandate)"),
+    ("mjd", f"round(r.juliandate - {MJD_OFFSET}, 5)"),
+    ("night", "e.night"),
+    ("telescope", "e.telescope"),
+    ("instrument", "r.instrument"),
+    ("band", "r.band"),
+    ("mode", "r.mode"),
+    ("method", "r.method"),
+    ("exptime", "r.exptime"),
+    ("n_frames", "r.n_frames"),
+    ("mag", "round(r.mag, 4)"),
+    ("mag_err", "round(r.mag_err, 4)"),
+    ("p_pct", "round(r.p * 100, 3)"),
+    ("p_pct_err", "round(r.p_err * 100, 3)"),
+    ("chi_deg", "round(r.chi, 2)"),
+    ("chi_deg_err", "round(r.chi_err, 2)"),
+    ("q_pct", "round(r.q * 100, 3)"),
+    ("q_pct_err", "round(r.q_err * 100, 3)"),
+    ("u_pct", "round(r.u * 100, 3)"),
+    ("u_pct_err", "round(r.u_err * 100, 3)"),
+)
+
+
+def source_points(source_id: int) -> list[dict]:
+    """Every result of a source as a point dict (keys :data:`POINT_COLUMNS`), oldest first.
+
+    Rounding (magnitudes to 0.1 mmag, p, q, u to 0.001 %, angles to 0.01 deg) and
+    the date are computed by SQLite; NaN is stored as NULL and comes back as None.
+    """
+    names = [name for name, _ in _POINT_SQL]
+    rows = _sql(
+        f"SELECT {', '.join(sql for _, sql in _POINT_SQL)},"
+        " r.flags, r.manual_flags, r.flag_reasons, r.members_key"
+        " FROM photo_pol_result r JOIN epoch e ON r.epoch_id = e.id"
+        " WHERE r.astrosource_id = ? ORDER BY r.juliandate, r.id",
+        (source_id,),
+    )
+    points = []
+    night_pages: dict[tuple, str] = {}
+    for row in rows:
+        point = dict(zip(names, row[:-4], strict=True))
+        flags, manual, reasons, members = row[-4:]
+        key = (point["night"], point["telescope"])
+        page = night_pages.get(key)
+        if page is None:
+            page = urls.night_page(dt.date.fromisoformat(str(key[0])), key[1])
+            night_pages[key] = page
+        point["flagged"] = bool(flags or manual)
+        point["auto_flags"] = _labels(ResultFlags, flags, "|")
+        point["manual_flags"] = _labels(ManualFlags, manual, "|")
+        point["flag_reasons"] = _reasons(reasons)
+        point["members"] = (members or "").replace("\n", " ")
+        point["night_page"] = page
+        point["n_binned"] = 1
+        points.append(point)
+    return points
+
+
+@dataclass(frozen=True)
+class ChartFrame:
+    """A reduced frame to draw a source's finding chart from."""
+
+    reducedfit_id: int
+    path: Path
+    modified: str
+    fileloc: str
+    target_xy: tuple[float, float]
+    calibrators: list[tuple[str, float, float]]
+
+
+def chart_frame(source: SourceInfo, datadir: Path) -> ChartFrame | None:
+    """The latest plate-solved reduced frame holding the source, whose file exists."""
+    rows = _sql(
+        "SELECT f.id, f.filename, f.modified, e.telescope, e.night, r.filename, s.x_px, s.y_px"
+        " FROM source_in_field s JOIN reduced_fit f ON s.reducedfit_id = f.id"
+        " JOIN raw_fit r ON f.rawfit_id = r.id JOIN epoch e ON r.epoch_id = e.id"
+        " WHERE s.astrosource_id = ? AND (f.flags & ?) != 0"
+        " ORDER BY r.juliandate DESC LIMIT 10",
+        (source.id, int(ReducedFitFlags.ASTROMETRY_OK)),
+    )
+    for fid, filename, modified, telescope, night, rawname, x, y in rows:
+        path = datadir / filename
+        if not filename or not path.is_file():
+            continue
+        calibrators = _sql(
+            "SELECT a.name, s.x_px, s.y_px FROM source_in_field s"
+            " JOIN astro_source a ON s.astrosource_id = a.id"
+            " JOIN calibrator c ON c.calibrator_id = a.id AND c.target_id = ?"
+            " WHERE s.reducedfit_id = ? ORDER BY a.name",
+            (source.id, fid),
+        )
+        return ChartFrame(
+            reducedfit_id=fid,
+            path=path,
+            modified=str(modified),
+            fileloc=f"{telescope}/{night}/{rawname}",
+            target_xy=(x, y),
+            calibrators=[(name, cx, cy) for name, cx, cy in calibrators],
+        )
+    return None
+
+
+@dataclass
+class SourceSummary:
+    """One row of the index page."""
+
+    source: SourceInfo
+    n_results: int = 0
+    n_nights: int = 0
+    last_date: str = ""
+    last_night_page: str = ""
+    last_mag: float | None = None
+    last_mag_err: float | None = None
+    last_mag_band: str = ""
+    last_p_pct: float | None = None
+    last_chi: float | None = None
+    trend: list[float] = field(default_factory=list)
+
+
+def source_summaries(pages: Iterable[SourceInfo], fingerprints: dict[int, tuple]) -> list:
+    """The index rows: last observation, last magnitude (R preferred), last p and chi, trend."""
+    summaries = []
+    for source in pages:
+        summary = SourceSummary(source)
+        summaries.append(summary)
+        prints = fingerprints.get(source.id)
+        if not prints:
+            continue
+        summary.n_results = prints[0]
+        summary.n_nights = prints[-1]
+        last = _sql(
+            "SELECT r.juliandate, e.night, e.telescope FROM photo_pol_result r"
+            " JOIN epoch e ON r.epoch_id = e.id WHERE r.astrosource_id = ?"
+            " ORDER BY r.juliandate DESC LIMIT 1",
+            (source.id,),
+        )
+        if last:
+            jd, night, telescope = last[0]
+            summary.last_date = jd_to_datetime(jd).strftime("%Y-%m-%d %H:%M")
+            summary.last_night_page = urls.night_page(dt.date.fromisoformat(str(night)), telescope)
+        bands = _sql(
+            "SELECT band FROM photo_pol_result WHERE astrosource_id = ? AND band = ?"
+            " AND mag IS NOT NULL LIMIT 1",
+            (source.id, MAIN_BAND),
+        ) or _sql(
+            "SELECT band FROM photo_pol_result WHERE astrosource_id = ? AND mag IS NOT NULL"
+            " GROUP BY band ORDER BY count(*) DESC LIMIT 1",
+            (source.id,),
+        )
+        if bands:
+            band = bands[0][0]
+            mags = _sql(
+                "SELECT mag, mag_err FROM photo_pol_result WHERE astrosource_id = ?"
+                " AND band = ? AND mag IS NOT NULL AND flags = 0 AND manual_flags = 0"
+                " ORDER BY juliandate DESC LIMIT ?",
+                (source.id, band, TREND_POINTS),
+            )
+            if mags:
+                summary.last_mag_band = band
+                summary.last_mag, summary.last_mag_err = mags[0]
+                summary.trend = [m for m, _ in reversed(mags)]
+        pol = _sql(
+            "SELECT p, chi FROM photo_pol_result WHERE astrosource_id = ? AND p IS NOT NULL"
+            " AND flags = 0 AND manual_flags = 0 ORDER BY juliandate DESC LIMIT 1",
+            (source.id,),
+        )
+        if pol:
+            summary.last_p_pct = _scaled(pol[0][0], 100.0, 2)
+            summary.last_chi = _round(pol[0][1], 1)
+    return summaries
+
+
+# --------------------------------------------------------------------------- nights
+
+
+@dataclass(frozen=True)
+class EpochInfo:
+    """A night at a telescope, as the site names it."""
+
+    id: int
+    telescope: str
+    night: dt.date
+    flags: int
+    error: str
+    page: str
+
+
+def load_epochs() -> dict[int, EpochInfo]:
+    """Every epoch, by id, ordered by night then telescope."""
+    epochs = {}
+    query = Epoch.select(Epoch.id, Epoch.telescope, Epoch.night, Epoch.flags, Epoch.error)
+    for eid, telescope, night, flags, error in query.order_by(
+        Epoch.night, Epoch.telescope
+    ).tuples():
+        night = night if isinstance(night, dt.date) else dt.date.fromisoformat(str(night))
+        page = urls.night_page(night, telescope)
+        epochs[eid] = EpochInfo(eid, telescope, night, flags, error or "", page)
+    return epochs
+
+
+def neighbours(epochs: dict[int, EpochInfo]) -> dict[int, tuple[int | None, int | None]]:
+    """Previous and next epoch id at the same telescope, by epoch id."""
+    by_telescope: dict[str, list[EpochInfo]] = defaultdict(list)
+    for epoch in epochs.values():
+        by_telescope[epoch.telescope].append(epoch)
+    result = {}
+    for items in by_telescope.values():
+        items.sort(key=lambda e: e.night)
+        for i, epoch in enumerate(items):
+            before = items[i - 1].id if i > 0 else None
+            after = items[i + 1].id if i + 1 < len(items) else None
+            result[epoch.id] = (before, after)
+    return result
+
+
+def epoch_fingerprints() -> dict[int, tuple]:
+    """Per epoch id, a summary of its frames, masters and results (one checksum per table)."""
+    parts: dict[int, list] = defaultdict(list)
+    queries = (
+        "SELECT r.epoch_id, count(*), max(r.id), total((r.flags + length(r.error) * 64"
+        " + length(coalesce(r.imgtype, '')) * 65536) * (r.id % 9973 + 1)"
+        " + coalesce(r.juliandate, 0) + coalesce(r.exptime, 0) * 3 + coalesce(r.angle, 0) * 5"
+        " + length(coalesce(r.object_name, '')) * 7 + length(coalesce(r.band, '')) * 11),"
+        " count(f.id), max(f.id), max(f.modified), total((coalesce(f.flags, 0)"
+        " + length(f.error) * 1024 + length(f.filename) * 1048576) * (f.id % 9973 + 1)"
+        " + coalesce(f.seeing_fwhm_arcsec, 0))"
+        " FROM raw_fit r LEFT JOIN reduced_fit f ON f.rawfit_id = r.id GROUP BY r.epoch_id",
+        *(
+            f"SELECT epoch_id, count(*), max(id), max(created), sum(flags), total(length(error)),"
+            f" total(coalesce(level, 0)), total(n_frames) FROM {table} GROUP BY epoch_id"
+            for table in ("master_bias", "master_dark", "master_flat")
+        ),
+        "SELECT epoch_id, count(*), max(id), max(modified), total(coalesce(mag, 0)"
+        " + coalesce(p, 0) * 7 + coalesce(chi, 0) * 11 + coalesce(mag_err, 0) * 13"
+        " + coalesce(p_err, 0) * 17 + coalesce(chi_err, 0) * 19 + (flags"
+        " + manual_flags * 1024 + length(flag_reasons) * 1048576 + astrosource_id * 7919)"
+        " * (id % 9973 + 1)) FROM photo_pol_result GROUP BY epoch_id",
+    )
+    for number, query in enumerate(queries):
+        for row in _sql(query):
+            parts[row[0]].append((number, *row[1:]))
+    return {key: tuple(value) for key, value in parts.items()}
+
+
+@functools.lru_cache(maxsize=4096)
+def _labels(enum, value, separator: str = ", ") -> str:
+    """Names of the bits set, joined (cached: a few distinct values recur a lot)."""
+    return separator.join(enum.labels(value or 0))
+
+
+def _reasons(text: str | None) -> str:
+    """Flag reasons (a JSON list in the store) as one text."""
+    if not text or text == "[]":
+        return ""
+    return "; ".join(json.loads(text))
+
+
+def nights_context(epoch_ids: Sequence[int], sources: dict[int, SourceInfo]) -> dict[int, dict]:
+    """Frames, masters, failures and results of each epoch in ``epoch_ids``."""
+    contexts: dict[int, dict] = {}
+    for start in range(0, len(epoch_ids), NIGHT_CHUNK):
+        chunk = list(epoch_ids[start : start + NIGHT_CHUNK])
+        contexts.update(_nights_chunk(chunk, sources))
+    return contexts
+
+
+#: Columns of a night's frame rows (night pages draw the tables from these, static/night.js).
+#: ``flags`` and ``reduced_flags`` are the integer bits; the page names them (FLAG_NAMES).
+FRAME_COLUMNS = (
+    "type",
+    "filename",
+    "time",
+    "object",
+    "instrument",
+    "mode",
+    "band",
+    "angle",
+    "exptime",
+    "binning",
+    "size",
+    "flags",
+    "reduced_flags",
+    "seeing",
+    "error",
+)
+#: Columns of a night's result rows.
+RESULT_COLUMNS = (
+    "source",
+    "source_page",
+    "time",
+    "mode",
+    "method",
+    "instrument",
+    "band",
+    "n_frames",
+    "mag",
+    "mag_err",
+    "p_pct",
+    "p_pct_err",
+    "chi",
+    "chi_err",
+    "auto_flags",
+    "manual_flags",
+    "flag_reasons",
+    "flagged",
+)
+
+
+def flag_names(enum) -> list[tuple[int, str]]:
+    """(bit value, name) of every bit of a flag enum, for the pages' scripts."""
+    return [(int(member.value), member.name) for member in enum]
+
+
+def _nights_chunk(chunk: list[int], sources: dict[int, SourceInfo]) -> dict[int, dict]:
+    """Night contexts of a few epochs, read with a few queries for all of them.
+
+    Frames are tuples in the order of :data:`FRAME_COLUMNS` exactly as SQLite returns
+    them (no per-frame work in Python: a night page of ten years holds a million
+    frames), results lists in the order of :data:`RESULT_COLUMNS`.
+    """
+    marks = ",".join("?" * len(chunk))
+    contexts = {
+        eid: {
+            "frames": [],
+            "frame_counts": defaultdict(int),
+            "reduced_files": [],
+            "masters": [],
+            "failures": [],
+            "results": [],
+        }
+        for eid in chunk
+    }
+    rows = _sql(
+        "SELECT r.epoch_id, coalesce(r.imgtype, 'unclassified'), r.filename,"
+        " strftime('%H:%M:%S', r.juliandate), r.object_name, r.instrument, r.obsmode, r.band,"
+        " r.angle, r.exptime, r.binning, r.imgsize, r.flags, f.flags,"
+        " round(f.seeing_fwhm_arcsec, 2), r.error || coalesce(f.error, '')"
+        " FROM raw_fit r LEFT JOIN reduced_fit f ON f.rawfit_id = r.id"
+        f" WHERE r.epoch_id IN ({marks}) ORDER BY r.epoch_id, r.juliandate, r.filename",
+        chunk,
+    )
+    for eid, group in itertools.groupby(rows, key=operator.itemgetter(0)):
+        frames = [row[1:] for row in group]
+        contexts[eid]["frames"] = frames
+        counts = contexts[eid]["frame_counts"]
+        for row in frames:
+            counts[row[0]] += 1
+    for eid, raw_name, reduced_name in _sql(
+        "SELECT r.epoch_id, r.filename, f.filename FROM reduced_fit f"
+        f" JOIN raw_fit r ON f.rawfit_id = r.id WHERE r.epoch_id IN ({marks})"
+        " AND f.filename != '' ORDER BY r.juliandate, r.filename",
+        chunk,
+    ):
+        contexts[eid]["reduced_files"].append((raw_name, reduced_name))
+    for eid, filename, error, rerror in _sql(
+        "SELECT r.epoch_id, r.filename, r.error, coalesce(f.error, '')"
+        " FROM raw_fit r LEFT JOIN reduced_fit f ON f.rawfit_id = r.id"
+        f" WHERE r.epoch_id IN ({marks}) AND (r.error != '' OR coalesce(f.error, '') != '')"
+        " ORDER BY r.juliandate, r.filename",
+        chunk,
+    ):
+        if error:
+            contexts[eid]["failures"].append({"what": f"raw {filename}", "reason": error})
+        if rerror:
+            contexts[eid]["failures"].append({"what": f"reduced {filename}", "reason": rerror})
+    used: dict[tuple[str, int], set[int]] = defaultdict(set)  # (kind, master id) -> epochs
+    for eid, *masters in _sql(
+        "SELECT DISTINCT r.epoch_id, f.masterbias_id, f.masterdark_id, f.masterflat_id"
+        f" FROM reduced_fit f JOIN raw_fit r ON f.rawfit_id = r.id WHERE r.epoch_id IN ({marks})",
+        chunk,
+    ):
+        for kind, master_id in zip(("bias", "dark", "flat"), masters, strict=True):
+            if master_id is not None:
+                used[(kind, master_id)].add(eid)
+    for kind in ("bias", "dark", "flat"):
+        extra = "band, obsmode, angle" if kind == "flat" else "'', '', NULL"
+        ids = sorted(mid for k, mid in used if k == kind)
+        id_marks = ",".join("?" * len(ids)) or "NULL"
+        rows = _sql(
+            f"SELECT id, epoch_id, filename, instrument, n_frames, level, noise, flags, error,"
+            f" {extra} FROM master_{kind} WHERE epoch_id IN ({marks}) OR id IN ({id_marks})"
+            " ORDER BY id",
+            [*chunk, *ids],
+        )
+        for mid, eid, filename, instrument, n_frames, level, noise, flags, error, *rest in rows:
+            band, mode, angle = rest
+            master = {
+                "kind": kind,
+                "filename": filename,
+                "instrument": instrument,
+                "n_frames": n_frames,
+                "level": level,
+                "noise": noise,
+                "band": band or "",
+                "obsmode": mode or "",
+                "angle": angle,
+                "flags": _labels(MasterFlags, flags),
+                "error": error or "",
+                "epoch_id": eid,
+            }
+            users = used.get((kind, mid), set())
+            for target in {eid, *users} & set(contexts):
+                own = eid == target
+                contexts[target]["masters"].append({**master, "own": own, "used": target in users})
+                if own and error:
+                    contexts[target]["failures"].append(
+                        {"what": f"master {kind} {filename}", "reason": error}
+                    )
+    for (
+        eid,
+        source_id,
+        clock,
+        mode,
+        method,
+        instrument,
+        band,
+        n_frames,
+        mag,
+        mag_err,
+        p,
+        p_err,
+        chi,
+        chi_err,
+        flags,
+        manual,
+        reasons,
+        error,
+    ) in _sql(
+        "SELECT epoch_id, astrosource_id, strftime('%H:%M:%S', juliandate), mode, method,"
+        " instrument, band, n_frames, round(mag, 4), round(mag_err, 4), round(p * 100, 3),"
+        " round(p_err * 100, 3), round(chi, 2), round(chi_err, 2), flags, manual_flags,"
+        " flag_reasons, error"
+        f" FROM photo_pol_result WHERE epoch_id IN ({marks}) ORDER BY juliandate",
+        chunk,
+    ):
+        source = sources.get(source_id)
+        contexts[eid]["results"].append(
+            [
+                source.name if source else str(source_id),
+                source.page if source else "",
+                clock,
+                mode,
+                method,
+                instrument,
+                band,
+                n_frames,
+                mag,
+                mag_err,
+                p,
+                p_err,
+                chi,
+                chi_err,
+                _labels(ResultFlags, flags),
+                _labels(ManualFlags, manual),
+                _reasons(reasons),
+                bool(flags or manual),
+            ]
+        )
+        if error:
+            name = source.name if source else source_id
+            contexts[eid]["failures"].append({"what": f"result of {name}", "reason": error})
+    return contexts
+
+
+def epoch_flag_labels(flags: int) -> str:
+    """Names of the epoch's flag bits."""
+    return _labels(EpochFlags, flags)
+
+
+# --------------------------------------------------------------------------- status
+
+
+def status_context(limit: int = 40) -> dict:
+    """Last runs, recent failures and daemon heartbeats."""
+    runs = list(
+        RunLog.select().order_by(RunLog.started_at.desc(), RunLog.id.desc()).limit(limit).dicts()
+    )
+    failures = _sql(
+        "SELECT e.night, e.telescope, r.filename, r.error FROM raw_fit r"
+        " JOIN epoch e ON r.epoch_id = e.id WHERE r.error != '' AND e.id IN"
+        " (SELECT id FROM epoch ORDER BY night DESC LIMIT ?)"
+        " UNION ALL SELECT e.night, e.telescope, r.filename, f.error FROM reduced_fit f"
+        " JOIN raw_fit r ON f.rawfit_id = r.id JOIN epoch e ON r.epoch_id = e.id"
+        " WHERE f.error != '' AND e.id IN (SELECT id FROM epoch ORDER BY night DESC LIMIT ?)"
+        " ORDER BY 1 DESC LIMIT ?",
+        (RECENT_NIGHTS, RECENT_NIGHTS, limit),
+    )
+    heartbeats = list(Heartbeat.select().order_by(Heartbeat.name).dicts())
+    return {
+        "runs": runs,
+        "failures": [
+            {
+                "night": str(night),
+                "telescope": telescope,
+                "filename": filename,
+                "reason": error,
+                "page": urls.night_page(dt.date.fromisoformat(str(night)), telescope),
+            }
+            for night, telescope, filename, error in failures
+        ],
+        "heartbeats": heartbeats,
+    }

@@ -1,0 +1,294 @@
+"""Plotly figure dicts of a source's light curves (no plotly.py objects: plain JSON).
+
+One figure holds up to four panels on a shared time axis (magnitude, p, chi,
+q and u); each panel has one trace per instrument and band, and flagged
+points go into separate traces (open markers, ``meta.flagged``) so the page
+can hide them. Trace points carry the index of their data row in
+``customdata``; the page builds hover text and click targets from the rows.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from collections.abc import Sequence
+
+from iopreport.site.context import MJD_OFFSET, jd_to_datetime
+
+#: A series (instrument, band, mode, flagged) longer than this is binned in time.
+MAX_POINTS_PER_SERIES = 4000
+#: Smallest bin width, days (one night); doubled until the series is short enough.
+BIN_DAYS = 1.0
+
+#: Panels: (key, y column, error column, axis title, reversed axis).
+PANELS = (
+    ("mag", "mag", "mag_err", "magnitude", True),
+    ("p", "p_pct", "p_pct_err", "p (%)", False),
+    ("chi", "chi_deg", "chi_deg_err", "χ (deg)", False),
+    ("q", "q_pct", "q_pct_err", "q, u (%)", False),
+    ("u", "u_pct", "u_pct_err", "q, u (%)", False),
+)
+#: Qualitative colours (Plotly's default D3 cycle), one per instrument and band.
+COLOURS = (
+    "#1f77b4",
+    "#ff7f0e",
+    "#2ca02c",
+    "#d62728",
+    "#9467bd",
+    "#8c564b",
+    "#e377c2",
+    "#7f7f7f",
+    "#bcbd22",
+    "#17becf",
+)
+
+
+def bin_points(points: list[dict]) -> tuple[list[dict], float]:
+    """Bin long series in time; returns the (possibly binned) points and the bin width in days.
+
+    Series are (telescope, instrument, band, mode, flagged). When none is longer than
+    :data:`MAX_POINTS_PER_SERIES` the points are returned unchanged with width 0.
+    Otherwise the width starts at one night and doubles until every series fits;
+    a bin holds the inverse-variance weighted mean of magnitude, q and u (p and chi
+    are computed from the mean q and u), the mean time, and ``n_binned``.
+    """
+    series: dict[tuple, list[dict]] = defaultdict(list)
+    for point in points:
+        key = (point["instrument"], point["band"], point["mode"], point["flagged"])
+        series[key].append(point)
+    if all(len(items) <= MAX_POINTS_PER_SERIES for items in series.values()):
+        return points, 0.0
+    width = BIN_DAYS
+    while True:
+        binned = []
+        for items in series.values():
+            groups: dict[int, list[dict]] = defaultdict(list)
+            for point in items:
+                groups[math.floor(point["mjd"] / width)].append(point)
+            binned.append([_combine(group) for group in groups.values()])
+        if all(len(items) <= MAX_POINTS_PER_SERIES for items in binned):
+            merged = [point for items in binned for point in items]
+            merged.sort(key=lambda p: p["mjd"])
+            return merged, width
+        width *= 2
+
+
+def _weighted(group: list[dict], column: str) -> tuple[float | None, float | None]:
+    values = [
+        (p[column], p[f"{column}_err"])
+        for p in group
+        if p[column] is not None and p[f"{column}_err"]
+    ]
+    if not values:
+        plain = [p[column] for p in group if p[column] is not None]
+        return (sum(plain) / len(plain), None) if plain else (None, None)
+    weights = [1.0 / err**2 for _, err in values]
+    total = sum(weights)
+    mean = sum(w * v for w, (v, _) in zip(weights, values, strict=True)) / total
+    return mean, 1.0 / math.sqrt(total)
+
+
+def _combine(group: list[dict]) -> dict:
+    if len(group) == 1:
+        return group[0]
+    first = group[len(group) // 2]
+    point = dict(first)
+    point["mjd"] = round(sum(p["mjd"] for p in group) / len(group), 5)
+    point["n_binned"] = sum(p["n_binned"] for p in group)
+    point["n_frames"] = sum(p["n_frames"] or 0 for p in group)
+    for column in ("mag", "q_pct", "u_pct"):
+        mean, err = _weighted(group, column)
+        point[column] = None if mean is None else round(mean, 4)
+        point[f"{column}_err"] = None if err is None else round(err, 4)
+    q, u = point["q_pct"], point["u_pct"]
+    if q is not None and u is not None:
+        point["p_pct"] = round(math.hypot(q, u), 3)
+        point["chi_deg"] = round(math.degrees(0.5 * math.atan2(u, q)) % 180.0, 2)
+        qe, ue = point["q_pct_err"] or 0.0, point["u_pct_err"] or 0.0
+        point["p_pct_err"] = round(math.hypot(qe, ue) / math.sqrt(2), 3)
+        p = point["p_pct"]
+        point["chi_deg_err"] = round(math.degrees(0.5 * point["p_pct_err"] / p), 2) if p else None
+    else:
+        for column in ("p_pct", "chi_deg"):
+            mean, err = _weighted(group, column)
+            point[column] = None if mean is None else round(mean, 3)
+            point[f"{column}_err"] = None if err is None else round(err, 3)
+    for column in ("auto_flags", "manual_flags", "flag_reasons", "members"):
+        joined = []
+        for p in group:
+            for part in p[column].split("|" if column.endswith("flags") else " "):
+                if part and part not in joined:
+                    joined.append(part)
+        point[column] = ("|" if column.endswith("flags") else " ").join(joined)
+    point["members"] = f"{len(group)} results binned"
+    point["date"] = jd_to_datetime(point["mjd"] + MJD_OFFSET).isoformat()
+    return point
+
+
+def _axis_names(index: int) -> tuple[str, str]:
+    """Trace axis reference and layout key of panel ``index`` (0 → y / yaxis)."""
+    suffix = "" if index == 0 else str(index + 1)
+    return f"y{suffix}", f"yaxis{suffix}"
+
+
+def source_figure(
+    points: Sequence[dict],
+    *,
+    literature_mags: dict[str, tuple[float, float | None]] | None = None,
+    standard_pol: Sequence[dict] = (),
+) -> dict:
+    """The light-curve figure of one source.
+
+    Parameters
+    ----------
+    points
+        Rows as :func:`iopreport.site.context.source_points` returns them (maybe binned).
+    literature_mags
+        Catalog magnitude by band; drawn as dashed reference lines for the bands plotted.
+    standard_pol
+        Literature polarization of a standard (p fraction, chi degrees) by band.
+
+    Returns
+    -------
+    dict
+        ``{"data": [...], "layout": {...}}``; data traces have ``meta = {"kind": "data",
+        "panel": ..., "flagged": bool}``, reference lines ``meta = {"kind": "reference"}``.
+    """
+    present = [panel for panel in PANELS if any(p[panel[1]] is not None for p in points)] or [
+        PANELS[0]
+    ]
+    # q and u share a panel
+    panel_keys = []
+    for key, *_ in present:
+        shared = "q" if key in ("q", "u") else key
+        if shared not in panel_keys:
+            panel_keys.append(shared)
+    n = len(panel_keys)
+    gap = 0.04
+    height = (1.0 - gap * (n - 1)) / n
+    layout: dict = {
+        "height": 220 * n + 120,
+        "margin": {"l": 70, "r": 20, "t": 30, "b": 50},
+        "hovermode": "closest",
+        "legend": {"orientation": "h", "y": -0.08},
+        "xaxis": {"type": "date", "title": {"text": "date (UTC)"}, "anchor": _axis_names(n - 1)[0]},
+        "showlegend": True,
+    }
+    axis_of = {}
+    for i, key in enumerate(panel_keys):
+        ref, name = _axis_names(i)
+        top = 1.0 - i * (height + gap)
+        title = next(p[3] for p in PANELS if (p[0] == key or (key == "q" and p[0] == "q")))
+        layout[name] = {
+            "domain": [round(top - height, 4), round(top, 4)],
+            "title": {"text": title},
+            "anchor": "x",
+            "zeroline": False,
+        }
+        if key == "mag":
+            layout[name]["autorange"] = "reversed"
+        axis_of[key] = ref
+    groups: dict[tuple, list[int]] = defaultdict(list)
+    for index, point in enumerate(points):
+        groups[(point["instrument"], point["band"])].append(index)
+    colours = {key: COLOURS[i % len(COLOURS)] for i, key in enumerate(sorted(groups))}
+    data = []
+    for key, y_col, err_col, _title, _rev in present:
+        axis = axis_of["q" if key in ("q", "u") else key]
+        for group in sorted(groups):
+            instrument, band = group
+            for flagged in (False, True):
+                chosen = [
+                    i
+                    for i in groups[group]
+                    if points[i][y_col] is not None and points[i]["flagged"] == flagged
+                ]
+                if not chosen:
+                    continue
+                label = f"{instrument} {band}"
+                if key in ("q", "u"):
+                    label = f"{key} {label}"
+                symbol = "circle" if key != "u" else "square"
+                data.append(
+                    {
+                        "type": "scatter",
+                        "mode": "markers",
+                        "name": f"{label} (flagged)" if flagged else label,
+                        "legendgroup": f"{instrument}|{band}",
+                        "showlegend": key == present[0][0] or key == "u",
+                        "x": [points[i]["date"] for i in chosen],
+                        "y": [points[i][y_col] for i in chosen],
+                        "error_y": {
+                            "type": "data",
+                            "array": [points[i][err_col] or 0 for i in chosen],
+                            "visible": True,
+                            "thickness": 1,
+                            "width": 0,
+                        },
+                        "customdata": chosen,
+                        "hovertemplate": "%{text}<extra></extra>",
+                        "marker": {
+                            "color": colours[group],
+                            "size": 6,
+                            "symbol": f"{symbol}-open" if flagged else symbol,
+                        },
+                        "yaxis": axis,
+                        "xaxis": "x",
+                        "meta": {"kind": "data", "panel": key, "flagged": flagged},
+                    }
+                )
+    data.extend(_reference_lines(points, axis_of, literature_mags or {}, standard_pol))
+    return {"data": data, "layout": layout}
+
+
+def _reference_lines(points, axis_of, literature_mags, standard_pol) -> list[dict]:
+    if not points:
+        return []
+    x = [points[0]["date"], points[-1]["date"]]
+    bands = {p["band"] for p in points if p["mag"] is not None}
+    lines = []
+
+    def line(name: str, value: float, axis: str) -> dict:
+        return {
+            "type": "scatter",
+            "mode": "lines",
+            "name": name,
+            "x": x,
+            "y": [value, value],
+            "yaxis": axis,
+            "xaxis": "x",
+            "line": {"dash": "dash", "width": 1, "color": "#555"},
+            "hoverinfo": "name",
+            "meta": {"kind": "reference"},
+        }
+
+    if "mag" in axis_of:
+        for band in sorted(bands & set(literature_mags)):
+            value, error = literature_mags[band]
+            text = f"{band} catalog {value:.3f}" + (f" ± {error:.3f}" if error else "")
+            lines.append(line(text, value, axis_of["mag"]))
+    pol_bands = {p["band"] for p in points if p["p_pct"] is not None}
+    for standard in standard_pol:
+        if standard["band"] not in pol_bands:
+            continue
+        if "p" in axis_of:
+            text = f"{standard['band']} literature p {standard['p'] * 100:.2f} %"
+            lines.append(line(text, round(standard["p"] * 100, 3), axis_of["p"]))
+        if "chi" in axis_of and standard.get("chi") is not None:
+            text = f"{standard['band']} literature χ {standard['chi']:.1f}°"
+            lines.append(line(text, standard["chi"], axis_of["chi"]))
+    return lines
+
+
+def sparkline(values: Sequence[float], *, width: int = 100, height: int = 24) -> str:
+    """SVG polyline points of a small trend (magnitudes: brighter is up)."""
+    if len(values) < 2:
+        return ""
+    low, high = min(values), max(values)
+    span = (high - low) or 1.0
+    step = width / (len(values) - 1)
+    coords = (
+        f"{i * step:.1f},{(value - low) / span * (height - 2) + 1:.1f}"
+        for i, value in enumerate(values)
+    )
+    return " ".join(coords)

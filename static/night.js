@@ -1,0 +1,111 @@
+// Night page: the frame and result tables, drawn from the JSON in the page (night-data).
+// Cells are set with textContent, so no value from a FITS header or a flag is read as markup.
+(function () {
+  "use strict";
+  var data = JSON.parse(document.getElementById("night-data").textContent);
+  var root = window.IOP_ROOT || "";
+
+  function fixed(value, digits) {
+    return value === null || value === undefined ? "" : Number(value).toFixed(digits);
+  }
+  function withError(value, error, digits) {
+    if (value === null || value === undefined) return "—";
+    return fixed(value, digits) + (error === null || error === undefined ? "" : " ± " + fixed(error, digits));
+  }
+  function header(table, names) {
+    var row = table.tHead.insertRow();
+    names.forEach(function (name) {
+      var th = document.createElement("th");
+      th.textContent = name;
+      row.appendChild(th);
+    });
+  }
+  function cell(tr, text, className) {
+    var td = tr.insertCell();
+    td.textContent = text === null || text === undefined ? "" : String(text);
+    if (className) td.className = className;
+    return td;
+  }
+
+  // Flag bits are sent as integers with the names of the bits (lowest first).
+  function labels(names, value) {
+    if (value === null || value === undefined) return "";
+    return names.filter(function (bit) { return (value & bit[0]) !== 0; })
+      .map(function (bit) { return bit[1]; }).join(", ");
+  }
+
+  var f = {};
+  data.frame_columns.forEach(function (name, i) { f[name] = i; });
+  var byType = {};
+  data.frames.forEach(function (row) {
+    (byType[row[f.type]] = byType[row[f.type]] || []).push(row);
+  });
+  document.querySelectorAll("table.frames").forEach(function (table) {
+    var rows = byType[table.getAttribute("data-kind")] || [];
+    header(table, ["Preview", "File", "Time (UTC)", "OBJECT", "Instrument", "Mode", "Band", "Angle",
+                   "Exp (s)", "Binning", "Size", "Flags", "Reduced", "Error"]);
+    var body = document.createDocumentFragment();
+    rows.forEach(function (row) {
+      var tr = document.createElement("tr");
+      if (row[f.error]) tr.className = "bad";
+      var preview = tr.insertCell();
+      var thumb = data.thumbs[row[f.filename]];
+      if (thumb) {
+        var img = document.createElement("img");
+        img.className = "thumb";
+        img.loading = "lazy";
+        img.src = root + thumb;
+        img.alt = "preview of " + row[f.filename];
+        preview.appendChild(img);
+      }
+      cell(tr, row[f.filename]);
+      cell(tr, row[f.time]);
+      cell(tr, row[f.object]);
+      cell(tr, row[f.instrument]);
+      cell(tr, row[f.mode]);
+      cell(tr, row[f.band]);
+      cell(tr, fixed(row[f.angle], 1));
+      cell(tr, fixed(row[f.exptime], 1));
+      cell(tr, row[f.binning]);
+      cell(tr, row[f.size]);
+      cell(tr, labels(data.flag_names.raw, row[f.flags]), "flags");
+      var reduced = labels(data.flag_names.reduced, row[f.reduced_flags]);
+      if (row[f.seeing] !== null) reduced += "; seeing " + fixed(row[f.seeing], 2) + "″";
+      cell(tr, reduced, "flags");
+      cell(tr, row[f.error]);
+      body.appendChild(tr);
+    });
+    table.tBodies[0].appendChild(body);
+  });
+
+  var results = document.getElementById("results-table");
+  if (results) {
+    var r = {};
+    data.result_columns.forEach(function (name, i) { r[name] = i; });
+    header(results, ["Source", "Time (UTC)", "Mode", "Method", "Instrument", "Band", "Frames", "Mag",
+                     "p (%)", "χ (deg)", "Automatic flags", "Manual flags", "Reasons"]);
+    var body = document.createDocumentFragment();
+    data.results.forEach(function (row) {
+      var tr = document.createElement("tr");
+      if (row[r.flagged]) tr.className = "flagged";
+      var link = document.createElement("a");
+      link.href = root + row[r.source_page];
+      link.textContent = row[r.source];
+      tr.insertCell().appendChild(link);
+      cell(tr, row[r.time]);
+      cell(tr, row[r.mode]);
+      cell(tr, row[r.method]);
+      cell(tr, row[r.instrument]);
+      cell(tr, row[r.band]);
+      cell(tr, row[r.n_frames]);
+      cell(tr, withError(row[r.mag], row[r.mag_err], 3));
+      cell(tr, withError(row[r.p_pct], row[r.p_pct_err], 2));
+      cell(tr, withError(row[r.chi], row[r.chi_err], 1));
+      cell(tr, row[r.auto_flags], "flags");
+      cell(tr, row[r.manual_flags], "flags");
+      cell(tr, row[r.flag_reasons]);
+      body.appendChild(tr);
+    });
+    results.tBodies[0].appendChild(body);
+  }
+})();
