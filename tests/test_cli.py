@@ -12,11 +12,11 @@ from iopreport.catalog import load_catalog
 from iopreport.config import load_config
 
 
-def run(exe: str, *args: str, cwd: Path | None = None, env: dict | None = None):
+def run(exe: str, *args: str, cwd: Path | None = None, env: dict | None = None, timeout=120):
     environment = {k: v for k, v in os.environ.items() if k != "IOPREPORT_CONFIG"}
     environment.update(env or {})
     return subprocess.run(
-        [exe, *args], cwd=cwd, env=environment, capture_output=True, text=True, timeout=120
+        [exe, *args], cwd=cwd, env=environment, capture_output=True, text=True, timeout=timeout
     )
 
 
@@ -109,25 +109,30 @@ def test_bad_catalog_exits_2_naming_line(iopreport_exe, project):
     assert "name '2200+420 B' is already used" in result.stderr
 
 
-def test_demo_makes_a_project_and_says_what_is_not_built(iopreport_exe, tmp_path):
-    result = run(iopreport_exe, "demo", "--dir", str(tmp_path / "demo"), "--preset", "tiny")
-    assert result.returncode == 0, result.stderr
+def test_demo_runs_the_whole_product_over_ftp(iopreport_exe, tmp_path):
+    """Issue 9: one daemon cycle on an FTP-served simulated archive, site and outbox made."""
+    demo = ("demo", "--dir", str(tmp_path / "demo"), "--preset", "tiny")
+    result = run(iopreport_exe, *demo, timeout=900)
+    assert result.returncode == 0, result.stderr + result.stdout
     database = tmp_path / "demo" / "data" / "iopreport.db"
-    assert database.exists()
     with sqlite3.connect(database) as connection:
         n_sources = connection.execute("SELECT COUNT(*) FROM astro_source").fetchone()[0]
-        outcome = connection.execute("SELECT command, outcome FROM run_log").fetchall()
+        runs = dict(connection.execute("SELECT command, outcome FROM run_log").fetchall())
+        n_pol = connection.execute(
+            "SELECT COUNT(*) FROM photo_pol_result WHERE mode = 'polarimetry' AND p IS NOT NULL"
+        ).fetchone()[0]
     assert n_sources == len(load_catalog(tmp_path / "demo" / "catalog.toml"))
-    assert outcome == [("demo", "ok")]
-    assert "Not run yet" in result.stdout
+    assert runs["demo"] == "ok" and runs["daemon once"] == "ok", runs
+    assert n_pol >= 4  # a sequence of each of the four polarimeters
     config = load_config(tmp_path / "demo" / "config.toml")
     for telescope, archive in config.archives.items():
-        assert archive.protocol == "local" and archive.enabled
-        night_folder = next(Path(archive.root).iterdir())
-        assert (night_folder / "truth.json").exists(), telescope
-    log_file = tmp_path / "demo" / "data" / "logs" / "iopreport.log"
-    assert "created store" in log_file.read_text()
-    # running it again reuses the project
-    again = run(iopreport_exe, "demo", "--dir", str(tmp_path / "demo"), "--preset", "tiny")
+        assert archive.protocol == "ftp" and archive.host == "127.0.0.1", telescope
+    site = tmp_path / "demo" / "site_out" / "index.html"
+    assert site.exists() and f"Site: {site}" in result.stdout
+    assert (tmp_path / "demo" / "site_out" / "summaries" / "2024-10-08.html").exists()
+    assert list((tmp_path / "demo" / "outbox").rglob("*.eml"))
+    assert "Not run yet" not in result.stdout
+    # running it again reuses the project and fetches nothing new
+    again = run(iopreport_exe, *demo, timeout=900)
     assert again.returncode == 0, again.stderr
     assert "Reusing demo project" in again.stdout
