@@ -131,10 +131,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     reduce = commands.add_parser(
         "reduce",
-        help="classify, build masters, calibrate, plate-solve and measure a night",
+        help="classify, calibrate, plate-solve, measure a night; photometry and polarimetry",
         description="Reduce a night from the raw data directory: classification, masters, "
-        "calibration, astrometry and relative photometry, in parallel. Work already done "
-        "for the same inputs is skipped unless --force.",
+        "calibration, astrometry (DIPOL sub-frames by quads) and relative photometry in "
+        "parallel, then polarimetric sequences and the host-galaxy correction. Work already "
+        "done for the same inputs is skipped unless --force.",
     )
     reduce.add_argument("--night", type=_night, required=True, metavar="YYYY-MM-DD")
     reduce.add_argument("--telescope", action="append", type=_telescope, metavar="T")
@@ -240,9 +241,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="simulate an archive, serve it by FTP, run a daemon cycle, build the site",
         description="Create a self-contained demo project under DIR (config.toml, catalog, "
         "archive/, data, site_out, outbox): simulate a night at the three telescopes, serve it "
-        "with an FTP server on 127.0.0.1, run one daemon cycle (fetch, reduce, build), write "
-        "the night summary to the outbox, compare the results with the simulation's truth and "
-        "print where to look.",
+        "with an FTP server on 127.0.0.1, run one daemon cycle (fetch, reduce, build, "
+        "summaries due), write the night summary to the outbox, compare the results with "
+        "the simulation's truth and print where to look.",
     )
     demo.add_argument("--dir", type=Path, default=Path("demo"), help="demo folder (default ./demo)")
     demo.add_argument(
@@ -714,7 +715,7 @@ def cmd_build(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    """``iopreport demo``: a self-contained project that runs what exists so far."""
+    """``iopreport demo``: the whole product on a simulated archive served by FTP."""
     from iopreport.demo import run_demo
 
     return run_demo(args.dir, preset=args.preset, verbose=args.verbose, serve=args.serve)

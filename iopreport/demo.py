@@ -3,7 +3,8 @@
 The demo simulates a night at the three telescopes into ``<dir>/archive/``
 (each archive in its own layout), serves that folder with a real FTP server
 on 127.0.0.1, points the project's archives at it, and runs one daemon cycle:
-fetch, reduce (photometry, polarimetry, host correction), build the site. It
+fetch, reduce (photometry, polarimetry, host correction), build the site, send
+the summaries due (none: the demo has no subscribers). It
 then writes the night's summary to the outbox, rebuilds the site so that it
 carries the summary, compares the results with the simulation's truth and
 prints where to look. ``--serve`` serves the site on http://127.0.0.1.
@@ -92,7 +93,7 @@ def run_demo(
         configure_logging(config, verbose=verbose)
         print(
             f"Serving the archive by FTP on 127.0.0.1:{server.port}; one daemon cycle "
-            "(fetch, reduce, build) ..."
+            "(fetch, reduce, build, summaries due) ..."
         )
         cycle_code = Daemon(config).run(once=True)
     catalog = load_catalog(config.paths.catalog)

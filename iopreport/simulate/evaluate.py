@@ -86,8 +86,7 @@ def evaluate_night(night_folder: Path, datadir: Path, telescope: str) -> Evaluat
         reason = (
             reduced.error if reduced else (rawfit.error if rawfit else "not registered")
         ) or ""
-        subframe = record["instrument"] == "DIPOL" and record["obsmode"] == "polarimetry"
-        if record["faults"] or subframe:
+        if record["faults"]:
             if not solved:
                 evaluation.faulty_failed[name] = reason
             continue

@@ -351,13 +351,23 @@ def _render_units(build: _Build, todo: list[_Unit], workers: int) -> None:
         database_proxy.close()  # each worker opens its own connection (never share one)
         _WORKER_BUILD = build
         try:
-            with multiprocessing.get_context("fork").Pool(workers) as pool:
+            with multiprocessing.get_context("fork").Pool(
+                workers, initializer=_default_signals
+            ) as pool:
                 results = [r for part in pool.imap(_worker_task, tasks) for r in part]
         finally:
             _WORKER_BUILD = None
     for key, digest, files in results:
         build.new.units[key] = {"hash": digest, "files": files}
         build.rendered += 1
+
+
+def _default_signals() -> None:
+    """Forked workers must not inherit a caller's handlers (the daemon's SIGTERM stop)."""
+    import signal
+
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C
 
 
 def _can_fork() -> bool:
