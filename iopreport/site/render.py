@@ -289,18 +289,30 @@ def render_site(config: Config, *, full: bool = False, workers: int | None = Non
 def _render_all(build: _Build, workers: int) -> tuple[int, int]:
     _copy_static(build)
     # The nights' fingerprints are one long SQLite scan: run it in a thread (SQLite
-    # releases the GIL; the thread has its own connection) while the sources are planned.
+    # releases the GIL; the thread has its own connection) while the rest is read.
     with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
         night_prints = pool.submit(_in_own_connection, context.epoch_fingerprints)
         sources = context.load_sources()
-        fingerprints = context.source_fingerprints()
-        pages = context.sources_with_pages(sources, fingerprints)
+        counts = context.source_counts()
+        pages = context.sources_with_pages(sources, counts)
         summaries = _copy_summaries(build)
         epochs = context.load_epochs()
-        todo = _plan_sources(build, pages, fingerprints)
-        todo += _plan_nights(build, epochs, sources, summaries, night_prints.result())
+        fingerprints = night_prints.result()
+    todo, night_sources = _plan_nights(build, epochs, sources, summaries, fingerprints)
+    # A source page changes when its catalog row, its number of results or the results
+    # of one of its nights change: the nights' result checksums stand for its results.
+    by_source: dict[int, list[str]] = {}
+    for eid in epochs:
+        results = [part for part in fingerprints.get(eid, ()) if part[0] == "results"]
+        digest = _hash(results)
+        for source_id in night_sources.get(eid, ()):
+            by_source.setdefault(source_id, []).append(digest)
+    todo = _plan_sources(build, pages, counts, by_source) + todo
     _render_units(build, todo, workers)
-    summary_rows = context.source_summaries(pages, fingerprints)
+    for eid, epoch in epochs.items():
+        build.new.units[f"night:{epoch.page}"]["sources"] = night_sources.get(eid, [])
+    stats = {sid: (count[0], len(by_source.get(sid, ()))) for sid, count in counts.items()}
+    summary_rows = context.source_summaries(pages, stats)
     recent = list(reversed(list(epochs.values())[-30:]))
     build.page(
         urls.index_page(),
@@ -412,24 +424,25 @@ def _copy_summaries(build: _Build) -> dict[str, str]:
     return found
 
 
-def _plan_sources(build: _Build, pages, fingerprints) -> list[_Unit]:
+def _plan_sources(build: _Build, pages, counts, by_source) -> list[_Unit]:
     todo = []
     datadir = Path(build.config.paths.datadir)
     for source in pages:
-        fingerprint = fingerprints.get(source.id)
-        frame = context.chart_frame(source, datadir) if fingerprint else None
+        count = counts.get(source.id)
+        frame = context.chart_frame(source, datadir) if count else None
         frame_key = (frame.reducedfit_id, frame.modified, len(frame.calibrators)) if frame else None
+        nights = hashlib.sha256("\n".join(by_source.get(source.id, ())).encode()).hexdigest()
         key = f"source:{source.page}"
-        digest = build.wanted(key, ("source", source, fingerprint, frame_key))
+        digest = build.wanted(key, ("source", source, count, nights, frame_key))
         if digest:
-            todo.append(_Unit(key, digest, "source", (source, fingerprint, frame)))
+            todo.append(_Unit(key, digest, "source", (source, count, frame)))
     return todo
 
 
-def _make_source(build: _Build, source: context.SourceInfo, fingerprint, frame) -> list[str]:
+def _make_source(build: _Build, source: context.SourceInfo, count, frame) -> list[str]:
     page = source.page
     stem = page[: -len(".html")]
-    points = context.source_points(source.id) if fingerprint else []
+    points = context.source_points(source.id) if count else []
     plotted, bin_days = plots.bin_points(points)
     figure = plots.source_figure(
         plotted, literature_mags=source.literature_mags, standard_pol=source.standard_pol
@@ -477,11 +490,19 @@ def _in_own_connection(function):
         database_proxy.close()
 
 
-def _plan_nights(build: _Build, epochs, sources, summaries, fingerprints) -> list[_Unit]:
+def _plan_nights(
+    build: _Build, epochs, sources, summaries, fingerprints
+) -> tuple[list[_Unit], dict[int, list[int]]]:
+    """The night pages to render, and the sources with results in each night.
+
+    The sources of an unchanged night are taken from the manifest; the others are read.
+    """
     build.sources = sources
     near = context.neighbours(epochs)
     names = _hash(sorted((s.id, s.name, s.page) for s in sources.values()))
     todo = []
+    night_sources: dict[int, list[int]] = {}
+    unknown: list[int] = []
     for eid, epoch in epochs.items():
         before, after = near.get(eid, (None, None))
         before = epochs[before] if before else None
@@ -501,7 +522,13 @@ def _plan_nights(build: _Build, epochs, sources, summaries, fingerprints) -> lis
         digest = build.wanted(key, inputs)
         if digest:
             todo.append(_Unit(key, digest, "night", (epoch, before, after, summary)))
-    return todo
+        kept = build.new.units.get(key) if not digest else None
+        if kept is not None and "sources" in kept:
+            night_sources[eid] = kept["sources"]
+        else:
+            unknown.append(eid)
+    night_sources.update(context.epoch_sources(unknown))
+    return todo, night_sources
 
 
 def _make_night(build: _Build, epoch, before, after, summary, night: dict) -> list[str]:
