@@ -431,13 +431,12 @@ def neighbours(epochs: dict[int, EpochInfo]) -> dict[int, tuple[int | None, int 
     return result
 
 
-def epoch_fingerprints() -> dict[int, tuple]:
+def epoch_fingerprints(parts: Sequence[str] | None = None) -> dict[int, tuple]:
     """Per epoch id, a summary of its frames, masters and results (one checksum per table).
 
     The value is a tuple of parts ``(name, count, ...)``; name is ``frames``, a master
-    table or ``results``.
+    table or ``results``. ``parts`` limits the query to those names (all by default).
     """
-    parts: dict[int, list] = defaultdict(list)
     queries = {
         "frames": "SELECT r.epoch_id, count(*), max(r.id), total((r.flags + length(r.error) * 64"
         " + length(coalesce(r.imgtype, '')) * 65536) * (r.id % 9973 + 1)"
@@ -459,10 +458,12 @@ def epoch_fingerprints() -> dict[int, tuple]:
         " + manual_flags * 1024 + length(flag_reasons) * 1048576 + astrosource_id * 7919)"
         " * (id % 9973 + 1)) FROM photo_pol_result GROUP BY epoch_id",
     }
+    found: dict[int, list] = defaultdict(list)
     for name, query in queries.items():
-        for row in _sql(query):
-            parts[row[0]].append((name, *row[1:]))
-    return {key: tuple(value) for key, value in parts.items()}
+        if parts is None or name in parts:
+            for row in _sql(query):
+                found[row[0]].append((name, *row[1:]))
+    return {key: tuple(value) for key, value in found.items()}
 
 
 @functools.lru_cache(maxsize=4096)

@@ -290,14 +290,17 @@ def _render_all(build: _Build, workers: int) -> tuple[int, int]:
     _copy_static(build)
     # The nights' fingerprints are one long SQLite scan: run it in a thread (SQLite
     # releases the GIL; the thread has its own connection) while the rest is read.
-    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
-        night_prints = pool.submit(_in_own_connection, context.epoch_fingerprints)
+    with concurrent.futures.ThreadPoolExecutor(max_workers=2) as pool:
+        night_prints = [
+            pool.submit(_in_own_connection, context.epoch_fingerprints, parts)
+            for parts in (("frames",), ("master_bias", "master_dark", "master_flat", "results"))
+        ]
         sources = context.load_sources()
         counts = context.source_counts()
         pages = context.sources_with_pages(sources, counts)
         summaries = _copy_summaries(build)
         epochs = context.load_epochs()
-        fingerprints = night_prints.result()
+        fingerprints = _merge([future.result() for future in night_prints])
     todo, night_sources = _plan_nights(build, epochs, sources, summaries, fingerprints)
     # A source page changes when its catalog row, its number of results or the results
     # of one of its nights change: the nights' result checksums stand for its results.
@@ -480,12 +483,21 @@ def _make_source(build: _Build, source: context.SourceInfo, count, frame) -> lis
     return files
 
 
-def _in_own_connection(function):
+def _merge(parts: list[dict[int, tuple]]) -> dict[int, tuple]:
+    """Join per-epoch fingerprint parts computed separately."""
+    merged: dict[int, tuple] = {}
+    for part in parts:
+        for key, value in part.items():
+            merged[key] = merged.get(key, ()) + value
+    return merged
+
+
+def _in_own_connection(function, *args):
     """Call ``function`` in a worker thread; close the thread's SQLite connection after."""
     from iopreport.store.models import database_proxy
 
     try:
-        return function()
+        return function(*args)
     finally:
         database_proxy.close()
 
