@@ -434,18 +434,20 @@ def neighbours(epochs: dict[int, EpochInfo]) -> dict[int, tuple[int | None, int 
 def epoch_fingerprints(parts: Sequence[str] | None = None) -> dict[int, tuple]:
     """Per epoch id, a summary of its frames, masters and results (one checksum per table).
 
-    The value is a tuple of parts ``(name, count, ...)``; name is ``frames``, a master
-    table or ``results``. ``parts`` limits the query to those names (all by default).
+    The value is a tuple of parts ``(name, count, ...)``; name is ``raw`` or ``reduced``
+    (the frames), a master table or ``results``. ``parts`` limits the queries to those
+    names (all by default).
     """
     queries = {
-        "frames": "SELECT r.epoch_id, count(*), max(r.id), total((r.flags + length(r.error) * 64"
-        " + length(coalesce(r.imgtype, '')) * 65536) * (r.id % 9973 + 1)"
-        " + coalesce(r.juliandate, 0) + coalesce(r.exptime, 0) * 3 + coalesce(r.angle, 0) * 5"
-        " + length(coalesce(r.object_name, '')) * 7 + length(coalesce(r.band, '')) * 11),"
-        " count(f.id), max(f.id), max(f.modified), total((coalesce(f.flags, 0)"
+        "raw": "SELECT epoch_id, count(*), max(id), total((flags + length(error) * 64"
+        " + length(coalesce(imgtype, '')) * 65536) * (id % 9973 + 1)"
+        " + coalesce(juliandate, 0) + coalesce(exptime, 0) * 3 + coalesce(angle, 0) * 5"
+        " + length(coalesce(object_name, '')) * 7 + length(coalesce(band, '')) * 11)"
+        " FROM raw_fit GROUP BY epoch_id",
+        "reduced": "SELECT r.epoch_id, count(*), max(f.id), max(f.modified), total((f.flags"
         " + length(f.error) * 1024 + length(f.filename) * 1048576) * (f.id % 9973 + 1)"
         " + coalesce(f.seeing_fwhm_arcsec, 0))"
-        " FROM raw_fit r LEFT JOIN reduced_fit f ON f.rawfit_id = r.id GROUP BY r.epoch_id",
+        " FROM reduced_fit f JOIN raw_fit r ON f.rawfit_id = r.id GROUP BY r.epoch_id",
         **{
             table: f"SELECT epoch_id, count(*), max(id), max(created), sum(flags),"
             f" total(length(error)), total(coalesce(level, 0)), total(n_frames)"
