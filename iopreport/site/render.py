@@ -39,6 +39,15 @@ PLOTLY_JS_IN_PACKAGE = ("package_data", "plotly.min.js")
 PLOTLY_JS_IN_SITE = "static/plotly.min.js"
 #: Folder (under the data directory) where the e-mail feature writes night summaries.
 SUMMARIES_SUBDIR = "summaries"
+#: Templates of the pages (compiled before worker processes are forked).
+PAGE_TEMPLATES = (
+    "index.html",
+    "source.html",
+    "night.html",
+    "catalog.html",
+    "status.html",
+    "summaries.html",
+)
 #: Memory map of the store for the fingerprint scans (SQLite maps at most the file's size).
 READ_MMAP_BYTES = 1 << 30
 #: A daemon heartbeat older than this many poll intervals is reported as stale.
@@ -205,6 +214,8 @@ class _Build:
         self.static_files = _static_files(statics)
         self.code = _code_hash(templates, self.static_files)
         self.env = _environment(templates)
+        for name in PAGE_TEMPLATES:  # compiled once here, not again in every worker process
+            self.env.get_template(name)
         self.generated = utcnow().strftime("%Y-%m-%d %H:%M UTC")
         self.sources: dict[int, context.SourceInfo] = {}
 
