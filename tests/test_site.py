@@ -455,6 +455,24 @@ def test_cli_build_records_a_run(site):
     assert run.outcome == "ok" and "pages rendered" in run.detail
 
 
+def test_empty_store_gives_a_site_and_a_second_build_keeps_it(site, tmp_path):
+    project = tmp_path / "empty"
+    init_project(project)
+    config = load_config(project / "config.toml")
+    open_store(config.database_path)
+    try:
+        first = render_site(config)
+        out = Path(config.paths.site_dir)
+        assert (out / urls.index_page()).is_file() and (out / urls.status_page()).is_file()
+        assert "No night summary has been written yet" in (out / "summaries/index.html").read_text()
+        second = render_site(config)
+        assert second.pages_rendered == ALWAYS_MADE and second.nights == 0
+        assert first.output == second.output == out
+    finally:
+        close_store()
+        open_store(site["config"].database_path)  # back to the module's store
+
+
 def test_init_copies_the_site_templates(tmp_path):
     init_project(tmp_path / "p")
     for name in ("base.html", "index.html", "source.html", "night.html", "status.html"):

@@ -144,32 +144,39 @@ def load_sources() -> dict[int, SourceInfo]:
     return sources
 
 
-def source_fingerprints() -> dict[int, tuple]:
-    """Per source id, a summary of its results that changes when any result changes.
+def source_counts() -> dict[int, tuple[int, int]]:
+    """Per source id, (number of results, largest result id): read from an index only.
 
-    (count, largest id, latest ``modified``, one checksum over every shown column
-    weighted by row id, number of nights). One aggregate expression keeps the scan cheap.
+    What else a source page shows changes with the nights it has results in (see
+    :func:`epoch_sources` and the ``results`` part of :func:`epoch_fingerprints`).
     """
     rows = _sql(
-        "SELECT astrosource_id, count(*), max(id), max(modified), total("
-        "coalesce(mag, 0) + coalesce(mag_err, 0) * 7 + coalesce(p, 0) * 11"
-        " + coalesce(p_err, 0) * 13 + coalesce(chi, 0) * 17 + coalesce(chi_err, 0) * 19"
-        " + coalesce(q, 0) * 23 + coalesce(u, 0) * 29 + coalesce(q_err, 0) * 31"
-        " + coalesce(u_err, 0) * 37 + juliandate * 41 + coalesce(exptime, 0) * 43"
-        " + (flags + manual_flags * 1024 + length(flag_reasons) * 1048576"
-        " + length(members_key) * 7919 + n_frames * 104729 + length(band) * 15485863"
-        " + epoch_id * 3) * (id % 9973 + 1)), count(DISTINCT epoch_id)"
-        " FROM photo_pol_result GROUP BY astrosource_id"
+        "SELECT astrosource_id, count(*), max(id) FROM photo_pol_result GROUP BY astrosource_id"
     )
-    return {row[0]: tuple(row[1:]) for row in rows}
+    return {row[0]: (row[1], row[2]) for row in rows}
 
 
-def sources_with_pages(sources: dict[int, SourceInfo], fingerprints: dict[int, tuple]) -> list:
+def epoch_sources(epoch_ids: Sequence[int]) -> dict[int, list[int]]:
+    """Ids of the sources with results in each epoch of ``epoch_ids``."""
+    found: dict[int, list[int]] = {eid: [] for eid in epoch_ids}
+    for start in range(0, len(epoch_ids), 500):
+        chunk = list(epoch_ids[start : start + 500])
+        marks = ",".join("?" * len(chunk))
+        for eid, source_id in _sql(
+            f"SELECT DISTINCT epoch_id, astrosource_id FROM photo_pol_result"
+            f" WHERE epoch_id IN ({marks}) ORDER BY epoch_id, astrosource_id",
+            chunk,
+        ):
+            found[eid].append(source_id)
+    return found
+
+
+def sources_with_pages(sources: dict[int, SourceInfo], counts: dict[int, tuple]) -> list:
     """Sources that get a page: those with results and every non-calibrator of the catalog."""
     return [
         source
         for source in sources.values()
-        if source.id in fingerprints
+        if source.id in counts
         or (source.in_catalog and source.srctype in PAGE_TYPES_WITHOUT_RESULTS)
     ]
 
@@ -327,17 +334,18 @@ class SourceSummary:
     trend: list[float] = field(default_factory=list)
 
 
-def source_summaries(pages: Iterable[SourceInfo], fingerprints: dict[int, tuple]) -> list:
-    """The index rows: last observation, last magnitude (R preferred), last p and chi, trend."""
+def source_summaries(pages: Iterable[SourceInfo], stats: dict[int, tuple[int, int]]) -> list:
+    """The index rows: last observation, last magnitude (R preferred), last p and chi, trend.
+
+    ``stats`` gives (number of results, number of nights) by source id.
+    """
     summaries = []
     for source in pages:
         summary = SourceSummary(source)
         summaries.append(summary)
-        prints = fingerprints.get(source.id)
-        if not prints:
+        if not stats.get(source.id):
             continue
-        summary.n_results = prints[0]
-        summary.n_nights = prints[-1]
+        summary.n_results, summary.n_nights = stats[source.id]
         last = _sql(
             "SELECT r.juliandate, e.night, e.telescope FROM photo_pol_result r"
             " JOIN epoch e ON r.epoch_id = e.id WHERE r.astrosource_id = ?"
@@ -423,33 +431,41 @@ def neighbours(epochs: dict[int, EpochInfo]) -> dict[int, tuple[int | None, int 
     return result
 
 
-def epoch_fingerprints() -> dict[int, tuple]:
-    """Per epoch id, a summary of its frames, masters and results (one checksum per table)."""
-    parts: dict[int, list] = defaultdict(list)
-    queries = (
-        "SELECT r.epoch_id, count(*), max(r.id), total((r.flags + length(r.error) * 64"
-        " + length(coalesce(r.imgtype, '')) * 65536) * (r.id % 9973 + 1)"
-        " + coalesce(r.juliandate, 0) + coalesce(r.exptime, 0) * 3 + coalesce(r.angle, 0) * 5"
-        " + length(coalesce(r.object_name, '')) * 7 + length(coalesce(r.band, '')) * 11),"
-        " count(f.id), max(f.id), max(f.modified), total((coalesce(f.flags, 0)"
+def epoch_fingerprints(parts: Sequence[str] | None = None) -> dict[int, tuple]:
+    """Per epoch id, a summary of its frames, masters and results (one checksum per table).
+
+    The value is a tuple of parts ``(name, count, ...)``; name is ``raw`` or ``reduced``
+    (the frames), a master table or ``results``. ``parts`` limits the queries to those
+    names (all by default).
+    """
+    queries = {
+        "raw": "SELECT epoch_id, count(*), max(id), total((flags + length(error) * 64"
+        " + length(coalesce(imgtype, '')) * 65536) * (id % 9973 + 1)"
+        " + coalesce(juliandate, 0) + coalesce(exptime, 0) * 3 + coalesce(angle, 0) * 5"
+        " + length(coalesce(object_name, '')) * 7 + length(coalesce(band, '')) * 11)"
+        " FROM raw_fit GROUP BY epoch_id",
+        "reduced": "SELECT r.epoch_id, count(*), max(f.id), max(f.modified), total((f.flags"
         " + length(f.error) * 1024 + length(f.filename) * 1048576) * (f.id % 9973 + 1)"
         " + coalesce(f.seeing_fwhm_arcsec, 0))"
-        " FROM raw_fit r LEFT JOIN reduced_fit f ON f.rawfit_id = r.id GROUP BY r.epoch_id",
-        *(
-            f"SELECT epoch_id, count(*), max(id), max(created), sum(flags), total(length(error)),"
-            f" total(coalesce(level, 0)), total(n_frames) FROM {table} GROUP BY epoch_id"
+        " FROM reduced_fit f JOIN raw_fit r ON f.rawfit_id = r.id GROUP BY r.epoch_id",
+        **{
+            table: f"SELECT epoch_id, count(*), max(id), max(created), sum(flags),"
+            f" total(length(error)), total(coalesce(level, 0)), total(n_frames)"
+            f" FROM {table} GROUP BY epoch_id"
             for table in ("master_bias", "master_dark", "master_flat")
-        ),
-        "SELECT epoch_id, count(*), max(id), max(modified), total(coalesce(mag, 0)"
+        },
+        "results": "SELECT epoch_id, count(*), max(id), max(modified), total(coalesce(mag, 0)"
         " + coalesce(p, 0) * 7 + coalesce(chi, 0) * 11 + coalesce(mag_err, 0) * 13"
         " + coalesce(p_err, 0) * 17 + coalesce(chi_err, 0) * 19 + (flags"
         " + manual_flags * 1024 + length(flag_reasons) * 1048576 + astrosource_id * 7919)"
         " * (id % 9973 + 1)) FROM photo_pol_result GROUP BY epoch_id",
-    )
-    for number, query in enumerate(queries):
-        for row in _sql(query):
-            parts[row[0]].append((number, *row[1:]))
-    return {key: tuple(value) for key, value in parts.items()}
+    }
+    found: dict[int, list] = defaultdict(list)
+    for name, query in queries.items():
+        if parts is None or name in parts:
+            for row in _sql(query):
+                found[row[0]].append((name, *row[1:]))
+    return {key: tuple(value) for key, value in found.items()}
 
 
 @functools.lru_cache(maxsize=4096)
