@@ -59,6 +59,7 @@ def test_cirrus_does_not_become_polarization(cirrus_night):
 
 
 def test_results_carry_raw_corrected_debiased_and_systematic_values(cirrus_night):
+    open_store(cirrus_night[1].database_path)
     result = PhotoPolResult.select().where(PhotoPolResult.p.is_null(False)).first()
     assert result.q_raw is not None and result.u_raw is not None
     assert result.p == pytest.approx(math.hypot(result.q, result.u))
@@ -178,6 +179,7 @@ def test_catalog_edit_recomputes_magnitudes_from_stored_fluxes(cirrus_night):
     from iopreport.reduce.recompute import recompute_if_needed
 
     project, config, catalog, checks = cirrus_night
+    open_store(config.database_path)  # other tests of this module opened their own stores
     first = recompute_if_needed(config, catalog)
     assert first.epochs  # the first build recomputes everything
     assert not recompute_if_needed(config, catalog).epochs  # nothing changed since
