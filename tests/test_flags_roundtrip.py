@@ -1,10 +1,8 @@
 """Delete the database, reprocess everything, build: exactly the same flagged points (issue 6).
 
 Real simulated nights (tiny preset, OSN-T150 and CAHA-T220) are fetched and
-reduced; the photometry comes from the reduction. Polarimetric results are
-not produced by the reduction yet, so :func:`polarimetry_stage` stands in
-for that stage: one result per polarimetric sequence, made of its frames that
-are not excluded, keyed by identity like the real stage will be.
+reduced; photometry and polarimetry come from the reduction, and every build
+recomputes the nights whose excluded frames changed (iopreport.reduce.recompute).
 """
 
 from __future__ import annotations
@@ -16,12 +14,9 @@ from test_reduce import NIGHT, make_project
 
 from iopreport.build import run_build
 from iopreport.catalog import sync_catalog
-from iopreport.reduce.identify import identify_target
 from iopreport.reduce.night import reduce_night
 from iopreport.store import (
-    Epoch,
     ManualFlags,
-    PhotoPolMember,
     PhotoPolResult,
     RawFit,
     RawFitFlags,
@@ -30,13 +25,10 @@ from iopreport.store import (
     close_store,
     open_store,
 )
-from iopreport.store.models import AstroSource
 
 pytestmark = pytest.mark.slow
 
 TELESCOPES = ("OSN-T150", "CAHA-T220")
-#: literature-like values per source: p (fraction), chi (deg), chi_err (deg)
-POLARIZATION = {"2200+420": (0.11, 20.0, 20.0), "Hiltner 960": (0.057, 54.8, 0.5)}
 
 FLAGS = """\
 # Flags of the round trip: one of each kind of selector.
@@ -84,60 +76,10 @@ EXCLUDED = {
 }
 
 
-def polarimetry_stage(catalog, telescopes) -> None:
-    """One result per (night, instrument, target) polarimetric sequence, without excluded frames.
-
-    Existing results whose identity is unchanged are kept (as a rerun of the
-    real stage keeps them).
-    """
-    for telescope in telescopes:
-        epoch = Epoch.get(telescope=telescope, night=NIGHT)
-        frames = (
-            RawFit.select()
-            .where(
-                (RawFit.epoch == epoch)
-                & (RawFit.imgtype == "light")
-                & (RawFit.obsmode == "polarimetry")
-                & (RawFit.flags.bin_and(int(RawFitFlags.EXCLUDED)) == 0)
-            )
-            .order_by(RawFit.juliandate)
-        )
-        groups: dict[tuple[str, str], list[RawFit]] = {}
-        for frame in frames:
-            target = identify_target(frame.object_name, catalog.sources)
-            groups.setdefault((frame.instrument, target), []).append(frame)
-        for (instrument, target), members in groups.items():
-            source = AstroSource.get(AstroSource.name == target)
-            key = PhotoPolResult.make_members_key(m.fileloc for m in members)
-            if PhotoPolResult.get_or_none(astrosource=source, members_key=key):
-                continue
-            p, chi, chi_err = POLARIZATION[target]
-            jds = [m.juliandate for m in members]
-            result = PhotoPolResult.create(
-                astrosource=source,
-                epoch=epoch,
-                members_key=key,
-                mode="polarimetry",
-                method="test-stage",
-                instrument=instrument,
-                band="R",
-                juliandate=sum(jds) / len(jds),
-                juliandate_min=min(jds),
-                juliandate_max=max(jds),
-                n_frames=len(members),
-                p=p,
-                p_err=0.004,
-                chi=chi,
-                chi_err=chi_err,
-            )
-            PhotoPolMember.insert_many([{"result": result, "rawfit": m} for m in members]).execute()
-
-
 def reduce_all(config, catalog, telescopes) -> None:
     for telescope in telescopes:
         report = reduce_night(config, catalog, telescope, NIGHT, workers=2)
         assert not report.frames_failed, report.frames_failed
-    polarimetry_stage(catalog, telescopes)
 
 
 def snapshot() -> dict:
@@ -199,19 +141,22 @@ def test_the_build_flags_what_the_file_says(roundtrip):
     by_file = {k[1].split("\n")[0].rsplit("/", 1)[-1]: v for k, v in flagged.items()}
     cafos_phot = by_file["caf-20241008-19:45:00-sci-agui.fits"]
     assert cafos_phot["manual_flags"] == ManualFlags.BAD_PHOTOMETRY
-    t150_phot = by_file["BLLac-0019R.fit"]
-    assert t150_phot["manual_flags"] == ManualFlags.BAD_FRAME  # shown flagged until re-reduced
+    # the excluded frame's photometry is gone at the build (recomputed without it)
+    assert "BLLac-0019R.fit" in {k[1].rsplit("/", 1)[-1] for k in first}
+    assert "BLLac-0019R.fit" not in by_file
     t150_pol = by_file["BLLac-0020R0.fit"]
     assert t150_pol["manual_flags"] == ManualFlags.BAD_POLARIMETRY
-    assert t150_pol["flags"] == ResultFlags.LARGE_POL_ERROR | ResultFlags.BAD_POLARIMETRY
-    assert t150_pol["flag_reasons"] == [
-        "auto: LARGE_POL_ERROR: angle error 20.0 deg > 15 deg (quality.max_chi_err_deg)",
-        "manual: polarimetry [wheel] wheel position uncertain (J. Doe, 2024-10-09)",
-    ]
+    assert t150_pol["p"] is not None and not t150_pol["flags"] & ResultFlags.BAD_POLARIMETRY
+    assert (
+        "manual: polarimetry [wheel] wheel position uncertain (J. Doe, 2024-10-09)"
+        in t150_pol["flag_reasons"]
+    )
     cafos_bl = by_file["caf-20241008-19:45:41-sci-agui.fits"]
     assert cafos_bl["manual_flags"] == ManualFlags.BAD_PHOTOMETRY | ManualFlags.BAD_POLARIMETRY
+    # Hiltner 960 lost one of its four angles to the frame flag: CAFOS needs four
     hiltner = by_file["caf-20241008-19:48:33-sci-agui.fits"]
-    assert hiltner["manual_flags"] == ManualFlags.BAD_FRAME
+    assert hiltner["manual_flags"] == 0 and hiltner["p"] is None
+    assert hiltner["flags"] & ResultFlags.BAD_POLARIMETRY
 
 
 def test_excluded_frames_are_not_reduced_and_their_sequence_is_recomputed(roundtrip):
