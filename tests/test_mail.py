@@ -192,7 +192,7 @@ def test_alert_rules(night):
     looser = dataclasses.replace(
         config,
         alerts=dataclasses.replace(
-            config.alerts, mag_change=0.5, chi_change_deg=3.0, new_brightest=False, p_change=0
+            config.alerts, mag_change=1.0, chi_change_deg=3.0, new_brightest=False, p_change=0
         ),
     )
     rules = {(a.source, a.rule) for a in build_night_summary(looser, NIGHT, plots=False).alerts}
