@@ -451,11 +451,21 @@ def test_worker_processes_render_the_same_pages(site, monkeypatch):
     assert PhotoPolResult.select().count() > 0  # the store still answers after the fork
 
 
-def test_cli_build_records_a_run(site):
+def test_cli_build_records_a_run(site, tmp_path):
+    """`iopreport build` on a copy of the project (a build re-applies flags and recomputes,
+    which would replace the fixture's hand-made rows for the other tests)."""
+    import shutil
+
     config = site["config"]
-    assert main(["--config", str(config.source), "build"]) == 0
-    run = RunLog.select().where(RunLog.command == "build").order_by(RunLog.id.desc()).get()
-    assert run.outcome == "ok" and "pages rendered" in run.detail
+    copy = tmp_path / "copy"
+    shutil.copytree(site["project"], copy, symlinks=True)
+    try:
+        assert main(["--config", str(copy / "config.toml"), "build"]) == 0
+        run = RunLog.select().where(RunLog.command == "build").order_by(RunLog.id.desc()).get()
+        assert run.outcome == "ok" and "pages rendered" in run.detail
+    finally:
+        close_store()
+        open_store(config.database_path)
 
 
 def test_empty_store_gives_a_site_and_a_second_build_keeps_it(site, tmp_path):

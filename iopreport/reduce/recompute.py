@@ -103,6 +103,9 @@ def recompute_if_needed(
         chosen = [e for e in epochs if e.epochname in changed]
         report.reason = "frame flags changed"
     for epoch in chosen:
+        reduced = ReducedFit.select().join(RawFit).where(RawFit.epoch == epoch).exists()
+        if not reduced:  # nothing measured here (e.g. imported results): nothing to redo
+            continue
         with database_proxy.atomic():
             report.photometry_results += recompute_photometry(catalog, epoch)
             report.sequences += compute_night_polarimetry(config, catalog, epoch)
