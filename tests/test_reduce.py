@@ -137,9 +137,13 @@ def test_polarimetry_of_every_instrument_against_truth(reduced):
     by_instrument = {c.instrument for c in checks if not c.error}
     assert {"AndorT90", "AndorT150", "CAFOS", "DIPOL"} <= by_instrument, [c.line() for c in checks]
     computed = [c for c in checks if not c.error]
-    assert all(c.within_tolerance for c in computed), [c.line() for c in computed]
+    # the tolerance (2 sigma) is a 95% rate: over five sequences one may miss it
+    # (the full-night benchmarks measure the rate); none may be a real outlier
+    inside = sum(c.within_tolerance for c in computed)
+    assert inside >= len(computed) - 1, [c.line() for c in computed]
     for check in computed:
-        assert abs(check.q_pull) < 4 and abs(check.u_pull) < 4, check.line()
+        assert abs(check.q_pull) < 3.5 and abs(check.u_pull) < 3.5, check.line()
+        assert abs(check.p - check.p_true) < max(3.5 * check.p_err, 0.004), check.line()
     # the sequence's total flux gives a magnitude when the target has calibrators
     blazar = [c for c in computed if c.target == "2200+420" and c.instrument != "DIPOL"]
     assert blazar and all(abs(c.mag - c.mag_true) < 0.03 for c in blazar), blazar
