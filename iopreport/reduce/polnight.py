@@ -381,9 +381,19 @@ def _half_wave_plate(config, result, members, calibrators, inst, spec) -> None:
             best = (beam, sign, frames)
     beam, sign, frames = best
     if len(frames) < minimum:
+        saturated = sum(
+            1
+            for m in members
+            if any(
+                (b := m.beams.get((target, beam))) is not None
+                and b.flags & PhotometryFlags.SATURATED
+                for beam in (PLUS_BEAM, MINUS_BEAM)
+            )
+        )
+        why = f" (the target saturates on {saturated})" if saturated else ""
         raise PolarimetryError(
             f"target measured in both beams on {len(both)} and in one beam on at most "
-            f"{len(frames)} of {len(members)} frames; {minimum} angles needed"
+            f"{len(frames)} of {len(members)} frames{why}; {minimum} angles needed"
         )
     angles = np.array([m.frame.angle for m in frames])
     flux = np.array([m.get(target, beam).flux for m in frames])
