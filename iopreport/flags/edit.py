@@ -9,9 +9,7 @@ leaves the file as it was.
 from __future__ import annotations
 
 import datetime as dt
-import os
 import re
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -20,6 +18,7 @@ import tomlkit
 from tomlkit.items import AoT
 
 from iopreport.errors import InputError, UsageError
+from iopreport.fileio import write_text_atomic
 from iopreport.flags.model import FlagSet
 
 #: Key order of a flag written by ``flags add``.
@@ -58,17 +57,7 @@ def _read(path: Path) -> tomlkit.TOMLDocument:
 def write_atomic(path: Path, text: str) -> None:
     """Replace ``path`` with ``text`` in one step (keeps the file's permissions)."""
     mode = path.stat().st_mode & 0o777 if path.exists() else 0o644
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as stream:
-            stream.write(text)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.chmod(temporary, mode)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    write_text_atomic(path, text, mode=mode)
 
 
 def next_id(existing: list[str]) -> str:

@@ -13,12 +13,10 @@ Every file is written to a temporary name and renamed into place.
 from __future__ import annotations
 
 import datetime as dt
-import os
-import tempfile
 from email import policy
 from pathlib import Path
 
-from iopreport import urls
+from iopreport import fileio, urls
 from iopreport.config import Config
 from iopreport.mail.content import NightSummary
 from iopreport.mail.message import Outgoing
@@ -29,19 +27,8 @@ FILE_MODE = 0o644
 
 
 def write_bytes_atomic(path: Path, data: bytes) -> None:
-    """Write ``data`` to a temporary file beside ``path``, then rename it over ``path``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            stream.write(data)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.chmod(temporary, FILE_MODE)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    """:func:`iopreport.fileio.write_bytes_atomic`, readable by the web server."""
+    fileio.write_bytes_atomic(path, data, mode=FILE_MODE)
 
 
 def site_copy_path(config: Config, night: dt.date) -> Path:
