@@ -427,6 +427,13 @@ def _science_tasks(
     from iopreport.flags.apply import drop_frame_products, excluded_in_epoch
 
     excluded = excluded_in_epoch(config, catalog, epoch)
+    candidates_of: dict[str, list] = {}
+
+    def references(target: str) -> list:  # the same few per night: query and read them once
+        if target not in candidates_of:
+            candidates_of[target] = _subframe_candidates(config, catalog, target)
+        return candidates_of[target]
+
     for rawfit in rawfits:
         if rawfit.imgtype != "light" or not rawfit.flags & RawFitFlags.CLASSIFIED:
             continue
@@ -487,8 +494,8 @@ def _science_tasks(
             spec=spec,
             target_radec=target_radec,
             field_radec=field_radec if is_subframe else (),
-            reference=_subframe_reference(config, catalog, epoch, rawfit, target)
-            if is_subframe
+            reference=_subframe_reference(references(target), epoch, rawfit)
+            if is_subframe and target
             else None,
         )
         existing = ReducedFit.get_or_none(ReducedFit.rawfit == rawfit)
@@ -504,11 +511,21 @@ def _science_tasks(
     return tasks
 
 
-def _subframe_reference(config, catalog, epoch, rawfit, target) -> ReferenceFrame | None:
-    """The solved DIPOL photometry frame of ``target`` nearest in time (this night first)."""
-    if target is None:
-        return None
-    candidates = (
+def _subframe_reference(candidates, epoch, rawfit) -> ReferenceFrame | None:
+    """The candidate nearest in time to ``rawfit``, this night first."""
+    best = None
+    for epoch_id, juliandate, reference in candidates:
+        score = (epoch_id != epoch.id, abs(juliandate - rawfit.juliandate))
+        if best is None or score < best[0]:
+            best = (score, reference)
+    return best[1] if best else None
+
+
+def _subframe_candidates(config, catalog, target) -> list[tuple[int, float, ReferenceFrame]]:
+    """Solved DIPOL photometry frames of ``target``: (epoch id, JD, reference), read once."""
+    from astropy.io import fits
+
+    query = (
         ReducedFit.select(ReducedFit, RawFit)
         .join(RawFit)
         .where(
@@ -518,26 +535,20 @@ def _subframe_reference(config, catalog, epoch, rawfit, target) -> ReferenceFram
             & (ReducedFit.flags.bin_and(int(ReducedFitFlags.ASTROMETRY_OK)) != 0)
         )
     )
-    best = None
-    for reduced in candidates:
+    candidates = []
+    for reduced in query:
         other = reduced.rawfit
         if identify_target(other.object_name or "", catalog.sources) != target:
             continue
-        score = (other.epoch_id != epoch.id, abs((other.juliandate or 0) - rawfit.juliandate))
-        if best is None or score < best[0]:
-            best = (score, reduced)
-    if best is None:
-        return None
-    reduced = best[1]
-    path = config.paths.datadir / reduced.filename
-    if not path.exists():
-        return None
-    from astropy.io import fits
-
-    header = fits.getheader(path)
-    flipped = str(header.get("FLIPSTAT", "")).strip().lower() == "flip"
-    binning = int((reduced.rawfit.binning or "1x1").split("x")[0])
-    return ReferenceFrame(path, flipped, binning)
+        path = config.paths.datadir / reduced.filename
+        if not path.exists():
+            continue
+        flipped = str(fits.getheader(path).get("FLIPSTAT", "")).strip().lower() == "flip"
+        binning = int((other.binning or "1x1").split("x")[0])
+        candidates.append(
+            (other.epoch_id, other.juliandate or 0.0, ReferenceFrame(path, flipped, binning))
+        )
+    return candidates
 
 
 def reduced_name(raw_name: str) -> str:
