@@ -1,6 +1,7 @@
 """Reduction speed and accuracy on a simulated night: frames/s, seconds per stage, peak memory.
 
 Usage: python benchmarks/bench_reduce.py [--preset full] [--workers 2] [--telescope T ...]
+       [--keep DIR]
 
 Simulates the night into a temporary project (not timed), fetches it, reduces
 it with the process pool and compares the results with the truth.
@@ -11,6 +12,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import resource
+import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -21,9 +23,10 @@ from iopreport.archive.local import fetch_night
 from iopreport.catalog import load_catalog, sync_catalog
 from iopreport.config import load_config
 from iopreport.demo import point_archives_at
-from iopreport.reduce.night import reduce_night
+from iopreport.reduce.night import reduce_nights
 from iopreport.simulate import simulate_night
 from iopreport.simulate.evaluate import evaluate_night, evaluate_polarimetry
+from iopreport.simulate.night import NightResult
 from iopreport.skeleton import init_project
 from iopreport.store import open_store
 from iopreport.telescopes import TELESCOPES
@@ -38,19 +41,35 @@ def main() -> None:
     parser.add_argument("--telescope", action="append", choices=TELESCOPES)
     parser.add_argument("--cirrus", action="store_true", help="thin cirrus (up to 10%%)")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument(
+        "--keep",
+        type=Path,
+        help="simulate into this folder, or reuse the night simulated there by an earlier run",
+    )
     args = parser.parse_args()
     telescopes = tuple(args.telescope or TELESCOPES)
-    project = Path(tempfile.mkdtemp(prefix="bench-reduce-")) / "site"
-    init_project(project)
-    point_archives_at(project / "config.toml", project / "archive")
-    nights = simulate_night(
-        project / "archive",
-        NIGHT,
-        telescopes=telescopes,
-        preset=args.preset,
-        seed=args.seed,
-        cirrus=args.cirrus,
-    )
+    if args.keep and (args.keep / "site" / "archive").is_dir():
+        # the simulated archive of an earlier run (same options): reduce it again from scratch
+        project = args.keep / "site"
+        shutil.rmtree(project / "data", ignore_errors=True)
+        nights = [
+            NightResult(folder.parent.name, folder)
+            for folder in sorted((project / "archive").glob("*/*"))
+            if (folder / "truth.json").exists() and folder.parent.name in telescopes
+        ]
+    else:
+        parent = args.keep or Path(tempfile.mkdtemp(prefix="bench-reduce-"))
+        project = parent / "site"
+        init_project(project)
+        point_archives_at(project / "config.toml", project / "archive")
+        nights = simulate_night(
+            project / "archive",
+            NIGHT,
+            telescopes=telescopes,
+            preset=args.preset,
+            seed=args.seed,
+            cirrus=args.cirrus,
+        )
     config = load_config(project / "config.toml")
     open_store(config.database_path)
     catalog = load_catalog(config.paths.catalog)
@@ -59,17 +78,13 @@ def main() -> None:
         fetch_night(
             Path(config.archives[telescope].root), telescope, NIGHT, config.paths.data_subdir("raw")
         )
-    science = 0
     started = time.perf_counter()
-    stages: dict[str, float] = {}
-    reports = []
-    for telescope in telescopes:
-        report = reduce_night(config, catalog, telescope, NIGHT, workers=args.workers)
-        reports.append(report)
-        science += report.frames_reduced + len(report.frames_failed)
-        for stage, seconds in report.seconds.items():
-            stages[stage] = stages.get(stage, 0.0) + seconds
+    run = reduce_nights(
+        config, catalog, [(telescope, NIGHT) for telescope in telescopes], workers=args.workers
+    )
     elapsed = time.perf_counter() - started
+    reports, stages = run.reports, run.seconds
+    science = sum(report.frames_reduced + len(report.frames_failed) for report in reports)
     peak_parent = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"preset {args.preset}, {args.workers} workers, project {project}")
     for report in reports:
@@ -78,7 +93,7 @@ def main() -> None:
         f"{science} science frames in {elapsed:.1f} s: "
         f"{science / elapsed:.2f} science frames/s end to end"
     )
-    print("seconds per stage (main: classify, masters, science; worker: summed wall time):")
+    print("seconds per stage (wall time over all telescopes; worker: summed in the workers):")
     for stage, seconds in stages.items():
         print(f"  {stage:>20}: {seconds:8.1f}")
     print(f"peak RSS of the main process (simulation included): {peak_parent:.0f} MB")

@@ -34,7 +34,6 @@ from iopreport.reduce.frame import (
     ReferenceFrame,
     init_worker,
     reduce_frame,
-    watch_owner,
 )
 from iopreport.reduce.hostnight import correct_host_galaxies
 from iopreport.reduce.identify import identify_target
@@ -120,52 +119,121 @@ def reduce_night(
     progress: bool = False,
 ) -> NightReport:
     """Reduce every frame of ``telescope``'s ``night`` found under the raw data directory."""
-    report = NightReport(telescope, night)
-    folder = raw_night_dir(config, telescope, night)
-    if not folder.is_dir():
-        raise IopreportError(
-            f"no raw data for {telescope} {night} in {folder}; run `iopreport fetch`"
-        )
-    started = time.perf_counter()
-    epoch, _ = Epoch.get_or_create(telescope=telescope, night=night)
-    rawfits = _register(epoch, folder, force, report)
-    report.seconds["classify"] = time.perf_counter() - started
-
-    started = time.perf_counter()
-    _build_masters(config, epoch, rawfits, force, report, workers)
-    report.seconds["masters"] = time.perf_counter() - started
-
-    started = time.perf_counter()
-    stage_seconds: dict[str, float] = defaultdict(float)
-    # DIPOL polarimetry sub-frames go second: their astrometry matches them
-    # against the night's solved photometry frames of the same target
-    for subframes in (False, True):
-        tasks = _science_tasks(config, catalog, epoch, rawfits, force, report, subframes)
-        _run_and_store(tasks, config, catalog, rawfits, workers, progress, report, stage_seconds)
-    report.seconds["science"] = time.perf_counter() - started
-
-    started = time.perf_counter()
-    report.sequences = compute_night_polarimetry(config, catalog, epoch)
-    correct_host_galaxies(catalog, epoch)
-    report.seconds["polarimetry"] = time.perf_counter() - started
-    report.seconds.update({f"worker:{k}": v for k, v in stage_seconds.items()})
+    run = reduce_nights(
+        config, catalog, [(telescope, night)], workers=workers, force=force, progress=progress
+    )
+    report = run.reports[0]
+    report.seconds.update(run.seconds)
     return report
 
 
-def _run_and_store(tasks, config, catalog, rawfits, workers, progress, report, stage_seconds):
+@dataclass
+class ReductionRun:
+    """What :func:`reduce_nights` did: a report per night and the wall time of each stage."""
+
+    reports: list[NightReport]
+    seconds: dict[str, float] = field(default_factory=dict)
+
+
+def reduce_nights(
+    config: Config,
+    catalog: Catalog,
+    nights: list[tuple[str, dt.date]],
+    *,
+    workers: int | None = None,
+    force: bool = False,
+    progress: bool = False,
+) -> ReductionRun:
+    """Reduce several (telescope, night) pairs together, stage by stage, in one worker pool.
+
+    Each stage (masters by dependency phase, science frames, DIPOL sub-frames)
+    runs over all the nights at once, so the pool's workers are busy until the
+    stage's last job instead of idling at the end of every telescope's stages;
+    one pool serves the whole run (recycled every ``solver_recycle_frames``
+    frames per worker).
+    """
+    folders = {}
+    for telescope, night in nights:
+        folders[telescope, night] = folder = raw_night_dir(config, telescope, night)
+        if not folder.is_dir():
+            raise IopreportError(
+                f"no raw data for {telescope} {night} in {folder}; run `iopreport fetch`"
+            )
+    run = ReductionRun([NightReport(telescope, night) for telescope, night in nights])
+    started = time.perf_counter()
+    states = []
+    for report in run.reports:
+        clock = time.perf_counter()
+        epoch, _ = Epoch.get_or_create(telescope=report.telescope, night=report.night)
+        rawfits = _register(epoch, folders[report.telescope, report.night], force, report)
+        report.seconds["classify"] = time.perf_counter() - clock
+        states.append(_NightState(epoch, rawfits, report))
+    run.seconds["classify"] = time.perf_counter() - started
+
+    with WorkerPool(config, workers) as pool:
+        started = time.perf_counter()
+        _build_masters(config, states, force, pool)
+        run.seconds["masters"] = time.perf_counter() - started
+
+        started = time.perf_counter()
+        # DIPOL polarimetry sub-frames go second: their astrometry matches them
+        # against the night's solved photometry frames of the same target
+        for subframes in (False, True):
+            tasks = []
+            for state in states:
+                tasks += [
+                    (task, state)
+                    for task in _science_tasks(
+                        config, catalog, state.epoch, state.rawfits, force, state.report, subframes
+                    )
+                ]
+            _run_and_store(tasks, catalog, pool, progress)
+        run.seconds["science"] = time.perf_counter() - started
+
+    started = time.perf_counter()
+    for state in states:
+        clock = time.perf_counter()
+        state.report.sequences = compute_night_polarimetry(config, catalog, state.epoch)
+        correct_host_galaxies(catalog, state.epoch)
+        state.report.seconds["polarimetry"] = time.perf_counter() - clock
+    run.seconds["polarimetry"] = time.perf_counter() - started
+    for state in states:
+        state.report.seconds.update({f"worker:{k}": v for k, v in state.worker_seconds.items()})
+        for stage, seconds in state.worker_seconds.items():
+            run.seconds[f"worker:{stage}"] = run.seconds.get(f"worker:{stage}", 0.0) + seconds
+    return run
+
+
+@dataclass
+class _NightState:
+    """One night of a run: its epoch, raw frames, report and summed worker seconds."""
+
+    epoch: Epoch
+    rawfits: list[RawFit]
+    report: NightReport
+    worker_seconds: dict[str, float] = field(default_factory=lambda: defaultdict(float))
+
+    @property
+    def by_name(self) -> dict[str, RawFit]:
+        return {rawfit.filename: rawfit for rawfit in self.rawfits}
+
+
+def _run_and_store(tasks: list[tuple[FrameTask, _NightState]], catalog, pool, progress) -> None:
     """Run science tasks and store each outcome as it arrives, in its own transaction."""
-    by_raw = {rawfit.filename: rawfit for rawfit in rawfits}
-    for task, outcome in _run(tasks, config, workers, progress):
+    state_of = {id(task): state for task, state in tasks}
+    by_name = {id(state): state.by_name for _, state in tasks}
+    for task, outcome in pool.frames([task for task, _ in tasks], progress):
+        state = state_of[id(task)]
         for stage, seconds in outcome.seconds.items():
-            stage_seconds[stage] += seconds
-        rawfit = by_raw[task.raw_path.name]
+            state.worker_seconds[stage] += seconds
+        rawfit = by_name[id(state)][task.raw_path.name]
         with database_proxy.atomic():
             key = _inputs_key(task, rawfit.sha256)
-            report.results += _store_outcome(rawfit, task, outcome, catalog, key)
+            state.report.results += _store_outcome(rawfit, task, outcome, catalog, key)
         if outcome.ok:
-            report.frames_reduced += 1
+            state.report.frames_reduced += 1
         else:
-            report.frames_failed[task.raw_path.name] = outcome.error
+            state.report.frames_failed[task.raw_path.name] = outcome.error
 
 
 def _register(epoch: Epoch, folder: Path, force: bool, report: NightReport) -> list[RawFit]:
@@ -272,115 +340,248 @@ def make_master(job: MasterJob) -> MasterJobResult:
     )
 
 
-def _build_masters(config, epoch, rawfits, force, report, workers=None) -> None:
-    """Build (or reuse) this night's masters: biases, then darks, then flats, each
-    kind's groups in parallel; the database rows are written here."""
+#: The order masters are built in: each phase's masters run in parallel and
+#: need only masters of earlier phases (darks and the flats of instruments
+#: without darks need the bias; the other flats need the bias and the dark).
+MASTER_PHASES: tuple[tuple[tuple[str, bool | None], ...], ...] = (
+    (("bias", None),),
+    (("dark", None), ("flat", False)),
+    (("flat", True),),
+)
+
+
+@dataclass
+class _MasterWork:
+    """A master job with what is needed to write its row afterwards."""
+
+    job: MasterJob
+    keys: tuple
+    members: list[RawFit]
+    existing: object
+    master_bias: object
+    master_dark: object
+    state: _NightState
+
+
+def _build_masters(config, states: list[_NightState], force: bool, pool: WorkerPool) -> None:
+    """Build (or reuse) the nights' masters phase by phase (:data:`MASTER_PHASES`), each
+    phase's masters of every night in parallel; the database rows are written here."""
+    for phase in MASTER_PHASES:
+        work = [
+            item
+            for state in states
+            for kind, needs_darks in phase
+            for item in _master_work(config, state, kind, needs_darks, force)
+        ]
+        results = pool.map(make_master, [item.job for item in work])
+        for item, result in zip(work, results, strict=True):
+            _store_master(config, item, result)
+
+
+def _master_work(config, state: _NightState, kind: str, needs_darks, force) -> list[_MasterWork]:
+    """Jobs of one kind of master for one night (those not already built from the same frames).
+
+    ``needs_darks`` (flats only) picks the instruments that take darks (True)
+    or not (False); None takes all.
+    """
+    epoch = state.epoch
     folder = raw_night_dir(config, epoch.telescope, epoch.night)
-    for kind in ("bias", "dark", "flat"):
-        groups: dict[tuple, list[RawFit]] = defaultdict(list)
-        for rawfit in rawfits:
-            if rawfit.imgtype == kind and rawfit.flags & RawFitFlags.CLASSIFIED:
-                groups[_master_keys(kind, rawfit)].append(rawfit)
-        model, input_model = _MASTER_MODELS[kind]
-        jobs = []
-        for keys, members in sorted(groups.items(), key=lambda item: str(item[0])):
-            instrument_name, imgsize, binning = keys[:3]
-            spec = instrument(instrument_name)
-            label = "_".join(str(k) for k in keys if k is not None).replace(" ", "")
-            path = (
-                config.paths.data_subdir(f"master{kind}")
-                / epoch.telescope
-                / epoch.night.isoformat()
-                / f"master{kind}_{label}.fits"
-            )
-            existing = model.get_or_none(
-                model.filename == str(path.relative_to(config.paths.datadir))
-            )
-            if existing is not None and not force and path.exists():
-                used = {i.rawfit.filename for i in existing.inputs}
-                if used <= {m.filename for m in members}:
-                    continue
-            master_bias = master_dark = None
-            if kind in ("dark", "flat"):
-                master_bias = _match(MasterBias, epoch, instrument_name, imgsize, binning, config)
-            if kind == "flat" and spec.needs_darks:
-                master_dark = _match(MasterDark, epoch, instrument_name, imgsize, binning, config)
-            path.parent.mkdir(parents=True, exist_ok=True)
-            header_keys = {
-                "instrume": instrument_name,
-                "imgsize": imgsize,
-                "binning": binning,
-                "band": keys[3] if kind == "flat" else None,
-                "obsmode": keys[4] if kind == "flat" else None,
-                "angle": keys[5] if kind == "flat" else None,
-                "night": epoch.night.isoformat(),
-                "telescop": epoch.telescope,
-                "iopvers": __version__,
-            }
-            job = MasterJob(
-                kind=kind,
-                label=label,
-                spec=spec,
-                frames=tuple(
-                    CalibrationFrame(folder / m.filename, m.exptime or 0.0) for m in members
-                ),
-                path=path,
-                bias_path=config.paths.datadir / master_bias.filename if master_bias else None,
-                dark_path=config.paths.datadir / master_dark.filename if master_dark else None,
-                header_keys=tuple(header_keys.items()),
-            )
-            jobs.append((job, keys, members, existing, master_bias, master_dark))
-        results = _map(make_master, [job for job, *_ in jobs], config, workers)
-        for (job, keys, members, existing, master_bias, master_dark), result in zip(
-            jobs, results, strict=True
-        ):
-            for name, reason in result.rejected.items():
-                log.info("%s %s: not used in %s: %s", epoch.epochname, name, job.label, reason)
-            if result.error:
-                report.masters_failed[job.label] = result.error
-                log.warning("%s: master%s %s: %s", epoch.epochname, kind, job.label, result.error)
+    groups: dict[tuple, list[RawFit]] = defaultdict(list)
+    for rawfit in state.rawfits:
+        if rawfit.imgtype == kind and rawfit.flags & RawFitFlags.CLASSIFIED:
+            groups[_master_keys(kind, rawfit)].append(rawfit)
+    model, _ = _MASTER_MODELS[kind]
+    work = []
+    for keys, members in sorted(groups.items(), key=lambda item: str(item[0])):
+        instrument_name, imgsize, binning = keys[:3]
+        spec = instrument(instrument_name)
+        if needs_darks is not None and spec.needs_darks != needs_darks:
+            continue
+        label = "_".join(str(k) for k in keys if k is not None).replace(" ", "")
+        path = (
+            config.paths.data_subdir(f"master{kind}")
+            / epoch.telescope
+            / epoch.night.isoformat()
+            / f"master{kind}_{label}.fits"
+        )
+        existing = model.get_or_none(model.filename == str(path.relative_to(config.paths.datadir)))
+        if existing is not None and not force and path.exists():
+            used = {i.rawfit.filename for i in existing.inputs}
+            if used <= {m.filename for m in members}:
                 continue
-            values = {
-                "epoch": epoch,
-                "instrument": keys[0],
-                "imgsize": keys[1],
-                "binning": keys[2],
-                "n_frames": len(result.inputs),
-                "level": result.level,
-                "noise": result.noise,
-                "created": utcnow(),
-            }
-            if kind == "flat":
-                values.update(band=keys[3], obsmode=keys[4], angle=keys[5], masterdark=master_dark)
-            if kind in ("dark", "flat"):
-                values["masterbias"] = master_bias
-            by_name = {m.filename: m for m in members}
-            relative = str(job.path.relative_to(config.paths.datadir))
-            with database_proxy.atomic():
-                if existing is None:
-                    existing = model.create(filename=relative, **values)
-                else:
-                    model.update(**values).where(model.id == existing.id).execute()
-                    input_model.delete().where(input_model.master == existing).execute()
-                input_model.insert_many(
-                    [{"master": existing.id, "rawfit": by_name[name].id} for name in result.inputs]
-                ).execute()
-            report.masters_built += 1
+        master_bias = master_dark = None
+        if kind in ("dark", "flat"):
+            master_bias = _match(MasterBias, epoch, instrument_name, imgsize, binning, config)
+        if kind == "flat" and spec.needs_darks:
+            master_dark = _match(MasterDark, epoch, instrument_name, imgsize, binning, config)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        header_keys = {
+            "instrume": instrument_name,
+            "imgsize": imgsize,
+            "binning": binning,
+            "band": keys[3] if kind == "flat" else None,
+            "obsmode": keys[4] if kind == "flat" else None,
+            "angle": keys[5] if kind == "flat" else None,
+            "night": epoch.night.isoformat(),
+            "telescop": epoch.telescope,
+            "iopvers": __version__,
+        }
+        job = MasterJob(
+            kind=kind,
+            label=label,
+            spec=spec,
+            frames=tuple(CalibrationFrame(folder / m.filename, m.exptime or 0.0) for m in members),
+            path=path,
+            bias_path=config.paths.datadir / master_bias.filename if master_bias else None,
+            dark_path=config.paths.datadir / master_dark.filename if master_dark else None,
+            header_keys=tuple(header_keys.items()),
+        )
+        work.append(_MasterWork(job, keys, members, existing, master_bias, master_dark, state))
+    return work
 
 
-def _map(function, items: list, config: Config, workers: int | None) -> list:
-    """``function`` over ``items`` in order, in a forkserver pool when it pays."""
-    workers = workers or config.processing.workers or os.cpu_count() or 1
-    if workers <= 1 or len(items) <= 1:
-        return [function(item) for item in items]
-    context = multiprocessing.get_context("forkserver")
-    with futures.ProcessPoolExecutor(
-        max_workers=min(workers, len(items)),
-        mp_context=context,
-        initializer=watch_owner,  # no orphan masters workers after a SIGKILL either
-        initargs=(os.getpid(),),
-    ) as pool:
-        return list(pool.map(function, items))
+def _store_master(config, item: _MasterWork, result: MasterJobResult) -> None:
+    """The master's row and its inputs, in one transaction (nothing when it failed)."""
+    job, keys, epoch, report = item.job, item.keys, item.state.epoch, item.state.report
+    kind = job.kind
+    model, input_model = _MASTER_MODELS[kind]
+    for name, reason in result.rejected.items():
+        log.info("%s %s: not used in %s: %s", epoch.epochname, name, job.label, reason)
+    if result.error:
+        report.masters_failed[job.label] = result.error
+        log.warning("%s: master%s %s: %s", epoch.epochname, kind, job.label, result.error)
+        return
+    values = {
+        "epoch": epoch,
+        "instrument": keys[0],
+        "imgsize": keys[1],
+        "binning": keys[2],
+        "n_frames": len(result.inputs),
+        "level": result.level,
+        "noise": result.noise,
+        "created": utcnow(),
+    }
+    if kind == "flat":
+        values.update(band=keys[3], obsmode=keys[4], angle=keys[5], masterdark=item.master_dark)
+    if kind in ("dark", "flat"):
+        values["masterbias"] = item.master_bias
+    by_name = {m.filename: m for m in item.members}
+    relative = str(job.path.relative_to(config.paths.datadir))
+    existing = item.existing
+    with database_proxy.atomic():
+        if existing is None:
+            existing = model.create(filename=relative, **values)
+        else:
+            model.update(**values).where(model.id == existing.id).execute()
+            input_model.delete().where(input_model.master == existing).execute()
+        input_model.insert_many(
+            [{"master": existing.id, "rawfit": by_name[name].id} for name in result.inputs]
+        ).execute()
+    report.masters_built += 1
+
+
+class WorkerPool:
+    """The process pool of one reduction run (or the calling process, for one worker).
+
+    Workers start from a forkserver (forking this process could copy OpenMP
+    thread state, astroscrappy's, and deadlock the children), load the
+    astrometry.net index once (:func:`init_worker`), keep their numeric
+    libraries to one thread, and end if this process is killed. They are
+    recycled after ``solver_recycle_frames`` frames each, by running frames in
+    batches with a fresh pool per batch, since the upstream solver leaks
+    (ProcessPoolExecutor's own max_tasks_per_child hung on Python 3.11 once a
+    worker retired).
+    """
+
+    def __init__(self, config: Config, workers: int | None = None) -> None:
+        self.workers = workers or config.processing.workers or os.cpu_count() or 1
+        self.index_dir = str(config.paths.astrometry_index_dir)
+        self.batch = max(1, self.workers * config.processing.solver_recycle_frames)
+        self._executor: futures.ProcessPoolExecutor | None = None
+        self._served = 0
+        self._initialised_here = False
+
+    def __enter__(self) -> WorkerPool:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self._executor is not None:
+            self._executor.shutdown(wait=True, cancel_futures=True)
+            self._executor = None
+
+    def _pool(self) -> futures.ProcessPoolExecutor:
+        if self._executor is not None and self._served >= self.batch:
+            self.close()  # recycle: the solvers have served their frames
+        if self._executor is None:
+            context = multiprocessing.get_context("forkserver")
+            context.set_forkserver_preload(["iopreport.reduce.frame"])
+            self._executor = futures.ProcessPoolExecutor(
+                max_workers=self.workers,
+                mp_context=context,
+                initializer=init_worker,
+                initargs=(self.index_dir, os.getpid()),
+            )
+            self._served = 0
+        return self._executor
+
+    def map(self, function, items: list) -> list:
+        """``function`` over ``items``, results in order (masters: a handful of big jobs)."""
+        if self.workers <= 1 or len(items) <= 1:
+            return [function(item) for item in items]
+        return list(self._pool().map(function, items))
+
+    def frames(self, tasks: list[FrameTask], progress: bool = False):
+        """Reduce the frames; yield (task, outcome) as each finishes, so that the caller
+        stores it at once: a crash loses at most the frames in flight."""
+        if not tasks:
+            return
+        done = 0
+        show = progress and sys.stderr.isatty()
+
+        def tick(task, outcome):
+            nonlocal done
+            done += 1
+            if show:
+                print(
+                    f"\r  reducing {done}/{len(tasks)} frames", end="", file=sys.stderr, flush=True
+                )
+            else:
+                status = "ok" if outcome.ok else outcome.error
+                log.info("[%d/%d] %s: %s", done, len(tasks), task.raw_path.name, status)
+
+        if self.workers <= 1:
+            if not self._initialised_here:
+                init_worker(self.index_dir)
+                self._initialised_here = True
+            for task in tasks:
+                outcome = reduce_frame(task)
+                tick(task, outcome)
+                yield task, outcome
+        else:
+            start = 0
+            while start < len(tasks):
+                pool = self._pool()
+                chunk = tasks[start : start + max(1, self.batch - self._served)]
+                start += len(chunk)
+                self._served += len(chunk)
+                submitted = {pool.submit(reduce_frame, task): task for task in chunk}
+                for future in futures.as_completed(submitted):
+                    task = submitted[future]
+                    try:
+                        outcome = future.result()
+                    except Exception as exc:  # a crashed worker fails its frame, not the night
+                        outcome = FrameOutcome(
+                            raw_path=task.raw_path, error=f"worker: {exc}", stage="worker"
+                        )
+                        if isinstance(exc, futures.BrokenExecutor):
+                            self.close()  # a new pool for the next frames
+                    tick(task, outcome)
+                    yield task, outcome
+        if show:
+            print(file=sys.stderr)
 
 
 def _match(model, epoch, instrument_name, imgsize, binning, config, **extra):
@@ -571,66 +772,6 @@ def _inputs_key(task: FrameTask, sha256: str | None) -> str:
     for path in (task.bias_path, task.dark_path, task.flat_path):
         parts.append(str(path.stat().st_mtime_ns) if path and path.exists() else "")
     return hashlib.sha256("|".join(parts).encode()).hexdigest()[:32]
-
-
-def _run(tasks: list[FrameTask], config: Config, workers: int | None, progress: bool):
-    """Run the tasks, in a process pool when more than one worker is asked for.
-
-    Yields (task, outcome) as each frame finishes, so that the caller stores it
-    at once: a crash loses at most the frames in flight.
-    """
-    if not tasks:
-        return
-    workers = workers or config.processing.workers or os.cpu_count() or 1
-    done = 0
-    show = progress and sys.stderr.isatty()
-
-    def tick(task, outcome):
-        nonlocal done
-        done += 1
-        if show:
-            print(f"\r  reducing {done}/{len(tasks)} frames", end="", file=sys.stderr, flush=True)
-        else:
-            status = "ok" if outcome.ok else outcome.error
-            log.info("[%d/%d] %s: %s", done, len(tasks), task.raw_path.name, status)
-
-    if workers <= 1:
-        init_worker(str(tasks[0].index_dir))
-        for task in tasks:
-            outcome = reduce_frame(task)
-            tick(task, outcome)
-            yield task, outcome
-    else:
-        # Workers are recycled by running the frames in batches, one fresh pool per
-        # batch, so that no solver serves more than about solver_recycle_frames
-        # frames (the upstream solver leaks). ProcessPoolExecutor's own
-        # max_tasks_per_child hung here on Python 3.11 once a worker retired.
-        # forkserver: workers start from a clean process; forking this one could
-        # copy OpenMP thread state (astroscrappy) and deadlock the children.
-        context = multiprocessing.get_context("forkserver")
-        context.set_forkserver_preload(["iopreport.reduce.frame"])
-        batch = max(1, workers * config.processing.solver_recycle_frames)
-        for start in range(0, len(tasks), batch):
-            chunk = tasks[start : start + batch]
-            with futures.ProcessPoolExecutor(
-                max_workers=workers,
-                mp_context=context,
-                initializer=init_worker,
-                initargs=(str(tasks[0].index_dir), os.getpid()),
-            ) as pool:
-                submitted = {pool.submit(reduce_frame, task): task for task in chunk}
-                for future in futures.as_completed(submitted):
-                    task = submitted[future]
-                    try:
-                        outcome = future.result()
-                    except Exception as exc:  # a crashed worker fails its frame, not the night
-                        outcome = FrameOutcome(
-                            raw_path=task.raw_path, error=f"worker: {exc}", stage="worker"
-                        )
-                    tick(task, outcome)
-                    yield task, outcome
-    if show:
-        print(file=sys.stderr)
 
 
 def _store_outcome(rawfit, task, outcome, catalog, inputs_key) -> int:

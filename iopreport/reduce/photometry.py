@@ -14,9 +14,7 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from astropy.stats import sigma_clipped_stats
 from photutils.aperture import CircularAnnulus, CircularAperture
-from photutils.centroids import centroid_2dg
 
 from iopreport.store.bits import PhotometryFlags
 
@@ -92,12 +90,21 @@ class Measurement:
         return -2.5 * math.log10(self.flux), 2.5 / math.log(10) * self.flux_err / self.flux
 
 
-def refine_centroid(image: np.ndarray, x: float, y: float, fwhm_px: float) -> tuple[float, float]:
-    """2-D Gaussian centroid in a box of ~3 FWHM; the prediction if the fit wanders off.
+#: Windowed centroid (SExtractor's XWIN_IMAGE, Bertin 2010 SExtractor manual §10.1.4):
+#: iterations and the shift (px) below which it has converged.
+WINDOW_ITERATIONS = 16
+WINDOW_TOLERANCE_PX = 2.0e-4
 
-    On sampled images (FWHM >= 2.5 px) the cut-out is median-filtered (3x3)
-    first, so that a cosmic-ray hit cannot pull the centroid (which the
-    cosmic-ray symmetry test relies on).
+
+def refine_centroid(image: np.ndarray, x: float, y: float, fwhm_px: float) -> tuple[float, float]:
+    """Windowed centroid in a box of ~3 FWHM; the prediction if it wanders off.
+
+    The position is iterated as SExtractor's XWIN_IMAGE: x <- x + 2 sum(w I dx) /
+    sum(w I) with a Gaussian window w of the seeing's sigma, which converges on
+    the centre of a symmetric profile as precisely as a 2-D Gaussian fit (to
+    ~0.01 px at S/N 100) for a tenth of the cost. On sampled images (FWHM >= 2.5
+    px) the cut-out is median-filtered (3x3) first, so that a cosmic-ray hit
+    cannot pull the centroid (which the cosmic-ray symmetry test relies on).
     """
     from scipy.ndimage import median_filter
 
@@ -110,17 +117,42 @@ def refine_centroid(image: np.ndarray, x: float, y: float, fwhm_px: float) -> tu
         return x, y
     if fwhm_px >= 2.5:
         cutout = median_filter(cutout, size=3, mode="nearest")
-    cutout = cutout - np.median(cutout)
-    try:
-        cx, cy = centroid_2dg(cutout)
-    except Exception:
+    edge = np.concatenate([cutout[0], cutout[-1], cutout[1:-1, 0], cutout[1:-1, -1]])
+    signal = cutout - np.median(edge)
+    found = windowed_centroid(signal, x - x0, y - y0, fwhm_px * FWHM_TO_SIGMA)
+    if found is None:
         return x, y
-    nx, ny = cx + x0, cy + y0
-    if not (np.isfinite(nx) and np.isfinite(ny)):
-        return x, y
+    nx, ny = found[0] + x0, found[1] + y0
     if math.hypot(nx - x, ny - y) > MAX_CENTROID_SHIFT_FWHM * fwhm_px:
         return x, y
     return float(nx), float(ny)
+
+
+def windowed_centroid(
+    signal: np.ndarray, x: float, y: float, sigma: float
+) -> tuple[float, float] | None:
+    """Gaussian-windowed centroid of a background-subtracted cut-out (XWIN iteration).
+
+    Returns None when the windowed flux is not positive or the position leaves
+    the cut-out.
+    """
+    ny, nx = signal.shape
+    yy, xx = np.mgrid[0:ny, 0:nx]
+    two_sigma2 = 2.0 * max(sigma, 0.5) ** 2
+    for _ in range(WINDOW_ITERATIONS):
+        dx, dy = xx - x, yy - y
+        weighted = signal * np.exp(-(dx * dx + dy * dy) / two_sigma2)
+        total = float(weighted.sum())
+        if not total > 0:
+            return None
+        step_x = 2.0 * float((weighted * dx).sum()) / total
+        step_y = 2.0 * float((weighted * dy).sum()) / total
+        x, y = x + step_x, y + step_y
+        if not (0 <= x < nx and 0 <= y < ny):
+            return None
+        if step_x * step_x + step_y * step_y < WINDOW_TOLERANCE_PX**2:
+            break
+    return x, y
 
 
 def measure(
@@ -152,12 +184,8 @@ def measure(
     """
     results = []
     ny, nx = image.shape
-    annulus_mask = sources_mask.copy() if sources_mask is not None else np.zeros(image.shape, bool)
-    annulus_mask |= ~np.isfinite(image)
-    # whole-image work done once, not per target
-    annulus_image = np.where(annulus_mask, np.nan, image)
-    saturated_f = saturated.astype(np.float32) if saturated is not None else None
-    cosmic_f = cosmic.astype(np.float32) if cosmic is not None else None
+    # everything below works on each target's cut-outs: whole-frame copies of the
+    # masks cost more than measuring a dozen targets
     for target in targets:
         flags = PhotometryFlags(0)
         x, y = target.x, target.y
@@ -190,22 +218,21 @@ def measure(
                 continue
         aperture = CircularAperture((x, y), apertures.radius)
         annulus = CircularAnnulus((x, y), apertures.annulus_in, apertures.annulus_out)
-        annulus_data = annulus.to_mask(method="center").get_values(annulus_image)
-        annulus_data = annulus_data[np.isfinite(annulus_data)]
+        annulus_all = _values_in(annulus.to_mask(method="center"), image, sources_mask)
+        annulus_data = annulus_all[0][~annulus_all[1]]
         if annulus_data.size < 10:
             flags |= PhotometryFlags.CROWDED
-            annulus_data = annulus.to_mask(method="center").get_values(image)
-            annulus_data = annulus_data[np.isfinite(annulus_data)]
-        _, sky, sky_sigma = sigma_clipped_stats(annulus_data, sigma=3.0, maxiters=5)
+            annulus_data = annulus_all[0]
+        sky, sky_sigma = clipped_median_std(annulus_data)
         area = aperture.area
         total = _aperture_sum(aperture.to_mask(method="exact"), image, sky)
         flux = total - sky * area
         background_err = math.sqrt(MEDIAN_VARIANCE_FACTOR / annulus_data.size) * sky_sigma * area
         variance = max(flux, 0.0) / gain + area * (sky_sigma**2) + background_err**2
         aperture_mask = aperture.to_mask(method="center")
-        if saturated_f is not None and (aperture_mask.get_values(saturated_f) > 0).any():
+        if saturated is not None and _any_in(aperture_mask, saturated):
             flags |= PhotometryFlags.SATURATED
-        if cosmic_f is not None and (aperture_mask.get_values(cosmic_f) > 0).any():
+        if cosmic is not None and _any_in(aperture_mask, cosmic):
             flags |= PhotometryFlags.COSMIC_RAY
         error = math.sqrt(variance)
         if not flux > LOW_SNR * error:
@@ -224,6 +251,50 @@ def measure(
             )
         )
     return results
+
+
+def _values_in(mask, image: np.ndarray, blocked: np.ndarray | None):
+    """Finite pixel values under an aperture mask, and whether each is ``blocked``."""
+    large, small = mask.get_overlap_slices(image.shape)
+    if large is None:
+        return np.zeros(0), np.zeros(0, dtype=bool)
+    inside = mask.data[small] > 0
+    values = image[large][inside]
+    finite = np.isfinite(values)
+    if blocked is None:
+        return values[finite], np.zeros(int(finite.sum()), dtype=bool)
+    return values[finite], blocked[large][inside][finite]
+
+
+def _any_in(mask, flags: np.ndarray) -> bool:
+    """Whether any pixel of the boolean array ``flags`` under the aperture mask is set."""
+    large, small = mask.get_overlap_slices(flags.shape)
+    if large is None:
+        return False
+    return bool(np.any(flags[large] & (mask.data[small] > 0)))
+
+
+def clipped_median_std(
+    values: np.ndarray, sigma: float = 3.0, maxiters: int = 5
+) -> tuple[float, float]:
+    """Median and standard deviation after iterative sigma clipping about the median.
+
+    The algorithm of astropy's ``sigma_clipped_stats`` (median centre, standard
+    deviation, values beyond ``sigma`` standard deviations dropped, until none
+    is or ``maxiters``), written for the few hundred values of an annulus
+    without its general machinery (1.5 ms a call, most of the measuring time).
+    """
+    kept = np.asarray(values, dtype=float)
+    if kept.size == 0:
+        return math.nan, math.nan
+    for _ in range(maxiters):
+        centre = np.median(kept)
+        spread = kept.std()
+        inside = np.abs(kept - centre) <= sigma * spread
+        if inside.all() or not inside.any():
+            break
+        kept = kept[inside]
+    return float(np.median(kept)), float(kept.std())
 
 
 def _aperture_sum(mask, image: np.ndarray, fill: float) -> float:
