@@ -79,10 +79,12 @@ def main() -> None:
             Path(config.archives[telescope].root), telescope, NIGHT, config.paths.data_subdir("raw")
         )
     started = time.perf_counter()
+    main_cpu = _cpu_seconds()
     run = reduce_nights(
         config, catalog, [(telescope, NIGHT) for telescope in telescopes], workers=args.workers
     )
     elapsed = time.perf_counter() - started
+    main_cpu = _cpu_seconds() - main_cpu
     reports, stages = run.reports, run.seconds
     science = sum(report.frames_reduced + len(report.frames_failed) for report in reports)
     peak_parent = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -96,6 +98,17 @@ def main() -> None:
     print("seconds per stage (wall time over all telescopes; worker: summed in the workers):")
     for stage, seconds in stages.items():
         print(f"  {stage:>20}: {seconds:8.1f}")
+    worker_cpu = stages.get("worker:masters cpu", 0.0) + stages.get("worker:science cpu", 0.0)
+    print(
+        f"processor time: main process {main_cpu:.1f} s, workers {worker_cpu:.1f} s; "
+        f"on {args.workers} idle cores at least {(main_cpu + worker_cpu) / args.workers:.1f} s, "
+        f"{science * args.workers / (main_cpu + worker_cpu):.2f} frames/s at most"
+    )
+    worker_peak = max(report.worker_peak_rss_mb for report in reports)
+    print(
+        f"peak RSS of a worker {worker_peak:.0f} MB; {args.workers} workers and the main "
+        f"process at most {args.workers * worker_peak + peak_parent:.0f} MB"
+    )
     print(f"peak RSS of the main process (simulation included): {peak_parent:.0f} MB")
     for night in nights:
         evaluation = evaluate_night(night.folder, config.paths.datadir, night.telescope)
@@ -107,6 +120,11 @@ def main() -> None:
     for night in nights:
         checks += evaluate_polarimetry(night.folder, night.telescope)
     print_polarimetry(checks)
+
+
+def _cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 def print_polarimetry(checks) -> None:

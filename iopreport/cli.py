@@ -484,7 +484,7 @@ def cmd_fetch(args: argparse.Namespace) -> int:
 def cmd_reduce(args: argparse.Namespace) -> int:
     """``iopreport reduce``."""
     from iopreport.catalog import load_catalog, sync_catalog
-    from iopreport.reduce.night import raw_night_dir, reduce_night
+    from iopreport.reduce.night import raw_night_dir, reduce_nights
     from iopreport.runlog import recorded_run
     from iopreport.store import open_store
     from iopreport.telescopes import TELESCOPES
@@ -505,22 +505,26 @@ def cmd_reduce(args: argparse.Namespace) -> int:
         sync_catalog(catalog)
         summaries = []
         failed = False
-        for telescope in telescopes:
-            try:
-                report = reduce_night(
-                    config,
-                    catalog,
-                    telescope,
-                    args.night,
-                    workers=args.workers,
-                    force=args.force,
-                    progress=True,
-                )
-            except IopreportError as exc:  # one telescope's trouble does not stop the others
-                print(f"{telescope} {args.night}: {exc}")
-                summaries.append(f"{telescope}: {exc}")
-                failed = True
+        present = []
+        for telescope in telescopes:  # one telescope's missing data does not stop the others
+            folder = raw_night_dir(config, telescope, args.night)
+            if folder.is_dir():
+                present.append(telescope)
                 continue
+            message = f"no raw data for {telescope} {args.night} in {folder}; run `iopreport fetch`"
+            print(f"{telescope} {args.night}: {message}")
+            summaries.append(f"{telescope}: {message}")
+            failed = True
+        # the telescopes together: one worker pool, each stage over all of them
+        reduction = reduce_nights(
+            config,
+            catalog,
+            [(telescope, args.night) for telescope in present],
+            workers=args.workers,
+            force=args.force,
+            progress=True,
+        )
+        for report in reduction.reports:
             print(report.summary())
             summaries.append(report.summary())
             failed = failed or bool(report.frames_failed or report.masters_failed)

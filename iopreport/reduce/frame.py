@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 import math
 import os
+import resource
 import threading
 import time
 from dataclasses import dataclass, field
@@ -90,6 +91,8 @@ class FrameOutcome:
     in_field: dict[str, tuple[float, float]] = field(default_factory=dict)
     field_stars: list[tuple[float, float, Measurement]] = field(default_factory=list)
     seconds: dict[str, float] = field(default_factory=dict)
+    cpu_s: float = 0.0  # processor time the worker spent on the frame
+    peak_rss_mb: float = 0.0  # the worker's peak resident memory so far
     pid: int = 0
 
     @property
@@ -180,7 +183,15 @@ def _read_cached(path: str, mtime_ns: int) -> np.ndarray:
 
 def reduce_frame(task: FrameTask) -> FrameOutcome:
     """Calibrate, solve and measure one frame; never raises for a bad frame."""
+    cpu = time.process_time()
     outcome = FrameOutcome(raw_path=task.raw_path, pid=os.getpid())
+    _reduce_frame(task, outcome)
+    outcome.cpu_s = time.process_time() - cpu
+    outcome.peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return outcome
+
+
+def _reduce_frame(task: FrameTask, outcome: FrameOutcome) -> FrameOutcome:
     clock = time.perf_counter()
 
     def lap(stage: str) -> None:

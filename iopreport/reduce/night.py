@@ -14,6 +14,7 @@ import logging
 import math
 import multiprocessing
 import os
+import resource
 import sys
 import time
 from collections import defaultdict
@@ -93,6 +94,7 @@ class NightReport:
     results: int = 0
     sequences: int = 0
     seconds: dict[str, float] = field(default_factory=dict)
+    worker_peak_rss_mb: float = 0.0  # the largest peak resident memory a worker reported
 
     def summary(self) -> str:
         return (
@@ -226,6 +228,8 @@ def _run_and_store(tasks: list[tuple[FrameTask, _NightState]], catalog, pool, pr
         state = state_of[id(task)]
         for stage, seconds in outcome.seconds.items():
             state.worker_seconds[stage] += seconds
+        state.worker_seconds["science cpu"] += outcome.cpu_s
+        state.report.worker_peak_rss_mb = max(state.report.worker_peak_rss_mb, outcome.peak_rss_mb)
         rawfit = by_name[id(state)][task.raw_path.name]
         with database_proxy.atomic():
             key = _inputs_key(task, rawfit.sha256)
@@ -312,12 +316,15 @@ class MasterJobResult:
     level: float | None
     noise: float | None
     error: str
+    cpu_s: float = 0.0  # processor time the worker spent on it
+    peak_rss_mb: float = 0.0  # the worker's peak resident memory so far
 
 
 def make_master(job: MasterJob) -> MasterJobResult:
     """Build and write one master (runs in a worker process)."""
     from astropy.io import fits
 
+    cpu = time.process_time()
     spec = job.spec
     bias = fits.getdata(job.bias_path).astype("float32") if job.bias_path else None
     dark = fits.getdata(job.dark_path).astype("float32") if job.dark_path else None
@@ -337,6 +344,8 @@ def make_master(job: MasterJob) -> MasterJobResult:
         level=result.level,
         noise=result.noise,
         error=result.error,
+        cpu_s=time.process_time() - cpu,
+        peak_rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
     )
 
 
@@ -375,6 +384,10 @@ def _build_masters(config, states: list[_NightState], force: bool, pool: WorkerP
         ]
         results = pool.map(make_master, [item.job for item in work])
         for item, result in zip(work, results, strict=True):
+            item.state.worker_seconds["masters cpu"] += result.cpu_s
+            item.state.report.worker_peak_rss_mb = max(
+                item.state.report.worker_peak_rss_mb, result.peak_rss_mb
+            )
             _store_master(config, item, result)
 
 
