@@ -91,18 +91,43 @@ def gaussian_fwhm(cutout: np.ndarray, x: float, y: float, fwhm_guess: float) -> 
     floor = float(np.min(data))
     start = [floor, float(np.sum(data - floor)), x, y, max(fwhm_guess / SIGMA_TO_FWHM, 0.4)]
 
-    def integrated(edges_low: np.ndarray, centre: float, sigma: float) -> np.ndarray:
-        scale = 1.0 / (np.sqrt(2.0) * sigma)
-        return 0.5 * (erf((edges_low + 1.0 - centre) * scale) - erf((edges_low - centre) * scale))
+    root2 = np.sqrt(2.0)
+    gauss = 1.0 / np.sqrt(2.0 * np.pi)
 
-    def residuals(p):
+    def profile(coordinates: np.ndarray, centre: float, sigma: float):
+        """Pixel integrals of a unit 1-D Gaussian and their derivatives by centre and sigma."""
+        high = (coordinates + 0.5 - centre) / sigma
+        low = (coordinates - 0.5 - centre) / sigma
+        value = 0.5 * (erf(high / root2) - erf(low / root2))
+        g_high = gauss * np.exp(-0.5 * high * high)
+        g_low = gauss * np.exp(-0.5 * low * low)
+        return value, -(g_high - g_low) / sigma, -(g_high * high - g_low * low) / sigma
+
+    def parts(p):
         b, a, x0, y0, s = p
         s = max(abs(s), 1e-3)
-        model = a * np.outer(integrated(rows - 0.5, y0, s), integrated(columns - 0.5, x0, s))
-        return (b + model - data).ravel()
+        ix, dix_dc, dix_ds = profile(columns, x0, s)
+        iy, diy_dc, diy_ds = profile(rows, y0, s)
+        return b, a, ix, dix_dc, dix_ds, iy, diy_dc, diy_ds
+
+    def residuals(p):
+        b, a, ix, _, _, iy, _, _ = parts(p)
+        return (b + a * np.outer(iy, ix) - data).ravel()
+
+    def jacobian(p):
+        _, a, ix, dix_dc, dix_ds, iy, diy_dc, diy_ds = parts(p)
+        return np.column_stack(
+            [
+                np.ones(data.size),
+                np.outer(iy, ix).ravel(),
+                a * np.outer(iy, dix_dc).ravel(),
+                a * np.outer(diy_dc, ix).ravel(),
+                a * (np.outer(diy_ds, ix) + np.outer(iy, dix_ds)).ravel(),
+            ]
+        )
 
     try:
-        fit = least_squares(residuals, start, method="lm", max_nfev=200)
+        fit = least_squares(residuals, start, jac=jacobian, method="lm", max_nfev=200)
     except Exception:
         return float("nan")
     sigma = abs(float(fit.x[4]))

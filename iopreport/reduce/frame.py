@@ -113,18 +113,18 @@ def init_worker(index_dir: str, owner_pid: int | None = None) -> None:
         watch_owner(owner_pid)
 
 
-#: Thread-count variables of the OpenMP (astroscrappy) and BLAS runtimes.
+#: Thread-count variables of the OpenMP and BLAS runtimes.
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 
 
 def one_thread_per_worker() -> None:
     """Keep a worker's numeric libraries to one thread (unless the user set a count).
 
-    The pool already runs one worker per core; OpenMP threads on top of that
-    fight over the cores, and each of L.A.Cosmic's many small parallel regions
-    then waits for a descheduled thread: cosmic-ray cleaning of a DIPOL
-    sub-frame took 0.66 s with two OpenMP threads on a busy 2-core machine and
-    0.05 s with one. Must run before the libraries load (the pool initializer).
+    The pool already runs one worker per core; threads on top of that fight
+    over the cores, and each small parallel region then waits for a
+    descheduled thread (L.A.Cosmic's OpenMP loops, used before, took 0.66 s
+    per DIPOL sub-frame with two threads on a busy 2-core machine and 0.05 s
+    with one). Must run before the libraries load (the pool initializer).
     """
     for variable in THREAD_VARIABLES:
         os.environ.setdefault(variable, "1")

@@ -243,11 +243,12 @@ def _run_and_store(tasks: list[tuple[FrameTask, _NightState]], catalog, pool, pr
 def _register(epoch: Epoch, folder: Path, force: bool, report: NightReport) -> list[RawFit]:
     """RawFit rows for every file, classified (again when the file changed)."""
     rawfits = []
-    for path in sorted(folder.iterdir()):
-        if not path.is_file() or not FITS_NAME.match(path.name):
-            continue
+    paths = [p for p in sorted(folder.iterdir()) if p.is_file() and FITS_NAME.match(p.name)]
+    # hashing is most of this stage and hashlib releases the GIL: a thread per core
+    with futures.ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as threads:
+        checksums = list(threads.map(sha256_of, paths))
+    for path, checksum in zip(paths, checksums, strict=True):
         report.files += 1
-        checksum = sha256_of(path)
         rawfit, _created = RawFit.get_or_create(epoch=epoch, filename=path.name)
         unchanged = rawfit.sha256 == checksum and rawfit.flags & (
             RawFitFlags.CLASSIFIED | RawFitFlags.ERROR_CLASSIFY
@@ -497,7 +498,7 @@ class WorkerPool:
     """The process pool of one reduction run (or the calling process, for one worker).
 
     Workers start from a forkserver (forking this process could copy OpenMP
-    thread state, astroscrappy's, and deadlock the children), load the
+    thread state and deadlock the children), load the
     astrometry.net index once (:func:`init_worker`), keep their numeric
     libraries to one thread, and end if this process is killed. They are
     recycled after ``solver_recycle_frames`` frames each, by running frames in
