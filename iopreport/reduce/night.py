@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import concurrent.futures as futures
 import datetime as dt
+import functools
 import hashlib
 import logging
 import math
-import multiprocessing
 import os
 import resource
-import sys
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -33,8 +32,6 @@ from iopreport.reduce.frame import (
     FrameOutcome,
     FrameTask,
     ReferenceFrame,
-    init_worker,
-    reduce_frame,
 )
 from iopreport.reduce.hostnight import correct_host_galaxies
 from iopreport.reduce.identify import identify_target
@@ -42,6 +39,7 @@ from iopreport.reduce.masters import CalibrationFrame, build_master, master_head
 from iopreport.reduce.measure import SkySource
 from iopreport.reduce.photometry import zero_point
 from iopreport.reduce.polnight import compute_night_polarimetry
+from iopreport.reduce.schedule import Scheduler, WorkerPool
 from iopreport.store import (
     AperPhotResult,
     AstroSource,
@@ -146,13 +144,14 @@ def reduce_nights(
     force: bool = False,
     progress: bool = False,
 ) -> ReductionRun:
-    """Reduce several (telescope, night) pairs together, stage by stage, in one worker pool.
+    """Reduce several (telescope, night) pairs together in one worker pool.
 
-    Each stage (masters by dependency phase, science frames, DIPOL sub-frames)
-    runs over all the nights at once, so the pool's workers are busy until the
-    stage's last job instead of idling at the end of every telescope's stages;
-    one pool serves the whole run (recycled every ``solver_recycle_frames``
-    frames per worker).
+    Files are registered and classified here; then every master and frame of
+    every night runs in the pool as soon as what it needs is stored
+    (:class:`iopreport.reduce.schedule.Scheduler`: masters first, a frame once
+    its detector's masters exist, DIPOL sub-frames once the photometry frames
+    they match against are solved); then each night's polarimetry and host
+    correction run here.
     """
     folders = {}
     for telescope, night in nights:
@@ -172,25 +171,13 @@ def reduce_nights(
         states.append(_NightState(epoch, rawfits, report))
     run.seconds["classify"] = time.perf_counter() - started
 
+    started = time.perf_counter()
     with WorkerPool(config, workers) as pool:
-        started = time.perf_counter()
-        _build_masters(config, states, force, pool)
-        run.seconds["masters"] = time.perf_counter() - started
-
-        started = time.perf_counter()
-        # DIPOL polarimetry sub-frames go second: their astrometry matches them
-        # against the night's solved photometry frames of the same target
-        for subframes in (False, True):
-            tasks = []
-            for state in states:
-                tasks += [
-                    (task, state)
-                    for task in _science_tasks(
-                        config, catalog, state.epoch, state.rawfits, force, state.report, subframes
-                    )
-                ]
-            _run_and_store(tasks, catalog, pool, progress)
-        run.seconds["science"] = time.perf_counter() - started
+        scheduler = Scheduler(config, catalog, states, force, pool, progress)
+        scheduler.run()
+    run.seconds["masters and frames"] = time.perf_counter() - started
+    if scheduler.masters_finished_s is not None:
+        run.seconds["masters finished after"] = scheduler.masters_finished_s
 
     started = time.perf_counter()
     for state in states:
@@ -215,29 +202,25 @@ class _NightState:
     report: NightReport
     worker_seconds: dict[str, float] = field(default_factory=lambda: defaultdict(float))
 
-    @property
+    @functools.cached_property
     def by_name(self) -> dict[str, RawFit]:
         return {rawfit.filename: rawfit for rawfit in self.rawfits}
 
 
-def _run_and_store(tasks: list[tuple[FrameTask, _NightState]], catalog, pool, progress) -> None:
-    """Run science tasks and store each outcome as it arrives, in its own transaction."""
-    state_of = {id(task): state for task, state in tasks}
-    by_name = {id(state): state.by_name for _, state in tasks}
-    for task, outcome in pool.frames([task for task, _ in tasks], progress):
-        state = state_of[id(task)]
-        for stage, seconds in outcome.seconds.items():
-            state.worker_seconds[stage] += seconds
-        state.worker_seconds["science cpu"] += outcome.cpu_s
-        state.report.worker_peak_rss_mb = max(state.report.worker_peak_rss_mb, outcome.peak_rss_mb)
-        rawfit = by_name[id(state)][task.raw_path.name]
-        with database_proxy.atomic():
-            key = _inputs_key(task, rawfit.sha256)
-            state.report.results += _store_outcome(rawfit, task, outcome, catalog, key)
-        if outcome.ok:
-            state.report.frames_reduced += 1
-        else:
-            state.report.frames_failed[task.raw_path.name] = outcome.error
+def store_frame(catalog, state: _NightState, task: FrameTask, outcome: FrameOutcome) -> None:
+    """Store one frame's outcome, in its own transaction, and count it in the night's report."""
+    for stage, seconds in outcome.seconds.items():
+        state.worker_seconds[stage] += seconds
+    state.worker_seconds["science cpu"] += outcome.cpu_s
+    state.report.worker_peak_rss_mb = max(state.report.worker_peak_rss_mb, outcome.peak_rss_mb)
+    rawfit = state.by_name[task.raw_path.name]
+    with database_proxy.atomic():
+        key = _inputs_key(task, rawfit.sha256)
+        state.report.results += _store_outcome(rawfit, task, outcome, catalog, key)
+    if outcome.ok:
+        state.report.frames_reduced += 1
+    else:
+        state.report.frames_failed[task.raw_path.name] = outcome.error
 
 
 def _register(epoch: Epoch, folder: Path, force: bool, report: NightReport) -> list[RawFit]:
@@ -350,16 +333,6 @@ def make_master(job: MasterJob) -> MasterJobResult:
     )
 
 
-#: The order masters are built in: each phase's masters run in parallel and
-#: need only masters of earlier phases (darks and the flats of instruments
-#: without darks need the bias; the other flats need the bias and the dark).
-MASTER_PHASES: tuple[tuple[tuple[str, bool | None], ...], ...] = (
-    (("bias", None),),
-    (("dark", None), ("flat", False)),
-    (("flat", True),),
-)
-
-
 @dataclass
 class _MasterWork:
     """A master job with what is needed to write its row afterwards."""
@@ -373,30 +346,10 @@ class _MasterWork:
     state: _NightState
 
 
-def _build_masters(config, states: list[_NightState], force: bool, pool: WorkerPool) -> None:
-    """Build (or reuse) the nights' masters phase by phase (:data:`MASTER_PHASES`), each
-    phase's masters of every night in parallel; the database rows are written here."""
-    for phase in MASTER_PHASES:
-        work = [
-            item
-            for state in states
-            for kind, needs_darks in phase
-            for item in _master_work(config, state, kind, needs_darks, force)
-        ]
-        results = pool.map(make_master, [item.job for item in work])
-        for item, result in zip(work, results, strict=True):
-            item.state.worker_seconds["masters cpu"] += result.cpu_s
-            item.state.report.worker_peak_rss_mb = max(
-                item.state.report.worker_peak_rss_mb, result.peak_rss_mb
-            )
-            _store_master(config, item, result)
-
-
-def _master_work(config, state: _NightState, kind: str, needs_darks, force) -> list[_MasterWork]:
+def _master_work(config, state: _NightState, kind: str, force, detector=None) -> list[_MasterWork]:
     """Jobs of one kind of master for one night (those not already built from the same frames).
 
-    ``needs_darks`` (flats only) picks the instruments that take darks (True)
-    or not (False); None takes all.
+    ``detector`` (instrument, frame size, binning) keeps only that detector's.
     """
     epoch = state.epoch
     folder = raw_night_dir(config, epoch.telescope, epoch.night)
@@ -409,7 +362,7 @@ def _master_work(config, state: _NightState, kind: str, needs_darks, force) -> l
     for keys, members in sorted(groups.items(), key=lambda item: str(item[0])):
         instrument_name, imgsize, binning = keys[:3]
         spec = instrument(instrument_name)
-        if needs_darks is not None and spec.needs_darks != needs_darks:
+        if detector is not None and tuple(keys[:3]) != tuple(detector):
             continue
         label = "_".join(str(k) for k in keys if k is not None).replace(" ", "")
         path = (
@@ -494,110 +447,6 @@ def _store_master(config, item: _MasterWork, result: MasterJobResult) -> None:
     report.masters_built += 1
 
 
-class WorkerPool:
-    """The process pool of one reduction run (or the calling process, for one worker).
-
-    Workers start from a forkserver (forking this process could copy OpenMP
-    thread state and deadlock the children), load the
-    astrometry.net index once (:func:`init_worker`), keep their numeric
-    libraries to one thread, and end if this process is killed. They are
-    recycled after ``solver_recycle_frames`` frames each, by running frames in
-    batches with a fresh pool per batch, since the upstream solver leaks
-    (ProcessPoolExecutor's own max_tasks_per_child hung on Python 3.11 once a
-    worker retired).
-    """
-
-    def __init__(self, config: Config, workers: int | None = None) -> None:
-        self.workers = workers or config.processing.workers or os.cpu_count() or 1
-        self.index_dir = str(config.paths.astrometry_index_dir)
-        self.batch = max(1, self.workers * config.processing.solver_recycle_frames)
-        self._executor: futures.ProcessPoolExecutor | None = None
-        self._served = 0
-        self._initialised_here = False
-
-    def __enter__(self) -> WorkerPool:
-        return self
-
-    def __exit__(self, *exc_info) -> None:
-        self.close()
-
-    def close(self) -> None:
-        if self._executor is not None:
-            self._executor.shutdown(wait=True, cancel_futures=True)
-            self._executor = None
-
-    def _pool(self) -> futures.ProcessPoolExecutor:
-        if self._executor is not None and self._served >= self.batch:
-            self.close()  # recycle: the solvers have served their frames
-        if self._executor is None:
-            context = multiprocessing.get_context("forkserver")
-            context.set_forkserver_preload(["iopreport.reduce.frame"])
-            self._executor = futures.ProcessPoolExecutor(
-                max_workers=self.workers,
-                mp_context=context,
-                initializer=init_worker,
-                initargs=(self.index_dir, os.getpid()),
-            )
-            self._served = 0
-        return self._executor
-
-    def map(self, function, items: list) -> list:
-        """``function`` over ``items``, results in order (masters: a handful of big jobs)."""
-        if self.workers <= 1 or len(items) <= 1:
-            return [function(item) for item in items]
-        return list(self._pool().map(function, items))
-
-    def frames(self, tasks: list[FrameTask], progress: bool = False):
-        """Reduce the frames; yield (task, outcome) as each finishes, so that the caller
-        stores it at once: a crash loses at most the frames in flight."""
-        if not tasks:
-            return
-        done = 0
-        show = progress and sys.stderr.isatty()
-
-        def tick(task, outcome):
-            nonlocal done
-            done += 1
-            if show:
-                print(
-                    f"\r  reducing {done}/{len(tasks)} frames", end="", file=sys.stderr, flush=True
-                )
-            else:
-                status = "ok" if outcome.ok else outcome.error
-                log.info("[%d/%d] %s: %s", done, len(tasks), task.raw_path.name, status)
-
-        if self.workers <= 1:
-            if not self._initialised_here:
-                init_worker(self.index_dir)
-                self._initialised_here = True
-            for task in tasks:
-                outcome = reduce_frame(task)
-                tick(task, outcome)
-                yield task, outcome
-        else:
-            start = 0
-            while start < len(tasks):
-                pool = self._pool()
-                chunk = tasks[start : start + max(1, self.batch - self._served)]
-                start += len(chunk)
-                self._served += len(chunk)
-                submitted = {pool.submit(reduce_frame, task): task for task in chunk}
-                for future in futures.as_completed(submitted):
-                    task = submitted[future]
-                    try:
-                        outcome = future.result()
-                    except Exception as exc:  # a crashed worker fails its frame, not the night
-                        outcome = FrameOutcome(
-                            raw_path=task.raw_path, error=f"worker: {exc}", stage="worker"
-                        )
-                        if isinstance(exc, futures.BrokenExecutor):
-                            self.close()  # a new pool for the next frames
-                    tick(task, outcome)
-                    yield task, outcome
-        if show:
-            print(file=sys.stderr)
-
-
 def _match(model, epoch, instrument_name, imgsize, binning, config, **extra):
     """The master to use: same night first, otherwise the nearest night within the
     validity window; same instrument, size, binning (and band, mode, angle for
@@ -630,9 +479,12 @@ def _match(model, epoch, instrument_name, imgsize, binning, config, **extra):
 
 
 def _science_tasks(
-    config, catalog, epoch, rawfits, force, report, subframes: bool = False
+    config, catalog, epoch, rawfits, force, report, subframes: bool = False, infos=None
 ) -> list[FrameTask]:
-    """Tasks of the light frames that need (re)doing: DIPOL sub-frames only, or all others."""
+    """Tasks of the light frames that need (re)doing: DIPOL sub-frames only, or all others.
+
+    ``infos`` maps file names to their classification when the caller has it.
+    """
     folder = raw_night_dir(config, epoch.telescope, epoch.night)
     sources = tuple(SkySource(s.name, s.ra_deg, s.dec_deg) for s in catalog.sources)
     tasks = []
@@ -655,7 +507,7 @@ def _science_tasks(
         if rawfit.filename in excluded:
             drop_frame_products(rawfit)
             continue
-        info = _info(rawfit, folder)
+        info = infos[rawfit.filename] if infos else _info(rawfit, folder)
         is_subframe = info.instrument == "DIPOL" and info.subframe_origin != (0, 0)
         if is_subframe != subframes:
             continue

@@ -1,0 +1,315 @@
+"""The jobs of a reduction run and when each may start: masters and frames in one pool.
+
+A night's work is a small dependency graph (reference/iop4.md §5): a dark
+needs the bias of its detector (instrument, frame size, binning), a flat
+needs the bias and, for instruments that take them, the dark; a science frame
+needs every master of its detector (it is matched to them when it starts);
+a DIPOL polarimetry sub-frame also needs the night's solved DIPOL photometry
+frames (its astrometry matches against them). :class:`Scheduler` starts each
+job as soon as what it needs is stored, masters first, so that both workers
+stay busy from the first bias to the last frame instead of idling at the end
+of each stage (a stage-by-stage run spent half of its masters time with one
+worker idle). Workers compute; this process writes each result to the store
+as it arrives, in its own transaction.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as futures
+import logging
+import multiprocessing
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+
+from iopreport.config import Config
+from iopreport.reduce.classify import FrameInfo, classify_file
+from iopreport.reduce.frame import FrameOutcome, FrameTask, init_worker, reduce_frame
+from iopreport.store import RawFitFlags
+
+log = logging.getLogger(__name__)
+
+#: Order of the kinds of job when several are ready (masters unblock frames).
+PRIORITY = {"bias": 0, "dark": 1, "flat": 2, "frames": 3, "subframes": 4}
+
+
+class WorkerPool:
+    """The process pool of one reduction run (or the calling process, for one worker).
+
+    Workers start from a forkserver (forking this process could copy thread
+    state of native libraries and deadlock the children), load the
+    astrometry.net index once (:func:`init_worker`), keep their numeric
+    libraries to one thread, and end if this process is killed. A pool is
+    replaced after ``solver_recycle_frames`` frames per worker, since the
+    upstream solver leaks memory (ProcessPoolExecutor's own max_tasks_per_child
+    hung on Python 3.11 once a worker retired): the scheduler stops handing out
+    frames, lets the running jobs finish and calls :meth:`recycle`.
+    """
+
+    def __init__(self, config: Config, workers: int | None = None) -> None:
+        self.workers = workers or config.processing.workers or os.cpu_count() or 1
+        self.index_dir = str(config.paths.astrometry_index_dir)
+        self.frames_per_pool = max(1, self.workers * config.processing.solver_recycle_frames)
+        self.frames_served = 0
+        self._executor: futures.ProcessPoolExecutor | None = None
+        self._initialised_here = False
+
+    def __enter__(self) -> WorkerPool:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+    @property
+    def worn_out(self) -> bool:
+        """Whether this pool's solvers have served their frames (recycle before more)."""
+        return self.workers > 1 and self.frames_served >= self.frames_per_pool
+
+    def close(self) -> None:
+        if self._executor is not None:
+            self._executor.shutdown(wait=True, cancel_futures=True)
+            self._executor = None
+
+    def recycle(self) -> None:
+        self.close()
+        self.frames_served = 0
+
+    def submit(self, function, item) -> futures.Future:
+        """Start ``function(item)``; with one worker it runs here, now."""
+        if function is reduce_frame:
+            self.frames_served += 1
+        if self.workers <= 1:
+            if function is reduce_frame and not self._initialised_here:
+                init_worker(self.index_dir)
+                self._initialised_here = True
+            done: futures.Future = futures.Future()
+            try:
+                done.set_result(function(item))
+            except Exception as exc:
+                done.set_exception(exc)
+            return done
+        if self._executor is None:
+            context = multiprocessing.get_context("forkserver")
+            context.set_forkserver_preload(["iopreport.reduce.frame"])
+            self._executor = futures.ProcessPoolExecutor(
+                max_workers=self.workers,
+                mp_context=context,
+                initializer=init_worker,
+                initargs=(self.index_dir, os.getpid()),
+            )
+        return self._executor.submit(function, item)
+
+    def broken(self) -> None:
+        """A worker died: the pool cannot take more jobs; the next submit starts a new one."""
+        self.close()
+
+
+@dataclass
+class Group:
+    """Jobs of one kind for one night and detector, started together when ready."""
+
+    kind: str  # bias, dark, flat, frames, subframes
+    state: object  # night._NightState
+    detector: tuple[str, str, str]  # instrument, frame size (full frame), binning
+    names: list[str] = field(default_factory=list)  # raw files of the group
+    submitted: bool = False
+    pending: int = 0  # jobs started and not yet stored
+
+    @property
+    def done(self) -> bool:
+        return self.submitted and self.pending == 0
+
+    @property
+    def order(self) -> tuple:
+        return (PRIORITY[self.kind], self.state.report.telescope, self.detector)
+
+
+class Scheduler:
+    """Runs every master and frame of a run's nights as soon as its inputs are stored."""
+
+    def __init__(self, config, catalog, states: list, force: bool, pool: WorkerPool, progress):
+        self.config = config
+        self.catalog = catalog
+        self.states = states
+        self.force = force
+        self.pool = pool
+        self.show = progress and sys.stderr.isatty()
+        self.groups: list[Group] = []
+        self.infos: dict[tuple[int, str], FrameInfo] = {}
+        self.frames_total = 0
+        self.frames_done = 0
+        self.masters_finished_s: float | None = None
+        for state in states:
+            self._plan(state)
+
+    def _plan(self, state) -> None:
+        """Groups of this night's calibration frames by kind and detector, and of its
+        light frames by detector (DIPOL sub-frames apart)."""
+        from iopreport.instruments import instrument
+        from iopreport.reduce.night import raw_night_dir
+
+        folder = raw_night_dir(self.config, state.epoch.telescope, state.epoch.night)
+        groups: dict[tuple, Group] = {}
+        for rawfit in state.rawfits:
+            if not rawfit.flags & RawFitFlags.CLASSIFIED:
+                continue
+            if rawfit.imgtype in ("bias", "dark", "flat"):
+                kind = rawfit.imgtype
+                detector = (rawfit.instrument, rawfit.imgsize, rawfit.binning)
+            elif rawfit.imgtype == "light":
+                info = classify_file(
+                    folder / rawfit.filename, state.epoch.telescope, state.epoch.night
+                )
+                self.infos[id(state), rawfit.filename] = info
+                full = instrument(info.instrument).shape_at(info.binning[0])
+                subframe = info.instrument == "DIPOL" and info.subframe_origin != (0, 0)
+                size = f"{full[0]}x{full[1]}" if subframe else info.imgsize
+                kind = "subframes" if subframe else "frames"
+                detector = (info.instrument, size, info.binning_text)
+                self.frames_total += 1
+            else:
+                continue
+            key = (kind, detector)
+            if key not in groups:
+                groups[key] = Group(kind, state, detector)
+            groups[key].names.append(rawfit.filename)
+        self.groups += groups.values()
+
+    def _ready(self, group: Group) -> bool:
+        """Whether everything ``group`` needs is stored (in any night of the run: a
+        frame may be matched to another night's master, a sub-frame to another
+        night's photometry frame)."""
+        from iopreport.instruments import instrument
+
+        needs: set[str] = set()
+        if group.kind == "dark":
+            needs = {"bias"}
+        elif group.kind == "flat":
+            needs = {"bias", "dark"} if instrument(group.detector[0]).needs_darks else {"bias"}
+        elif group.kind in ("frames", "subframes"):
+            needs = {"bias", "dark", "flat"}
+        for other in self.groups:
+            if other is group or other.done:
+                continue
+            if other.kind in needs and other.detector == group.detector:
+                return False
+            if (
+                group.kind == "subframes"
+                and other.kind == "frames"
+                and other.detector[0] == "DIPOL"
+            ):
+                return False
+        return True
+
+    def run(self) -> None:
+        """Start ready groups' jobs, store results as they come, until all are done."""
+        started = time.perf_counter()
+        in_flight: dict[futures.Future, tuple] = {}
+        queue: list[tuple] = []  # (group, function, item), in priority order
+        while True:
+            for group in sorted(self.groups, key=lambda g: g.order):
+                if not group.submitted and self._ready(group):
+                    queue += self._start(group)
+            queue.sort(key=lambda job: job[0].order)
+            # keep every worker busy and one job waiting; no new frames for a worn-out pool
+            while queue and len(in_flight) <= self.pool.workers:
+                group, function, item = queue[0]
+                if function is reduce_frame and self.pool.worn_out:
+                    break
+                queue.pop(0)
+                payload = item.job if group.kind in ("bias", "dark", "flat") else item
+                in_flight[self.pool.submit(function, payload)] = (group, function, item)
+            if not in_flight:
+                if queue and self.pool.worn_out:
+                    self.pool.recycle()
+                    continue
+                if all(group.done for group in self.groups):
+                    break
+                if not queue and not any(
+                    not g.submitted and self._ready(g) for g in self.groups
+                ):  # nothing can start: a dependency that never completes (a bug)
+                    waiting = [g for g in self.groups if not g.submitted]
+                    raise RuntimeError(f"reduction scheduler stalled on {waiting}")
+                continue
+            finished, _ = futures.wait(in_flight, return_when=futures.FIRST_COMPLETED)
+            for future in finished:
+                group, function, item = in_flight.pop(future)
+                self._finish(group, function, item, future)
+                group.pending -= 1
+            if self.masters_finished_s is None and all(
+                g.done for g in self.groups if g.kind in ("bias", "dark", "flat")
+            ):
+                self.masters_finished_s = time.perf_counter() - started
+        if self.show:
+            print(file=sys.stderr)
+
+    def _start(self, group: Group) -> list[tuple]:
+        """The jobs of a group that has become ready (matching masters now exist)."""
+        from iopreport.reduce.night import _master_work, _science_tasks, make_master
+
+        group.submitted = True
+        state = group.state
+        names = set(group.names)
+        if group.kind in ("bias", "dark", "flat"):
+            work = _master_work(self.config, state, group.kind, self.force, group.detector)
+            jobs = [(group, make_master, item) for item in work]
+        else:
+            rawfits = [r for r in state.rawfits if r.filename in names]
+            infos = {name: self.infos[id(state), name] for name in names}
+            tasks = _science_tasks(
+                self.config,
+                self.catalog,
+                state.epoch,
+                rawfits,
+                self.force,
+                state.report,
+                subframes=group.kind == "subframes",
+                infos=infos,
+            )
+            self.frames_done += len(names) - len(tasks)  # unchanged or excluded
+            jobs = [(group, reduce_frame, task) for task in tasks]
+        group.pending = len(jobs)
+        return jobs
+
+    def _finish(self, group: Group, function, item, future: futures.Future) -> None:
+        """Store a finished job's result (a failure of its own, never of the run)."""
+        from iopreport.reduce.night import MasterJobResult, _store_master, store_frame
+
+        state = group.state
+        if function is reduce_frame:
+            try:
+                outcome = future.result()
+            except Exception as exc:  # a crashed worker fails its frame, not the night
+                outcome = FrameOutcome(
+                    raw_path=item.raw_path, error=f"worker: {exc}", stage="worker"
+                )
+                if isinstance(exc, futures.BrokenExecutor):
+                    self.pool.broken()
+            store_frame(self.catalog, state, item, outcome)
+            self._tick(item, outcome)
+            return
+        try:
+            result = future.result()
+        except Exception as exc:  # the master fails alone; its frames look elsewhere
+            result = MasterJobResult([], {}, None, None, f"worker: {exc}")
+            if isinstance(exc, futures.BrokenExecutor):
+                self.pool.broken()
+        state.worker_seconds["masters cpu"] += result.cpu_s
+        state.report.worker_peak_rss_mb = max(state.report.worker_peak_rss_mb, result.peak_rss_mb)
+        _store_master(self.config, item, result)
+
+    def _tick(self, task: FrameTask, outcome: FrameOutcome) -> None:
+        self.frames_done += 1
+        if self.show:
+            print(
+                f"\r  reducing {self.frames_done}/{self.frames_total} frames",
+                end="",
+                file=sys.stderr,
+                flush=True,
+            )
+        else:
+            status = "ok" if outcome.ok else outcome.error
+            log.info(
+                "[%d/%d] %s: %s", self.frames_done, self.frames_total, task.raw_path.name, status
+            )
