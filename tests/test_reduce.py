@@ -14,7 +14,7 @@ from iopreport.archive.local import fetch_night
 from iopreport.catalog import load_catalog, sync_catalog
 from iopreport.config import load_config
 from iopreport.demo import point_archives_at
-from iopreport.reduce.night import reduce_night
+from iopreport.reduce.night import reduce_night, reduce_nights
 from iopreport.simulate import simulate_night
 from iopreport.simulate.evaluate import evaluate_night, evaluate_polarimetry
 from iopreport.skeleton import init_project
@@ -67,10 +67,10 @@ def make_project(
 def reduced(tmp_path_factory):
     tmp_path = tmp_path_factory.mktemp("reduce")
     project, config, catalog = make_project(tmp_path)
-    reports = {
-        telescope: reduce_night(config, catalog, telescope, NIGHT, workers=2)
-        for telescope in ("OSN-T090", "OSN-T150", "CAHA-T220")
-    }
+    # the three telescopes in one run, as `iopreport reduce --night` does them
+    telescopes = ("OSN-T090", "OSN-T150", "CAHA-T220")
+    run = reduce_nights(config, catalog, [(t, NIGHT) for t in telescopes], workers=2)
+    reports = {report.telescope: report for report in run.reports}
     yield project, config, catalog, reports
     close_store()
 
@@ -116,6 +116,25 @@ def test_reduced_file_keeps_the_raw_header_and_provenance(reduced):
     )
     assert "INSTRUME" in header and "EXPTIME" in header  # the raw header is kept
     assert header["CTYPE1"].startswith("RA---TAN")
+
+
+def test_every_frame_uses_its_own_nights_masters(reduced):
+    """Masters and frames run together in one pool: a frame must start only after its
+    detector's masters are stored, or it would get none (or another night's)."""
+    project, config, catalog, reports = reduced
+    frames = list(ReducedFit.select().join(RawFit).where(RawFit.imgtype == "light"))
+    assert len(frames) == sum(r.frames_reduced + len(r.frames_failed) for r in reports.values())
+    for frame in frames:
+        assert frame.masterbias is not None, frame.rawfit.filename
+        assert frame.masterflat is not None, frame.rawfit.filename
+        assert frame.masterbias.epoch_id == frame.rawfit.epoch_id
+        assert frame.masterflat.epoch_id == frame.rawfit.epoch_id
+        if frame.rawfit.instrument == "DIPOL":
+            assert (
+                frame.masterdark is not None and frame.masterdark.epoch_id == frame.rawfit.epoch_id
+            )
+        created = frame.masterflat.created
+        assert frame.modified >= created, frame.rawfit.filename
 
 
 def test_results_have_identity_members_and_calibrators(reduced):
