@@ -23,9 +23,12 @@ from iopreport.store import (
     MasterBias,
     MasterDark,
     MasterFlat,
+    PhotoPolMember,
     PhotoPolResult,
     RawFit,
     ReducedFit,
+    ReducedFitFlags,
+    ResultFlags,
     close_store,
     open_store,
 )
@@ -222,6 +225,34 @@ def test_damaged_frames_fail_alone_with_reasons(tmp_path):
     text = render_status(config, failures=20)
     assert f"{by_fault['truncated']}: read: cannot read the raw data" in text
     assert f"{by_fault['unknown_instrume']}: classify: unknown INSTRUME 'MysteryCam'" in text
+    close_store()
+
+
+def test_cloudy_and_trailed_frames_fail_with_reasons(tmp_path):
+    project, config, catalog = make_project(
+        tmp_path, faults=["clouds", "trail"], telescopes=("OSN-T150",), preset="small"
+    )
+    report = reduce_night(config, catalog, "OSN-T150", NIGHT, workers=1)
+    truth = json.loads((folder_of(project, "OSN-T150") / "truth.json").read_text())
+    by_fault = {f["fault"]: f["file"] for f in truth["faults"]}
+    assert set(by_fault) == {"clouds", "trail"}
+    # 3% transparency: judged against the night's other frames of the instrument and band
+    reason = report.frames_failed[by_fault["clouds"]]
+    assert "clouds" in reason and "transparency 3%" in reason, reason
+    cloudy = ReducedFit.select().join(RawFit).where(RawFit.filename == by_fault["clouds"]).get()
+    assert cloudy.flags & ReducedFitFlags.LOW_TRANSPARENCY
+    assert cloudy.error == reason
+    results = list(
+        PhotoPolResult.select().join(PhotoPolMember).where(PhotoPolMember.rawfit == cloudy.rawfit)
+    )
+    assert results
+    for result in results:
+        assert result.flags & ResultFlags.LOW_TRANSPARENCY
+        assert result.flags & ResultFlags.BAD_PHOTOMETRY
+    # a 20-px trail: circular apertures would be wrong
+    assert "trailed" in report.frames_failed[by_fault["trail"]], report.frames_failed
+    # nothing else of the night fails
+    assert set(report.frames_failed) == {by_fault["clouds"], by_fault["trail"]}
     close_store()
 
 

@@ -420,6 +420,7 @@ OWNED_BITS = (
     | RF.FEW_CALIBRATORS
     | RF.ASTROMETRY_FAILED
     | RF.TARGET_SATURATED
+    | RF.LOW_TRANSPARENCY
 )
 _OWNED = int(OWNED_BITS)
 _OWNED_PREFIXES = tuple(f"{AUTO_PREFIX} {bit.name}:" for bit in RF if bit & OWNED_BITS and bit.name)
@@ -431,6 +432,18 @@ def _failed_astrometry() -> set[int]:
         PhotoPolMember.select(PhotoPolMember.result)
         .join(ReducedFit, on=(ReducedFit.rawfit == PhotoPolMember.rawfit))
         .where(ReducedFit.flags.bin_and(int(ReducedFitFlags.ASTROMETRY_OK)) == 0)
+        .distinct()
+        .tuples()
+    )
+    return {rid for (rid,) in query}
+
+
+def _low_transparency() -> set[int]:
+    """Results with a member frame that lost most of its light to clouds."""
+    query = (
+        PhotoPolMember.select(PhotoPolMember.result)
+        .join(ReducedFit, on=(ReducedFit.rawfit == PhotoPolMember.rawfit))
+        .where(ReducedFit.flags.bin_and(int(ReducedFitFlags.LOW_TRANSPARENCY)) != 0)
         .distinct()
         .tuples()
     )
@@ -463,12 +476,15 @@ _LARGE_POL_ERROR = int(RF.LARGE_POL_ERROR)
 _FEW_CALIBRATORS = int(RF.FEW_CALIBRATORS)
 _ASTROMETRY_FAILED = int(RF.ASTROMETRY_FAILED)
 _TARGET_SATURATED = int(RF.TARGET_SATURATED)
-_PHOTOMETRY_TROUBLE = _LARGE_MAG_ERROR | _FEW_CALIBRATORS | _ASTROMETRY_FAILED | _TARGET_SATURATED
+_LOW_TRANSPARENCY = int(RF.LOW_TRANSPARENCY)
+_PHOTOMETRY_TROUBLE = (
+    _LARGE_MAG_ERROR | _FEW_CALIBRATORS | _ASTROMETRY_FAILED | _TARGET_SATURATED | _LOW_TRANSPARENCY
+)
 _POLARIMETRY_TROUBLE = _P_OUT_OF_RANGE | _LARGE_POL_ERROR | _ASTROMETRY_FAILED | _TARGET_SATURATED
 _BIT_NAMES = tuple((bit.name, int(bit)) for bit in RF if bit.name)
 
 
-def automatic_flags(values: dict, quality, *, no_wcs: bool, saturated: bool):
+def automatic_flags(values: dict, quality, *, no_wcs: bool, saturated: bool, cloudy=False):
     """Automatic flags of one result (pure): ``(ResultFlags bits as int, reason texts)``.
 
     ``values`` holds the result's ``mode``, ``mag``, ``mag_err``,
@@ -513,6 +529,11 @@ def automatic_flags(values: dict, quality, *, no_wcs: bool, saturated: bool):
     if no_wcs:
         bits |= _ASTROMETRY_FAILED
         texts.append(f"{AUTO_PREFIX} ASTROMETRY_FAILED: a member frame has no astrometric solution")
+    if cloudy:
+        bits |= _LOW_TRANSPARENCY
+        texts.append(
+            f"{AUTO_PREFIX} LOW_TRANSPARENCY: a member frame lost most of its light to clouds"
+        )
     if saturated:
         bits |= _TARGET_SATURATED
         texts.append(f"{AUTO_PREFIX} TARGET_SATURATED: the target is saturated in a member frame")
@@ -541,6 +562,7 @@ def apply_automatic_flags(config) -> AutoReport:
     with database_proxy.atomic():
         no_wcs = _failed_astrometry()
         saturated = _saturated_target()
+        cloudy = _low_transparency()
         query = PhotoPolResult.select(
             PhotoPolResult.id,
             PhotoPolResult.mode,
@@ -561,7 +583,11 @@ def apply_automatic_flags(config) -> AutoReport:
             row = dict(zip(names, values, strict=True))
             report.results += 1
             bits, texts = automatic_flags(
-                row, quality, no_wcs=row["id"] in no_wcs, saturated=row["id"] in saturated
+                row,
+                quality,
+                no_wcs=row["id"] in no_wcs,
+                saturated=row["id"] in saturated,
+                cloudy=row["id"] in cloudy,
             )
             new_flags = bits | (row["flags"] & ~_OWNED)
             old_reasons = _reasons(row["flag_reasons"])

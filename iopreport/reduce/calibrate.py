@@ -38,6 +38,19 @@ def cut_to_window(master: np.ndarray | None, origin: tuple[int, int], shape: tup
     return master[y0 : y0 + ny, x0 : x0 + nx]
 
 
+#: Flat-field values at or below this are not trusted (vignetted corners, dead
+#: columns): the calibrated pixel becomes NaN.
+MIN_FLAT = 0.05
+
+
+def usable_flat(flat: np.ndarray) -> np.ndarray:
+    """``flat`` as float32 with NaN where it is not above :data:`MIN_FLAT` (no copy if
+    it already is so)."""
+    if flat.dtype == np.float32 and not (flat <= MIN_FLAT).any():
+        return flat
+    return np.where(flat > MIN_FLAT, flat, np.nan).astype(np.float32)
+
+
 def calibrate(
     raw: np.ndarray,
     *,
@@ -62,8 +75,7 @@ def calibrate(
     if dark_rate is not None and exptime > 0:
         image -= dark_rate * np.float32(exptime)
     if flat is not None:
-        safe = np.where(flat > 0.05, flat, np.nan).astype(np.float32)
-        image /= safe
+        image /= usable_flat(flat)
     return image
 
 

@@ -23,7 +23,7 @@ from astropy.io import fits
 
 from iopreport.instruments import InstrumentSpec
 from iopreport.reduce.astrometry import PlateSolver, find_pairs, index_files_in, pair_wcs
-from iopreport.reduce.calibrate import calibrate
+from iopreport.reduce.calibrate import calibrate, usable_flat
 from iopreport.reduce.classify import FrameInfo
 from iopreport.reduce.detect import detect
 from iopreport.reduce.measure import SkySource, measure_frame
@@ -36,6 +36,9 @@ DETECTION_LADDER = (5.0, 3.0, 10.0)
 FIELD_STARS = 15
 #: Fraction of saturated pixels above which a frame is not measured (BANZAI: 5%).
 MAX_SATURATED_FRACTION = 0.05
+#: Median a/b of the bright stars above which a frame is trailed and not measured
+#: (round stars on the simulated and real frames give 1.05-1.2; a 20-px trail, 3-4).
+MAX_ELONGATION = 1.6
 
 _solver: PlateSolver | None = None
 _solver_key: tuple[str, ...] = ()
@@ -91,6 +94,7 @@ class FrameOutcome:
     in_field: dict[str, tuple[float, float]] = field(default_factory=dict)
     field_stars: list[tuple[float, float, Measurement]] = field(default_factory=list)
     seconds: dict[str, float] = field(default_factory=dict)
+    saturated: bool = False  # too many saturated pixels to measure (RawFitFlags.SATURATED)
     cpu_s: float = 0.0  # processor time the worker spent on the frame
     peak_rss_mb: float = 0.0  # the worker's peak resident memory so far
     pid: int = 0
@@ -167,16 +171,19 @@ def _get_solver(index_dir: Path) -> PlateSolver | None:
     return _solver
 
 
-def _read(path: Path | None):
-    """A master frame, cached in this worker (a night uses few masters for many frames)."""
+def _read(path: Path | None, flat: bool = False):
+    """A master frame, cached in this worker (a night uses few masters for many frames);
+    flats with their untrusted pixels set to NaN once (:func:`usable_flat`)."""
     if path is None:
         return None
-    return _read_cached(str(path), path.stat().st_mtime_ns)
+    return _read_cached(str(path), path.stat().st_mtime_ns, flat)
 
 
 @functools.lru_cache(maxsize=6)
-def _read_cached(path: str, mtime_ns: int) -> np.ndarray:
+def _read_cached(path: str, mtime_ns: int, flat: bool) -> np.ndarray:
     data = fits.getdata(path).astype(np.float32)
+    if flat:
+        data = usable_flat(data)
     data.setflags(write=False)
     return data
 
@@ -220,7 +227,7 @@ def _reduce_frame(task: FrameTask, outcome: FrameOutcome) -> FrameOutcome:
             exptime=info.exptime,
             bias=_read(task.bias_path),
             dark_rate=_read(task.dark_path),
-            flat=_read(task.flat_path),
+            flat=_read(task.flat_path, flat=True),
             origin=info.subframe_origin,
         )
     except Exception as exc:
@@ -294,7 +301,17 @@ def _reduce_frame(task: FrameTask, outcome: FrameOutcome) -> FrameOutcome:
     scales = np.sqrt(np.sum(wcs.pixel_scale_matrix**2, axis=0)) * 3600
     outcome.pixscale_arcsec = float(np.mean(scales))
     outcome.wcs_header = {k: v for k, v in wcs.to_header(relax=True).items()}
+    elongation = detections.median_elongation() if detections is not None else float("nan")
+    if elongation > MAX_ELONGATION:
+        _write_reduced(task, image, raw_header, wcs, pair_offset, outcome)
+        return _fail(
+            outcome,
+            "photometry",
+            f"stars trailed or elongated (median a/b {elongation:.1f} > {MAX_ELONGATION:g}): "
+            "circular apertures and the seeing would be wrong",
+        )
     if saturated_fraction > MAX_SATURATED_FRACTION:
+        outcome.saturated = True
         _write_reduced(task, image, raw_header, wcs, pair_offset, outcome)
         return _fail(outcome, "photometry", f"{saturated_fraction:.1%} of pixels saturated")
     photometry = measure_frame(
@@ -440,7 +457,7 @@ def _write_reduced(task, image, raw_header, wcs, pair_offset, outcome) -> None:
         header["IOPPAIRY"] = (pair_offset[1], "E - O displacement y, px")
     task.reduced_path.parent.mkdir(parents=True, exist_ok=True)
     temporary = task.reduced_path.with_name(f".{task.reduced_path.name}.tmp")
-    fits.PrimaryHDU(data=image.astype(np.float32), header=header).writeto(
+    fits.PrimaryHDU(data=np.asarray(image, dtype=np.float32), header=header).writeto(
         temporary, overwrite=True, output_verify="silentfix"
     )
     temporary.replace(task.reduced_path)

@@ -22,6 +22,9 @@ from iopreport.instruments import InstrumentSpec
 
 #: Fewest frames a master may be built from (BANZAI and photopipe use 5, PyNOT 3).
 MIN_FRAMES = {"bias": 3, "dark": 3, "flat": 3}
+#: Fewer frames than this give a usable but noisier master, flagged FEW_FRAMES
+#: (BANZAI's and photopipe's minimum).
+RECOMMENDED_FRAMES = 5
 #: A flat's bias-subtracted median must lie within this fraction of the ADC
 #: range above the bias (photopipe's amin/amax are 0.2-0.8; dim twilight
 #: flats down to 0.1 are still linear and useful).
@@ -57,6 +60,7 @@ class MasterResult:
     data: np.ndarray | None
     inputs: list[Path] = field(default_factory=list)
     rejected: dict[str, str] = field(default_factory=dict)  # file name -> reason
+    saturated: list[str] = field(default_factory=list)  # rejected for saturated pixels
     level: float | None = None
     noise: float | None = None
     error: str = ""
@@ -138,6 +142,7 @@ def build_master(
             saturated = float(np.mean(data >= spec.saturation_adu))
             if saturated > MAX_SATURATED_FRACTION:
                 result.rejected[frame.path.name] = f"{saturated:.2%} of pixels saturated"
+                result.saturated.append(frame.path.name)
                 continue
             corrected = data  # a fresh float32 array: corrected in place
             if bias is not None:

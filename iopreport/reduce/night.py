@@ -20,6 +20,8 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+
 from iopreport import __version__
 from iopreport.archive.layout import FITS_NAME
 from iopreport.archive.local import sha256_of
@@ -35,7 +37,13 @@ from iopreport.reduce.frame import (
 )
 from iopreport.reduce.hostnight import correct_host_galaxies
 from iopreport.reduce.identify import identify_target
-from iopreport.reduce.masters import CalibrationFrame, build_master, master_header, write_master
+from iopreport.reduce.masters import (
+    RECOMMENDED_FRAMES,
+    CalibrationFrame,
+    build_master,
+    master_header,
+    write_master,
+)
 from iopreport.reduce.measure import SkySource
 from iopreport.reduce.photometry import zero_point
 from iopreport.reduce.polnight import compute_night_polarimetry
@@ -49,6 +57,7 @@ from iopreport.store import (
     MasterBiasInput,
     MasterDark,
     MasterDarkInput,
+    MasterFlags,
     MasterFlat,
     MasterFlatInput,
     PhotoPolMember,
@@ -179,6 +188,8 @@ def reduce_nights(
     if scheduler.masters_finished_s is not None:
         run.seconds["masters finished after"] = scheduler.masters_finished_s
 
+    for state in states:
+        check_transparency(state.epoch, state.report)
     started = time.perf_counter()
     for state in states:
         clock = time.perf_counter()
@@ -217,6 +228,8 @@ def store_frame(catalog, state: _NightState, task: FrameTask, outcome: FrameOutc
     with database_proxy.atomic():
         key = _inputs_key(task, rawfit.sha256)
         state.report.results += _store_outcome(rawfit, task, outcome, catalog, key)
+        if outcome.saturated:
+            _mark_saturated([rawfit])
     if outcome.ok:
         state.report.frames_reduced += 1
     else:
@@ -300,6 +313,7 @@ class MasterJobResult:
     level: float | None
     noise: float | None
     error: str
+    saturated: list[str] = field(default_factory=list)
     cpu_s: float = 0.0  # processor time the worker spent on it
     peak_rss_mb: float = 0.0  # the worker's peak resident memory so far
 
@@ -328,6 +342,7 @@ def make_master(job: MasterJob) -> MasterJobResult:
         level=result.level,
         noise=result.noise,
         error=result.error,
+        saturated=result.saturated,
         cpu_s=time.process_time() - cpu,
         peak_rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
     )
@@ -407,6 +422,91 @@ def _master_work(config, state: _NightState, kind: str, force, detector=None) ->
     return work
 
 
+#: A photometry frame whose zero point (per second of exposure) lies this far below
+#: the median of the night's frames of the same instrument and band lost most of its
+#: light to clouds (1 mag: less than 40% of the night's typical throughput).
+MAX_EXTINCTION_MAG = 1.0
+#: Fewest photometry frames of an instrument and band to judge a night's typical zero point.
+MIN_FRAMES_FOR_TRANSPARENCY = 3
+
+
+def check_transparency(epoch: Epoch, report: NightReport | None = None) -> list[str]:
+    """Fail the photometry frames of ``epoch`` that lost most of their light to clouds.
+
+    A frame's zero point per second, mag_zp - 2.5 log10(exptime), compared with
+    the median of the night's frames of the same instrument and band: more than
+    :data:`MAX_EXTINCTION_MAG` below it and the frame gets
+    ``ReducedFitFlags.LOW_TRANSPARENCY`` and ``ERROR_PHOTOMETRY`` with the reason,
+    its results ``LOW_TRANSPARENCY`` and ``BAD_PHOTOMETRY`` (kept, shown flagged).
+    Relative photometry through thin, even cloud is sound, and is kept; through
+    thick cloud the calibrators' light is mostly gone and patchy cloud is not even
+    across the field. Returns the names of the frames failed.
+    """
+    rows = (
+        PhotoPolResult.select(PhotoPolResult, PhotoPolMember.rawfit)
+        .join(PhotoPolMember, on=(PhotoPolMember.result == PhotoPolResult.id))
+        .where(
+            (PhotoPolResult.epoch == epoch)
+            & (PhotoPolResult.method == "relphot")
+            & PhotoPolResult.mag_zp.is_null(False)
+            & (PhotoPolResult.exptime > 0)
+        )
+    )
+    per_frame: dict[int, tuple[str, str, float, list[int]]] = {}
+    for result in rows:
+        rawfit_id = result.photopolmember.rawfit_id
+        zp_per_s = result.mag_zp - 2.5 * math.log10(result.exptime)
+        if rawfit_id not in per_frame:
+            per_frame[rawfit_id] = (result.instrument, result.band, zp_per_s, [])
+        per_frame[rawfit_id][3].append(result.id)
+    groups: dict[tuple[str, str], list[float]] = defaultdict(list)
+    for instrument_name, band, zp_per_s, _ in per_frame.values():
+        groups[instrument_name, band].append(zp_per_s)
+    failed = []
+    for rawfit_id, (instrument_name, band, zp_per_s, result_ids) in per_frame.items():
+        values = groups[instrument_name, band]
+        if len(values) < MIN_FRAMES_FOR_TRANSPARENCY:
+            continue
+        deficit = float(np.median(values)) - zp_per_s
+        if deficit <= MAX_EXTINCTION_MAG:
+            continue
+        reason = (
+            f"photometry: transparency {100 * 10 ** (-0.4 * deficit):.0f}% of the night's "
+            f"typical for {instrument_name} {band} (zero point {deficit:.1f} mag low): clouds"
+        )
+        reduced = ReducedFit.get_or_none(ReducedFit.rawfit == rawfit_id)
+        if reduced is None:
+            continue
+        with database_proxy.atomic():
+            flags = ReducedFitFlags(reduced.flags)
+            flags |= ReducedFitFlags.LOW_TRANSPARENCY | ReducedFitFlags.ERROR_PHOTOMETRY
+            ReducedFit.update(flags=int(flags), error=reason).where(
+                ReducedFit.id == reduced.id
+            ).execute()
+            bad = int(ResultFlags.LOW_TRANSPARENCY | ResultFlags.BAD_PHOTOMETRY)
+            PhotoPolResult.update(flags=PhotoPolResult.flags.bin_or(bad)).where(
+                PhotoPolResult.id.in_(result_ids)
+            ).execute()
+        name = RawFit.get_by_id(rawfit_id).filename
+        failed.append(name)
+        log.warning("%s %s: %s", epoch.epochname, name, reason)
+        if report is not None:
+            if name not in report.frames_failed:  # counted as reduced when it was stored
+                report.frames_reduced = max(0, report.frames_reduced - 1)
+            report.frames_failed[name] = reason
+    return failed
+
+
+def _mark_saturated(rawfits: list[RawFit]) -> None:
+    """Set RawFitFlags.SATURATED on frames left out for their saturated pixels."""
+    for rawfit in rawfits:
+        rawfit.flags = int(RawFitFlags(rawfit.flags) | RawFitFlags.SATURATED)
+    if rawfits:
+        RawFit.update(flags=RawFit.flags.bin_or(int(RawFitFlags.SATURATED))).where(
+            RawFit.id.in_([rawfit.id for rawfit in rawfits])
+        ).execute()
+
+
 def _store_master(config, item: _MasterWork, result: MasterJobResult) -> None:
     """The master's row and its inputs, in one transaction (nothing when it failed)."""
     job, keys, epoch, report = item.job, item.keys, item.state.epoch, item.state.report
@@ -414,12 +514,18 @@ def _store_master(config, item: _MasterWork, result: MasterJobResult) -> None:
     model, input_model = _MASTER_MODELS[kind]
     for name, reason in result.rejected.items():
         log.info("%s %s: not used in %s: %s", epoch.epochname, name, job.label, reason)
+    by_name = {m.filename: m for m in item.members}
+    if result.saturated:  # remembered on the raw frame, shown by status and the site
+        _mark_saturated([by_name[name] for name in result.saturated if name in by_name])
     if result.error:
         report.masters_failed[job.label] = result.error
         log.warning("%s: master%s %s: %s", epoch.epochname, kind, job.label, result.error)
         return
+    few = MasterFlags.FEW_FRAMES if len(result.inputs) < RECOMMENDED_FRAMES else MasterFlags(0)
+    kept = MasterFlags(item.existing.flags) & MasterFlags.BAD if item.existing else MasterFlags(0)
     values = {
         "epoch": epoch,
+        "flags": int(kept | few),
         "instrument": keys[0],
         "imgsize": keys[1],
         "binning": keys[2],
@@ -432,7 +538,6 @@ def _store_master(config, item: _MasterWork, result: MasterJobResult) -> None:
         values.update(band=keys[3], obsmode=keys[4], angle=keys[5], masterdark=item.master_dark)
     if kind in ("dark", "flat"):
         values["masterbias"] = item.master_bias
-    by_name = {m.filename: m for m in item.members}
     relative = str(job.path.relative_to(config.paths.datadir))
     existing = item.existing
     with database_proxy.atomic():

@@ -64,6 +64,7 @@ class ReducedFitFlags(_Labelled):
     NO_MASTER_DARK = 1 << 7  #: calibrated without a master dark
     NO_MASTER_FLAT = 1 << 8  #: calibrated without a master flat
     COSMIC_RAYS_MASKED = 1 << 9  #: cosmic-ray hits were detected and masked
+    LOW_TRANSPARENCY = 1 << 10  #: zero point far below the night's (clouds); reason in error
 
 
 class PhotometryFlags(_Labelled):
@@ -88,6 +89,7 @@ class ResultFlags(_Labelled):
     ASTROMETRY_FAILED = 1 << 6  #: a member frame has no WCS
     TARGET_SATURATED = 1 << 7  #: the target saturated in a member frame
     HOST_NOT_CORRECTED = 1 << 8  #: a host-galaxy table exists but could not be applied
+    LOW_TRANSPARENCY = 1 << 9  #: a member frame lost most of its light to clouds
 
 
 class ManualFlags(_Labelled):
