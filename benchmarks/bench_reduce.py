@@ -25,7 +25,7 @@ from iopreport.config import load_config
 from iopreport.demo import point_archives_at
 from iopreport.reduce.night import reduce_nights
 from iopreport.simulate import simulate_night
-from iopreport.simulate.evaluate import evaluate_night, evaluate_polarimetry
+from iopreport.simulate.evaluate import evaluate_night, evaluate_polarimetry, pull_statistics
 from iopreport.simulate.night import NightResult
 from iopreport.skeleton import init_project
 from iopreport.store import open_store
@@ -110,12 +110,21 @@ def main() -> None:
         f"process at most {args.workers * worker_peak + peak_parent:.0f} MB"
     )
     print(f"peak RSS of the main process (simulation included): {peak_parent:.0f} MB")
+    evaluations = []
     for night in nights:
         evaluation = evaluate_night(night.folder, config.paths.datadir, night.telescope)
+        evaluations.append(evaluation)
         print(night.telescope)
         print("  " + evaluation.summary().replace("\n", "\n  "))
         for name, reason in evaluation.failed_eligible.items():
             print(f"  failed: {name}: {reason}")
+    pulls = [error / sigma for e in evaluations for _, error, sigma, _ in e.mag_errors if sigma > 0]
+    pooled = pull_statistics(pulls)
+    print(
+        f"target magnitude pulls, all telescopes: n={pooled.n}, rms {pooled.rms:.2f} "
+        f"(95% range for correct errors {pooled.low:.2f}-{pooled.high:.2f}), "
+        f"MAD width {pooled.mad_width:.2f}, mean {pooled.mean:+.2f}"
+    )
     checks = []
     for night in nights:
         checks += evaluate_polarimetry(night.folder, night.telescope)
