@@ -287,6 +287,28 @@ def test_central_pair_picks_the_pair_nearest_the_centre():
     assert central_pair(x[[0, 2]], y[[0, 2]], SUB_SHAPE, offset, default_scatter(offset)) is None
 
 
+def test_central_pair_prefers_the_bright_target_to_a_faint_pair_nearer_the_centre():
+    """Seed 9's Hiltner 960: the standard's pair 39 px from the centre, a faint pair at 32 px."""
+    offset = (-104.5, -6.5)
+    shape = (450, 560)
+    x = np.array([309.5, 204.9, 359.1, 254.4, 40.0, 500.0])
+    y = np.array([196.7, 190.2, 211.2, 204.7, 400.0, 30.0])
+    flux = np.array([2.66e6, 2.55e6, 2.0e3, 1.8e3, 5.0e5, 4.0e5])
+    assert central_pair(x, y, shape, offset, default_scatter(offset)).o_index == 2  # nearest
+    pair = central_pair(x, y, shape, offset, default_scatter(offset), flux=flux)
+    assert (pair.o_index, pair.e_index) == (0, 1)
+    # a brighter pair (a calibrator) a little farther from the centre does not win
+    brighter = central_pair(
+        np.append(x, [390.0, 285.5]),
+        np.append(y, [260.0, 253.5]),
+        shape,
+        offset,
+        default_scatter(offset),
+        flux=np.append(flux, [9e6, 9e6]),
+    )
+    assert (brighter.o_index, brighter.e_index) == (0, 1)
+
+
 # --- a simulated night: the whole chain against the simulator's truth ---------------------
 
 

@@ -16,7 +16,7 @@ from iopreport.config import load_config
 from iopreport.demo import point_archives_at
 from iopreport.reduce.night import reduce_night, reduce_nights
 from iopreport.simulate import simulate_night
-from iopreport.simulate.evaluate import evaluate_night, evaluate_polarimetry
+from iopreport.simulate.evaluate import evaluate_night, evaluate_polarimetry, pull_statistics
 from iopreport.skeleton import init_project
 from iopreport.store import (
     AstroSource,
@@ -69,7 +69,8 @@ def make_project(
 @pytest.fixture(scope="module")
 def reduced(tmp_path_factory):
     tmp_path = tmp_path_factory.mktemp("reduce")
-    project, config, catalog = make_project(tmp_path)
+    # a `small` night: the magnitude pulls need a few dozen results
+    project, config, catalog = make_project(tmp_path, preset="small")
     # the three telescopes in one run, as `iopreport reduce --night` does them
     telescopes = ("OSN-T090", "OSN-T150", "CAHA-T220")
     run = reduce_nights(config, catalog, [(t, NIGHT) for t in telescopes], workers=2)
@@ -101,12 +102,21 @@ def test_astrometry_and_magnitudes_against_truth(reduced):
         evaluation = evaluate_night(folder_of(project, telescope), config.paths.datadir, telescope)
         assert evaluation.astrometry_success >= 0.99, evaluation.failed_eligible
         wcs_errors += evaluation.wcs_rms_arcsec
+        # sub-frames of a target without a DIPOL photometry frame: right at the
+        # target, the corners off by the rotation the night's other frames suggest
+        assert all(e < 1.0 for e in evaluation.fallback_wcs_arcsec)
         mag_errors += evaluation.mag_errors
     assert max(wcs_errors) < 0.5
     assert len(mag_errors) >= 4
     bright = [abs(e) for _, e, _, snr in mag_errors if snr > 100]
     assert bright and float(np.median(bright)) <= 0.01
     assert max(abs(e) for _, e, _, _ in mag_errors) < 0.05
+    # errors consistent with the scatter: the pulls' RMS within the range correct
+    # errors give for this many results (95%), and the MAD width within 0.7-1.4
+    pulls = pull_statistics([error / sigma for _, error, sigma, _ in mag_errors])
+    assert pulls.n >= 15
+    assert pulls.low <= pulls.rms <= pulls.high, pulls
+    assert 0.7 <= pulls.mad_width <= 1.4, pulls
 
 
 def test_reduced_file_keeps_the_raw_header_and_provenance(reduced):

@@ -71,6 +71,9 @@ class FrameTask:
     spec: InstrumentSpec  # carried along: workers may not know config-defined instruments
     target_radec: tuple[float, float] | None = None  # the identified target's catalog position
     reference: ReferenceFrame | None = None  # DIPOL polarimetry sub-frames only
+    #: (rotation, flip) of a solved DIPOL frame of the night with the same flip state
+    #: (sub-frames without a reference: the central-pair fallback's orientation)
+    orientation: tuple[float, bool] | None = None
     field_radec: tuple[tuple[float, float], ...] = ()  # the target's calibrators (sub-frames)
 
 
@@ -362,6 +365,8 @@ def _solve_subframe(task: FrameTask, image: np.ndarray, offset: tuple[float, flo
     pairs = find_pairs(detections.x, detections.y, offset, scatter) if len(detections) else None
     pair_offset = pairs.offset if pairs is not None else offset
     rotation, flip = spec.sky_rotation_deg, info.flipped
+    if task.orientation is not None and task.orientation[1] == info.flipped:
+        rotation = task.orientation[0]  # measured tonight, on another target's frame
     reasons = []
     if task.reference is None:
         reasons.append("no solved DIPOL photometry frame of this target to match quads against")

@@ -606,6 +606,18 @@ def _science_tasks(
             candidates_of[target] = _subframe_candidates(config, catalog, target)
         return candidates_of[target]
 
+    orientations: list | None = None
+
+    def orientation(rawfit: RawFit, flipped: bool) -> tuple[float, bool] | None:
+        nonlocal orientations
+        if orientations is None:
+            orientations = _night_orientations(config, epoch) if subframes else []
+        same = [o for o in orientations if o[2] == flipped]
+        if not same:
+            return None
+        _, rotation, flip = min(same, key=lambda o: abs(o[0] - (rawfit.juliandate or 0.0)))
+        return (rotation, flip)
+
     for rawfit in rawfits:
         if rawfit.imgtype != "light" or not rawfit.flags & RawFitFlags.CLASSIFIED:
             continue
@@ -669,6 +681,7 @@ def _science_tasks(
             reference=_subframe_reference(references(target), epoch, rawfit)
             if is_subframe and target
             else None,
+            orientation=orientation(rawfit, info.flipped) if is_subframe else None,
         )
         existing = ReducedFit.get_or_none(ReducedFit.rawfit == rawfit)
         if (
@@ -691,6 +704,39 @@ def _subframe_reference(candidates, epoch, rawfit) -> ReferenceFrame | None:
         if best is None or score < best[0]:
             best = (score, reference)
     return best[1] if best else None
+
+
+def _night_orientations(config, epoch) -> list[tuple[float, float, bool]]:
+    """(JD, rotation, flip) of every solved DIPOL full frame of the night (any target).
+
+    DIPOL's orientation on the sky is the same for every target of a night
+    with the same flip state: a sub-frame without a reference frame of its own
+    target takes it from these instead of the nominal 177.6 deg (which put the
+    corners of seed 9's Hiltner 960 cuts 0.65" off).
+    """
+    from astropy.io import fits
+    from astropy.wcs import WCS
+
+    from iopreport.reduce.quads import rotation_from_wcs
+
+    query = (
+        ReducedFit.select(ReducedFit, RawFit)
+        .join(RawFit)
+        .where(
+            (RawFit.epoch == epoch)
+            & (RawFit.instrument == "DIPOL")
+            & (RawFit.obsmode == "photometry")
+            & (ReducedFit.flags.bin_and(int(ReducedFitFlags.ASTROMETRY_OK)) != 0)
+        )
+    )
+    found = []
+    for reduced in query:
+        path = config.paths.datadir / reduced.filename
+        if not path.exists():
+            continue
+        rotation, flip = rotation_from_wcs(WCS(fits.getheader(path), relax=True))
+        found.append((reduced.rawfit.juliandate or 0.0, rotation, flip))
+    return found
 
 
 def _subframe_candidates(config, catalog, target) -> list[tuple[int, float, ReferenceFrame]]:
@@ -739,6 +785,7 @@ def _inputs_key(task: FrameTask, sha256: str | None) -> str:
         str(task.index_dir),
         __version__,
         str(task.reference.path) if task.reference else "",
+        str(task.orientation or ""),
     ]
     for path in (task.bias_path, task.dark_path, task.flat_path):
         parts.append(str(path.stat().st_mtime_ns) if path and path.exists() else "")

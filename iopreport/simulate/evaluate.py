@@ -84,7 +84,10 @@ class Evaluation:
     solved: int = 0
     failed_eligible: dict[str, str] = field(default_factory=dict)
     faulty_failed: dict[str, str] = field(default_factory=dict)
-    wcs_rms_arcsec: list[float] = field(default_factory=list)
+    wcs_rms_arcsec: list[float] = field(default_factory=list)  # solved from the frame's stars
+    #: DIPOL sub-frames placed by the central O/E pair with an assumed rotation
+    #: (no solved photometry frame of their target): exact at the target only
+    fallback_wcs_arcsec: list[float] = field(default_factory=list)
     mag_errors: list[tuple[str, float, float, float]] = field(
         default_factory=list
     )  # file, err, sigma, snr
@@ -103,6 +106,12 @@ class Evaluation:
         if self.wcs_rms_arcsec:
             wcs = np.array(self.wcs_rms_arcsec)
             lines.append(f'WCS error vs truth: median {np.median(wcs):.3f}", max {wcs.max():.3f}"')
+        if self.fallback_wcs_arcsec:
+            fallback = np.array(self.fallback_wcs_arcsec)
+            lines.append(
+                f"WCS error of {len(fallback)} central-pair fallback sub-frames (rotation "
+                f'assumed): median {np.median(fallback):.3f}", max {fallback.max():.3f}"'
+            )
         if len(errors):
             stats = pull_statistics(pulls)
             lines.append(
@@ -157,7 +166,11 @@ def evaluate_night(night_folder: Path, datadir: Path, telescope: str) -> Evaluat
         with fits.open(path) as hdul:
             wcs = WCS(hdul[0].header, relax=True)
             shape = hdul[0].data.shape
-        evaluation.wcs_rms_arcsec.append(wcs_error_arcsec(wcs, WCS(record["wcs"]), shape))
+        error = wcs_error_arcsec(wcs, WCS(record["wcs"]), shape)
+        if (reduced.astrometry_method or "").startswith("central O/E pair"):
+            evaluation.fallback_wcs_arcsec.append(error)
+        else:
+            evaluation.wcs_rms_arcsec.append(error)
     for entry in truth["photometry"]:
         if entry["faults"]:
             continue
