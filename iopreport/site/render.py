@@ -362,7 +362,7 @@ class _Unit:
     spec: tuple
 
 
-#: Units given to a worker process at a time (nights are read in chunks of this size).
+#: Most units given to a worker process at a time (nights are read in chunks of this size).
 UNITS_PER_TASK = 50
 #: Fewer units than this are rendered in the building process itself.
 MIN_UNITS_FOR_WORKERS = 12
@@ -379,7 +379,9 @@ def _render_units(build: _Build, todo: list[_Unit], workers: int) -> None:
 
         from iopreport.store.models import database_proxy
 
-        tasks = [todo[i : i + UNITS_PER_TASK] for i in range(0, len(todo), UNITS_PER_TASK)]
+        # at least two tasks per worker, so a few pages are shared out too (not one task)
+        size = max(1, min(UNITS_PER_TASK, -(-len(todo) // (2 * workers))))
+        tasks = [todo[i : i + size] for i in range(0, len(todo), size)]
         database_proxy.close()  # each worker opens its own connection (never share one)
         _WORKER_BUILD = build
         try:
