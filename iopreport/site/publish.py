@@ -29,7 +29,7 @@ from iopreport.errors import IopreportError
 
 MANIFEST_NAME = ".manifest.json"
 #: Bump when the manifest's layout changes (an old manifest is then ignored).
-MANIFEST_VERSION = 1
+MANIFEST_VERSION = 2
 #: Files kept from the published folder even though no build wrote them.
 KEEP_NAMES = (".gitkeep",)
 _RENAME_EXCHANGE = 2  # linux/fs.h
@@ -41,6 +41,8 @@ class Manifest:
     """Input hash and output files of each unit of a published site."""
 
     units: dict[str, dict] = field(default_factory=dict)
+    #: What the build remembers besides the units (e.g. the results counted per source).
+    state: dict[str, dict] = field(default_factory=dict)
 
     @classmethod
     def read(cls, site: Path) -> Manifest:
@@ -51,11 +53,13 @@ class Manifest:
             return cls()
         if data.get("version") != MANIFEST_VERSION:
             return cls()
-        return cls(units=dict(data.get("units", {})))
+        return cls(units=dict(data.get("units", {})), state=dict(data.get("state", {})))
 
     def write(self, site: Path) -> None:
         """Write the manifest into ``site``."""
-        text = json.dumps({"version": MANIFEST_VERSION, "units": self.units}, sort_keys=True)
+        text = json.dumps(
+            {"version": MANIFEST_VERSION, "units": self.units, "state": self.state}, sort_keys=True
+        )
         (site / MANIFEST_NAME).write_text(text, encoding="utf-8")
 
 

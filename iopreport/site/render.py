@@ -1,17 +1,16 @@
 """Build the static site: :func:`render_site`.
 
-Units of work are the pages (with the files made beside them: a source's CSV,
-JSON and finding chart, a night's thumbnails). Each unit has a hash of its
-inputs — the store rows it shows (as the fingerprints of
-:mod:`iopreport.site.context`), the templates, static files and this package's
-code — kept in the site's manifest. An incremental build renders the units
+Units of work are the pages (with the files made beside them: a source's
+finding chart, a night's thumbnails). Each unit has a hash of its inputs — the
+store rows it shows (through the change counters SQLite keeps per night and
+per source, :mod:`iopreport.store.changes`), the templates, static files and
+this package's code — kept in the site's manifest. An incremental build renders the units
 whose hash changed and hard-links the others from the published site; the
 index, catalog and status pages and the summaries are made on every build.
 """
 
 from __future__ import annotations
 
-import concurrent.futures
 import datetime as dt
 import hashlib
 import json
@@ -28,6 +27,7 @@ from markupsafe import Markup
 from iopreport import __version__, urls
 from iopreport.config import Config
 from iopreport.site import charts, context, plots, publish
+from iopreport.store import changes
 from iopreport.store.bits import RawFitFlags, ReducedFitFlags
 from iopreport.store.models import utcnow
 
@@ -48,8 +48,6 @@ PAGE_TEMPLATES = (
     "status.html",
     "summaries.html",
 )
-#: Memory map of the store for the fingerprint scans (SQLite maps at most the file's size).
-READ_MMAP_BYTES = 1 << 30
 #: A daemon heartbeat older than this many poll intervals is reported as stale.
 STALE_HEARTBEAT_INTERVALS = 3
 
@@ -300,38 +298,26 @@ def render_site(config: Config, *, full: bool = False, workers: int | None = Non
 
 
 def _render_all(build: _Build, workers: int) -> tuple[int, int]:
+    # The change counters are read first: a write made while the build runs raises
+    # them past what the manifest records, so its pages are made again next time.
+    epoch_changes = changes.epoch_changes()
+    source_changes = changes.source_changes()
     _copy_static(build)
-    # The nights' fingerprints are one long SQLite scan: run it in a thread (SQLite
-    # releases the GIL; the thread has its own connection) while the rest is read.
-    with concurrent.futures.ThreadPoolExecutor(max_workers=3) as pool:
-        night_prints = [
-            pool.submit(_in_own_connection, context.epoch_fingerprints, parts)
-            for parts in (
-                ("raw",),
-                ("reduced",),
-                ("master_bias", "master_dark", "master_flat", "results"),
-            )
-        ]
-        sources = context.load_sources()
-        counts = context.source_counts()
-        pages = context.sources_with_pages(sources, counts)
-        summaries = _copy_summaries(build)
-        epochs = context.load_epochs()
-        fingerprints = _merge([future.result() for future in night_prints])
-    todo, night_sources = _plan_nights(build, epochs, sources, summaries, fingerprints)
-    # A source page changes when its catalog row, its number of results or the results
-    # of one of its nights change: the nights' result checksums stand for its results.
-    by_source: dict[int, list[str]] = {}
-    for eid in epochs:
-        results = [part for part in fingerprints.get(eid, ()) if part[0] == "results"]
-        digest = _hash(results)
-        for source_id in night_sources.get(eid, ()):
-            by_source.setdefault(source_id, []).append(digest)
-    todo = _plan_sources(build, pages, counts, by_source) + todo
+    sources = context.load_sources()
+    counts = _source_counts(build, sources, source_changes)
+    pages = context.sources_with_pages(sources, counts)
+    summaries = _copy_summaries(build)
+    epochs = context.load_epochs()
+    todo, night_sources = _plan_nights(build, epochs, sources, summaries, epoch_changes)
+    todo = _plan_sources(build, pages, counts, source_changes) + todo
     _render_units(build, todo, workers)
     for eid, epoch in epochs.items():
         build.new.units[f"night:{epoch.page}"]["sources"] = night_sources.get(eid, [])
-    stats = {sid: (count[0], len(by_source.get(sid, ()))) for sid, count in counts.items()}
+    n_nights: dict[int, int] = {}
+    for source_ids in night_sources.values():
+        for source_id in source_ids:
+            n_nights[source_id] = n_nights.get(source_id, 0) + 1
+    stats = {sid: (count, n_nights.get(sid, 0)) for sid, count in counts.items()}
     summary_rows = context.source_summaries(pages, stats)
     recent = list(reversed(list(epochs.values())[-30:]))
     build.page(
@@ -350,6 +336,34 @@ def _render_all(build: _Build, workers: int) -> tuple[int, int]:
     _status_page(build)
     build.rendered += 3
     return len(pages), len(epochs)
+
+
+#: Sources whose counters changed, above which their results are counted in one scan.
+RECOUNT_ALL_ABOVE = 100
+
+
+def _source_counts(build: _Build, sources, source_changes: dict[int, int]) -> dict[int, int]:
+    """Number of results by source id (sources without results left out).
+
+    The manifest keeps each source's count with its change counter; only the sources
+    whose counter moved since (or that the manifest does not know) are counted again.
+    """
+    known = build.old.state.get("source_counts", {})
+    counts: dict[int, int] = {}
+    stale = []
+    for sid in sources:
+        kept = known.get(str(sid))
+        if kept is not None and kept[0] == source_changes.get(sid, 0):
+            counts[sid] = kept[1]
+        else:
+            stale.append(sid)
+    fresh = context.source_counts(None if len(stale) > RECOUNT_ALL_ABOVE else stale)
+    for sid in stale:
+        counts[sid] = fresh.get(sid, 0)
+    build.new.state["source_counts"] = {
+        str(sid): [source_changes.get(sid, 0), count] for sid, count in counts.items()
+    }
+    return {sid: count for sid, count in counts.items() if count}
 
 
 @dataclass(frozen=True)
@@ -456,16 +470,16 @@ def _copy_summaries(build: _Build) -> dict[str, str]:
     return found
 
 
-def _plan_sources(build: _Build, pages, counts, by_source) -> list[_Unit]:
+def _plan_sources(build: _Build, pages, counts, source_changes) -> list[_Unit]:
     todo = []
     datadir = Path(build.config.paths.datadir)
     for source in pages:
-        count = counts.get(source.id)
+        count = counts.get(source.id, 0)
         frame = context.chart_frame(source, datadir) if count else None
         frame_key = (frame.reducedfit_id, frame.modified, len(frame.calibrators)) if frame else None
-        nights = hashlib.sha256("\n".join(by_source.get(source.id, ())).encode()).hexdigest()
+        changed = source_changes.get(source.id, 0)
         key = f"source:{source.page}"
-        digest = build.wanted(key, ("source", source, count, nights, frame_key))
+        digest = build.wanted(key, ("source", source, count, changed, frame_key))
         if digest:
             todo.append(_Unit(key, digest, "source", (source, count, frame)))
     return todo
@@ -512,29 +526,8 @@ def _make_source(build: _Build, source: context.SourceInfo, count, frame) -> lis
     return files
 
 
-def _merge(parts: list[dict[int, tuple]]) -> dict[int, tuple]:
-    """Join per-epoch fingerprint parts computed separately."""
-    merged: dict[int, tuple] = {}
-    for part in parts:
-        for key, value in part.items():
-            merged[key] = merged.get(key, ()) + value
-    return merged
-
-
-def _in_own_connection(function, *args):
-    """Call ``function`` in a worker thread; close the thread's SQLite connection after."""
-    from iopreport.store.models import database_proxy
-
-    try:
-        # read through a memory map: the long scans run about a third faster
-        database_proxy.execute_sql(f"PRAGMA mmap_size={READ_MMAP_BYTES}")
-        return function(*args)
-    finally:
-        database_proxy.close()
-
-
 def _plan_nights(
-    build: _Build, epochs, sources, summaries, fingerprints
+    build: _Build, epochs, sources, summaries, epoch_changes: dict[int, int]
 ) -> tuple[list[_Unit], dict[int, list[int]]]:
     """The night pages to render, and the sources with results in each night.
 
@@ -555,7 +548,7 @@ def _plan_nights(
         inputs = (
             "night",
             epoch,
-            fingerprints.get(eid),
+            epoch_changes.get(eid, 0),
             before.page if before else None,
             after.page if after else None,
             names,
