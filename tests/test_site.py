@@ -374,17 +374,32 @@ def test_every_internal_link_resolves(site):
 # --------------------------------------------------------------------------- builds
 
 
-def test_unchanged_build_keeps_every_page_by_hard_link(site):
+def test_unchanged_build_keeps_every_page_by_hard_link(site, monkeypatch):
     config = site["config"]
     out = _site(site)
     page = urls.source_page(STANDARD)
     inode = (out / page).stat().st_ino
+    first = out.resolve()
     report = render_site(config)
     assert report.pages_kept == site["report"].pages_rendered - ALWAYS_MADE
+    assert out.is_symlink() and out.resolve() != first  # the other generation
     assert (out / page).stat().st_ino == inode
-    publish.wait_for_cleanup()  # the old site is removed in the background
-    assert (out / page).stat().st_nlink == 1
+    assert (out / page).stat().st_nlink == 2  # one file, in both generations
+    # a third build writes the first generation again: it holds every unit already,
+    # so no file of a kept page is linked or written
+    linked: list = []
+    original = publish.link_or_copy
+    monkeypatch.setattr(
+        publish, "link_or_copy", lambda *a, **k: (linked.append(a[1]), original(*a, **k))
+    )
+    third = render_site(config)
+    assert out.resolve() == first
+    assert third.pages_kept == report.pages_kept
+    assert [p for p in linked if "summaries" not in str(p)] == []
+    assert (out / page).stat().st_ino == inode
+    publish.wait_for_cleanup()
     assert not list(out.parent.glob(f".{out.name}.old-*"))
+    assert not list(out.parent.glob(f".{out.name}.link-*"))
 
 
 def test_changed_result_renders_only_its_pages(site):

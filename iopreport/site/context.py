@@ -444,6 +444,7 @@ def _labels(enum, value, separator: str = ", ") -> str:
     return separator.join(enum.labels(value or 0))
 
 
+@functools.lru_cache(maxsize=4096)
 def _reasons(text: str | None) -> str:
     """Flag reasons (a JSON list in the store) as one text."""
     if not text or text == "[]":

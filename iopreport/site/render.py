@@ -15,6 +15,7 @@ import datetime as dt
 import hashlib
 import json
 import logging
+import operator
 import os
 import shutil
 import time
@@ -195,7 +196,7 @@ def _environment(templates: list[Path]) -> jinja2.Environment:
 
 
 class _Build:
-    """State of one build: the fresh folder, the old manifest and the new one."""
+    """State of one build: the generation written, the published manifest and the new one."""
 
     def __init__(self, config: Config, *, full: bool) -> None:
         self.config = config
@@ -203,9 +204,8 @@ class _Build:
         self.site = Path(config.paths.site_dir)
         self.old = publish.Manifest() if full else publish.Manifest.read(self.site)
         self.new = publish.Manifest()
-        publish.sweep(self.site)
-        self.out = publish.fresh_folder(self.site)
-        self.made: set[str] = set()  # folders created in the fresh folder
+        self.made: set[str] = set()  # folders known to exist in the generation written
+        self.extra: list[str] = []  # files made on every build (not part of a unit)
         self.rendered = 0
         self.kept = 0
         templates, statics = _folders(config)
@@ -216,13 +216,23 @@ class _Build:
             self.env.get_template(name)
         self.generated = utcnow().strftime("%Y-%m-%d %H:%M UTC")
         self.sources: dict[int, context.SourceInfo] = {}
+        publish.sweep(self.site)
+        self.target = publish.prepare_target(self.site, full=full)
+        self.out = self.target.folder
 
     def wanted(self, key: str, inputs) -> str | None:
-        """Keep unit ``key`` from the published site when its inputs are unchanged.
+        """Keep unit ``key`` when its inputs are unchanged.
 
-        Returns the unit's hash when it must be rendered, None when it was kept.
+        The generation written may hold the unit already (nothing to do); otherwise
+        its files are hard-linked from the published site. Returns the unit's hash
+        when it must be rendered, None when it was kept.
         """
         digest = _hash(self.code, inputs)
+        held = self.target.holds.units.get(key)
+        if held and held.get("hash") == digest and publish.holds_unit(self.out, held["files"]):
+            self.new.units[key] = held
+            self.kept += 1
+            return None
         previous = self.old.units.get(key)
         if (
             previous
@@ -243,15 +253,23 @@ class _Build:
         return path
 
     def write(self, path: str, content: str | bytes) -> None:
+        """Write a file of the generation anew (never in place: it may be a hard link)."""
         target = self.out / path
         parent = str(target.parent)
         if parent not in self.made:
             target.parent.mkdir(parents=True, exist_ok=True)
             self.made.add(parent)
+        publish.remove_file(target)
         if isinstance(content, bytes):
             target.write_bytes(content)
         else:
             target.write_text(content, encoding="utf-8")
+
+    def finish(self) -> None:
+        """Remove what the generation held and no longer needs; write its manifest."""
+        self.new.state["files"] = sorted(set(self.extra))
+        publish.remove_stale(self.out, self.target.holds, self.new)
+        self.new.write(self.out)
 
 
 def render_site(config: Config, *, full: bool = False, workers: int | None = None) -> SiteReport:
@@ -281,10 +299,10 @@ def render_site(config: Config, *, full: bool = False, workers: int | None = Non
         build = _Build(config, full=full)
         try:
             counts = _render_all(build, workers or config.processing.workers)
-            build.new.write(build.out)
+            build.finish()
             publish.swap_in(build.out, site)
         except BaseException:
-            publish.discard(build.out)
+            publish.discard(build.out, site)
             raise
     return SiteReport(
         pages_rendered=build.rendered,
@@ -320,6 +338,7 @@ def _render_all(build: _Build, workers: int) -> tuple[int, int]:
     stats = {sid: (count, n_nights.get(sid, 0)) for sid, count in counts.items()}
     summary_rows = context.source_summaries(pages, stats)
     recent = list(reversed(list(epochs.values())[-30:]))
+    build.extra += [urls.index_page(), urls.catalog_page(), urls.status_page()]
     build.page(
         urls.index_page(),
         "index.html",
@@ -446,13 +465,20 @@ def _copy_static(build: _Build) -> None:
     for relative, path in build.static_files.items():
         target = build.out / "static" / relative
         target.parent.mkdir(parents=True, exist_ok=True)
+        publish.remove_file(target)
         shutil.copy2(path, target)
+        build.extra.append(f"static/{relative}")
+    build.extra.append(PLOTLY_JS_IN_SITE)
     target = build.out / PLOTLY_JS_IN_SITE
-    old = build.site / PLOTLY_JS_IN_SITE
     package = plotly_js_path()
-    if old.is_file() and old.stat().st_size == package.stat().st_size:
+    size = package.stat().st_size
+    if target.is_file() and target.stat().st_size == size:
+        return  # the generation has it already
+    old = build.site / PLOTLY_JS_IN_SITE
+    if old.is_file() and old.stat().st_size == size:
         publish.link_or_copy(old, target)
     else:
+        publish.remove_file(target)
         shutil.copy2(package, target)
 
 
@@ -466,6 +492,7 @@ def _copy_summaries(build: _Build) -> dict[str, str]:
             publish.link_or_copy(path, build.out / relative)
             found[path.name] = relative
     build.page("summaries/index.html", "summaries.html", summaries=found)
+    build.extra += ["summaries/index.html", *found.values()]
     build.rendered += 1
     return found
 
@@ -494,7 +521,7 @@ def _make_source(build: _Build, source: context.SourceInfo, count, frame) -> lis
         plotted, literature_mags=source.literature_mags, standard_pol=source.standard_pol
     )
     columns = list(context.POINT_COLUMNS)
-    rows = [[point[c] for c in columns] for point in plotted]
+    rows = list(map(operator.itemgetter(*columns), plotted))  # tuples: JSON arrays
     files = [page]
     chart = None
     if frame is not None:
