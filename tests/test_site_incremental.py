@@ -268,3 +268,17 @@ def test_a_plain_site_folder_is_replaced_by_the_link(project, rendered, tmp_path
     assert site.is_symlink() and (site / urls.index_page()).is_file()
     publish.wait_for_cleanup()
     assert not list(site.parent.glob(f".{site.name}.old-*"))
+
+
+def test_a_build_killed_while_publishing_leaves_nothing_behind(project, rendered):
+    """A link made but not yet renamed over the site, or an old plain folder exchanged
+    with it, are removed by the next build."""
+    site = Path(project.paths.site_dir)
+    os.symlink(".site_out.gen/a", site.parent / f".{site.name}.link-999999")
+    (site.parent / f".{site.name}.link-999998").mkdir()
+    (site.parent / f".{site.name}.link-999998" / "index.html").write_text("old")
+    assert _build(project, rendered) == set()
+    publish.wait_for_cleanup()
+    assert not list(site.parent.glob(f".{site.name}.link-*"))
+    assert not list(site.parent.glob(f".{site.name}.old-*"))
+    assert site.is_symlink() and (site / urls.index_page()).is_file()

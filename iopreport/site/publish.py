@@ -167,8 +167,8 @@ def prepare_target(site: Path, *, full: bool) -> Target:
     """
     gens = generations_folder(site)
     published = published_folder(site)
-    name = next(n for n in GENERATIONS if published is None or published != gens / n)
-    folder = gens / name
+    first = (gens / GENERATIONS[0]).resolve()
+    folder = gens / GENERATIONS[1 if published is not None and published == first else 0]
     holds = Manifest() if full else Manifest.read(folder)
     if folder.exists() and (full or not (folder / MANIFEST_NAME).is_file()):
         retire(folder, site)
@@ -261,11 +261,16 @@ def retire(folder: Path, site: Path) -> None:
 
 
 def sweep(site: Path) -> None:
-    """Remove old site folders left behind by a build that was killed during its cleanup."""
+    """Remove what a killed build left: old site folders, a link not yet published."""
     busy = {str(process.args[-1]) for process in _CLEANUPS if process.poll() is None}
     for folder in site.parent.glob(f".{site.name}.old-*"):
         if str(folder) not in busy:
             retire(folder, site)
+    for link in site.parent.glob(f".{site.name}.link-*"):  # a build killed while publishing
+        if link.is_symlink():
+            remove_file(link)
+        else:  # the old plain site folder, exchanged with the link
+            retire(link, site)
 
 
 def wait_for_cleanup() -> None:
