@@ -4,9 +4,10 @@ Units of work are the pages (with the files made beside them: a source's
 finding chart, a night's thumbnails). Each unit has a hash of its inputs — the
 store rows it shows (through the change counters SQLite keeps per night and
 per source, :mod:`iopreport.store.changes`), the templates, static files and
-this package's code — kept in the site's manifest. An incremental build renders the units
-whose hash changed and hard-links the others from the published site; the
-index, catalog and status pages and the summaries are made on every build.
+this package's code — kept in the site's manifest. An incremental build renders
+the units whose hash changed and keeps the others (left as they are in the
+generation it writes, or hard-linked from the published one: :mod:`.publish`);
+the index, catalog and status pages and the summaries are made on every build.
 """
 
 from __future__ import annotations
