@@ -8,11 +8,13 @@ stable across builds, so links in old e-mails keep working. Prefix them with
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import re
 
 _UNSAFE = re.compile(r"[^a-z0-9]+")
 
 
+@functools.lru_cache(maxsize=4096)
 def slug(name: str) -> str:
     """File-name-safe form of a source or telescope name.
 

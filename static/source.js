@@ -1,5 +1,6 @@
-// Light curves of one source: Plotly figure built at build time (figure-data), rows of
-// the data (points-data) for hover text, the table and clicks to the night pages.
+// Light curves of one source: Plotly figure built at build time (figure-data: traces,
+// layout and which rows each trace draws), rows of the data (points-data) for the points,
+// hover text, the table and clicks to the night pages.
 (function () {
   "use strict";
   var data = JSON.parse(document.getElementById("points-data").textContent);
@@ -34,8 +35,14 @@
     lines.push("files: " + esc(members.slice(0, 4).join(", ")) + (members.length > 4 ? ", …" : ""));
     return lines.join("<br>");
   }
+  // Data traces name their rows (customdata) and columns (meta.y, meta.err): x, y and the
+  // error bars are taken from the rows, which the page carries once.
   figure.data.forEach(function (trace) {
     if (trace.meta && trace.meta.kind === "data") {
+      var y = col[trace.meta.y], err = col[trace.meta.err];
+      trace.x = trace.customdata.map(function (i) { return rows[i][col.date]; });
+      trace.y = trace.customdata.map(function (i) { return rows[i][y]; });
+      trace.error_y.array = trace.customdata.map(function (i) { return rows[i][err] || 0; });
       trace.text = trace.customdata.map(function (i) { return hover(rows[i]); });
     }
   });

@@ -57,6 +57,12 @@ def columns(database_path: Path) -> dict[str, set[tuple]]:
                 "SELECT name, tbl_name FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL"
             )
         }
+        shape["triggers"] = {
+            (r[0], r[1], r[2])
+            for r in connection.execute(
+                "SELECT name, tbl_name, sql FROM sqlite_master WHERE type = 'trigger'"
+            )
+        }
     return shape
 
 
@@ -78,6 +84,24 @@ def test_v1_database_upgrades_to_current(tmp_path):
     fresh = tmp_path / "fresh.db"
     open_store(fresh).close()
     assert columns(old) == columns(fresh)
+    assert len(columns(old)["triggers"]) >= 19
+
+
+def test_v1_database_upgraded_counts_changes_for_the_site(tmp_path):
+    """Schema 5: the upgraded store counts a flag edit per night and per source."""
+    from iopreport.store.changes import epoch_changes, source_changes
+
+    old = tmp_path / "old.db"
+    make_v1_database(old)
+    database = open_store(old)
+    assert epoch_changes() == {} and source_changes() == {}
+    PhotoPolResult.update(manual_flags=2).execute()  # the value it has: no change
+    assert epoch_changes() == {}
+    PhotoPolResult.update(manual_flags=4, flag_reasons=["clouds"]).execute()
+    result = PhotoPolResult.get()
+    assert epoch_changes()[result.epoch_id] > 0
+    assert source_changes()[result.astrosource_id] > 0
+    database.close()
 
 
 def test_upgrade_can_be_refused(tmp_path):

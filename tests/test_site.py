@@ -256,10 +256,10 @@ def test_figure_holds_every_result_with_flags_apart(site):
     counts = site["counts"]
     assert len(data["rows"]) == counts["photometry"] + counts["polarimetry"]
     traces = [t for t in figure["data"] if t["meta"]["kind"] == "data"]
-    mag_points = sum(len(t["x"]) for t in traces if t["meta"]["panel"] == "mag")
+    mag_points = sum(len(t["customdata"]) for t in traces if t["meta"]["panel"] == "mag")
     assert mag_points == counts["photometry"] + counts["polarimetry"]
     p_flagged = sum(
-        len(t["x"]) for t in traces if t["meta"]["panel"] == "p" and t["meta"]["flagged"]
+        len(t["customdata"]) for t in traces if t["meta"]["panel"] == "p" and t["meta"]["flagged"]
     )
     assert p_flagged == counts["flagged"]
     references = [t["name"] for t in figure["data"] if t["meta"]["kind"] == "reference"]
@@ -374,17 +374,32 @@ def test_every_internal_link_resolves(site):
 # --------------------------------------------------------------------------- builds
 
 
-def test_unchanged_build_keeps_every_page_by_hard_link(site):
+def test_unchanged_build_keeps_every_page_by_hard_link(site, monkeypatch):
     config = site["config"]
     out = _site(site)
     page = urls.source_page(STANDARD)
     inode = (out / page).stat().st_ino
+    first = out.resolve()
     report = render_site(config)
     assert report.pages_kept == site["report"].pages_rendered - ALWAYS_MADE
+    assert out.is_symlink() and out.resolve() != first  # the other generation
     assert (out / page).stat().st_ino == inode
-    publish.wait_for_cleanup()  # the old site is removed in the background
-    assert (out / page).stat().st_nlink == 1
+    assert (out / page).stat().st_nlink == 2  # one file, in both generations
+    # a third build writes the first generation again: it holds every unit already,
+    # so no file of a kept page is linked or written
+    linked: list = []
+    original = publish.link_or_copy
+    monkeypatch.setattr(
+        publish, "link_or_copy", lambda *a, **k: (linked.append(a[1]), original(*a, **k))
+    )
+    third = render_site(config)
+    assert out.resolve() == first
+    assert third.pages_kept == report.pages_kept
+    assert [p for p in linked if "summaries" not in str(p)] == []
+    assert (out / page).stat().st_ino == inode
+    publish.wait_for_cleanup()
     assert not list(out.parent.glob(f".{out.name}.old-*"))
+    assert not list(out.parent.glob(f".{out.name}.link-*"))
 
 
 def test_changed_result_renders_only_its_pages(site):
@@ -546,14 +561,14 @@ def test_long_series_are_binned_by_night_with_weighted_means():
     assert binned[0]["mag"] == pytest.approx(15.1)
     assert binned[0]["mag_err"] == pytest.approx(0.02 / per_night**0.5, abs=1e-4)
     figure = source_figure(binned)
-    assert sum(len(t["x"]) for t in figure["data"]) == nights
+    assert sum(len(t["customdata"]) for t in figure["data"]) == nights
 
 
 def test_flagged_points_get_their_own_traces():
     points = [_point(58000 + i, 15.0, flagged=i % 4 == 0) for i in range(20)]
     figure = source_figure(points)
     flagged = [t for t in figure["data"] if t["meta"]["flagged"]]
-    assert len(flagged) == 1 and len(flagged[0]["x"]) == 5
+    assert len(flagged) == 1 and len(flagged[0]["customdata"]) == 5
     assert flagged[0]["marker"]["symbol"] == "circle-open"
     assert figure["layout"]["yaxis"]["autorange"] == "reversed"
 
@@ -680,6 +695,33 @@ def test_browser_downloads_hold_exactly_what_is_plotted(site, browser, server):
         r.p * 100 for r in PhotoPolResult.select().where(PhotoPolResult.mode == "polarimetry")
     )
     assert sorted(float(r["p_pct"]) for r in rows if r["p_pct"]) == pytest.approx(stored, abs=1e-3)
+    assert problems == []
+    page.close()
+
+
+_PLOTTED = """(panel) => document.getElementById('plot').data
+  .filter(t => t.meta && t.meta.kind === 'data' && t.meta.panel === panel)
+  .flatMap(t => t.y.map((y, k) => [t.x[k], y, t.error_y.array[k]]))"""
+
+
+def test_browser_plotted_points_are_the_stored_values(site, browser, server):
+    """x, y and the error bars are filled in the browser from the data rows."""
+    page, problems = _open(browser, server + urls.source_page(STANDARD))
+    page.wait_for_function("document.getElementById('plot').data !== undefined")
+    source = AstroSource.get(AstroSource.name == STANDARD)
+    results = list(PhotoPolResult.select().where(PhotoPolResult.astrosource == source))
+    polarimetry = [r for r in results if r.mode == "polarimetry"]
+    plotted = page.evaluate(_PLOTTED, "p")
+    expected = sorted((r.p * 100, r.p_err * 100) for r in polarimetry)
+    got = sorted((y, e) for _, y, e in plotted)
+    assert [v for pair in got for v in pair] == pytest.approx(
+        [v for pair in expected for v in pair], abs=1e-3
+    )
+    mags = page.evaluate(_PLOTTED, "mag")
+    assert sorted(y for _, y, _ in mags) == pytest.approx(sorted(r.mag for r in results))
+    data = _script_json(_page(site, urls.source_page(STANDARD)), "points-data")
+    dates = {row[data["columns"].index("date")] for row in data["rows"]}
+    assert {x for x, _, _ in mags} == dates
     assert problems == []
     page.close()
 

@@ -152,7 +152,8 @@ def make_night(night=dt.date(2022, 9, 8)):
 
 def test_new_store_has_every_table_wal_and_version(store):
     assert schema_version(store) == SCHEMA_VERSION
-    assert set(store.get_tables()) == {m._meta.table_name for m in ALL_MODELS}
+    counters = {"epoch_change", "source_change"}  # schema 5 (iopreport.store.changes)
+    assert set(store.get_tables()) == {m._meta.table_name for m in ALL_MODELS} | counters
     assert store.execute_sql("PRAGMA journal_mode").fetchone()[0] == "wal"
     assert store.execute_sql("PRAGMA foreign_keys").fetchone()[0] == 1
 

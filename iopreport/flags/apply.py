@@ -217,15 +217,20 @@ def _frame_hits(flagset: FlagSet) -> tuple[dict[str, list[Flag]], dict[str, tupl
 def _mark_excluded(hits: dict[str, tuple[int, int]]) -> int:
     """Set ``RawFitFlags.EXCLUDED`` on exactly the frames in ``hits``; return how many."""
     excluded = int(RawFitFlags.EXCLUDED)
-    ids = [rid for rid, _ in hits.values()]
+    ids = {rid for rid, _ in hits.values()}
     with database_proxy.atomic():
-        RawFit.update(flags=RawFit.flags.bin_and(~excluded)).where(
-            RawFit.flags.bin_and(excluded) != 0
-        ).execute()
-        for start in range(0, len(ids), 500):
-            RawFit.update(flags=RawFit.flags.bin_or(excluded)).where(
-                RawFit.id.in_(ids[start : start + 500])
-            ).execute()
+        # only the frames whose bit changes are written: a frame that stays excluded is
+        # not touched, so the site's change counters (store.changes) do not move for it
+        query = RawFit.select(RawFit.id).where(RawFit.flags.bin_and(excluded) != 0)
+        marked = {rid for (rid,) in query.tuples()}
+        for chosen, value in (
+            (sorted(marked - ids), RawFit.flags.bin_and(~excluded)),
+            (sorted(ids - marked), RawFit.flags.bin_or(excluded)),
+        ):
+            for start in range(0, len(chosen), 500):
+                RawFit.update(flags=value).where(
+                    RawFit.id.in_(chosen[start : start + 500])
+                ).execute()
     return len(ids)
 
 

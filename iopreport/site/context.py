@@ -1,9 +1,7 @@
 """What the site shows, read from the store as plain dataclasses and dicts.
 
-Every function here only reads. The fingerprint functions return, per page,
-a cheap summary of everything the page is made from (counts, sums and
-maxima over its rows, computed by SQLite in one ``GROUP BY`` per table), so
-an incremental build can tell which pages changed without reading them all.
+Every function here only reads. Which pages changed is told by the change
+counters SQLite keeps (:mod:`iopreport.store.changes`), not by reading the rows.
 """
 
 from __future__ import annotations
@@ -30,7 +28,6 @@ from iopreport.store.bits import (
 from iopreport.store.models import (
     AstroSource,
     Calibrator,
-    Epoch,
     Heartbeat,
     RunLog,
     StandardPolarization,
@@ -144,16 +141,27 @@ def load_sources() -> dict[int, SourceInfo]:
     return sources
 
 
-def source_counts() -> dict[int, tuple[int, int]]:
-    """Per source id, (number of results, largest result id): read from an index only.
+def source_counts(source_ids: Sequence[int] | None = None) -> dict[int, int]:
+    """Number of results per source id (all sources, or those of ``source_ids``).
 
-    What else a source page shows changes with the nights it has results in (see
-    :func:`epoch_sources` and the ``results`` part of :func:`epoch_fingerprints`).
+    Read from the index on ``astrosource_id``; sources without results are left out.
     """
-    rows = _sql(
-        "SELECT astrosource_id, count(*), max(id) FROM photo_pol_result GROUP BY astrosource_id"
-    )
-    return {row[0]: (row[1], row[2]) for row in rows}
+    if source_ids is None:
+        rows = _sql("SELECT astrosource_id, count(*) FROM photo_pol_result GROUP BY astrosource_id")
+        return dict(rows)
+    found: dict[int, int] = {}
+    ids = list(source_ids)
+    for start in range(0, len(ids), 500):
+        chunk = ids[start : start + 500]
+        marks = ",".join("?" * len(chunk))
+        found.update(
+            _sql(
+                f"SELECT astrosource_id, count(*) FROM photo_pol_result"
+                f" WHERE astrosource_id IN ({marks}) GROUP BY astrosource_id",
+                chunk,
+            )
+        )
+    return found
 
 
 def epoch_sources(epoch_ids: Sequence[int]) -> dict[int, list[int]]:
@@ -406,11 +414,10 @@ class EpochInfo:
 def load_epochs() -> dict[int, EpochInfo]:
     """Every epoch, by id, ordered by night then telescope."""
     epochs = {}
-    query = Epoch.select(Epoch.id, Epoch.telescope, Epoch.night, Epoch.flags, Epoch.error)
-    for eid, telescope, night, flags, error in query.order_by(
-        Epoch.night, Epoch.telescope
-    ).tuples():
-        night = night if isinstance(night, dt.date) else dt.date.fromisoformat(str(night))
+    for eid, telescope, night, flags, error in _sql(
+        "SELECT id, telescope, night, flags, error FROM epoch ORDER BY night, telescope"
+    ):
+        night = dt.date.fromisoformat(str(night)[:10])
         page = urls.night_page(night, telescope)
         epochs[eid] = EpochInfo(eid, telescope, night, flags, error or "", page)
     return epochs
@@ -431,49 +438,13 @@ def neighbours(epochs: dict[int, EpochInfo]) -> dict[int, tuple[int | None, int 
     return result
 
 
-def epoch_fingerprints(parts: Sequence[str] | None = None) -> dict[int, tuple]:
-    """Per epoch id, a summary of its frames, masters and results (one checksum per table).
-
-    The value is a tuple of parts ``(name, count, ...)``; name is ``raw`` or ``reduced``
-    (the frames), a master table or ``results``. ``parts`` limits the queries to those
-    names (all by default).
-    """
-    queries = {
-        "raw": "SELECT epoch_id, count(*), max(id), total((flags + length(error) * 64"
-        " + length(coalesce(imgtype, '')) * 65536) * (id % 9973 + 1)"
-        " + coalesce(juliandate, 0) + coalesce(exptime, 0) * 3 + coalesce(angle, 0) * 5"
-        " + length(coalesce(object_name, '')) * 7 + length(coalesce(band, '')) * 11)"
-        " FROM raw_fit GROUP BY epoch_id",
-        "reduced": "SELECT r.epoch_id, count(*), max(f.id), max(f.modified), total((f.flags"
-        " + length(f.error) * 1024 + length(f.filename) * 1048576) * (f.id % 9973 + 1)"
-        " + coalesce(f.seeing_fwhm_arcsec, 0))"
-        " FROM reduced_fit f JOIN raw_fit r ON f.rawfit_id = r.id GROUP BY r.epoch_id",
-        **{
-            table: f"SELECT epoch_id, count(*), max(id), max(created), sum(flags),"
-            f" total(length(error)), total(coalesce(level, 0)), total(n_frames)"
-            f" FROM {table} GROUP BY epoch_id"
-            for table in ("master_bias", "master_dark", "master_flat")
-        },
-        "results": "SELECT epoch_id, count(*), max(id), max(modified), total(coalesce(mag, 0)"
-        " + coalesce(p, 0) * 7 + coalesce(chi, 0) * 11 + coalesce(mag_err, 0) * 13"
-        " + coalesce(p_err, 0) * 17 + coalesce(chi_err, 0) * 19 + (flags"
-        " + manual_flags * 1024 + length(flag_reasons) * 1048576 + astrosource_id * 7919)"
-        " * (id % 9973 + 1)) FROM photo_pol_result GROUP BY epoch_id",
-    }
-    found: dict[int, list] = defaultdict(list)
-    for name, query in queries.items():
-        if parts is None or name in parts:
-            for row in _sql(query):
-                found[row[0]].append((name, *row[1:]))
-    return {key: tuple(value) for key, value in found.items()}
-
-
 @functools.lru_cache(maxsize=4096)
 def _labels(enum, value, separator: str = ", ") -> str:
     """Names of the bits set, joined (cached: a few distinct values recur a lot)."""
     return separator.join(enum.labels(value or 0))
 
 
+@functools.lru_cache(maxsize=4096)
 def _reasons(text: str | None) -> str:
     """Flag reasons (a JSON list in the store) as one text."""
     if not text or text == "[]":

@@ -3,8 +3,10 @@
 One figure holds up to four panels on a shared time axis (magnitude, p, chi,
 q and u); each panel has one trace per instrument and band, and flagged
 points go into separate traces (open markers, ``meta.flagged``) so the page
-can hide them. Trace points carry the index of their data row in
-``customdata``; the page builds hover text and click targets from the rows.
+can hide them. A data trace lists the indices of its data rows in
+``customdata`` and names its columns in ``meta.y`` and ``meta.err``; the page
+fills x (the row's ``date``), y and the error bars from the rows and builds
+hover text and click targets from them, so each value is in the page once.
 """
 
 from __future__ import annotations
@@ -216,15 +218,9 @@ def source_figure(
                         "name": f"{label} (flagged)" if flagged else label,
                         "legendgroup": f"{instrument}|{band}",
                         "showlegend": key == present[0][0] or key == "u",
-                        "x": [points[i]["date"] for i in chosen],
-                        "y": [points[i][y_col] for i in chosen],
-                        "error_y": {
-                            "type": "data",
-                            "array": [points[i][err_col] or 0 for i in chosen],
-                            "visible": True,
-                            "thickness": 1,
-                            "width": 0,
-                        },
+                        # x, y and the error bars are filled in the browser from the
+                        # data rows (static/source.js): the page carries each value once
+                        "error_y": {"type": "data", "visible": True, "thickness": 1, "width": 0},
                         "customdata": chosen,
                         "hovertemplate": "%{text}<extra></extra>",
                         "marker": {
@@ -234,7 +230,13 @@ def source_figure(
                         },
                         "yaxis": axis,
                         "xaxis": "x",
-                        "meta": {"kind": "data", "panel": key, "flagged": flagged},
+                        "meta": {
+                            "kind": "data",
+                            "panel": key,
+                            "flagged": flagged,
+                            "y": y_col,
+                            "err": err_col,
+                        },
                     }
                 )
     data.extend(_reference_lines(points, axis_of, literature_mags or {}, standard_pol))

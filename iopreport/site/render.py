@@ -1,21 +1,22 @@
 """Build the static site: :func:`render_site`.
 
-Units of work are the pages (with the files made beside them: a source's CSV,
-JSON and finding chart, a night's thumbnails). Each unit has a hash of its
-inputs — the store rows it shows (as the fingerprints of
-:mod:`iopreport.site.context`), the templates, static files and this package's
-code — kept in the site's manifest. An incremental build renders the units
-whose hash changed and hard-links the others from the published site; the
-index, catalog and status pages and the summaries are made on every build.
+Units of work are the pages (with the files made beside them: a source's
+finding chart, a night's thumbnails). Each unit has a hash of its inputs — the
+store rows it shows (through the change counters SQLite keeps per night and
+per source, :mod:`iopreport.store.changes`), the templates, static files and
+this package's code — kept in the site's manifest. An incremental build renders
+the units whose hash changed and keeps the others (left as they are in the
+generation it writes, or hard-linked from the published one: :mod:`.publish`);
+the index, catalog and status pages and the summaries are made on every build.
 """
 
 from __future__ import annotations
 
-import concurrent.futures
 import datetime as dt
 import hashlib
 import json
 import logging
+import operator
 import os
 import shutil
 import time
@@ -28,6 +29,7 @@ from markupsafe import Markup
 from iopreport import __version__, urls
 from iopreport.config import Config
 from iopreport.site import charts, context, plots, publish
+from iopreport.store import changes
 from iopreport.store.bits import RawFitFlags, ReducedFitFlags
 from iopreport.store.models import utcnow
 
@@ -48,8 +50,6 @@ PAGE_TEMPLATES = (
     "status.html",
     "summaries.html",
 )
-#: Memory map of the store for the fingerprint scans (SQLite maps at most the file's size).
-READ_MMAP_BYTES = 1 << 30
 #: A daemon heartbeat older than this many poll intervals is reported as stale.
 STALE_HEARTBEAT_INTERVALS = 3
 
@@ -197,7 +197,7 @@ def _environment(templates: list[Path]) -> jinja2.Environment:
 
 
 class _Build:
-    """State of one build: the fresh folder, the old manifest and the new one."""
+    """State of one build: the generation written, the published manifest and the new one."""
 
     def __init__(self, config: Config, *, full: bool) -> None:
         self.config = config
@@ -205,9 +205,8 @@ class _Build:
         self.site = Path(config.paths.site_dir)
         self.old = publish.Manifest() if full else publish.Manifest.read(self.site)
         self.new = publish.Manifest()
-        publish.sweep(self.site)
-        self.out = publish.fresh_folder(self.site)
-        self.made: set[str] = set()  # folders created in the fresh folder
+        self.made: set[str] = set()  # folders known to exist in the generation written
+        self.extra: list[str] = []  # files made on every build (not part of a unit)
         self.rendered = 0
         self.kept = 0
         templates, statics = _folders(config)
@@ -218,13 +217,23 @@ class _Build:
             self.env.get_template(name)
         self.generated = utcnow().strftime("%Y-%m-%d %H:%M UTC")
         self.sources: dict[int, context.SourceInfo] = {}
+        publish.sweep(self.site)
+        self.target = publish.prepare_target(self.site, full=full)
+        self.out = self.target.folder
 
     def wanted(self, key: str, inputs) -> str | None:
-        """Keep unit ``key`` from the published site when its inputs are unchanged.
+        """Keep unit ``key`` when its inputs are unchanged.
 
-        Returns the unit's hash when it must be rendered, None when it was kept.
+        The generation written may hold the unit already (nothing to do); otherwise
+        its files are hard-linked from the published site. Returns the unit's hash
+        when it must be rendered, None when it was kept.
         """
         digest = _hash(self.code, inputs)
+        held = self.target.holds.units.get(key)
+        if held and held.get("hash") == digest and publish.holds_unit(self.out, held["files"]):
+            self.new.units[key] = held
+            self.kept += 1
+            return None
         previous = self.old.units.get(key)
         if (
             previous
@@ -245,15 +254,23 @@ class _Build:
         return path
 
     def write(self, path: str, content: str | bytes) -> None:
+        """Write a file of the generation anew (never in place: it may be a hard link)."""
         target = self.out / path
         parent = str(target.parent)
         if parent not in self.made:
             target.parent.mkdir(parents=True, exist_ok=True)
             self.made.add(parent)
+        publish.remove_file(target)
         if isinstance(content, bytes):
             target.write_bytes(content)
         else:
             target.write_text(content, encoding="utf-8")
+
+    def finish(self) -> None:
+        """Remove what the generation held and no longer needs; write its manifest."""
+        self.new.state["files"] = sorted(set(self.extra))
+        publish.remove_stale(self.out, self.target.holds, self.new)
+        self.new.write(self.out)
 
 
 def render_site(config: Config, *, full: bool = False, workers: int | None = None) -> SiteReport:
@@ -283,10 +300,10 @@ def render_site(config: Config, *, full: bool = False, workers: int | None = Non
         build = _Build(config, full=full)
         try:
             counts = _render_all(build, workers or config.processing.workers)
-            build.new.write(build.out)
+            build.finish()
             publish.swap_in(build.out, site)
         except BaseException:
-            publish.discard(build.out)
+            publish.discard(build.out, site)
             raise
     return SiteReport(
         pages_rendered=build.rendered,
@@ -300,40 +317,29 @@ def render_site(config: Config, *, full: bool = False, workers: int | None = Non
 
 
 def _render_all(build: _Build, workers: int) -> tuple[int, int]:
+    # The change counters are read first: a write made while the build runs raises
+    # them past what the manifest records, so its pages are made again next time.
+    epoch_changes = changes.epoch_changes()
+    source_changes = changes.source_changes()
     _copy_static(build)
-    # The nights' fingerprints are one long SQLite scan: run it in a thread (SQLite
-    # releases the GIL; the thread has its own connection) while the rest is read.
-    with concurrent.futures.ThreadPoolExecutor(max_workers=3) as pool:
-        night_prints = [
-            pool.submit(_in_own_connection, context.epoch_fingerprints, parts)
-            for parts in (
-                ("raw",),
-                ("reduced",),
-                ("master_bias", "master_dark", "master_flat", "results"),
-            )
-        ]
-        sources = context.load_sources()
-        counts = context.source_counts()
-        pages = context.sources_with_pages(sources, counts)
-        summaries = _copy_summaries(build)
-        epochs = context.load_epochs()
-        fingerprints = _merge([future.result() for future in night_prints])
-    todo, night_sources = _plan_nights(build, epochs, sources, summaries, fingerprints)
-    # A source page changes when its catalog row, its number of results or the results
-    # of one of its nights change: the nights' result checksums stand for its results.
-    by_source: dict[int, list[str]] = {}
-    for eid in epochs:
-        results = [part for part in fingerprints.get(eid, ()) if part[0] == "results"]
-        digest = _hash(results)
-        for source_id in night_sources.get(eid, ()):
-            by_source.setdefault(source_id, []).append(digest)
-    todo = _plan_sources(build, pages, counts, by_source) + todo
+    sources = context.load_sources()
+    counts = _source_counts(build, sources, source_changes)
+    pages = context.sources_with_pages(sources, counts)
+    summaries = _copy_summaries(build)
+    epochs = context.load_epochs()
+    todo, night_sources = _plan_nights(build, epochs, sources, summaries, epoch_changes)
+    todo = _plan_sources(build, pages, counts, source_changes) + todo
     _render_units(build, todo, workers)
     for eid, epoch in epochs.items():
         build.new.units[f"night:{epoch.page}"]["sources"] = night_sources.get(eid, [])
-    stats = {sid: (count[0], len(by_source.get(sid, ()))) for sid, count in counts.items()}
+    n_nights: dict[int, int] = {}
+    for source_ids in night_sources.values():
+        for source_id in source_ids:
+            n_nights[source_id] = n_nights.get(source_id, 0) + 1
+    stats = {sid: (count, n_nights.get(sid, 0)) for sid, count in counts.items()}
     summary_rows = context.source_summaries(pages, stats)
     recent = list(reversed(list(epochs.values())[-30:]))
+    build.extra += [urls.index_page(), urls.catalog_page(), urls.status_page()]
     build.page(
         urls.index_page(),
         "index.html",
@@ -352,6 +358,34 @@ def _render_all(build: _Build, workers: int) -> tuple[int, int]:
     return len(pages), len(epochs)
 
 
+#: Sources whose counters changed, above which their results are counted in one scan.
+RECOUNT_ALL_ABOVE = 100
+
+
+def _source_counts(build: _Build, sources, source_changes: dict[int, int]) -> dict[int, int]:
+    """Number of results by source id (sources without results left out).
+
+    The manifest keeps each source's count with its change counter; only the sources
+    whose counter moved since (or that the manifest does not know) are counted again.
+    """
+    known = build.old.state.get("source_counts", {})
+    counts: dict[int, int] = {}
+    stale = []
+    for sid in sources:
+        kept = known.get(str(sid))
+        if kept is not None and kept[0] == source_changes.get(sid, 0):
+            counts[sid] = kept[1]
+        else:
+            stale.append(sid)
+    fresh = context.source_counts(None if len(stale) > RECOUNT_ALL_ABOVE else stale)
+    for sid in stale:
+        counts[sid] = fresh.get(sid, 0)
+    build.new.state["source_counts"] = {
+        str(sid): [source_changes.get(sid, 0), count] for sid, count in counts.items()
+    }
+    return {sid: count for sid, count in counts.items() if count}
+
+
 @dataclass(frozen=True)
 class _Unit:
     """A page to render: its manifest key, input hash, kind and what it is made from."""
@@ -362,7 +396,7 @@ class _Unit:
     spec: tuple
 
 
-#: Units given to a worker process at a time (nights are read in chunks of this size).
+#: Most units given to a worker process at a time (nights are read in chunks of this size).
 UNITS_PER_TASK = 50
 #: Fewer units than this are rendered in the building process itself.
 MIN_UNITS_FOR_WORKERS = 12
@@ -379,7 +413,9 @@ def _render_units(build: _Build, todo: list[_Unit], workers: int) -> None:
 
         from iopreport.store.models import database_proxy
 
-        tasks = [todo[i : i + UNITS_PER_TASK] for i in range(0, len(todo), UNITS_PER_TASK)]
+        # at least two tasks per worker, so a few pages are shared out too (not one task)
+        size = max(1, min(UNITS_PER_TASK, -(-len(todo) // (2 * workers))))
+        tasks = [todo[i : i + size] for i in range(0, len(todo), size)]
         database_proxy.close()  # each worker opens its own connection (never share one)
         _WORKER_BUILD = build
         try:
@@ -430,13 +466,20 @@ def _copy_static(build: _Build) -> None:
     for relative, path in build.static_files.items():
         target = build.out / "static" / relative
         target.parent.mkdir(parents=True, exist_ok=True)
+        publish.remove_file(target)
         shutil.copy2(path, target)
+        build.extra.append(f"static/{relative}")
+    build.extra.append(PLOTLY_JS_IN_SITE)
     target = build.out / PLOTLY_JS_IN_SITE
-    old = build.site / PLOTLY_JS_IN_SITE
     package = plotly_js_path()
-    if old.is_file() and old.stat().st_size == package.stat().st_size:
+    size = package.stat().st_size
+    if target.is_file() and target.stat().st_size == size:
+        return  # the generation has it already
+    old = build.site / PLOTLY_JS_IN_SITE
+    if old.is_file() and old.stat().st_size == size:
         publish.link_or_copy(old, target)
     else:
+        publish.remove_file(target)
         shutil.copy2(package, target)
 
 
@@ -450,20 +493,21 @@ def _copy_summaries(build: _Build) -> dict[str, str]:
             publish.link_or_copy(path, build.out / relative)
             found[path.name] = relative
     build.page("summaries/index.html", "summaries.html", summaries=found)
+    build.extra += ["summaries/index.html", *found.values()]
     build.rendered += 1
     return found
 
 
-def _plan_sources(build: _Build, pages, counts, by_source) -> list[_Unit]:
+def _plan_sources(build: _Build, pages, counts, source_changes) -> list[_Unit]:
     todo = []
     datadir = Path(build.config.paths.datadir)
     for source in pages:
-        count = counts.get(source.id)
+        count = counts.get(source.id, 0)
         frame = context.chart_frame(source, datadir) if count else None
         frame_key = (frame.reducedfit_id, frame.modified, len(frame.calibrators)) if frame else None
-        nights = hashlib.sha256("\n".join(by_source.get(source.id, ())).encode()).hexdigest()
+        changed = source_changes.get(source.id, 0)
         key = f"source:{source.page}"
-        digest = build.wanted(key, ("source", source, count, nights, frame_key))
+        digest = build.wanted(key, ("source", source, count, changed, frame_key))
         if digest:
             todo.append(_Unit(key, digest, "source", (source, count, frame)))
     return todo
@@ -478,7 +522,7 @@ def _make_source(build: _Build, source: context.SourceInfo, count, frame) -> lis
         plotted, literature_mags=source.literature_mags, standard_pol=source.standard_pol
     )
     columns = list(context.POINT_COLUMNS)
-    rows = [[point[c] for c in columns] for point in plotted]
+    rows = list(map(operator.itemgetter(*columns), plotted))  # tuples: JSON arrays
     files = [page]
     chart = None
     if frame is not None:
@@ -510,29 +554,8 @@ def _make_source(build: _Build, source: context.SourceInfo, count, frame) -> lis
     return files
 
 
-def _merge(parts: list[dict[int, tuple]]) -> dict[int, tuple]:
-    """Join per-epoch fingerprint parts computed separately."""
-    merged: dict[int, tuple] = {}
-    for part in parts:
-        for key, value in part.items():
-            merged[key] = merged.get(key, ()) + value
-    return merged
-
-
-def _in_own_connection(function, *args):
-    """Call ``function`` in a worker thread; close the thread's SQLite connection after."""
-    from iopreport.store.models import database_proxy
-
-    try:
-        # read through a memory map: the long scans run about a third faster
-        database_proxy.execute_sql(f"PRAGMA mmap_size={READ_MMAP_BYTES}")
-        return function(*args)
-    finally:
-        database_proxy.close()
-
-
 def _plan_nights(
-    build: _Build, epochs, sources, summaries, fingerprints
+    build: _Build, epochs, sources, summaries, epoch_changes: dict[int, int]
 ) -> tuple[list[_Unit], dict[int, list[int]]]:
     """The night pages to render, and the sources with results in each night.
 
@@ -553,7 +576,7 @@ def _plan_nights(
         inputs = (
             "night",
             epoch,
-            fingerprints.get(eid),
+            epoch_changes.get(eid, 0),
             before.page if before else None,
             after.page if after else None,
             names,

@@ -9,6 +9,7 @@ from pathlib import Path
 import peewee as pw
 
 from iopreport.errors import StoreError
+from iopreport.store import changes
 from iopreport.store.migrations import MIGRATIONS, SCHEMA_VERSION
 from iopreport.store.models import ALL_MODELS, database_proxy
 
@@ -69,6 +70,7 @@ def open_store(path: Path | str, *, upgrade: bool = True, create: bool = True) -
     if not tables:
         with database.atomic():
             database.create_tables(ALL_MODELS)
+            changes.install(database)
             _set_schema_version(database, SCHEMA_VERSION)
         log.info("created store %s (schema %d)", path, SCHEMA_VERSION)
     elif version == 0:

@@ -26,6 +26,11 @@ History
     instrumental polarization and zero angle) kept apart from the statistical
     ``mag_err``, ``p_err`` and ``chi_err``; the ``field_star_flux`` table
     (field stars measured on polarizer-wheel frames for transparency).
+5
+    Change counters for the site build: tables ``epoch_change`` and
+    ``source_change`` and the triggers that count, per night and per source,
+    every insert, update and delete of a row the site's pages show
+    (:mod:`iopreport.store.changes`).
 """
 
 from __future__ import annotations
@@ -35,7 +40,7 @@ from collections.abc import Callable
 import peewee as pw
 from playhouse.migrate import SqliteMigrator, migrate
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 
 def _to_v2(database: pw.SqliteDatabase) -> None:
@@ -88,9 +93,16 @@ def _to_v4(database: pw.SqliteDatabase) -> None:
     )
 
 
+def _to_v5(database: pw.SqliteDatabase) -> None:
+    from iopreport.store import changes
+
+    changes.install(database)
+
+
 #: Step that upgrades a database *to* each version.
 MIGRATIONS: dict[int, Callable[[pw.SqliteDatabase], None]] = {
     2: _to_v2,
     3: _to_v3,
     4: _to_v4,
+    5: _to_v5,
 }

@@ -1,0 +1,233 @@
+"""Change counters kept by SQLite triggers (schema 5): what the site build compares.
+
+Two small tables count, per night (epoch) and per source, how often a row that
+the site's pages show was inserted, updated or deleted:
+
+``epoch_change (epoch_id, changes)``
+    raw frames, reduced frames, masters (also in the nights whose frames use
+    them) and results of the night;
+``source_change (astrosource_id, changes)``
+    the source's results, and the night and telescope of the epochs it has
+    results in.
+
+The triggers run inside SQLite, so every writer — reduce, ``flags``,
+recompute, the catalog sync, a curator's manual SQL — is counted without any
+code having to remember it. An update is counted only when one of the columns
+the pages show changes (``WHEN OLD.x IS NOT NEW.x OR ...``): rewriting a row
+with its own values, or a column the site never shows (``modified``,
+``sha256``, ``last_listed``), is not a change. The counters only grow and
+their rows are never deleted (no foreign key: a deleted epoch keeps its
+counter, so an epoch made again with the same id goes on counting from it).
+
+This SQL is schema 5 as written by :func:`iopreport.store.migrations._to_v5`
+and by a new store; changing it needs a new schema version whose step drops
+and recreates the triggers.
+"""
+
+from __future__ import annotations
+
+import peewee as pw
+
+#: The counter tables.
+TABLES = (
+    "CREATE TABLE IF NOT EXISTS epoch_change ("
+    " epoch_id INTEGER NOT NULL PRIMARY KEY, changes INTEGER NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS source_change ("
+    " astrosource_id INTEGER NOT NULL PRIMARY KEY, changes INTEGER NOT NULL)",
+)
+
+#: Columns of each table that a night or source page shows (an update of another
+#: column is not counted).
+RAW_COLUMNS = (
+    "epoch_id",
+    "filename",
+    "flags",
+    "error",
+    "instrument",
+    "imgtype",
+    "obsmode",
+    "band",
+    "angle",
+    "juliandate",
+    "exptime",
+    "binning",
+    "imgsize",
+    "object_name",
+)
+REDUCED_COLUMNS = (
+    "rawfit_id",
+    "filename",
+    "flags",
+    "error",
+    "seeing_fwhm_arcsec",
+    "masterbias_id",
+    "masterdark_id",
+    "masterflat_id",
+)
+MASTER_COLUMNS = (
+    "epoch_id",
+    "filename",
+    "instrument",
+    "n_frames",
+    "level",
+    "noise",
+    "flags",
+    "error",
+)
+FLAT_COLUMNS = (*MASTER_COLUMNS, "band", "obsmode", "angle")
+RESULT_COLUMNS = (
+    "astrosource_id",
+    "epoch_id",
+    "members_key",
+    "mode",
+    "method",
+    "instrument",
+    "band",
+    "exptime",
+    "juliandate",
+    "n_frames",
+    "mag",
+    "mag_err",
+    "q",
+    "q_err",
+    "u",
+    "u_err",
+    "p",
+    "p_err",
+    "chi",
+    "chi_err",
+    "flags",
+    "manual_flags",
+    "flag_reasons",
+    "error",
+)
+_COUNT_EPOCH = " ON CONFLICT (epoch_id) DO UPDATE SET changes = changes + 1;"
+_COUNT_SOURCE = " ON CONFLICT (astrosource_id) DO UPDATE SET changes = changes + 1;"
+
+
+def _epoch(expression: str) -> str:
+    return f"INSERT INTO epoch_change (epoch_id, changes) VALUES ({expression}, 1){_COUNT_EPOCH}"
+
+
+def _source(expression: str) -> str:
+    return (
+        f"INSERT INTO source_change (astrosource_id, changes) VALUES ({expression}, 1)"
+        f"{_COUNT_SOURCE}"
+    )
+
+
+def _epoch_of_rawfit(row: str) -> str:
+    # no row when the raw frame is gone (a cascading delete): its own trigger counted it
+    return (
+        "INSERT INTO epoch_change (epoch_id, changes) SELECT epoch_id, 1 FROM raw_fit"
+        f" WHERE id = {row}.rawfit_id{_COUNT_EPOCH}"
+    )
+
+
+def _epochs_using(kind: str, row: str) -> str:
+    return (
+        "INSERT INTO epoch_change (epoch_id, changes) SELECT DISTINCT r.epoch_id, 1"
+        " FROM reduced_fit f JOIN raw_fit r ON r.id = f.rawfit_id"
+        f" WHERE f.master{kind}_id = {row}.id{_COUNT_EPOCH}"
+    )
+
+
+def _changed(columns: tuple[str, ...]) -> str:
+    return " OR ".join(f'OLD."{c}" IS NOT NEW."{c}"' for c in columns)
+
+
+def _trigger(name: str, event: str, table: str, body: list[str], when: str = "") -> str:
+    when = f" WHEN {when}" if when else ""
+    return (
+        f"CREATE TRIGGER IF NOT EXISTS {name} AFTER {event} ON {table}{when}"
+        f" BEGIN {' '.join(body)} END"
+    )
+
+
+def trigger_sql() -> list[str]:
+    """``CREATE TRIGGER`` statements of every change counter."""
+    triggers = []
+    for table, columns, own in (
+        ("raw_fit", RAW_COLUMNS, _epoch),
+        ("photo_pol_result", RESULT_COLUMNS, _epoch),
+    ):
+        extra_new = [_source("NEW.astrosource_id")] if table == "photo_pol_result" else []
+        extra_old = [_source("OLD.astrosource_id")] if table == "photo_pol_result" else []
+        triggers += [
+            _trigger(f"{table}_change_ins", "INSERT", table, [own("NEW.epoch_id"), *extra_new]),
+            _trigger(f"{table}_change_del", "DELETE", table, [own("OLD.epoch_id"), *extra_old]),
+            _trigger(
+                f"{table}_change_upd",
+                "UPDATE",
+                table,
+                [own("OLD.epoch_id"), own("NEW.epoch_id"), *extra_old, *extra_new],
+                _changed(columns),
+            ),
+        ]
+    triggers += [
+        _trigger("reduced_fit_change_ins", "INSERT", "reduced_fit", [_epoch_of_rawfit("NEW")]),
+        _trigger("reduced_fit_change_del", "DELETE", "reduced_fit", [_epoch_of_rawfit("OLD")]),
+        _trigger(
+            "reduced_fit_change_upd",
+            "UPDATE",
+            "reduced_fit",
+            [_epoch_of_rawfit("OLD"), _epoch_of_rawfit("NEW")],
+            _changed(REDUCED_COLUMNS),
+        ),
+    ]
+    for kind, columns in (
+        ("bias", MASTER_COLUMNS),
+        ("dark", MASTER_COLUMNS),
+        ("flat", FLAT_COLUMNS),
+    ):
+        table = f"master_{kind}"
+        triggers += [
+            _trigger(f"{table}_change_ins", "INSERT", table, [_epoch("NEW.epoch_id")]),
+            _trigger(
+                f"{table}_change_del",
+                "DELETE",
+                table,
+                [_epoch("OLD.epoch_id"), _epochs_using(kind, "OLD")],
+            ),
+            _trigger(
+                f"{table}_change_upd",
+                "UPDATE",
+                table,
+                [_epoch("OLD.epoch_id"), _epoch("NEW.epoch_id"), _epochs_using(kind, "NEW")],
+                _changed(columns),
+            ),
+        ]
+    triggers.append(
+        _trigger(
+            "epoch_change_upd",
+            "UPDATE",
+            "epoch",
+            [
+                "INSERT INTO source_change (astrosource_id, changes)"
+                " SELECT DISTINCT astrosource_id, 1 FROM photo_pol_result"
+                f" WHERE epoch_id = NEW.id{_COUNT_SOURCE}"
+            ],
+            _changed(("night", "telescope")),
+        )
+    )
+    return triggers
+
+
+def install(database: pw.SqliteDatabase) -> None:
+    """Create the counter tables and triggers (a no-op where they exist)."""
+    for statement in (*TABLES, *trigger_sql()):
+        database.execute_sql(statement)
+
+
+def epoch_changes() -> dict[int, int]:
+    """Changes counted per epoch id (an epoch never changed since schema 5 is missing)."""
+    from iopreport.store.models import database_proxy
+
+    return dict(database_proxy.execute_sql("SELECT epoch_id, changes FROM epoch_change"))
+
+
+def source_changes() -> dict[int, int]:
+    """Changes counted per source id (a source whose results never changed is missing)."""
+    from iopreport.store.models import database_proxy
+
+    return dict(database_proxy.execute_sql("SELECT astrosource_id, changes FROM source_change"))
