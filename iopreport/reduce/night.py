@@ -612,11 +612,12 @@ def _science_tasks(
         nonlocal orientations
         if orientations is None:
             orientations = _night_orientations(config, epoch) if subframes else []
-        same = [o for o in orientations if o[2] == flipped]
-        if not same:
+        same = np.array([o[1] for o in orientations if o[2] == flipped])
+        if not len(same):
             return None
-        _, rotation, flip = min(same, key=lambda o: abs(o[0] - (rawfit.juliandate or 0.0)))
-        return (rotation, flip)
+        # the median over the night: one frame's rotation scatters by degrees
+        unwrapped = (same - same[0] + 180.0) % 360.0 - 180.0 + same[0]
+        return (float(np.median(unwrapped)) % 360.0, flipped)
 
     for rawfit in rawfits:
         if rawfit.imgtype != "light" or not rawfit.flags & RawFitFlags.CLASSIFIED:
@@ -709,10 +710,11 @@ def _subframe_reference(candidates, epoch, rawfit) -> ReferenceFrame | None:
 def _night_orientations(config, epoch) -> list[tuple[float, float, bool]]:
     """(JD, rotation, flip) of every solved DIPOL full frame of the night (any target).
 
-    DIPOL's orientation on the sky is the same for every target of a night
-    with the same flip state: a sub-frame without a reference frame of its own
-    target takes it from these instead of the nominal 177.6 deg (which put the
-    corners of seed 9's Hiltner 960 cuts 0.65" off).
+    DIPOL's orientation on the sky is about the same for every target of a
+    night with the same flip state: a sub-frame without a reference frame of
+    its own target takes the median of these instead of the nominal 177.6 deg
+    (on real nights the rotation moves with maintenance; on simulated ones
+    each frame's scatters by a degree or more, so no single frame is taken).
     """
     from astropy.io import fits
     from astropy.wcs import WCS
