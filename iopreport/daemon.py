@@ -31,7 +31,6 @@ import queue
 import signal
 import socket
 import threading
-import time
 import zoneinfo
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -314,6 +313,7 @@ class Daemon:
         self._pending_lock = threading.Lock()
         self._pipeline = threading.Lock()
         self._stopping = False
+        self._stopped = threading.Event()  # set when run() ends: the watchdog has nothing to do
 
     # requests from the scheduler's threads
     def request(self, job: str) -> None:
@@ -382,12 +382,19 @@ class Daemon:
         raise DaemonStop(name)
 
     def _watchdog(self) -> None:
-        """End the reduction's workers, then the process, if the stop takes too long."""
-        time.sleep(STOP_GRACE_S)
+        """End the reduction's workers, then the process, if the stop takes too long.
+
+        Returns at once when the daemon has stopped by itself: a daemon thread
+        writing to the log while the interpreter shuts down aborts the process
+        (exit -6 instead of the daemon's own code).
+        """
+        if self._stopped.wait(STOP_GRACE_S):
+            return
         for child in multiprocessing.active_children():
             log.info("ending worker process %d", child.pid)
             child.terminate()
-        time.sleep(STOP_HARD_S - STOP_GRACE_S)
+        if self._stopped.wait(STOP_HARD_S - STOP_GRACE_S):
+            return
         log.error("not stopped after %.0f s: exiting now", STOP_HARD_S)
         logging.shutdown()
         os._exit(EXIT_WORK_FAILED)
@@ -493,3 +500,4 @@ class Daemon:
                     scheduler.shutdown(wait=False)
                 with contextlib.suppress(BaseException):
                     beat("finished (--once)" if once else "stopped")
+                self._stopped.set()
