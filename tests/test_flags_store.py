@@ -390,10 +390,19 @@ def test_quality_section_is_checked(project, old, line, message):
 
 
 def fingerprint(config) -> str:
-    """The database file's bytes (a build that fails must not change them)."""
-    close_store()
-    digest = hashlib.sha256(config.database_path.read_bytes()).hexdigest()
-    open_store(config.database_path)
+    """The store's content, as an SQL dump (a build that fails must not change it).
+
+    Not the file's bytes: those also change when SQLite checkpoints its write-ahead
+    log, which happens when the last connection closes, e.g. one a finished thread
+    left to the garbage collector.
+    """
+    import sqlite3
+
+    connection = sqlite3.connect(f"file:{config.database_path}?mode=ro", uri=True)
+    try:
+        digest = hashlib.sha256("\n".join(connection.iterdump()).encode()).hexdigest()
+    finally:
+        connection.close()
     return digest
 
 

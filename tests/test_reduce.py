@@ -263,6 +263,31 @@ def test_cloudy_and_trailed_frames_fail_with_reasons(tmp_path):
     assert "trailed" in report.frames_failed[by_fault["trail"]], report.frames_failed
     # nothing else of the night fails
     assert set(report.frames_failed) == {by_fault["clouds"], by_fault["trail"]}
+    # a rerun skips both as unchanged and does not count the cloudy one twice
+    again = reduce_night(config, catalog, "OSN-T150", NIGHT, workers=1)
+    assert again.frames_reduced == 0 and again.frames_failed == {}
+    assert ReducedFit.get_by_id(cloudy.id).flags & ReducedFitFlags.LOW_TRANSPARENCY
+    close_store()
+
+
+def test_workers_recycled_every_frame_give_the_same_night(tmp_path):
+    """The pool is replaced after every 2 frames, 1 per worker (the solver leaks upstream):
+    masters and frames still all run, once each, in the right order."""
+    import dataclasses
+
+    project, config, catalog = make_project(tmp_path, telescopes=("OSN-T150", "CAHA-T220"))
+    config = dataclasses.replace(
+        config, processing=dataclasses.replace(config.processing, solver_recycle_frames=1)
+    )
+    run = reduce_nights(config, catalog, [("OSN-T150", NIGHT), ("CAHA-T220", NIGHT)], workers=2)
+    for report in run.reports:
+        truth = json.loads((folder_of(project, report.telescope) / "truth.json").read_text())
+        lights = [r for r in truth["files"].values() if r["imgtype"] == "light"]
+        assert report.frames_reduced == len(lights), report.frames_failed
+        assert report.masters_failed == {}
+    frames = list(ReducedFit.select().join(RawFit).where(RawFit.imgtype == "light"))
+    assert len(frames) == sum(r.frames_reduced for r in run.reports)
+    assert all(frame.masterbias is not None and frame.masterflat is not None for frame in frames)
     close_store()
 
 

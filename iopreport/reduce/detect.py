@@ -39,9 +39,12 @@ class Detections:
     def __len__(self) -> int:
         return len(self.x)
 
-    def median_elongation(self, count: int = 20) -> float:
-        """Median a/b of up to ``count`` of the brightest clean detections (NaN if < 3)."""
+    def median_elongation(self, count: int = 20, saturation: float | None = None) -> float:
+        """Median a/b of up to ``count`` of the brightest clean detections (NaN if < 3);
+        with ``saturation``, stars peaking above 70% of it are left out (bleed trails)."""
         good = (self.flags == 0) & np.isfinite(self.elongation)
+        if saturation is not None:
+            good &= self.peak < 0.7 * saturation
         values = self.elongation[good][:count]
         return float(np.median(values)) if len(values) >= 3 else float("nan")
 
@@ -129,7 +132,8 @@ def gaussian_fwhm(cutout: np.ndarray, x: float, y: float, fwhm_guess: float) -> 
                 np.outer(iy, ix).ravel(),
                 a * np.outer(iy, dix_dc).ravel(),
                 a * np.outer(diy_dc, ix).ravel(),
-                a * (np.outer(diy_ds, ix) + np.outer(iy, dix_ds)).ravel(),
+                # the model uses |s|: its derivative by s carries the sign of s
+                np.copysign(1.0, p[4]) * a * (np.outer(diy_ds, ix) + np.outer(iy, dix_ds)).ravel(),
             ]
         )
 

@@ -138,7 +138,7 @@ def one_thread_per_worker() -> None:
 
 
 def watch_owner(owner_pid: int) -> None:
-    """Pool initializer: end this worker when ``owner_pid`` is gone (killed with SIGKILL).
+    """End this worker when ``owner_pid`` is gone (killed with SIGKILL); a pool initializer.
 
     Also keeps the worker's numeric libraries to one thread (:func:`one_thread_per_worker`).
     """
@@ -304,7 +304,11 @@ def _reduce_frame(task: FrameTask, outcome: FrameOutcome) -> FrameOutcome:
     scales = np.sqrt(np.sum(wcs.pixel_scale_matrix**2, axis=0)) * 3600
     outcome.pixscale_arcsec = float(np.mean(scales))
     outcome.wcs_header = {k: v for k, v in wcs.to_header(relax=True).items()}
-    elongation = detections.median_elongation() if detections is not None else float("nan")
+    elongation = (
+        detections.median_elongation(saturation=spec.saturation_adu)
+        if detections is not None
+        else float("nan")
+    )
     if elongation > MAX_ELONGATION:
         _write_reduced(task, image, raw_header, wcs, pair_offset, outcome)
         return _fail(

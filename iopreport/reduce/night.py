@@ -8,6 +8,7 @@ same inputs is skipped, so a rerun after a crash picks up where it stopped.
 from __future__ import annotations
 
 import concurrent.futures as futures
+import dataclasses
 import datetime as dt
 import functools
 import hashlib
@@ -102,6 +103,7 @@ class NightReport:
     sequences: int = 0
     seconds: dict[str, float] = field(default_factory=dict)
     worker_peak_rss_mb: float = 0.0  # the largest peak resident memory a worker reported
+    stored: set[str] = field(default_factory=set)  # frames reduced and stored in this run
 
     def summary(self) -> str:
         return (
@@ -230,6 +232,7 @@ def store_frame(catalog, state: _NightState, task: FrameTask, outcome: FrameOutc
         state.report.results += _store_outcome(rawfit, task, outcome, catalog, key)
         if outcome.saturated:
             _mark_saturated([rawfit])
+    state.report.stored.add(task.raw_path.name)
     if outcome.ok:
         state.report.frames_reduced += 1
     else:
@@ -475,8 +478,8 @@ def check_transparency(epoch: Epoch, report: NightReport | None = None) -> list[
             f"typical for {instrument_name} {band} (zero point {deficit:.1f} mag low): clouds"
         )
         reduced = ReducedFit.get_or_none(ReducedFit.rawfit == rawfit_id)
-        if reduced is None:
-            continue
+        if reduced is None or reduced.flags & ReducedFitFlags.LOW_TRANSPARENCY:
+            continue  # failed before (a rerun reports it with the other unchanged frames)
         with database_proxy.atomic():
             flags = ReducedFitFlags(reduced.flags)
             flags |= ReducedFitFlags.LOW_TRANSPARENCY | ReducedFitFlags.ERROR_PHOTOMETRY
@@ -491,8 +494,8 @@ def check_transparency(epoch: Epoch, report: NightReport | None = None) -> list[
         failed.append(name)
         log.warning("%s %s: %s", epoch.epochname, name, reason)
         if report is not None:
-            if name not in report.frames_failed:  # counted as reduced when it was stored
-                report.frames_reduced = max(0, report.frames_reduced - 1)
+            if name in report.stored and name not in report.frames_failed:
+                report.frames_reduced -= 1  # counted as reduced when it was stored
             report.frames_failed[name] = reason
     return failed
 
@@ -682,8 +685,11 @@ def _science_tasks(
             reference=_subframe_reference(references(target), epoch, rawfit)
             if is_subframe and target
             else None,
-            orientation=orientation(rawfit, info.flipped) if is_subframe else None,
         )
+        if is_subframe and task.reference is None:  # the fallback's orientation, to 0.1 deg
+            found = orientation(rawfit, info.flipped)
+            if found is not None:
+                task = dataclasses.replace(task, orientation=(round(found[0], 1), found[1]))
         existing = ReducedFit.get_or_none(ReducedFit.rawfit == rawfit)
         if (
             existing is not None

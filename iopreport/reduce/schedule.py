@@ -25,7 +25,13 @@ from dataclasses import dataclass, field
 
 from iopreport.config import Config
 from iopreport.reduce.classify import FrameInfo, classify_file
-from iopreport.reduce.frame import FrameOutcome, FrameTask, init_worker, reduce_frame
+from iopreport.reduce.frame import (
+    FrameOutcome,
+    FrameTask,
+    init_worker,
+    one_thread_per_worker,
+    reduce_frame,
+)
 from iopreport.store import RawFitFlags
 
 log = logging.getLogger(__name__)
@@ -49,6 +55,9 @@ class WorkerPool:
 
     def __init__(self, config: Config, workers: int | None = None) -> None:
         self.workers = workers or config.processing.workers or os.cpu_count() or 1
+        if self.workers > 1:
+            # before the forkserver starts: it preloads numpy, whose BLAS reads this once
+            one_thread_per_worker()
         self.index_dir = str(config.paths.astrometry_index_dir)
         self.frames_per_pool = max(1, self.workers * config.processing.solver_recycle_frames)
         self.frames_served = 0
@@ -103,6 +112,7 @@ class WorkerPool:
     def broken(self) -> None:
         """A worker died: the pool cannot take more jobs; the next submit starts a new one."""
         self.close()
+        self.frames_served = 0
 
 
 @dataclass
@@ -217,9 +227,14 @@ class Scheduler:
                 group, function, item = queue[0]
                 if function is reduce_frame and self.pool.worn_out:
                     break
-                queue.pop(0)
                 payload = item.job if group.kind in ("bias", "dark", "flat") else item
-                in_flight[self.pool.submit(function, payload)] = (group, function, item)
+                try:
+                    future = self.pool.submit(function, payload)
+                except futures.BrokenExecutor:  # a worker died since the last results
+                    self.pool.broken()
+                    continue  # the job stays queued, for the next pool
+                queue.pop(0)
+                in_flight[future] = (group, function, item)
             if not in_flight:
                 if queue and self.pool.worn_out:
                     self.pool.recycle()
