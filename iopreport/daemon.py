@@ -175,11 +175,15 @@ def nights_to_reduce() -> list[tuple[str, dt.date]]:
 
 
 def step_reduce(cycle: Cycle) -> None:
-    """``reduce_night`` for every night with new or unreduced files (it skips unchanged work)."""
+    """Reduce every night with new or unreduced files (unchanged work is skipped).
+
+    A night's telescopes run together in one worker pool (``reduce_nights``,
+    as ``iopreport reduce --night`` does), so the workers stay busy across
+    them; if that run fails, each telescope is tried alone, so that one
+    telescope's trouble does not stop the others.
+    """
     from iopreport.catalog import load_catalog, sync_catalog
-    from iopreport.reduce.night import raw_night_dir, reduce_night
-    from iopreport.store import Epoch, EpochFlags
-    from iopreport.store.models import database_proxy
+    from iopreport.reduce.night import raw_night_dir, reduce_night, reduce_nights
 
     todo = [
         (telescope, night)
@@ -190,22 +194,44 @@ def step_reduce(cycle: Cycle) -> None:
         return
     catalog = load_catalog(cycle.config.paths.catalog)
     sync_catalog(catalog)
+    by_night: dict[dt.date, list[str]] = {}
     for telescope, night in todo:
-        beat(f"{cycle.job}: reducing {telescope} {night}")
+        by_night.setdefault(night, []).append(telescope)
+    for night, telescopes in by_night.items():
+        beat(f"{cycle.job}: reducing {', '.join(telescopes)} {night}")
         try:
-            report = reduce_night(cycle.config, catalog, telescope, night)
+            run = reduce_nights(cycle.config, catalog, [(t, night) for t in telescopes])
         except DaemonStop:
             raise
-        except Exception as exc:  # one night's trouble does not stop the others
-            log.exception("%s %s: reduction failed", telescope, night)
-            cycle.report(f"{telescope} {night}: reduction failed: {exc}", failed=True)
+        except Exception:
+            log.exception("%s: reducing %s together failed; one by one", night, telescopes)
+        else:
+            for report in run.reports:
+                _reduced(cycle, report)
             continue
-        with database_proxy.atomic():
-            epoch = Epoch.get(telescope=telescope, night=night)
-            epoch.flags = int(EpochFlags(epoch.flags) | EpochFlags.REDUCED)
-            epoch.save()
-        cycle.changed = True
-        cycle.report(report.summary())
+        for telescope in telescopes:
+            try:
+                report = reduce_night(cycle.config, catalog, telescope, night)
+            except DaemonStop:
+                raise
+            except Exception as exc:  # one night's trouble does not stop the others
+                log.exception("%s %s: reduction failed", telescope, night)
+                cycle.report(f"{telescope} {night}: reduction failed: {exc}", failed=True)
+                continue
+            _reduced(cycle, report)
+
+
+def _reduced(cycle: Cycle, report) -> None:
+    """Mark a reduced night in the store and the cycle's report."""
+    from iopreport.store import Epoch, EpochFlags
+    from iopreport.store.models import database_proxy
+
+    with database_proxy.atomic():
+        epoch = Epoch.get(telescope=report.telescope, night=report.night)
+        epoch.flags = int(EpochFlags(epoch.flags) | EpochFlags.REDUCED)
+        epoch.save()
+    cycle.changed = True
+    cycle.report(report.summary())
 
 
 def step_build(cycle: Cycle) -> None:
