@@ -602,25 +602,7 @@ def _science_tasks(
     from iopreport.flags.apply import drop_frame_products, excluded_in_epoch
 
     excluded = excluded_in_epoch(config, catalog, epoch)
-    candidates_of: dict[str, list] = {}
-
-    def references(target: str) -> list:  # the same few per night: query and read them once
-        if target not in candidates_of:
-            candidates_of[target] = _subframe_candidates(config, catalog, target)
-        return candidates_of[target]
-
-    orientations: list | None = None
-
-    def orientation(rawfit: RawFit, flipped: bool) -> tuple[float, bool] | None:
-        nonlocal orientations
-        if orientations is None:
-            orientations = _night_orientations(config, epoch) if subframes else []
-        same = np.array([o[1] for o in orientations if o[2] == flipped])
-        if not len(same):
-            return None
-        # the median over the night: one frame's rotation scatters by degrees
-        unwrapped = (same - same[0] + 180.0) % 360.0 - 180.0 + same[0]
-        return (float(np.median(unwrapped)) % 360.0, flipped)
+    solved = _SolvedDipolFrames(config, catalog) if subframes else None
 
     for rawfit in rawfits:
         if rawfit.imgtype != "light" or not rawfit.flags & RawFitFlags.CLASSIFIED:
@@ -682,12 +664,12 @@ def _science_tasks(
             spec=spec,
             target_radec=target_radec,
             field_radec=field_radec if is_subframe else (),
-            reference=_subframe_reference(references(target), epoch, rawfit)
+            reference=_subframe_reference(solved.references(target), epoch, rawfit)
             if is_subframe and target
             else None,
         )
         if is_subframe and task.reference is None:  # the fallback's orientation, to 0.1 deg
-            found = orientation(rawfit, info.flipped)
+            found = solved.orientation(epoch, info.flipped)
             if found is not None:
                 task = dataclasses.replace(task, orientation=(round(found[0], 1), found[1]))
         existing = ReducedFit.get_or_none(ReducedFit.rawfit == rawfit)
@@ -713,68 +695,84 @@ def _subframe_reference(candidates, epoch, rawfit) -> ReferenceFrame | None:
     return best[1] if best else None
 
 
-def _night_orientations(config, epoch) -> list[tuple[float, float, bool]]:
-    """(JD, rotation, flip) of every solved DIPOL full frame of the night (any target).
-
-    DIPOL's orientation on the sky is about the same for every target of a
-    night with the same flip state: a sub-frame without a reference frame of
-    its own target takes the median of these instead of the nominal 177.6 deg
-    (on real nights the rotation moves with maintenance; on simulated ones
-    each frame's scatters by a degree or more, so no single frame is taken).
+class _SolvedDipolFrames:
+    """The solved DIPOL photometry frames in the store (any night), queried once and each
+    header read at most once: references for the polarimetry cuts of their target, and
+    the night's orientation for cuts whose target has none.
     """
-    from astropy.io import fits
-    from astropy.wcs import WCS
 
-    from iopreport.reduce.quads import rotation_from_wcs
-
-    query = (
-        ReducedFit.select(ReducedFit, RawFit)
-        .join(RawFit)
-        .where(
-            (RawFit.epoch == epoch)
-            & (RawFit.instrument == "DIPOL")
-            & (RawFit.obsmode == "photometry")
-            & (ReducedFit.flags.bin_and(int(ReducedFitFlags.ASTROMETRY_OK)) != 0)
+    def __init__(self, config: Config, catalog: Catalog) -> None:
+        query = (
+            ReducedFit.select(ReducedFit, RawFit)
+            .join(RawFit)
+            .where(
+                (RawFit.instrument == "DIPOL")
+                & (RawFit.obsmode == "photometry")
+                & (RawFit.imgtype == "light")
+                & (ReducedFit.flags.bin_and(int(ReducedFitFlags.ASTROMETRY_OK)) != 0)
+            )
         )
-    )
-    found = []
-    for reduced in query:
-        path = config.paths.datadir / reduced.filename
-        if not path.exists():
-            continue
-        rotation, flip = rotation_from_wcs(WCS(fits.getheader(path), relax=True))
-        found.append((reduced.rawfit.juliandate or 0.0, rotation, flip))
-    return found
+        self.datadir = config.paths.datadir
+        self.frames = [
+            (reduced, identify_target(reduced.rawfit.object_name or "", catalog.sources))
+            for reduced in query
+            if (config.paths.datadir / reduced.filename).exists()
+        ]
+        self._headers: dict[int, object] = {}
+        self._orientations: dict[tuple[int, bool], tuple[float, bool] | None] = {}
 
+    def _header(self, reduced: ReducedFit):
+        from astropy.io import fits
 
-def _subframe_candidates(config, catalog, target) -> list[tuple[int, float, ReferenceFrame]]:
-    """Solved DIPOL photometry frames of ``target``: (epoch id, JD, reference), read once."""
-    from astropy.io import fits
+        if reduced.id not in self._headers:
+            self._headers[reduced.id] = fits.getheader(self.datadir / reduced.filename)
+        return self._headers[reduced.id]
 
-    query = (
-        ReducedFit.select(ReducedFit, RawFit)
-        .join(RawFit)
-        .where(
-            (RawFit.instrument == "DIPOL")
-            & (RawFit.obsmode == "photometry")
-            & (RawFit.imgtype == "light")
-            & (ReducedFit.flags.bin_and(int(ReducedFitFlags.ASTROMETRY_OK)) != 0)
-        )
-    )
-    candidates = []
-    for reduced in query:
-        other = reduced.rawfit
-        if identify_target(other.object_name or "", catalog.sources) != target:
-            continue
-        path = config.paths.datadir / reduced.filename
-        if not path.exists():
-            continue
-        flipped = str(fits.getheader(path).get("FLIPSTAT", "")).strip().lower() == "flip"
-        binning = int((other.binning or "1x1").split("x")[0])
-        candidates.append(
-            (other.epoch_id, other.juliandate or 0.0, ReferenceFrame(path, flipped, binning))
-        )
-    return candidates
+    def references(self, target: str) -> list[tuple[int, float, ReferenceFrame]]:
+        """(epoch id, JD, reference) of ``target``'s frames."""
+        found = []
+        for reduced, name in self.frames:
+            if name != target:
+                continue
+            other = reduced.rawfit
+            flipped = str(self._header(reduced).get("FLIPSTAT", "")).strip().lower() == "flip"
+            binning = int((other.binning or "1x1").split("x")[0])
+            path = self.datadir / reduced.filename
+            found.append(
+                (other.epoch_id, other.juliandate or 0.0, ReferenceFrame(path, flipped, binning))
+            )
+        return found
+
+    def orientation(self, epoch: Epoch, flipped: bool) -> tuple[float, bool] | None:
+        """Median (rotation, flip) of ``epoch``'s frames (any target) with that flip state.
+
+        DIPOL's orientation on the sky is about the same for every target of a
+        night with the same flip state: a cut without a reference frame of its
+        own target takes this instead of the nominal 177.6 deg (on real nights
+        the rotation moves with maintenance; on simulated ones each frame's
+        scatters by a degree or more, so no single frame is taken).
+        """
+        from astropy.wcs import WCS
+
+        from iopreport.reduce.quads import rotation_from_wcs
+
+        key = (epoch.id, flipped)
+        if key in self._orientations:
+            return self._orientations[key]
+        rotations = []
+        for reduced, _ in self.frames:
+            if reduced.rawfit.epoch_id != epoch.id:
+                continue
+            rotation, flip = rotation_from_wcs(WCS(self._header(reduced), relax=True))
+            if flip == flipped:
+                rotations.append(rotation)
+        found = None
+        if rotations:
+            same = np.array(rotations)
+            unwrapped = (same - same[0] + 180.0) % 360.0 - 180.0 + same[0]
+            found = (float(np.median(unwrapped)) % 360.0, flipped)
+        self._orientations[key] = found
+        return found
 
 
 def reduced_name(raw_name: str) -> str:
