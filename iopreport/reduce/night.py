@@ -177,9 +177,11 @@ def reduce_nights(
     for report in run.reports:
         clock = time.perf_counter()
         epoch, _ = Epoch.get_or_create(telescope=report.telescope, night=report.night)
-        rawfits = _register(epoch, folders[report.telescope, report.night], force, report)
+        state = _NightState(epoch, [], report)
+        folder = folders[report.telescope, report.night]
+        state.rawfits = _register(epoch, folder, force, report, state.infos)
         report.seconds["classify"] = time.perf_counter() - clock
-        states.append(_NightState(epoch, rawfits, report))
+        states.append(state)
     run.seconds["classify"] = time.perf_counter() - started
 
     started = time.perf_counter()
@@ -214,6 +216,7 @@ class _NightState:
     rawfits: list[RawFit]
     report: NightReport
     worker_seconds: dict[str, float] = field(default_factory=lambda: defaultdict(float))
+    infos: dict[str, FrameInfo] = field(default_factory=dict)  # classified in this run
 
     @functools.cached_property
     def by_name(self) -> dict[str, RawFit]:
@@ -239,8 +242,11 @@ def store_frame(catalog, state: _NightState, task: FrameTask, outcome: FrameOutc
         state.report.frames_failed[task.raw_path.name] = outcome.error
 
 
-def _register(epoch: Epoch, folder: Path, force: bool, report: NightReport) -> list[RawFit]:
-    """RawFit rows for every file, classified (again when the file changed)."""
+def _register(
+    epoch: Epoch, folder: Path, force: bool, report: NightReport, infos: dict[str, FrameInfo]
+) -> list[RawFit]:
+    """RawFit rows for every file, classified (again when the file changed); the
+    classifications made are kept in ``infos`` by file name."""
     rawfits = []
     paths = [p for p in sorted(folder.iterdir()) if p.is_file() and FITS_NAME.match(p.name)]
     # hashing is most of this stage and hashlib releases the GIL: a thread per core
@@ -267,6 +273,7 @@ def _register(epoch: Epoch, folder: Path, force: bool, report: NightReport) -> l
             report.unclassified[path.name] = rawfit.error
             log.warning("%s: %s", path.name, rawfit.error)
         else:
+            infos[path.name] = info
             rawfit.flags = RawFitFlags.DOWNLOADED | RawFitFlags.CLASSIFIED
             rawfit.error = ""
             rawfit.instrument = info.instrument

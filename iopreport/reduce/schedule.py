@@ -24,7 +24,7 @@ import time
 from dataclasses import dataclass, field
 
 from iopreport.config import Config
-from iopreport.reduce.classify import FrameInfo, classify_file
+from iopreport.reduce.classify import classify_file
 from iopreport.reduce.frame import (
     FrameOutcome,
     FrameTask,
@@ -146,7 +146,6 @@ class Scheduler:
         self.pool = pool
         self.show = progress and sys.stderr.isatty()
         self.groups: list[Group] = []
-        self.infos: dict[tuple[int, str], FrameInfo] = {}
         self.frames_total = 0
         self.frames_done = 0
         self.masters_finished_s: float | None = None
@@ -168,10 +167,11 @@ class Scheduler:
                 kind = rawfit.imgtype
                 detector = (rawfit.instrument, rawfit.imgsize, rawfit.binning)
             elif rawfit.imgtype == "light":
-                info = classify_file(
-                    folder / rawfit.filename, state.epoch.telescope, state.epoch.night
-                )
-                self.infos[id(state), rawfit.filename] = info
+                info = state.infos.get(rawfit.filename)
+                if info is None:  # unchanged since an earlier run, which classified it
+                    epoch = state.epoch
+                    info = classify_file(folder / rawfit.filename, epoch.telescope, epoch.night)
+                    state.infos[rawfit.filename] = info
                 full = instrument(info.instrument).shape_at(info.binning[0])
                 subframe = info.instrument == "DIPOL" and info.subframe_origin != (0, 0)
                 size = f"{full[0]}x{full[1]}" if subframe else info.imgsize
@@ -271,7 +271,7 @@ class Scheduler:
             jobs = [(group, make_master, item) for item in work]
         else:
             rawfits = [r for r in state.rawfits if r.filename in names]
-            infos = {name: self.infos[id(state), name] for name in names}
+            infos = {name: state.infos[name] for name in names}
             tasks = _science_tasks(
                 self.config,
                 self.catalog,
