@@ -26,7 +26,8 @@ from iopreport.config import AlertsConfig, load_config
 from iopreport.errors import InputError
 from iopreport.mail.content import QuantityLine, build_night_summary
 from iopreport.mail.render import render_summary
-from iopreport.mail.stats import Estimate, angle_mean, spread, weighted_mean, wrap_chi_difference
+from iopreport.mail.stats import spread
+from iopreport.stokes import Estimate, angle_mean, weighted_mean, wrap_chi_difference
 from iopreport.reduce.night import reduce_night
 from iopreport.store import (
     Epoch,

@@ -28,7 +28,14 @@ from dataclasses import dataclass
 
 from iopreport import urls
 from iopreport.config import Config, SubscriberConfig
-from iopreport.mail.stats import Estimate, angle_mean, spread, weighted_mean, wrap_chi_difference
+from iopreport.mail.stats import spread
+from iopreport.stokes import (
+    Estimate,
+    angle_mean,
+    mean_polarization,
+    weighted_mean,
+    wrap_chi_difference,
+)
 from iopreport.store import (
     AstroSource,
     Calibrator,
@@ -54,6 +61,8 @@ QUANTITIES = (
     ("p", "p_err", "polarimetry"),
     ("chi", "chi_err", "polarimetry"),
 )
+#: The error column of each quantity.
+_ERROR_COLUMN = {quantity: error for quantity, error, _ in QUANTITIES}
 #: Frame types in the order the per-telescope table shows them.
 FRAME_TYPES = ("bias", "dark", "flat", "light")
 #: Flags that keep a result out of tonight's photometry (automatic, manual).
@@ -300,10 +309,8 @@ def _telescope_night(config: Config, epoch: Epoch) -> TelescopeNight:
 
 
 def _series(results: list, night: dt.date):
-    """Good values by (quantity, band) -> {night: [(value, error)]}, and plot points."""
-    nightly: dict[tuple[str, str], dict[dt.date, list[tuple[float, float | None]]]] = defaultdict(
-        lambda: defaultdict(list)
-    )
+    """Good results by (quantity, band) -> {night: [result]}, and plot points."""
+    nightly: dict[tuple[str, str], dict[dt.date, list]] = defaultdict(lambda: defaultdict(list))
     points = []
     first_plot_night = night - dt.timedelta(days=PLOT_DAYS - 1)
     for result in results:
@@ -315,9 +322,8 @@ def _series(results: list, night: dt.date):
             if result.mode != mode or value is None:
                 continue
             good = not _bad(result, BAD_PHOTOMETRY if mode == "photometry" else BAD_POLARIMETRY)
-            error = getattr(result, error_name)
             if good:
-                nightly[(quantity, result.band)][result_night].append((value, error))
+                nightly[(quantity, result.band)][result_night].append(result)
             if result_night >= first_plot_night:
                 points.append(
                     PlotPoint(
@@ -325,7 +331,7 @@ def _series(results: list, night: dt.date):
                         quantity=quantity,
                         band=result.band,
                         value=value,
-                        error=error,
+                        error=getattr(result, error_name),
                         tonight=result_night == night,
                         good=good,
                     )
@@ -333,9 +339,18 @@ def _series(results: list, night: dt.date):
     return nightly, points
 
 
-def _mean(quantity: str, pairs: list[tuple[float, float | None]]) -> Estimate:
-    values = [v for v, _ in pairs]
-    errors = [e for _, e in pairs]
+def _mean(quantity: str, results: list) -> Estimate:
+    """A night's mean of one quantity; p and chi from the mean q and u (:mod:`iopreport.stokes`)."""
+    if quantity != "mag" and all(r.q is not None and r.u is not None for r in results):
+        mean = mean_polarization(
+            [r.q for r in results],
+            [r.q_err for r in results],
+            [r.u for r in results],
+            [r.u_err for r in results],
+        )
+        return mean.p if quantity == "p" else mean.chi
+    values = [getattr(r, quantity) for r in results]
+    errors = [getattr(r, _ERROR_COLUMN[quantity]) for r in results]
     return angle_mean(values, errors) if quantity == "chi" else weighted_mean(values, errors)
 
 
@@ -377,6 +392,10 @@ _HISTORY_COLUMNS = (
     PhotoPolResult.juliandate,
     PhotoPolResult.mag,
     PhotoPolResult.mag_err,
+    PhotoPolResult.q,
+    PhotoPolResult.q_err,
+    PhotoPolResult.u,
+    PhotoPolResult.u_err,
     PhotoPolResult.p,
     PhotoPolResult.p_err,
     PhotoPolResult.chi,

@@ -18,7 +18,7 @@ import datetime as dt
 import io
 
 from iopreport.mail.content import PLOT_DAYS, PlotPoint, SourceLine, jd_to_datetime
-from iopreport.mail.stats import angle_mean, wrap_chi_difference
+from iopreport.stokes import angle_mean, wrap_chi_difference
 
 #: Figure size in inches and resolution: 640 x 150 px per panel + margins.
 WIDTH_IN, PANEL_IN, DPI = 6.4, 1.5, 100

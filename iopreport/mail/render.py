@@ -18,7 +18,7 @@ from pathlib import Path
 import jinja2
 
 from iopreport.mail.content import NightSummary, QuantityLine, SourceLine
-from iopreport.mail.stats import Estimate
+from iopreport.stokes import Estimate
 
 HTML_TEMPLATE = "mail/summary.html.j2"
 TEXT_TEMPLATE = "mail/summary.txt.j2"

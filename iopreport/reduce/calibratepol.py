@@ -23,6 +23,7 @@ import numpy as np
 from astropy.time import Time
 
 from iopreport.catalog import Catalog
+from iopreport.stokes import Stokes, qu_from_p_chi, rotate_qu, wrap_chi_difference
 from iopreport.store import AstroSource, PhotoPolResult
 
 #: Literature p below which a standard counts as unpolarized (fraction).
@@ -197,7 +198,7 @@ def fit_instrumental(
     for _ in range(iterations):
         q_values, u_values, q_errs, u_errs = [], [], [], []
         for o in unpolarized:
-            q_lit, u_lit = _rotate(*_qu(o.p_lit, o.chi_lit or 0.0), -theta0)
+            q_lit, u_lit = rotate_qu(*qu_from_p_chi(o.p_lit, o.chi_lit or 0.0), -theta0)
             q_values.append(o.q_raw - q_lit)
             u_values.append(o.u_raw - u_lit)
             q_errs.append(o.q_raw_err)
@@ -207,33 +208,20 @@ def fit_instrumental(
         offsets, offset_errs = [], []
         for o in polarized:
             q_c, u_c = o.q_raw - fit.q_inst, o.u_raw - fit.u_inst
-            p_c = math.hypot(q_c, u_c)
-            chi_c = 0.5 * math.degrees(math.atan2(u_c, q_c))
-            offsets.append(_wrap90(o.chi_lit - chi_c))
+            corrected = Stokes(q_c, u_c, 0.0, 0.0)
+            p_c, chi_c = corrected.p, corrected.chi
+            offsets.append(wrap_chi_difference(o.chi_lit - chi_c))
             offset_errs.append(0.5 * math.degrees(math.hypot(o.q_raw_err, o.u_raw_err) / p_c))
         centre = offsets[0]
-        offsets = [centre + _wrap90(v - centre) for v in offsets]
+        offsets = [centre + wrap_chi_difference(v - centre) for v in offsets]
         theta0, theta0_err = _weighted_mean(offsets, offset_errs)
-        fit.zero_angle_deg, fit.zero_angle_err_deg = _wrap90(theta0), theta0_err
+        fit.zero_angle_deg, fit.zero_angle_err_deg = wrap_chi_difference(theta0), theta0_err
     for o in polarized:
-        q, u = _rotate(o.q_raw - fit.q_inst, o.u_raw - fit.u_inst, fit.zero_angle_deg)
-        p = math.hypot(q, u)
-        chi = (0.5 * math.degrees(math.atan2(u, q))) % 180.0
-        fit.residuals.append((o.source, p - o.p_lit, _wrap90(chi - o.chi_lit)))
+        sky = Stokes(
+            *rotate_qu(o.q_raw - fit.q_inst, o.u_raw - fit.u_inst, fit.zero_angle_deg), 0.0, 0.0
+        )
+        fit.residuals.append((o.source, sky.p - o.p_lit, wrap_chi_difference(sky.chi - o.chi_lit)))
     return fit
-
-
-def _qu(p: float, chi: float) -> tuple[float, float]:
-    return p * math.cos(math.radians(2 * chi)), p * math.sin(math.radians(2 * chi))
-
-
-def _rotate(q: float, u: float, angle: float) -> tuple[float, float]:
-    c, s = math.cos(math.radians(2 * angle)), math.sin(math.radians(2 * angle))
-    return q * c - u * s, q * s + u * c
-
-
-def _wrap90(angle: float) -> float:
-    return (angle + 90.0) % 180.0 - 90.0
 
 
 def _weighted_mean(values, errors) -> tuple[float, float]:

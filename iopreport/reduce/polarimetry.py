@@ -22,116 +22,16 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from iopreport.stokes import UNIFORM_CHI_STD_DEG, Stokes
+
 #: Store label of the Wollaston beam that carries (1 + q cos 4t + u sin 4t)/2.
 PLUS_BEAM = "E"
 #: Store label of the beam that carries (1 - q cos 4t - u sin 4t)/2.
 MINUS_BEAM = "O"
-#: Degrees per radian, for chi errors (the reference's 28.65 = 0.5 * 180/pi).
-_DEG = 180.0 / math.pi
 
 
 class PolarimetryError(ValueError):
     """A sequence that cannot give a result; the message says why."""
-
-
-@dataclass(frozen=True)
-class Stokes:
-    """Normalised Stokes parameters with their covariance.
-
-    Attributes
-    ----------
-    q, u : float
-        Fractions (not percent).
-    q_err, u_err : float
-        One-sigma errors.
-    cov_qu : float
-        Covariance of q and u.
-    """
-
-    q: float
-    u: float
-    q_err: float
-    u_err: float
-    cov_qu: float = 0.0
-
-    @property
-    def p(self) -> float:
-        """Polarization degree (seed 004 Eq. 8)."""
-        return math.hypot(self.q, self.u)
-
-    @property
-    def p_err(self) -> float:
-        """Error of p from the (q, u) covariance (first-order Jacobian)."""
-        p = self.p
-        if p == 0:
-            return math.sqrt(0.5 * (self.q_err**2 + self.u_err**2))
-        var = (
-            self.q**2 * self.q_err**2
-            + self.u**2 * self.u_err**2
-            + 2 * self.q * self.u * self.cov_qu
-        ) / p**2
-        return math.sqrt(max(var, 0.0))
-
-    @property
-    def chi(self) -> float:
-        """Polarization angle in degrees, [0, 180) (seed 004 Eq. 9)."""
-        return (0.5 * math.degrees(math.atan2(self.u, self.q))) % 180.0
-
-    @property
-    def chi_err(self) -> float:
-        """Error of chi in degrees from the (q, u) covariance (first-order Jacobian).
-
-        Meaningless when p is not significant (chi is then uniformly distributed);
-        capped at 52 degrees, the standard deviation of a uniform angle over 180 degrees.
-        """
-        p2 = self.q**2 + self.u**2
-        if p2 == 0:
-            return 180.0 / math.sqrt(12.0)
-        var = (
-            self.u**2 * self.q_err**2
-            + self.q**2 * self.u_err**2
-            - 2 * self.q * self.u * self.cov_qu
-        ) / p2**2
-        return min(0.5 * _DEG * math.sqrt(max(var, 0.0)), 180.0 / math.sqrt(12.0))
-
-    @property
-    def sigma(self) -> float:
-        """Mean one-sigma error of q and u (the Ricean scale)."""
-        return math.sqrt(0.5 * (self.q_err**2 + self.u_err**2))
-
-    @property
-    def p_debiased(self) -> float:
-        """p with the Ricean bias removed: the MAS estimator of Plaszczynski et al. (2014).
-
-        p_MAS = p - sigma^2 (1 - exp(-p^2 / sigma^2)) / (2 p)  (their Eq. 37);
-        it is continuous, never negative, and nearly unbiased for p/sigma > 2,
-        unlike the classic sqrt(p^2 - sigma^2) of Wardle & Kronberg (1974),
-        which jumps to 0 below p = sigma.
-        """
-        p = self.p
-        s = self.sigma
-        if p == 0 or s == 0:
-            return p
-        return max(p - s**2 * (1.0 - math.exp(-(p**2) / s**2)) / (2.0 * p), 0.0)
-
-    def rotated(self, angle_deg: float) -> Stokes:
-        """Rotate on the sky so that chi -> chi + angle (seed 004 Eqs. 6-7)."""
-        c = math.cos(math.radians(2 * angle_deg))
-        s = math.sin(math.radians(2 * angle_deg))
-        rot = np.array([[c, -s], [s, c]])
-        cov = rot @ self.covariance @ rot.T
-        q, u = rot @ np.array([self.q, self.u])
-        return Stokes(
-            float(q),
-            float(u),
-            math.sqrt(cov[0, 0]),
-            math.sqrt(cov[1, 1]),
-            float(cov[0, 1]),
-        )
-
-    @property
-    def covariance(self) -> np.ndarray:
-        return np.array([[self.q_err**2, self.cov_qu], [self.cov_qu, self.u_err**2]])
 
 
 @dataclass(frozen=True)
@@ -170,7 +70,7 @@ def correct_instrumental(raw: Stokes, inst: Instrumental) -> Corrected:
     sky = offset.rotated(inst.zero_angle_deg)
     systematic = Stokes(offset.q, offset.u, inst.q_inst_err, inst.u_inst_err, 0.0)
     chi_sys = math.hypot(systematic.chi_err, inst.zero_angle_err_deg)
-    return Corrected(sky, systematic.p_err, min(chi_sys, 180.0 / math.sqrt(12.0)))
+    return Corrected(sky, systematic.p_err, min(chi_sys, UNIFORM_CHI_STD_DEG))
 
 
 # ---------------------------------------------------------------------------

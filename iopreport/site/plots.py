@@ -16,6 +16,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 
 from iopreport.site.context import MJD_OFFSET, jd_to_datetime
+from iopreport.stokes import angle_mean, mean_polarization, weighted_mean
 
 #: A series (instrument, band, mode, flagged) longer than this is binned in time.
 MAX_POINTS_PER_SERIES = 4000
@@ -76,18 +77,13 @@ def bin_points(points: list[dict]) -> tuple[list[dict], float]:
 
 
 def _weighted(group: list[dict], column: str) -> tuple[float | None, float | None]:
-    values = [
-        (p[column], p[f"{column}_err"])
-        for p in group
-        if p[column] is not None and p[f"{column}_err"]
-    ]
-    if not values:
-        plain = [p[column] for p in group if p[column] is not None]
-        return (sum(plain) / len(plain), None) if plain else (None, None)
-    weights = [1.0 / err**2 for _, err in values]
-    total = sum(weights)
-    mean = sum(w * v for w, (v, _) in zip(weights, values, strict=True)) / total
-    return mean, 1.0 / math.sqrt(total)
+    """Weighted mean of a column over the points that have an error, else the plain mean."""
+    values = [(p[column], p[f"{column}_err"]) for p in group if p[column] is not None]
+    with_errors = [(v, e) for v, e in values if e]
+    if with_errors:
+        mean = weighted_mean([v for v, _ in with_errors], [e for _, e in with_errors])
+        return mean.value, mean.error
+    return (sum(v for v, _ in values) / len(values), None) if values else (None, None)
 
 
 def _combine(group: list[dict]) -> dict:
@@ -98,23 +94,35 @@ def _combine(group: list[dict]) -> dict:
     point["mjd"] = round(sum(p["mjd"] for p in group) / len(group), 5)
     point["n_binned"] = sum(p["n_binned"] for p in group)
     point["n_frames"] = sum(p["n_frames"] or 0 for p in group)
-    for column in ("mag", "q_pct", "u_pct"):
-        mean, err = _weighted(group, column)
-        point[column] = None if mean is None else round(mean, 4)
-        point[f"{column}_err"] = None if err is None else round(err, 4)
-    q, u = point["q_pct"], point["u_pct"]
-    if q is not None and u is not None:
-        point["p_pct"] = round(math.hypot(q, u), 3)
-        point["chi_deg"] = round(math.degrees(0.5 * math.atan2(u, q)) % 180.0, 2)
-        qe, ue = point["q_pct_err"] or 0.0, point["u_pct_err"] or 0.0
-        point["p_pct_err"] = round(math.hypot(qe, ue) / math.sqrt(2), 3)
-        p = point["p_pct"]
-        point["chi_deg_err"] = round(math.degrees(0.5 * point["p_pct_err"] / p), 2) if p else None
+    mean, err = _weighted(group, "mag")
+    point["mag"] = None if mean is None else round(mean, 4)
+    point["mag_err"] = None if err is None else round(err, 4)
+    with_qu = [p for p in group if p["q_pct"] is not None and p["u_pct"] is not None]
+    if with_qu:
+        # the same mean (in q and u) as the night summary's (iopreport.stokes)
+        pol = mean_polarization(
+            [p["q_pct"] for p in with_qu],
+            [p["q_pct_err"] for p in with_qu],
+            [p["u_pct"] for p in with_qu],
+            [p["u_pct_err"] for p in with_qu],
+        )
+        point["q_pct"], point["u_pct"] = round(pol.stokes.q, 4), round(pol.stokes.u, 4)
+        point["q_pct_err"] = round(pol.stokes.q_err, 4)
+        point["u_pct_err"] = round(pol.stokes.u_err, 4)
+        point["p_pct"], point["p_pct_err"] = round(pol.p.value, 3), round(pol.p.error, 3)
+        point["chi_deg"], point["chi_deg_err"] = round(pol.chi.value, 2), round(pol.chi.error, 2)
     else:
-        for column in ("p_pct", "chi_deg"):
-            mean, err = _weighted(group, column)
-            point[column] = None if mean is None else round(mean, 3)
-            point[f"{column}_err"] = None if err is None else round(err, 3)
+        for column in ("q_pct", "u_pct"):
+            point[column] = point[f"{column}_err"] = None
+        mean, err = _weighted(group, "p_pct")
+        point["p_pct"] = None if mean is None else round(mean, 3)
+        point["p_pct_err"] = None if err is None else round(err, 3)
+        angles = [p for p in group if p["chi_deg"] is not None]
+        point["chi_deg"] = point["chi_deg_err"] = None
+        if angles:
+            chi = angle_mean([p["chi_deg"] for p in angles], [p["chi_deg_err"] for p in angles])
+            point["chi_deg"] = round(chi.value, 2)
+            point["chi_deg_err"] = None if chi.error is None else round(chi.error, 2)
     for column in ("auto_flags", "manual_flags", "flag_reasons", "members"):
         joined = []
         for p in group:
