@@ -23,6 +23,7 @@ test: $(STAMP)
 	test -x /usr/bin/chromium || (apt-get update && apt-get install -y chromium)
 	$(BIN)/ruff check iopreport tests benchmarks
 	$(BIN)/ruff format --check iopreport tests benchmarks
+	$(BIN)/lint-imports
 	$(BIN)/python -m pytest
 
 lint: $(STAMP)

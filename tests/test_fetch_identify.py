@@ -9,7 +9,7 @@ import stat
 from iopreport.archive.layout import night_folder, night_from_folder
 from iopreport.archive.local import fetch_night, list_nights, sha256_of
 from iopreport.catalog import load_catalog
-from iopreport.reduce.identify import identify_target
+from iopreport.identify import identify_target
 from iopreport.skeleton import skeleton_dir
 
 NIGHT = dt.date(2024, 10, 8)

@@ -24,11 +24,12 @@ from test_cli import run
 
 from iopreport.config import AlertsConfig, load_config
 from iopreport.errors import InputError
-from iopreport.mail.content import QuantityLine, build_night_summary
+from iopreport.mail.content import build_night_summary
 from iopreport.mail.render import render_summary
 from iopreport.mail.stats import spread
-from iopreport.stokes import Estimate, angle_mean, weighted_mean, wrap_chi_difference
+from iopreport.mail.summary import QuantityLine
 from iopreport.reduce.night import reduce_night
+from iopreport.stokes import Estimate, angle_mean, weighted_mean, wrap_chi_difference
 from iopreport.store import (
     Epoch,
     ManualFlags,

@@ -143,7 +143,7 @@ def _identify(catalog, object_name: str | None, cache: dict) -> str | None:
     if catalog is None or not object_name:
         return None
     if object_name not in cache:
-        from iopreport.reduce.identify import identify_target
+        from iopreport.identify import identify_target
 
         cache[object_name] = identify_target(object_name, catalog.sources)
     return cache[object_name]
@@ -153,7 +153,7 @@ def frame_views(catalog=None, *, need_target: bool = True, where=None):
     """``(rawfit id, flags, FrameView)`` of every classified LIGHT raw frame in the store.
 
     The frame's target is ``RawFit.target`` or, when unset, the catalog source
-    its OBJECT keyword names (:func:`iopreport.reduce.identify.identify_target`).
+    its OBJECT keyword names (:func:`iopreport.identify.identify_target`).
     """
     query = (
         RawFit.select(

@@ -25,7 +25,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from iopreport.config import AlertsConfig
-from iopreport.mail.content import Alert, QuantityLine, SourceLine
+from iopreport.mail.summary import Alert, QuantityLine, SourceLine
 
 #: How each quantity is printed in alert texts: unit, scale, decimals.
 _FORMAT = {"mag": ("mag", 1.0, 2), "p": ("%", 100.0, 1), "chi": ("deg", 1.0, 0)}

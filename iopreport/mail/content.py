@@ -21,20 +21,29 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import math
 from collections import Counter, defaultdict
-from collections.abc import Iterable
-from dataclasses import dataclass
 
 from iopreport import urls
-from iopreport.config import Config, SubscriberConfig
+from iopreport.config import Config
+from iopreport.identify import identify_target
+from iopreport.mail.alerts import evaluate
+from iopreport.mail.plots import plot_source
 from iopreport.mail.stats import spread
+from iopreport.mail.summary import (
+    PLOT_DAYS,
+    Failure,
+    MissingCalibration,
+    NightSummary,
+    PlotPoint,
+    QuantityLine,
+    SourceLine,
+    TelescopeNight,
+)
 from iopreport.stokes import (
     Estimate,
     angle_mean,
     mean_polarization,
     weighted_mean,
-    wrap_chi_difference,
 )
 from iopreport.store import (
     AstroSource,
@@ -53,8 +62,6 @@ from iopreport.store import (
 )
 from iopreport.store.models import utcnow
 
-#: Days of history drawn in each source's plot (the issue: "the last 30 days").
-PLOT_DAYS = 30
 #: Quantities summarised, in display order: result column, error column, mode.
 QUANTITIES = (
     ("mag", "mag_err", "photometry"),
@@ -75,193 +82,6 @@ BAD_POLARIMETRY = (
     int(ResultFlags.BAD_POLARIMETRY),
     int(ManualFlags.BAD_POLARIMETRY | ManualFlags.BAD_FRAME),
 )
-#: Spreads (with tonight's error) at or below these are too small to compare with.
-SPREAD_FLOOR = {"mag": 1e-4, "p": 1e-5, "chi": 1e-3}
-#: Julian date of 1970-01-01 00:00 UTC.
-_JD_UNIX_EPOCH = 2440587.5
-
-
-def jd_to_datetime(jd: float) -> dt.datetime:
-    """UTC datetime (naive) of a Julian date."""
-    return dt.datetime(1970, 1, 1) + dt.timedelta(days=jd - _JD_UNIX_EPOCH)
-
-
-@dataclass(frozen=True)
-class Failure:
-    """One thing that failed tonight, and why."""
-
-    kind: str  # raw | reduced | master bias | master dark | master flat
-    name: str
-    reason: str
-
-
-@dataclass(frozen=True)
-class TelescopeNight:
-    """Frames and reduction state of one telescope's night."""
-
-    telescope: str
-    frames: dict[str, int]  # by type: bias, dark, flat, light, unclassified
-    reduced: int  # frames calibrated without error
-    failed: int  # frames whose reduction recorded an error
-    failures: tuple[Failure, ...]
-    url: str | None
-
-    @property
-    def status(self) -> str:
-        """``OK``, or how many things failed."""
-        return "OK" if not self.failures else f"{len(self.failures)} failed"
-
-
-@dataclass(frozen=True)
-class PlotPoint:
-    """One result on a source's plot."""
-
-    jd: float
-    quantity: str  # mag | p | chi
-    band: str
-    value: float
-    error: float | None
-    tonight: bool
-    good: bool
-
-
-@dataclass(frozen=True)
-class QuantityLine:
-    """Tonight's value of one quantity in one band, and how it compares."""
-
-    quantity: str  # mag | p | chi
-    band: str
-    tonight: Estimate
-    previous_night: dt.date | None = None
-    previous: Estimate | None = None
-    history_nights: int = 0  # nights with good results before tonight
-    longterm_centre: float | None = None
-    longterm_spread: float | None = None
-    brightest_before: float | None = None  # smallest earlier nightly mean magnitude
-
-    @property
-    def change(self) -> float | None:
-        """Tonight minus the previous night (chi wrapped into [-90, 90))."""
-        if self.previous is None:
-            return None
-        difference = self.tonight.value - self.previous.value
-        return wrap_chi_difference(difference) if self.quantity == "chi" else difference
-
-    @property
-    def spread_offset(self) -> float | None:
-        """How unusual tonight is: (tonight - long-term centre) in units of the long-term
-        spread and tonight's error added in quadrature; None without a spread."""
-        if self.longterm_centre is None or self.longterm_spread is None:
-            return None
-        scale = math.hypot(self.longterm_spread, self.tonight.error or 0.0)
-        if scale <= SPREAD_FLOOR[self.quantity]:
-            return None
-        difference = self.tonight.value - self.longterm_centre
-        if self.quantity == "chi":
-            difference = wrap_chi_difference(difference)
-        return difference / scale
-
-
-@dataclass(frozen=True)
-class Alert:
-    """A rule that fired for a source tonight."""
-
-    source: str
-    rule: str  # mag_change | p_change | chi_change | new_brightest | spread
-    band: str
-    message: str
-
-
-@dataclass(frozen=True)
-class SourceLine:
-    """One source observed tonight."""
-
-    name: str
-    other_names: tuple[str, ...]
-    srctype: str
-    telescopes: tuple[str, ...]
-    quantities: tuple[QuantityLine, ...]
-    n_results: int
-    n_flagged: int
-    flag_reasons: dict[str, int]
-    points: tuple[PlotPoint, ...]
-    url: str | None
-    alerts: tuple[Alert, ...] = ()
-    plot_png: bytes | None = None
-
-    @property
-    def plot_cid(self) -> str:
-        """Content-ID stem of the plot image (unique within a message)."""
-        return f"plot-{urls.slug(self.name)}"
-
-    def matches(self, names: Iterable[str]) -> bool:
-        """Whether any of ``names`` is this source's name or another name (case-insensitive)."""
-        mine = {n.casefold() for n in (self.name, *self.other_names)}
-        return any(n.casefold() in mine for n in names)
-
-
-@dataclass(frozen=True)
-class MissingCalibration:
-    """A target observed tonight whose frames gave no calibrated magnitude."""
-
-    source: str
-    other_names: tuple[str, ...]
-    telescope: str
-    frames: int
-    reason: str
-
-
-@dataclass(frozen=True)
-class NightSummary:
-    """Everything a night's summary shows (see the module docstring)."""
-
-    night: dt.date
-    generated_at: dt.datetime
-    telescopes: tuple[TelescopeNight, ...]
-    sources: tuple[SourceLine, ...]
-    missing: tuple[MissingCalibration, ...]
-    contact_name: str = ""
-    contact_email: str = ""
-    site_url: str = ""
-    summary_url: str | None = None
-    source_filter: tuple[str, ...] = ()
-
-    @property
-    def alerts(self) -> tuple[Alert, ...]:
-        """Every alert, sources in display order."""
-        return tuple(alert for line in self.sources for alert in line.alerts)
-
-    @property
-    def n_flagged(self) -> int:
-        """Results of tonight left out because a flag marks them bad."""
-        return sum(line.n_flagged for line in self.sources)
-
-    @property
-    def subject(self) -> str:
-        """The e-mail subject: night, number of sources and of alerts."""
-        n_sources, n_alerts = len(self.sources), len(self.alerts)
-        return (
-            f"iopreport night {self.night.isoformat()}: "
-            f"{n_sources} source{'s' * (n_sources != 1)}, "
-            f"{n_alerts} alert{'s' * (n_alerts != 1)}"
-        )
-
-    def for_subscriber(self, subscriber: SubscriberConfig) -> NightSummary:
-        """The summary limited to the subscriber's ``sources`` (all when empty)."""
-        if not subscriber.sources:
-            return self
-        names = subscriber.sources
-        return dataclasses.replace(
-            self,
-            sources=tuple(line for line in self.sources if line.matches(names)),
-            missing=tuple(
-                m
-                for m in self.missing
-                if {n.casefold() for n in (m.source, *m.other_names)}
-                & {n.casefold() for n in names}
-            ),
-            source_filter=tuple(names),
-        )
 
 
 def site_link(config: Config, path: str) -> str | None:
@@ -445,11 +265,9 @@ def _observed_targets(night: dt.date) -> dict[tuple[int, str], list[RawFit]]:
     """Photometric light frames of tonight by (target id, telescope).
 
     A frame's targets: ``RawFit.target`` when set, the source its OBJECT names
-    (:func:`iopreport.reduce.identify.identify_target`), and the catalog
+    (:func:`iopreport.identify.identify_target`), and the catalog
     targets found in its field after plate solving (``SourceInField``).
     """
-    from iopreport.reduce.identify import identify_target
-
     candidates = [s for s in AstroSource.select() if s.srctype not in _TARGET_TYPES_EXCLUDED]
     by_name = {s.name: s for s in candidates}
     frames = list(
@@ -556,8 +374,6 @@ def build_night_summary(
     plots : bool
         Draw each source's PNG plot (:mod:`iopreport.mail.plots`).
     """
-    from iopreport.mail.alerts import evaluate
-
     epochs = Epoch.select().where(Epoch.night == night).order_by(Epoch.telescope)
     telescopes = tuple(_telescope_night(config, epoch) for epoch in epochs)
     source_ids = {
@@ -576,8 +392,6 @@ def build_night_summary(
         line = _source_line(config, source, night)
         line = dataclasses.replace(line, alerts=tuple(evaluate(line, config.alerts)))
         if plots:
-            from iopreport.mail.plots import plot_source
-
             line = dataclasses.replace(line, plot_png=plot_source(line, night))
         lines.append(line)
     lines.sort(key=lambda line: (not line.alerts, line.name.casefold()))
@@ -594,17 +408,4 @@ def build_night_summary(
     )
 
 
-__all__ = [
-    "Alert",
-    "Estimate",
-    "Failure",
-    "MissingCalibration",
-    "NightSummary",
-    "PlotPoint",
-    "QuantityLine",
-    "SourceLine",
-    "TelescopeNight",
-    "build_night_summary",
-    "jd_to_datetime",
-    "site_link",
-]
+__all__ = ["build_night_summary", "site_link"]

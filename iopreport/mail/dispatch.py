@@ -22,10 +22,11 @@ from pathlib import Path
 from iopreport.config import Config, SubscriberConfig
 from iopreport.errors import UsageError
 from iopreport.mail import log as sendlog
-from iopreport.mail.content import NightSummary, build_night_summary
+from iopreport.mail.content import build_night_summary
 from iopreport.mail.message import build_message, message_id
 from iopreport.mail.outbox import write_outbox, write_site_copy
 from iopreport.mail.send import SendError, send_message
+from iopreport.mail.summary import NightSummary
 from iopreport.store import SentSummary
 from iopreport.store.models import utcnow
 

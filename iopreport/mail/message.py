@@ -24,8 +24,8 @@ from pathlib import Path
 
 from iopreport import urls
 from iopreport.config import SmtpConfig, SubscriberConfig
-from iopreport.mail.content import NightSummary
 from iopreport.mail.render import Rendered, cid_src, render_summary
+from iopreport.mail.summary import NightSummary
 
 #: Content-Transfer-Encoding of the text and HTML parts.
 TEXT_ENCODING = "quoted-printable"

@@ -18,9 +18,9 @@ from pathlib import Path
 
 from iopreport import fileio, urls
 from iopreport.config import Config
-from iopreport.mail.content import NightSummary
 from iopreport.mail.message import Outgoing
 from iopreport.mail.render import inline_src, render_summary
+from iopreport.mail.summary import NightSummary
 
 #: Permissions of written files: readable by the web server that publishes the site.
 FILE_MODE = 0o644

@@ -17,7 +17,7 @@ import dataclasses
 import datetime as dt
 import io
 
-from iopreport.mail.content import PLOT_DAYS, PlotPoint, SourceLine, jd_to_datetime
+from iopreport.mail.summary import PLOT_DAYS, PlotPoint, SourceLine, jd_to_datetime
 from iopreport.stokes import angle_mean, wrap_chi_difference
 
 #: Figure size in inches and resolution: 640 x 150 px per panel + margins.

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import jinja2
 
-from iopreport.mail.content import NightSummary, QuantityLine, SourceLine
+from iopreport.mail.summary import NightSummary, QuantityLine, SourceLine
 from iopreport.stokes import Estimate
 
 HTML_TEMPLATE = "mail/summary.html.j2"

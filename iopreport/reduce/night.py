@@ -29,6 +29,7 @@ from iopreport.archive.local import sha256_of
 from iopreport.catalog import Catalog
 from iopreport.config import Config
 from iopreport.errors import IopreportError
+from iopreport.identify import identify_target
 from iopreport.instruments import InstrumentSpec, instrument
 from iopreport.reduce.classify import ClassificationError, FrameInfo, classify_file
 from iopreport.reduce.frame import (
@@ -37,7 +38,6 @@ from iopreport.reduce.frame import (
     ReferenceFrame,
 )
 from iopreport.reduce.hostnight import correct_host_galaxies
-from iopreport.reduce.identify import identify_target
 from iopreport.reduce.masters import (
     RECOMMENDED_FRAMES,
     CalibrationFrame,

@@ -24,9 +24,9 @@ from astropy.time import Time
 
 from iopreport.catalog import Catalog
 from iopreport.config import Config
+from iopreport.identify import identify_target
 from iopreport.instruments import instrument
 from iopreport.instruments.polarization import configured_instrumental
-from iopreport.reduce.identify import identify_target
 from iopreport.reduce.photometry import ZeroPoint, zero_point
 from iopreport.reduce.polarimetry import (
     MINUS_BEAM,
