@@ -316,6 +316,7 @@ class PolarimetryConfig:
 
     sequence_gap_minutes: float = _setting(10.0, check=_positive)
     hwp_method: Literal["lsq", "ratio"] = _setting("lsq")
+    hwp_average: Literal["instrument", "fit", "cycles"] = _setting("instrument")
     clip_sigma: float = _setting(4.0, check=_positive)
     normalise_by_comparison_stars: bool = _setting(True)
     instrumental: tuple[InstrumentalPolarizationConfig, ...] = ()

@@ -55,6 +55,11 @@ class InstrumentSpec:
         Scatter of that displacement.
     needs_darks : bool
         Whether master darks are built and applied (only DIPOL; reference/iop4.md §4.2).
+    hwp_average : {"fit", "cycles"}
+        How a half-wave-plate sequence's Stokes parameters are averaged: one
+        least-squares fit over all angles, or per 4-position cycle with the
+        iterative 2-3 sigma weights of DIPOL's reduction software (Piirola et
+        al. 2020); ``[polarimetry] hwp_average`` in config.toml overrides it.
     sky_rotation_deg : float
         Typical position angle of the image +y axis East of North (DIPOL:
         177.6 deg, reference/iop4.md §4.2; others: aligned, simulator assumption).
@@ -79,6 +84,7 @@ class InstrumentSpec:
     oe_offset_std_px: tuple[float, float] | None = None
     needs_darks: bool = False
     sky_rotation_deg: float = 0.0
+    hwp_average: Literal["fit", "cycles"] = "fit"
 
     def pixscale_at(self, binning: int) -> float:
         """Pixel scale in arcsec/px at ``binning`` (reference/iop4.md §4.1)."""
@@ -197,6 +203,7 @@ INSTRUMENTS: dict[str, InstrumentSpec] = {
             oe_offset_px=(-209.0, 13.0),
             oe_offset_std_px=(12.0, 16.0),
             needs_darks=True,
+            hwp_average="cycles",
             sky_rotation_deg=177.6,
         ),
     )

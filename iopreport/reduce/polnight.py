@@ -37,6 +37,7 @@ from iopreport.reduce.polarimetry import (
     Stokes,
     beam_difference,
     correct_instrumental,
+    hwp_cycle_average,
     hwp_least_squares,
     hwp_ratio,
     one_beam_fit,
@@ -356,16 +357,27 @@ def _half_wave_plate(config, result, members, calibrators, inst, spec) -> None:
             result.method = "hwp-ratio"
         else:
             value, error = beam_difference(plus, plus_err, minus, minus_err)
-            fit = hwp_least_squares(
-                angles,
-                value,
-                error,
-                clip_sigma=config.polarimetry.clip_sigma if len(both) >= 8 else None,
-                min_points=minimum,
-            )
+            average = config.polarimetry.hwp_average
+            if average == "instrument":
+                average = spec.hwp_average
+            fit = None
+            if average == "cycles":
+                try:
+                    fit = hwp_cycle_average(angles, value, error)
+                    result.method = "hwp-cycles"
+                except PolarimetryError as error_cycles:
+                    result.notes.append(f"{error_cycles}: one fit over all angles instead")
+            if fit is None:
+                fit = hwp_least_squares(
+                    angles,
+                    value,
+                    error,
+                    clip_sigma=config.polarimetry.clip_sigma if len(both) >= 8 else None,
+                    min_points=minimum,
+                )
+                result.method = "dipol-16" if spec.name == "DIPOL" else "hwp-lsq"
             _note_fit(result, fit)
             result.raw = fit.stokes
-            result.method = "dipol-16" if spec.name == "DIPOL" else "hwp-lsq"
         total = plus + minus
         result.flux = (
             float(total.mean()),
@@ -418,7 +430,8 @@ def _half_wave_plate(config, result, members, calibrators, inst, spec) -> None:
 
 def _note_fit(result: SequenceResult, fit: FitResult) -> None:
     if fit.rejected_angles:
-        result.notes.append("rejected angle(s) " + ", ".join(f"{a:g}" for a in fit.rejected_angles))
+        what = "cycle(s) starting at" if result.method == "hwp-cycles" else "angle(s)"
+        result.notes.append(f"rejected {what} " + ", ".join(f"{a:g}" for a in fit.rejected_angles))
 
 
 def _magnitude(result: SequenceResult, catalog: Catalog, band: str, calibrators) -> None:
@@ -432,7 +445,7 @@ def _magnitude(result: SequenceResult, catalog: Catalog, band: str, calibrators)
     frames, factor = result.used, result.factor
     if result.method == "osn-wheel":
         beams = ("",)
-    elif result.method in ("hwp-lsq", "hwp-ratio", "dipol-16"):
+    elif result.method in ("hwp-lsq", "hwp-ratio", "dipol-16", "hwp-cycles"):
         beams = (PLUS_BEAM, MINUS_BEAM)
     else:
         return
