@@ -60,6 +60,9 @@ class InstrumentSpec:
         least-squares fit over all angles, or per 4-position cycle with the
         iterative 2-3 sigma weights of DIPOL's reduction software (Piirola et
         al. 2020); ``[polarimetry] hwp_average`` in config.toml overrides it.
+    hwp_fit_method : str
+        The method name stored for a one-fit half-wave-plate result
+        (``PhotoPolResult.method``; DIPOL's is ``"dipol-16"``).
     sky_rotation_deg : float
         Typical position angle of the image +y axis East of North (DIPOL:
         177.6 deg, reference/iop4.md §4.2; others: aligned, simulator assumption).
@@ -85,6 +88,7 @@ class InstrumentSpec:
     needs_darks: bool = False
     sky_rotation_deg: float = 0.0
     hwp_average: Literal["fit", "cycles"] = "fit"
+    hwp_fit_method: str = "hwp-lsq"
 
     def pixscale_at(self, binning: int) -> float:
         """Pixel scale in arcsec/px at ``binning`` (reference/iop4.md §4.1)."""
@@ -204,6 +208,7 @@ INSTRUMENTS: dict[str, InstrumentSpec] = {
             oe_offset_std_px=(12.0, 16.0),
             needs_darks=True,
             hwp_average="cycles",
+            hwp_fit_method="dipol-16",
             sky_rotation_deg=177.6,
         ),
     )

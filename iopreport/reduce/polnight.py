@@ -352,7 +352,7 @@ def _half_wave_plate(config, result, members, calibrators, inst, spec) -> None:
         plus_err = np.array([m.get(target, PLUS_BEAM).err for m in both])
         minus = np.array([m.get(target, MINUS_BEAM).flux for m in both])
         minus_err = np.array([m.get(target, MINUS_BEAM).err for m in both])
-        if spec.name == "CAFOS" and config.polarimetry.hwp_method == "ratio":
+        if config.polarimetry.hwp_method == "ratio" and len(spec.pol_angles) == 4:
             result.raw = hwp_ratio(angles, plus, plus_err, minus, minus_err)
             result.method = "hwp-ratio"
         else:
@@ -375,7 +375,7 @@ def _half_wave_plate(config, result, members, calibrators, inst, spec) -> None:
                     clip_sigma=config.polarimetry.clip_sigma if len(both) >= 8 else None,
                     min_points=minimum,
                 )
-                result.method = "dipol-16" if spec.name == "DIPOL" else "hwp-lsq"
+                result.method = spec.hwp_fit_method
             _note_fit(result, fit)
             result.raw = fit.stokes
         total = plus + minus
