@@ -5,7 +5,7 @@ calls this module: the reduction (:mod:`iopreport.reduce.polarimetry`), the
 instrumental calibration, the site's time bins and the night summary, so that
 the site and the summary cannot disagree about the same night.
 
-Conventions (Escudero et al. 2024, the IOP4 paper, Eqs. 8-9): q = p cos 2chi,
+Conventions (Escudero Pedrosa et al. 2024, the IOP4 paper, Eqs. 8-9): q = p cos 2chi,
 u = p sin 2chi, chi East of North in [0, 180) degrees. A mean polarization is
 the polarization of the mean (q, u) (never the mean of p, which is biased
 high: p is positive-definite, Simmons & Stewart 1985); the Ricean bias of p is
@@ -51,7 +51,7 @@ class Stokes:
 
     @property
     def p(self) -> float:
-        """Polarization degree (Escudero et al. 2024, Eq. 8)."""
+        """Polarization degree (Escudero Pedrosa et al. 2024, Eq. 8)."""
         return math.hypot(self.q, self.u)
 
     @property
@@ -69,7 +69,7 @@ class Stokes:
 
     @property
     def chi(self) -> float:
-        """Polarization angle in degrees, [0, 180) (Escudero et al. 2024, Eq. 9)."""
+        """Polarization angle in degrees, [0, 180) (Escudero Pedrosa et al. 2024, Eq. 9)."""
         return (0.5 * math.degrees(math.atan2(self.u, self.q))) % 180.0
 
     @property
@@ -110,7 +110,7 @@ class Stokes:
         return max(p - s**2 * (1.0 - math.exp(-(p**2) / s**2)) / (2.0 * p), 0.0)
 
     def rotated(self, angle_deg: float) -> Stokes:
-        """Rotate on the sky so that chi -> chi + angle (Escudero et al. 2024, Eqs. 6-7)."""
+        """Rotate on the sky so that chi -> chi + angle (Escudero Pedrosa et al. 2024, Eqs. 6-7)."""
         c = math.cos(math.radians(2 * angle_deg))
         s = math.sin(math.radians(2 * angle_deg))
         rot = np.array([[c, -s], [s, c]])
@@ -130,12 +130,12 @@ class Stokes:
 
 
 def qu_from_p_chi(p: float, chi_deg: float) -> tuple[float, float]:
-    """q and u of a polarization degree and angle (Escudero et al. 2024, Eqs. 8-9)."""
+    """q and u of a polarization degree and angle (Escudero Pedrosa et al. 2024, Eqs. 8-9)."""
     return p * math.cos(math.radians(2 * chi_deg)), p * math.sin(math.radians(2 * chi_deg))
 
 
 def rotate_qu(q: float, u: float, angle_deg: float) -> tuple[float, float]:
-    """(q, u) rotated so that chi -> chi + angle (Escudero et al. 2024, Eqs. 6-7)."""
+    """(q, u) rotated so that chi -> chi + angle (Escudero Pedrosa et al. 2024, Eqs. 6-7)."""
     c, s = math.cos(math.radians(2 * angle_deg)), math.sin(math.radians(2 * angle_deg))
     return q * c - u * s, q * s + u * c
 
@@ -233,7 +233,7 @@ def mean_polarization(
 
     q and u of independent results are averaged separately with inverse-variance
     weights (:func:`weighted_mean`); p and chi follow from the mean (q, u)
-    (Escudero et al. 2024, Eqs. 8-9), which is how a polarization is combined
+    (Escudero Pedrosa et al. 2024, Eqs. 8-9), which is how a polarization is combined
     without the positive bias of averaging p itself.
     """
     mean_q = weighted_mean(q, q_err)
