@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from iopreport.errors import InputError
+from iopreport.instruments.sections import section_problem
 from iopreport.telescopes import TELESCOPES
 from iopreport.tomlsource import KeyPath, TomlSource
 
@@ -126,6 +127,10 @@ def _frame_types(value: Mapping[str, str]) -> str | None:
         if kind not in kinds:
             return f"{header_value!r} maps to {kind!r}; frame types are {', '.join(kinds)}"
     return None
+
+
+def _section(value: str) -> str | None:
+    return section_problem(value)
 
 
 def _log_level(value: str) -> str | None:
@@ -350,6 +355,10 @@ class GenericInstrumentConfig:
     binning_keyword: str = _setting("XBINNING")
     ra_keyword: str = _setting("RA")
     dec_keyword: str = _setting("DEC")
+    overscan: str = _setting("", check=_section)
+    overscan_keyword: str = _setting("")
+    trim: str = _setting("", check=_section)
+    trim_keyword: str = _setting("")
 
 
 @dataclass(frozen=True)

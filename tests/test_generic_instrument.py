@@ -41,6 +41,10 @@ date_keyword = "DATE-OBS"
 binning_keyword = "HIERARCH ESO DET WIN1 BINX"
 ra_keyword = "RA"
 dec_keyword = "DEC"
+# the serial prescan read out after the data (columns 1024-1029) and the parallel
+# overscan rows (1025-1030); column 1030 carries data wrapped by the readout
+overscan = "[1024:1029,1:1030]"
+trim = "[1:1023,1:1024]"
 
 [archives.NTT]
 protocol = "local"
@@ -91,6 +95,11 @@ def test_masters_across_nights_and_calibrated_science(project):
     assert first.masters_built == 1 and first.unclassified == {}
     bias = MasterBias.get()
     assert bias.n_frames == 5
+    # overscan subtracted and trimmed: the master is the 1023x1024 data section at ~0 ADU
+    bias_data = fits.getdata(config.paths.datadir / bias.filename)
+    assert bias_data.shape == (1024, 1023)
+    # raw bias ~220 ADU; the prescan sits ~3 ADU below the data pixels (the master keeps that)
+    assert abs(float(np.median(bias_data))) < 10.0
     second = reduce_night(config, catalog, "NTT", SCIENCE_NIGHT, workers=1)
     flat = MasterFlat.get()
     assert flat.band == "g" and flat.n_frames == 3
@@ -103,6 +112,7 @@ def test_masters_across_nights_and_calibrated_science(project):
         assert reduced.flags & ReducedFitFlags.CALIBRATED
         assert "no astrometry.net index files" in reduced.error
         image = fits.getdata(config.paths.datadir / reduced.filename)
+        assert image.shape == (1024, 1023)
         header = fits.getheader(config.paths.datadir / reduced.filename)
         assert header["INSTRUME"] == "EFOSC" and header["IOPFLAT"].startswith("masterflat_")
         # flat-fielded sky: the four quadrants agree within 2%

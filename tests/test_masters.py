@@ -123,8 +123,10 @@ def test_reads_each_frame_once_and_strips_do_not_change_the_result(night, monkey
     spec = instrument("AndorT90")
     frames = frames_of(night["OSN-T090"], "AndorT90", "bias")
     reads = []
-    original = masters_module.read_frame
-    monkeypatch.setattr(masters_module, "read_frame", lambda p: reads.append(p) or original(p))
+    original = masters_module.read_raw
+    monkeypatch.setattr(
+        masters_module, "read_raw", lambda p, spec: reads.append(p) or original(p, spec)
+    )
     small = build_master("bias", frames, spec, memory_limit=64 * 1024)  # a few rows per strip
     assert sorted(reads) == sorted(f.path for f in frames)
     large = build_master("bias", frames, spec)

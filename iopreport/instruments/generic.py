@@ -33,6 +33,10 @@ def spec_of(config) -> InstrumentSpec:
         polarimetry="none",
         pol_angles=(),
         min_pol_angles=0,
+        overscan_section=config.overscan,
+        overscan_keyword=config.overscan_keyword,
+        trim_section=config.trim,
+        trim_keyword=config.trim_keyword,
     )
 
 

@@ -63,6 +63,13 @@ class InstrumentSpec:
     hwp_fit_method : str
         The method name stored for a one-fit half-wave-plate result
         (``PhotoPolResult.method``; DIPOL's is ``"dipol-16"``).
+    overscan_section, overscan_keyword : str
+        The overscan (or prescan) columns or rows, as a fixed FITS section
+        ``[x1:x2,y1:y2]`` or the header keyword that holds one (``BIASSEC``);
+        the keyword wins when present. Empty: no overscan subtracted.
+    trim_section, trim_keyword : str
+        The data section kept after overscan subtraction, the same way
+        (``TRIMSEC``, ``DATASEC``). Empty: the whole frame is kept.
     sky_rotation_deg : float
         Typical position angle of the image +y axis East of North (DIPOL:
         177.6 deg, reference/iop4.md §4.2; others: aligned, simulator assumption).
@@ -89,6 +96,10 @@ class InstrumentSpec:
     sky_rotation_deg: float = 0.0
     hwp_average: Literal["fit", "cycles"] = "fit"
     hwp_fit_method: str = "hwp-lsq"
+    overscan_section: str = ""
+    overscan_keyword: str = ""
+    trim_section: str = ""
+    trim_keyword: str = ""
 
     def pixscale_at(self, binning: int) -> float:
         """Pixel scale in arcsec/px at ``binning`` (reference/iop4.md §4.1)."""

@@ -28,6 +28,7 @@ from iopreport.reduce.classify import FrameInfo
 from iopreport.reduce.detect import detect
 from iopreport.reduce.measure import SkySource, measure_frame
 from iopreport.reduce.photometry import Measurement
+from iopreport.reduce.rawframe import read_raw
 
 #: Detection thresholds tried in order until a solve succeeds (the retry
 #: ladder; fixed order, so a rerun does the same thing).
@@ -213,16 +214,13 @@ def _reduce_frame(task: FrameTask, outcome: FrameOutcome) -> FrameOutcome:
     info = task.info
     spec = task.spec
     try:
-        with fits.open(task.raw_path, memmap=False) as hdul:
-            raw = np.asarray(hdul[0].data, dtype=np.float32)
-            raw_header = hdul[0].header.copy()
+        prepared = read_raw(task.raw_path, spec)
     except Exception as exc:
         return _fail(outcome, "read", f"cannot read the raw data: {exc}")
-    if raw is None or raw.ndim != 2:
-        return _fail(outcome, "read", "no 2-D image in the primary HDU")
+    raw, raw_header = prepared.data, prepared.header
     if not np.isfinite(raw).any():
         return _fail(outcome, "read", "every pixel is NaN")
-    saturated_fraction = float(np.mean(raw >= spec.saturation_adu))
+    saturated_fraction = prepared.saturated_fraction
     lap("read")
     try:
         image = calibrate(

@@ -19,6 +19,7 @@ import numpy as np
 from astropy.io import fits
 
 from iopreport.instruments import InstrumentSpec
+from iopreport.reduce.rawframe import read_raw
 
 #: Fewest frames a master may be built from (BANZAI and photopipe use 5, PyNOT 3).
 MIN_FRAMES = {"bias": 3, "dark": 3, "flat": 3}
@@ -70,15 +71,6 @@ class MasterResult:
         return self.data is not None
 
 
-def read_frame(path: Path) -> np.ndarray:
-    """Primary-HDU data as float32 (raises for unreadable or truncated files)."""
-    with fits.open(path, memmap=False) as hdul:
-        data = hdul[0].data
-        if data is None:
-            raise ValueError("no image data in the primary HDU")
-        return np.asarray(data, dtype=np.float32)
-
-
 def build_master(
     kind: str,
     frames: Sequence[CalibrationFrame],
@@ -120,10 +112,11 @@ def build_master(
         shape = None
         for frame in frames:
             try:
-                data = read_frame(frame.path)
+                raw = read_raw(frame.path, spec)
             except Exception as exc:
                 result.rejected[frame.path.name] = f"unreadable: {exc}"
                 continue
+            data = raw.data
             if shape is None:
                 shape = data.shape
                 cube_shape = (len(frames), *shape)
@@ -139,7 +132,7 @@ def build_master(
             if not np.isfinite(data).all():
                 result.rejected[frame.path.name] = "non-finite pixels"
                 continue
-            saturated = float(np.mean(data >= spec.saturation_adu))
+            saturated = raw.saturated_fraction
             if saturated > MAX_SATURATED_FRACTION:
                 result.rejected[frame.path.name] = f"{saturated:.2%} of pixels saturated"
                 result.saturated.append(frame.path.name)

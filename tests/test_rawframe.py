@@ -1,0 +1,63 @@
+"""Raw frames read through the instrument's overscan and trim sections (real SAAO frame)."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+from astropy.io import fits
+
+from iopreport.instruments import instrument
+from iopreport.instruments.sections import SectionError, parse_section, section_problem
+from iopreport.reduce.rawframe import read_raw
+
+SAAO = "data/real/saao_ccd/a8280271.fits"
+
+
+def _generic_spec(**sections):
+    return dataclasses.replace(instrument("AndorT90"), name="SAAO", **sections)
+
+
+def test_sections_parse_and_refuse_with_the_name():
+    rows, columns = parse_section("[  17: 528,   1: 520]", (520, 536), "TRIMSEC")
+    assert (rows, columns) == (slice(0, 520), slice(16, 528))
+    with pytest.raises(SectionError, match="TRIMSEC = '\\[1:600,1:520\\]' falls outside"):
+        parse_section("[1:600,1:520]", (520, 536), "TRIMSEC")
+    with pytest.raises(SectionError, match="BIASSEC = '4:13' is not a FITS section"):
+        parse_section("4:13", (520, 536), "BIASSEC")
+    assert section_problem("") is None and section_problem("[1:2,3:4]") is None
+    assert "not a FITS section" in section_problem("[1:2]")
+
+
+def test_saao_overscan_from_biassec_and_trim_from_trimsec(shared_dir):
+    path = shared_dir / SAAO
+    raw = fits.getdata(path).astype(np.float64)
+    spec = _generic_spec(overscan_keyword="BIASSEC", trim_keyword="TRIMSEC")
+    frame = read_raw(path, spec)
+    assert frame.data.shape == (520, 512)  # TRIMSEC [17:528,1:520]
+    assert frame.trimmed_from == (536, 520)
+    # the level subtracted row by row is the median of BIASSEC's columns 4-13 in that row
+    row_level = np.median(raw[:, 3:13], axis=1)
+    expected = raw[:, 16:528] - row_level[:, None]
+    np.testing.assert_allclose(frame.data, expected, atol=1e-3)
+    assert frame.overscan_level == pytest.approx(float(np.median(raw[:, 3:13])))
+    # the trimmed frame has no overscan left: its sky sits well above 0, the overscan at 0
+    assert abs(float(np.median(frame.data))) < float(np.median(raw[:, 16:528]))
+
+
+def test_frame_without_sections_is_read_unchanged(shared_dir):
+    path = shared_dir / SAAO
+    frame = read_raw(path, _generic_spec())
+    np.testing.assert_array_equal(frame.data, fits.getdata(path).astype(np.float32))
+    assert frame.overscan_level is None and frame.trimmed_from is None
+
+
+def test_bad_section_in_a_header_names_the_keyword(tmp_path, shared_dir):
+    data = fits.getdata(shared_dir / SAAO)
+    header = fits.getheader(shared_dir / SAAO)
+    header["TRIMSEC"] = "[17:999,1:520]"
+    path = tmp_path / "bad.fits"
+    fits.PrimaryHDU(data, header).writeto(path)
+    with pytest.raises(SectionError, match="TRIMSEC"):
+        read_raw(path, _generic_spec(trim_keyword="TRIMSEC"))
