@@ -133,6 +133,10 @@ def _section(value: str) -> str | None:
     return section_problem(value)
 
 
+def _pair(value: tuple[float, ...]) -> str | None:
+    return None if len(value) in (0, 2) else "must be [x, y] (two numbers) or left out"
+
+
 def _log_level(value: str) -> str | None:
     levels = ("DEBUG", "INFO", "WARNING", "ERROR")
     return None if value in levels else f"must be one of {', '.join(levels)}"
@@ -332,7 +336,8 @@ class GenericInstrumentConfig:
     """An instrument described entirely in config.toml ([instruments.<NAME>]).
 
     Its frames are classified from the keywords named here and reduced like
-    any other instrument's (photometry only).
+    any other instrument's: photometry, and polarimetry when ``polarimetry`` names
+    a method (docs/config.md).
     """
 
     name: str
@@ -359,6 +364,16 @@ class GenericInstrumentConfig:
     overscan_keyword: str = _setting("")
     trim: str = _setting("", check=_section)
     trim_keyword: str = _setting("")
+    instrume_keyword: str = _setting("INSTRUME")
+    default_band: str = _setting("")
+    polarimetry: Literal["none", "hwp", "wheel"] = _setting("none")
+    angle_keyword: str = _setting("")
+    angle_convention: Literal["number", "notes"] = _setting("number")
+    pol_angles: tuple[float, ...] = _setting(())
+    min_pol_angles: int = _setting(4, check=_positive)
+    hwp_average: Literal["fit", "cycles"] = _setting("fit")
+    oe_offset_px: tuple[float, ...] = _setting((), check=_pair)
+    oe_offset_std_px: tuple[float, ...] = _setting((), check=_pair)
 
 
 @dataclass(frozen=True)

@@ -89,19 +89,22 @@ def classify_file(path: Path | str, telescope: str, night: dt.date) -> FrameInfo
 
 def instrument_from_header(header: fits.Header, telescope: str, night: dt.date) -> str:
     """Instrument name from INSTRUME and the night (reference/iop4.md §3)."""
-    value = str(header.get("INSTRUME", "")).strip()
-    if not value:
-        raise ClassificationError("INSTRUME keyword missing or empty")
-    from iopreport.instruments.generic import GENERIC_BY_INSTRUME
+    from iopreport.instruments.generic import generic_for
 
-    if value in GENERIC_BY_INSTRUME:
-        generic = GENERIC_BY_INSTRUME[value]
+    generic = generic_for(header)
+    if generic is not None:
+        value = str(header.get(generic.instrume_keyword, "")).strip()
         if generic.telescope != telescope:
-            raise ClassificationError(f"INSTRUME {value!r} is not an instrument of {telescope}")
+            raise ClassificationError(
+                f"{generic.instrume_keyword} {value!r} is not an instrument of {telescope}"
+            )
         telescop = str(header.get("TELESCOP", "")).strip()
         if generic.telescop and telescop != generic.telescop:
             raise ClassificationError(f"TELESCOP {telescop!r} is not {generic.telescop!r}")
         return generic.name
+    value = str(header.get("INSTRUME", "")).strip()
+    if not value:
+        raise ClassificationError("INSTRUME keyword missing or empty")
     if value == "RoperT90":
         name = "RoperT90" if night < ROPER_UNTIL else "AndorT90"
     elif value == "AndorT90":
@@ -187,13 +190,15 @@ def _generic(header: fits.Header, config) -> FrameInfo:
     exptime = _number(header, config.exptime_keyword)
     if imgtype == "dark" and exptime == 0 and config.zero_second_dark_is_bias:
         imgtype = "bias"
-    band = obsmode = None
+    band = obsmode = angle = None
     if imgtype in ("flat", "light"):
         value = str(header.get(config.filter_keyword, "")).strip()
-        if not value:
+        if not value and not config.default_band:
             raise ClassificationError(f"{config.filter_keyword} keyword missing or empty")
-        band = config.bands.get(value, value)
+        band = config.bands.get(value, value) if value else config.default_band
         obsmode = "photometry"
+    if imgtype == "light" and config.polarimetry != "none":
+        obsmode, angle = _generic_angle(header, config)
     if config.date_keyword not in header:
         raise ClassificationError(f"{config.date_keyword} keyword missing")
     date = header[config.date_keyword]
@@ -219,7 +224,7 @@ def _generic(header: fits.Header, config) -> FrameInfo:
         imgtype=imgtype,
         band=band,
         obsmode=obsmode,
-        angle=None,
+        angle=angle,
         juliandate=start_jd + exptime / 2.0 / 86400.0,
         exptime=exptime,
         binning=(binning, binning),
@@ -227,6 +232,35 @@ def _generic(header: fits.Header, config) -> FrameInfo:
         object_name=str(header.get("OBJECT", "")).strip(),
         pointing=pointing,
     )
+
+
+def _generic_angle(header: fits.Header, config) -> tuple[str, float | None]:
+    """Observing mode and plate angle of a configured polarimeter's light frame.
+
+    ``angle_convention = "number"``: the keyword holds the angle in degrees;
+    ``"notes"``: DIPOL's MaxIm DL convention, where the keyword (``NOTES``) reads
+    ``"<angle> deg ..."`` on polarimetric frames and anything without "deg" marks
+    a photometric one.
+    """
+    key = config.angle_keyword
+    if not key:
+        raise ClassificationError(
+            f"instrument {config.name}: set angle_keyword in config.toml to read plate angles"
+        )
+    if key not in header:
+        raise ClassificationError(f"{key} keyword missing: no plate angle")
+    text = str(header[key]).strip()
+    if config.angle_convention == "notes":
+        if "deg" not in text:
+            return "photometry", None
+        text = text.split()[0] if text.split() else ""
+    try:
+        angle = float(text)
+    except ValueError:
+        raise ClassificationError(f"{key} = {header[key]!r}: no plate angle") from None
+    if not math.isfinite(angle):
+        raise ClassificationError(f"{key} = {header[key]!r} is not a finite angle")
+    return "polarimetry", angle
 
 
 def _number(header: fits.Header, key: str) -> float:
