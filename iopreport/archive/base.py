@@ -55,9 +55,7 @@ class RemoteFile:
     refused: str = ""
 
 
-def listed_file(
-    name: object, size: object, mtime: float | None, folder: str, join
-) -> RemoteFile:
+def listed_file(name: object, size: object, mtime: float | None, folder: str, join) -> RemoteFile:
     """A :class:`RemoteFile` from one listing entry, checked where it enters.
 
     ``name`` must be a safe single file name (:func:`iopreport.fileio.check_name`)

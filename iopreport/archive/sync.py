@@ -227,8 +227,9 @@ def download_night(
     for remote in listing:
         if remote.refused:
             report.refused[remote.name] = remote.refused
-            log.warning("%s %s: listing entry %s refused: %s", telescope, night, remote.name,
-                        remote.refused)
+            log.warning(
+                "%s %s: listing entry %s refused: %s", telescope, night, remote.name, remote.refused
+            )
         elif wanted(remote.name, compiled):
             selected.append(remote)
         elif FITS_NAME.match(remote.name):

@@ -129,6 +129,32 @@ def _upgrade(database: pw.SqliteDatabase, path: Path | str, version: int) -> Non
         _set_schema_version(database, SCHEMA_VERSION)
 
 
+def write_transaction():
+    """A transaction that takes the write lock when it begins (``BEGIN IMMEDIATE``).
+
+    A writer that first reads in a deferred transaction and then writes fails
+    at once with "database is locked" when another process wrote in between
+    (SQLite cannot upgrade a stale read snapshot); taking the lock first makes
+    it wait up to ``busy_timeout`` instead.
+    """
+    return database_proxy.atomic("IMMEDIATE")
+
+
+def is_locked_error(exc: BaseException) -> bool:
+    """True for SQLite's "database is locked" / "busy" (another process holds the write lock)."""
+    text = str(exc).lower()
+    return isinstance(exc, pw.OperationalError) and ("locked" in text or "busy" in text)
+
+
+def locked_message() -> str:
+    """What to tell the user when another process kept the store's write lock too long."""
+    seconds = PRAGMAS["busy_timeout"] / 1000
+    return (
+        f"the store is being written by another iopreport process (waited {seconds:g} s for "
+        "it); try again when it has finished"
+    )
+
+
 def close_store() -> None:
     """Close the connection the models are bound to, if any."""
     if database_proxy.obj is not None and not database_proxy.obj.is_closed():
