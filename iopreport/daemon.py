@@ -496,6 +496,7 @@ class Daemon:
         with daemon_lock(self.config.paths.datadir), self._signals():
             open_store(self.config.database_path)
             scheduler = None
+            ending = "finished (--once)" if once else "stopped"
             try:
                 beat("starting")
                 if once:
@@ -517,6 +518,7 @@ class Daemon:
                     if job:
                         self.run_job(job)
             except DaemonStop as stop:
+                ending = f"stopped on {stop}"
                 log.info("stopped on %s", stop)
                 for child in multiprocessing.active_children():  # workers of an abandoned step
                     child.terminate()
@@ -525,5 +527,5 @@ class Daemon:
                 if scheduler is not None:
                     scheduler.shutdown(wait=False)
                 with contextlib.suppress(BaseException):
-                    beat("finished (--once)" if once else "stopped")
+                    beat(ending)
                 self._stopped.set()

@@ -92,3 +92,20 @@ def write_text_atomic(
 ) -> None:
     """:func:`write_bytes_atomic` of ``text`` encoded with ``encoding``."""
     write_bytes_atomic(path, text.encode(encoding), mode=mode)
+
+
+def ensure_dir(path: Path | str, mode: int) -> Path:
+    """Create ``path`` (and its parents) if needed and give ``path`` itself ``mode``."""
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    os.chmod(path, mode)
+    return path
+
+
+def create_private(path: Path | str, mode: int = 0o600) -> None:
+    """Create an empty ``path`` with ``mode`` unless it exists (an existing file is left alone)."""
+    try:
+        handle = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, mode)
+    except FileExistsError:
+        return
+    os.close(handle)

@@ -9,6 +9,7 @@ from pathlib import Path
 import peewee as pw
 
 from iopreport.errors import StoreError
+from iopreport.fileio import create_private
 from iopreport.store import changes
 from iopreport.store.migrations import MIGRATIONS, SCHEMA_VERSION
 from iopreport.store.models import ALL_MODELS, database_proxy
@@ -24,6 +25,11 @@ PRAGMAS = {
     "busy_timeout": 30_000,  # ms to wait for the writer instead of failing at once
     "cache_size": -64_000,  # KiB
 }
+
+
+#: Mode of a new store file: its owner only (``[safety] group_readable`` widens it,
+#: :func:`iopreport.logsetup.apply_file_modes`).
+NEW_STORE_MODE = 0o600
 
 
 def open_store(path: Path | str, *, upgrade: bool = True, create: bool = True) -> pw.SqliteDatabase:
@@ -58,6 +64,7 @@ def open_store(path: Path | str, *, upgrade: bool = True, create: bool = True) -
         if not create and not path.exists():
             raise StoreError(f"{path}: no such database")
         path.parent.mkdir(parents=True, exist_ok=True)
+        create_private(path, NEW_STORE_MODE)  # SQLite gives -wal and -shm the same mode
     database = pw.SqliteDatabase(str(path), pragmas=PRAGMAS)
     try:
         database.connect(reuse_if_open=True)
