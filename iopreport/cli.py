@@ -519,6 +519,9 @@ def cmd_reduce(args: argparse.Namespace) -> int:
             f"no raw data for {args.night}; run `iopreport fetch --night {args.night}`"
         )
     open_store(config.database_path)
+    from iopreport.build import check_retirement
+
+    check_retirement(config, catalog)  # an emptied catalog.toml retires nothing
     with recorded_run("reduce", sys.argv[1:]) as run:
         sync_catalog(catalog)
         summaries = []

@@ -182,6 +182,7 @@ def step_reduce(cycle: Cycle) -> None:
     them; if that run fails, each telescope is tried alone, so that one
     telescope's trouble does not stop the others.
     """
+    from iopreport.build import check_retirement
     from iopreport.catalog import load_catalog, sync_catalog
     from iopreport.reduce.night import raw_night_dir, reduce_night, reduce_nights
 
@@ -193,6 +194,7 @@ def step_reduce(cycle: Cycle) -> None:
     if not todo:
         return
     catalog = load_catalog(cycle.config.paths.catalog)
+    check_retirement(cycle.config, catalog)  # an emptied catalog.toml retires nothing
     sync_catalog(catalog)
     by_night: dict[dt.date, list[str]] = {}
     for telescope, night in todo:
