@@ -19,8 +19,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from iopreport.catalog import Catalog, load_catalog, sync_catalog
+from iopreport.catalog import Catalog, load_catalog, retirement, sync_catalog
 from iopreport.config import Config
+from iopreport.errors import UsageError
 from iopreport.flags.apply import ApplyReport, AutoReport, apply_automatic_flags, apply_flags
 from iopreport.flags.model import FlagSet
 from iopreport.flags.parse import load_flags
@@ -72,11 +73,11 @@ def apply_inputs(
     report: BuildReport | None = None,
 ) -> BuildReport:
     """Step 2 of a build, on an open store, in one transaction."""
-    from iopreport.store.models import database_proxy
+    from iopreport.store.database import write_transaction
 
     report = report or BuildReport()
     started = time.perf_counter()
-    with database_proxy.atomic():
+    with write_transaction():
         report.catalog_counts = sync_catalog(catalog)
         if recompute is not None:  # magnitudes from stored fluxes with the new catalog
             report.recomputed = recompute(catalog)
@@ -84,6 +85,17 @@ def apply_inputs(
         report.manual = apply_flags(flagset)
     report.seconds["apply"] = time.perf_counter() - started
     return report
+
+
+def check_retirement(config: Config, catalog: Catalog) -> None:
+    """Refuse (UsageError) a catalog that would retire too many sources; the store is open."""
+    refusal = retirement(catalog).refusal(config.safety.max_retire_share)
+    if refusal:
+        raise UsageError(
+            f"{catalog.path}: not applied: {refusal}. If that is meant, run "
+            "`iopreport build --allow-retire`; otherwise restore the file "
+            "(the store and the published site are unchanged)"
+        )
 
 
 def _recompute(config: Config, flagset: FlagSet, full: bool, catalog: Catalog):
@@ -109,6 +121,7 @@ def run_build(
     full: bool = False,
     render: Render | None = None,
     recompute: Recompute | None = None,
+    allow_retire: bool = False,
 ) -> BuildReport:
     """Re-apply catalog.toml and flags.toml to the store, then render the site.
 
@@ -126,11 +139,17 @@ def run_build(
         recompute, from the stored fluxes, the nights whose catalog, polarimetry
         settings or excluded frames changed (all of them with ``full``;
         :mod:`iopreport.reduce.recompute`).
+    allow_retire : bool
+        Write a catalog even if it retires every source, or more than
+        ``safety.max_retire_share`` of those with results (an emptied or
+        truncated catalog.toml would otherwise empty the site).
 
     Raises
     ------
     InputError
         catalog.toml or flags.toml has a mistake; nothing was written.
+    UsageError
+        The catalog would retire too many sources; nothing was written.
     """
     from iopreport.store import open_store
 
@@ -139,6 +158,8 @@ def run_build(
     catalog, flagset = load_inputs(config)
     report.seconds["load"] = time.perf_counter() - started
     open_store(config.database_path)
+    if not allow_retire:
+        check_retirement(config, catalog)
     if recompute is None:
         recompute = functools.partial(_recompute, config, flagset, full)
     if render is None:

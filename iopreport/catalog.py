@@ -511,6 +511,60 @@ def _check_calibrators(source: TomlSource, sources: list[CatalogSource]) -> None
                 raise source.error(key, f"calibrator {calibrator!r} has no literature magnitude")
 
 
+@dataclass(frozen=True)
+class Retirement:
+    """What writing a catalog into the store would retire (read from the open store)."""
+
+    retired: tuple[str, ...]  # sources now in the catalog that the file no longer lists
+    retired_observed: tuple[str, ...]  # those of them with results
+    in_catalog: int  # sources in the catalog now
+    observed: int  # sources in the catalog now with results
+
+    def refusal(self, max_share: float) -> str | None:
+        """Why a build must not write this catalog without ``--allow-retire``, or None.
+
+        Refused: retiring every source of the store's catalog, or more than
+        ``max_share`` of the sources that have results.
+        """
+        if not self.retired:
+            return None
+        if len(self.retired) == self.in_catalog:
+            return f"it would retire every one of the {self.in_catalog} sources"
+        if self.observed and len(self.retired_observed) > max_share * self.observed:
+            return (
+                f"it would retire {len(self.retired_observed)} of the {self.observed} sources "
+                f"with results (more than safety.max_retire_share = {max_share:g}): "
+                + ", ".join(self.retired_observed[:10])
+                + (" ..." if len(self.retired_observed) > 10 else "")
+            )
+        return None
+
+
+def retirement(catalog: Catalog) -> Retirement:
+    """Which sources :func:`sync_catalog` would retire, matched as it matches them."""
+    from iopreport.store.models import AstroSource, PhotoPolResult
+
+    current = {s.name.casefold(): s for s in AstroSource.select().where(AstroSource.in_catalog)}
+    for entry in catalog.sources:
+        for name in (entry.name, *entry.other_names):
+            current.pop(name.casefold(), None)
+    observed = {
+        row.astrosource_id
+        for row in PhotoPolResult.select(PhotoPolResult.astrosource)
+        .join(AstroSource)
+        .where(AstroSource.in_catalog)
+        .distinct()
+    }
+    retired = sorted(current.values(), key=lambda s: s.name)
+    in_catalog = AstroSource.select().where(AstroSource.in_catalog).count()
+    return Retirement(
+        retired=tuple(s.name for s in retired),
+        retired_observed=tuple(s.name for s in retired if s.id in observed),
+        in_catalog=in_catalog,
+        observed=len(observed),
+    )
+
+
 def sync_catalog(catalog: Catalog) -> dict[str, int]:
     """Write ``catalog`` into the store (``AstroSource`` and its link tables).
 

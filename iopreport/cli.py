@@ -234,6 +234,12 @@ def build_parser() -> argparse.ArgumentParser:
         "not change are kept from the published site unless --full.",
     )
     build.add_argument("--full", action="store_true", help="render every page again")
+    build.add_argument(
+        "--allow-retire",
+        action="store_true",
+        help="apply a catalog even if it retires every source or more than "
+        "safety.max_retire_share of those with results",
+    )
     build.set_defaults(handler=cmd_build)
 
     demo = commands.add_parser(
@@ -309,6 +315,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except IopreportError as exc:
         print(f"iopreport: error: {exc}", file=sys.stderr)
         return exc.exit_code
+    except Exception as exc:
+        from iopreport.store.database import is_locked_error, locked_message
+
+        if not is_locked_error(exc):
+            raise
+        print(f"iopreport: error: {locked_message()}", file=sys.stderr)
+        return EXIT_WORK_FAILED
     except KeyboardInterrupt:
         print("iopreport: interrupted", file=sys.stderr)
         return EXIT_WORK_FAILED
@@ -343,6 +356,11 @@ def cmd_catalog(args: argparse.Namespace) -> int:
     config = _load_config(args, log_to_file=args.action == "load")
     catalog = load_catalog(config.paths.catalog)
     print(f"{config.paths.catalog}: {_catalog_summary(catalog)}")
+    if not catalog.sources:
+        raise UsageError(
+            f"{config.paths.catalog}: holds no [[source]]: a build with it would retire "
+            "every source (refused unless --allow-retire)"
+        )
     if args.action == "load":
         from iopreport.runlog import recorded_run
         from iopreport.store import open_store
@@ -501,6 +519,9 @@ def cmd_reduce(args: argparse.Namespace) -> int:
             f"no raw data for {args.night}; run `iopreport fetch --night {args.night}`"
         )
     open_store(config.database_path)
+    from iopreport.build import check_retirement
+
+    check_retirement(config, catalog)  # an emptied catalog.toml retires nothing
     with recorded_run("reduce", sys.argv[1:]) as run:
         sync_catalog(catalog)
         summaries = []
@@ -708,7 +729,7 @@ def cmd_build(args: argparse.Namespace) -> int:
     load_inputs(config)  # InputError naming the line, before the store is touched
     open_store(config.database_path)
     with recorded_run("build", sys.argv[1:]) as run:
-        report = run_build(config, full=args.full)
+        report = run_build(config, full=args.full, allow_retire=args.allow_retire)
         run.detail = report.summary()
         if report.rendered is not None:
             run.detail += "; " + report.rendered.summary()

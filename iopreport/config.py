@@ -16,6 +16,7 @@ import codecs
 import dataclasses
 import difflib
 import email.utils
+import math
 import os
 import re
 import types
@@ -383,6 +384,30 @@ class LoggingConfig:
     level: str = _setting("INFO", check=_log_level)
 
 
+def _share(value: float) -> str | None:
+    return None if 0.0 <= value <= 1.0 else "must be a share between 0 and 1 (not percent)"
+
+
+@dataclass(frozen=True)
+class SafetyConfig:
+    """Guards against mistakes in edited files, and who may read what iopreport writes."""
+
+    #: A build refuses a catalog that would retire more than this share of the sources
+    #: with results (or every source) unless ``--allow-retire`` is given.
+    max_retire_share: float = _setting(0.25, check=_share)
+    #: False: the store, logs and outbox are readable by their owner only (0600/0700);
+    #: true: by the owner's group too (0640/0750).
+    group_readable: bool = _setting(False)
+
+    @property
+    def file_mode(self) -> int:
+        return 0o640 if self.group_readable else 0o600
+
+    @property
+    def dir_mode(self) -> int:
+        return 0o750 if self.group_readable else 0o700
+
+
 @dataclass(frozen=True)
 class Config:
     """The whole configuration. Build it with :func:`load_config`."""
@@ -403,6 +428,7 @@ class Config:
     polarimetry: PolarimetryConfig = field(default_factory=PolarimetryConfig)
     alerts: AlertsConfig = field(default_factory=AlertsConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
+    safety: SafetyConfig = field(default_factory=SafetyConfig)
 
     @property
     def database_path(self) -> Path:
@@ -420,6 +446,7 @@ _SECTIONS = {
     "schedule": ScheduleConfig,
     "alerts": AlertsConfig,
     "logging": LoggingConfig,
+    "safety": SafetyConfig,
 }
 _TOP_LEVEL_KEYS = (*_SECTIONS, "archives", "subscribers", "instruments", "polarimetry")
 
@@ -635,6 +662,8 @@ def _convert(kind: Any, value: Any, source: TomlSource, key: KeyPath) -> Any:
         return value if ok else _bad(source, key, "an integer", value)
     if kind is float:
         ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        if ok and not math.isfinite(value):
+            return _bad(source, key, "a finite number", value)
         return float(value) if ok else _bad(source, key, "a number", value)
     if kind is str:
         return value if isinstance(value, str) else _bad(source, key, "a string", value)

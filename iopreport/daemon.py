@@ -182,6 +182,7 @@ def step_reduce(cycle: Cycle) -> None:
     them; if that run fails, each telescope is tried alone, so that one
     telescope's trouble does not stop the others.
     """
+    from iopreport.build import check_retirement
     from iopreport.catalog import load_catalog, sync_catalog
     from iopreport.reduce.night import raw_night_dir, reduce_night, reduce_nights
 
@@ -193,6 +194,7 @@ def step_reduce(cycle: Cycle) -> None:
     if not todo:
         return
     catalog = load_catalog(cycle.config.paths.catalog)
+    check_retirement(cycle.config, catalog)  # an emptied catalog.toml retires nothing
     sync_catalog(catalog)
     by_night: dict[dt.date, list[str]] = {}
     for telescope, night in todo:
@@ -496,6 +498,7 @@ class Daemon:
         with daemon_lock(self.config.paths.datadir), self._signals():
             open_store(self.config.database_path)
             scheduler = None
+            ending = "finished (--once)" if once else "stopped"
             try:
                 beat("starting")
                 if once:
@@ -517,6 +520,7 @@ class Daemon:
                     if job:
                         self.run_job(job)
             except DaemonStop as stop:
+                ending = f"stopped on {stop}"
                 log.info("stopped on %s", stop)
                 for child in multiprocessing.active_children():  # workers of an abandoned step
                     child.terminate()
@@ -525,5 +529,5 @@ class Daemon:
                 if scheduler is not None:
                     scheduler.shutdown(wait=False)
                 with contextlib.suppress(BaseException):
-                    beat("finished (--once)" if once else "stopped")
+                    beat(ending)
                 self._stopped.set()

@@ -1,10 +1,69 @@
-"""File writing that never leaves a half-written file behind."""
+"""File writing that never leaves a half-written file behind; paths kept inside their folder."""
 
 from __future__ import annotations
 
 import os
 import tempfile
+import unicodedata
 from pathlib import Path
+
+#: Longest file name accepted from outside (NAME_MAX of Linux file systems, in bytes).
+NAME_MAX_BYTES = 255
+
+
+class UnsafeNameError(ValueError):
+    """A name from outside (an archive listing, a header) that must not become a path."""
+
+
+def check_name(name: object) -> str:
+    """Return ``name`` if it is safe as one file name inside a folder; else raise.
+
+    Refused: non-strings and undecodable bytes (surrogate escapes), empty names,
+    ``.`` and ``..``, any ``/`` or ``\\``, NUL and other control characters
+    (Unicode category C*), leading or trailing white space, and names longer
+    than :data:`NAME_MAX_BYTES` in UTF-8.
+
+    Raises
+    ------
+    UnsafeNameError
+        With the reason (the name is shown with ``repr``, so control characters
+        stay visible and inert).
+    """
+    if not isinstance(name, str):
+        raise UnsafeNameError(f"{name!r}: not a text name")
+    if not name or name in (".", ".."):
+        raise UnsafeNameError(f"{name!r}: not a file name")
+    if "/" in name or "\\" in name:
+        raise UnsafeNameError(f"{name!r}: contains a path separator")
+    if any(unicodedata.category(c).startswith("C") for c in name):
+        raise UnsafeNameError(f"{name!r}: contains control or undecodable characters")
+    if name != name.strip():
+        raise UnsafeNameError(f"{name!r}: begins or ends with white space")
+    if len(name.encode("utf-8")) > NAME_MAX_BYTES:
+        raise UnsafeNameError(f"{name[:40]!r}...: longer than {NAME_MAX_BYTES} bytes")
+    return name
+
+
+def path_inside(folder: Path | str, *parts: str) -> Path:
+    """``folder/parts...``, refused unless it stays inside ``folder`` (symbolic links resolved).
+
+    Every part must pass :func:`check_name`; the resolved result must lie
+    below the resolved ``folder``.
+
+    Raises
+    ------
+    UnsafeNameError
+        A part is not a safe name, or the path leaves ``folder``.
+    """
+    folder = Path(folder)
+    for part in parts:
+        check_name(part)
+    path = folder.joinpath(*parts)
+    base = folder.resolve()
+    resolved = path.resolve()
+    if resolved != base and base not in resolved.parents:
+        raise UnsafeNameError(f"{path}: leaves {folder}")
+    return path
 
 
 def write_bytes_atomic(path: Path | str, data: bytes, *, mode: int | None = None) -> None:
@@ -33,3 +92,20 @@ def write_text_atomic(
 ) -> None:
     """:func:`write_bytes_atomic` of ``text`` encoded with ``encoding``."""
     write_bytes_atomic(path, text.encode(encoding), mode=mode)
+
+
+def ensure_dir(path: Path | str, mode: int) -> Path:
+    """Create ``path`` (and its parents) if needed and give ``path`` itself ``mode``."""
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    os.chmod(path, mode)
+    return path
+
+
+def create_private(path: Path | str, mode: int = 0o600) -> None:
+    """Create an empty ``path`` with ``mode`` unless it exists (an existing file is left alone)."""
+    try:
+        handle = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, mode)
+    except FileExistsError:
+        return
+    os.close(handle)

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import logging
 import logging.handlers
+import os
+from pathlib import Path
 
 from iopreport.config import Config
+from iopreport.fileio import create_private, ensure_dir
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(processName)s %(name)s: %(message)s"
 LOG_FILE_BYTES = 10_000_000
@@ -16,15 +19,16 @@ def configure_logging(config: Config, *, verbose: bool = False, to_file: bool = 
     """Apply ``[logging] level`` and, for commands that change data, log to a file too.
 
     The file is ``<datadir>/logs/iopreport.log``, rotated at 10 MB with ten
-    old files kept.
+    old files kept, readable by its owner only unless ``[safety] group_readable``.
     """
     root = logging.getLogger()
     root.setLevel(logging.DEBUG if verbose else getattr(logging, config.logging.level))
     if not to_file:
         return
-    folder = config.paths.data_subdir("logs")
-    folder.mkdir(parents=True, exist_ok=True)
+    folder = ensure_dir(config.paths.data_subdir("logs"), config.safety.dir_mode)
     target = folder / "iopreport.log"
+    create_private(target, config.safety.file_mode)
+    apply_file_modes(config)
     for handler in root.handlers:
         if isinstance(handler, logging.FileHandler) and handler.baseFilename == str(target):
             return
@@ -33,3 +37,24 @@ def configure_logging(config: Config, *, verbose: bool = False, to_file: bool = 
     )
     handler.setFormatter(logging.Formatter(LOG_FORMAT))
     root.addHandler(handler)
+
+
+def apply_file_modes(config: Config) -> None:
+    """Give the store, the logs and the outbox the modes ``[safety]`` asks for.
+
+    Owner only (files 0600, folders 0700) by default; owner and group with
+    ``group_readable = true``. New files get them when created; this also
+    corrects files made by an older iopreport or under another umask.
+    """
+    safety = config.safety
+    database = config.database_path
+    for path in (database, Path(f"{database}-wal"), Path(f"{database}-shm")):
+        if path.is_file():
+            os.chmod(path, safety.file_mode)
+    logs = config.paths.data_subdir("logs")
+    if logs.is_dir():
+        os.chmod(logs, safety.dir_mode)
+        for path in logs.glob("iopreport.log*"):
+            os.chmod(path, safety.file_mode)
+    if config.paths.outbox_dir.is_dir():
+        os.chmod(config.paths.outbox_dir, safety.dir_mode)

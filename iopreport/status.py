@@ -3,12 +3,61 @@
 from __future__ import annotations
 
 import datetime as dt
+import fcntl
+import os
+import socket
+from pathlib import Path
 
 from iopreport.catalog import load_catalog
 from iopreport.config import Config
 
 #: A heartbeat older than this means the daemon is not running.
 HEARTBEAT_STALE_AFTER = dt.timedelta(minutes=5)
+
+
+def _process_exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)  # signal 0: no signal sent, only the check
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by another user
+        return True
+    return True
+
+
+def _lock_held(path: Path) -> bool | None:
+    """Whether some process holds ``daemon.lock`` (None: no lock file to look at)."""
+    try:
+        handle = open(path)  # noqa: SIM115 (read-only: status never writes)
+    except OSError:
+        return None
+    with handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        fcntl.flock(handle, fcntl.LOCK_UN)
+        return False
+
+
+def daemon_liveness(beat, age: dt.timedelta, datadir: Path) -> str:
+    """ "alive" only for a daemon that runs now, else why it is taken as not running.
+
+    A heartbeat row outlives its daemon: the state it ended with (``stopped``,
+    ``finished``), its age, and on this host the process and the data
+    directory's lock tell whether it still runs.
+    """
+    state = beat.state or ""
+    if state.startswith(("stopped", "finished")):
+        return "NOT RUNNING (" + state + ")"
+    if age >= HEARTBEAT_STALE_AFTER:
+        return "NOT RUNNING (stale heartbeat)"
+    if beat.hostname == socket.gethostname():
+        if not _process_exists(beat.pid):
+            return f"NOT RUNNING (process {beat.pid} has exited)"
+        if _lock_held(datadir / "daemon.lock") is False:
+            return f"NOT RUNNING (nothing holds {datadir / 'daemon.lock'})"
+    return "alive"
 
 
 def _failures(epoch, limit: int) -> list[str]:
@@ -108,7 +157,7 @@ def render_status(
         lines.append("daemon:    has never run")
     else:
         age = now - beat.beat_at
-        alive = "alive" if age < HEARTBEAT_STALE_AFTER else "NOT RUNNING (stale heartbeat)"
+        alive = daemon_liveness(beat, age, config.paths.datadir)
         lines.append(
             f"daemon:    {alive}; pid {beat.pid} on {beat.hostname}, last beat "
             f"{age.total_seconds():.0f} s ago, state: {beat.state or 'unknown'}"

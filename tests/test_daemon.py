@@ -152,6 +152,13 @@ def snapshot(datadir: Path) -> dict:
     return state
 
 
+def status_text(exe: str, config_path) -> str:
+    run = subprocess.run(
+        [exe, "--config", str(config_path), "status"], capture_output=True, text=True, timeout=120
+    )
+    return run.stdout
+
+
 @pytest.fixture(scope="module")
 def clean_run(ftp_archive, tmp_path_factory, iopreport_exe):
     """One uninterrupted `daemon --once`: the reference end state and its duration."""
@@ -183,7 +190,7 @@ def test_once_fetches_and_reduces_a_new_night(clean_run, iopreport_exe):
         text=True,
         timeout=120,
     )
-    assert "daemon:    alive" in status.stdout and "finished (--once)" in status.stdout
+    assert "daemon:    NOT RUNNING (finished (--once))" in status.stdout  # it has exited
     # nothing new: a second cycle downloads and reduces nothing, and changes nothing
     code, out, err = run_once(iopreport_exe, config_path)
     assert code == 0, err
@@ -211,6 +218,7 @@ def test_second_daemon_is_refused_and_sigterm_stops_the_first(tmp_path, ioprepor
         assert "in use by another iopreport daemon" in second.stderr
         assert f"pid {first.pid}" in second.stderr
         assert first.poll() is None
+        assert "daemon:    alive" in status_text(iopreport_exe, config_path)
         started = time.monotonic()
         first.send_signal(signal.SIGTERM)
         first.wait(timeout=30)
@@ -219,7 +227,8 @@ def test_second_daemon_is_refused_and_sigterm_stops_the_first(tmp_path, ioprepor
     finally:
         if first.poll() is None:
             first.kill()
-    assert heartbeat(database)[1] == "stopped"
+    assert heartbeat(database)[1] == "stopped on SIGTERM"
+    assert "NOT RUNNING (stopped on SIGTERM)" in status_text(iopreport_exe, config_path)
     # the lock went with the process: a new daemon starts
     code, out, err = run_once(iopreport_exe, config_path)
     assert code == 0, err

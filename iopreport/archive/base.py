@@ -14,6 +14,10 @@ from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 from iopreport.config import ArchiveConfig
+from iopreport.fileio import UnsafeNameError, check_name
+
+#: Most entries one folder listing may have; a longer (or endless) listing is refused.
+MAX_LISTING_ENTRIES = 100_000
 
 
 class ArchiveError(Exception):
@@ -37,6 +41,10 @@ class RemoteFile:
         the listing itself carries one.
     path : str
         Where the backend finds the file again (remote path).
+    refused : str
+        Why the entry is not used (an unsafe name, a size that is not a
+        number); empty for a usable entry. Refused entries are reported,
+        never downloaded, and their names never become paths.
     """
 
     name: str
@@ -44,6 +52,29 @@ class RemoteFile:
     mtime: float | None = None
     checksum: str | None = None
     path: str = ""
+    refused: str = ""
+
+
+def listed_file(name: object, size: object, mtime: float | None, folder: str, join) -> RemoteFile:
+    """A :class:`RemoteFile` from one listing entry, checked where it enters.
+
+    ``name`` must be a safe single file name (:func:`iopreport.fileio.check_name`)
+    and ``size`` a non-negative integer; otherwise the entry comes back with
+    ``refused`` set and is never downloaded. ``join(folder, name)`` builds the
+    remote path of a usable entry.
+    """
+    shown = name if isinstance(name, str) else repr(name)
+    try:
+        check_name(name)
+    except UnsafeNameError as exc:
+        return RemoteFile(repr(shown), 0, None, None, "", f"unsafe name: {exc}")
+    try:
+        number = int(str(size).strip())
+        if number < 0:
+            raise ValueError
+    except ValueError:
+        return RemoteFile(str(name), 0, None, None, "", f"size {str(size)[:40]!r} is not a size")
+    return RemoteFile(str(name), number, mtime, None, join(folder, name))
 
 
 @runtime_checkable

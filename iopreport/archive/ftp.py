@@ -19,7 +19,7 @@ import socket
 from collections.abc import Iterator
 from pathlib import Path
 
-from iopreport.archive.base import ArchiveError, RemoteFile
+from iopreport.archive.base import MAX_LISTING_ENTRIES, ArchiveError, RemoteFile, listed_file
 from iopreport.archive.layout import night_folder, night_from_folder
 from iopreport.config import ArchiveConfig
 
@@ -129,27 +129,57 @@ class FtpArchive:
         self.reset()
 
     # -- listings ---------------------------------------------------------------
-    def _entries(self, path: str) -> list[tuple[str, str, int, float | None]]:
-        """(name, kind, size, mtime) of a folder's entries."""
+    def _lines(self, command: str) -> list[str]:
+        """The lines a listing command sends, decoded with ``encoding``.
+
+        Bytes that do not decode are kept as surrogate escapes (the name check
+        refuses such names one by one instead of failing the listing). At most
+        MAX_LISTING_ENTRIES lines of at most ``ftplib.FTP.maxline`` bytes are
+        read: an endless listing is abandoned with an :class:`ArchiveError`.
+        """
         ftp = self._connection()
+        ftp.voidcmd("TYPE A")
+        lines: list[str] = []
+        with ftp.transfercmd(command) as conn, conn.makefile("rb") as stream:
+            while raw := stream.readline(ftp.maxline + 1):
+                if len(raw) > ftp.maxline or len(lines) >= MAX_LISTING_ENTRIES:
+                    raise ArchiveError(
+                        f"{self.where}: {command}: longer than {MAX_LISTING_ENTRIES} entries "
+                        f"or a line over {ftp.maxline} bytes; listing abandoned"
+                    )
+                text = raw.decode(self.config.encoding, errors="surrogateescape")
+                lines.append(text.rstrip("\r\n"))
+        ftp.voidresp()
+        return lines
+
+    def _entries(self, path: str) -> list[tuple[str, str, str, float | None]]:
+        """(name, kind, size as listed, mtime) of a folder's entries."""
         if self._use_mlsd:
             try:
-                entries = []
-                for name, facts in ftp.mlsd(path, facts=["type", "size", "modify"]):
-                    kind = facts.get("type", "").lower()
-                    if kind in ("cdir", "pdir") or name in (".", ".."):
-                        continue
-                    kind = kind if kind in ("file", "dir") else "other"
-                    mtime = parse_mlsd_time(facts["modify"]) if "modify" in facts else None
-                    entries.append((name, kind, int(facts.get("size", 0) or 0), mtime))
-                return entries
+                lines = self._lines(f"MLSD {path}")
             except ftplib.error_perm as exc:
                 if not str(exc).startswith(("500", "502", "504")):
                     raise
                 log.info("%s: MLSD refused (%s); using LIST", self.where, exc)
                 self._use_mlsd = False
-        lines: list[str] = []
-        ftp.retrlines(f"LIST {path}", lines.append)
+            else:
+                entries = []
+                for line in lines:
+                    facts_text, _, name = line.rstrip("\r\n").partition(" ")
+                    facts = {}
+                    for fact in facts_text[:-1].split(";") if facts_text.endswith(";") else ():
+                        key, _, value = fact.partition("=")
+                        facts[key.lower()] = value
+                    kind = facts.get("type", "").lower()
+                    if not facts or kind in ("cdir", "pdir") or name in (".", ".."):
+                        if not facts and line.strip():
+                            log.warning("%s: MLSD line not understood: %r", self.where, line)
+                        continue
+                    kind = kind if kind in ("file", "dir") else "other"
+                    mtime = parse_mlsd_time(facts["modify"]) if "modify" in facts else None
+                    entries.append((name, kind, facts.get("size", "0") or "0", mtime))
+                return entries
+        lines = self._lines(f"LIST {path}")
         entries = []
         for line in lines:
             parsed = parse_list_line(line)
@@ -159,7 +189,7 @@ class FtpArchive:
                 continue
             name, kind, size = parsed
             if name not in (".", ".."):
-                entries.append((posixpath.basename(name), kind, size, None))
+                entries.append((name, kind, str(size), None))
         return entries
 
     def list_nights(self) -> list[dt.date]:
@@ -178,7 +208,7 @@ class FtpArchive:
             entries = self._entries(folder)
         return sorted(
             (
-                RemoteFile(name, size, mtime, None, posixpath.join(folder, name))
+                listed_file(name, size, mtime, folder, posixpath.join)
                 for name, kind, size, mtime in entries
                 if kind == "file"
             ),

@@ -11,7 +11,7 @@ import datetime as dt
 import hashlib
 from pathlib import Path
 
-from iopreport.archive.base import ArchiveError, RemoteFile
+from iopreport.archive.base import ArchiveError, RemoteFile, listed_file
 from iopreport.archive.layout import night_folder, night_from_folder
 
 #: Bytes per read when copying.
@@ -54,7 +54,8 @@ class LocalArchive:
         for path in sorted(folder.iterdir()):
             if path.is_file():
                 info = path.stat()
-                files.append(RemoteFile(path.name, info.st_size, info.st_mtime, None, str(path)))
+                join = lambda base, name: str(Path(base) / name)  # noqa: E731
+                files.append(listed_file(path.name, info.st_size, info.st_mtime, str(folder), join))
         return files
 
     def download(self, remote: RemoteFile, dest_part: Path, offset: int) -> None:

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import paramiko
 
-from iopreport.archive.base import ArchiveError, RemoteFile
+from iopreport.archive.base import MAX_LISTING_ENTRIES, ArchiveError, RemoteFile, listed_file
 from iopreport.archive.layout import night_folder, night_from_folder
 from iopreport.config import ArchiveConfig
 
@@ -99,8 +99,14 @@ class SftpArchive:
     def _errors(self, what: str) -> Iterator[None]:
         try:
             yield
+        except ArchiveError:
+            self.reset()
+            raise
         except FileNotFoundError as exc:
             raise ArchiveError(f"{self.where}: {what}: no such file or folder") from exc
+        except UnicodeDecodeError as exc:  # paramiko decodes every name of a listing as UTF-8
+            self.reset()
+            raise ArchiveError(f"{self.where}: {what}: a name is not UTF-8 ({exc})") from exc
         except SFTP_ERRORS as exc:
             self.reset()
             reason = str(exc) or type(exc).__name__
@@ -122,7 +128,7 @@ class SftpArchive:
 
     def list_nights(self) -> list[dt.date]:
         with self._errors(f"listing {self.config.root}"):
-            entries = self._session().listdir_attr(self.config.root)
+            entries = self._listing(self.config.root)
         nights = {
             night_from_folder(self.telescope, entry.filename)
             for entry in entries
@@ -133,21 +139,33 @@ class SftpArchive:
     def list_files(self, night: dt.date) -> list[RemoteFile]:
         folder = posixpath.join(self.config.root, night_folder(self.telescope, night))
         with self._errors(f"listing {folder}"):
-            entries = self._session().listdir_attr(folder)
+            entries = self._listing(folder)
         return sorted(
             (
-                RemoteFile(
+                listed_file(
                     entry.filename,
-                    int(entry.st_size or 0),
+                    entry.st_size if entry.st_size is not None else 0,
                     float(entry.st_mtime) if entry.st_mtime is not None else None,
-                    None,
-                    posixpath.join(folder, entry.filename),
+                    folder,
+                    posixpath.join,
                 )
                 for entry in entries
                 if entry.st_mode is not None and stat.S_ISREG(entry.st_mode)
             ),
             key=lambda remote: remote.name,
         )
+
+    def _listing(self, folder: str) -> list[paramiko.SFTPAttributes]:
+        """A folder's entries, at most MAX_LISTING_ENTRIES (an endless listing is abandoned)."""
+        entries = []
+        for entry in self._session().listdir_iter(folder):
+            if len(entries) >= MAX_LISTING_ENTRIES:
+                raise ArchiveError(
+                    f"{self.where}: listing {folder}: more than {MAX_LISTING_ENTRIES} entries; "
+                    "listing abandoned"
+                )
+            entries.append(entry)
+        return entries
 
     def download(self, remote: RemoteFile, dest_part: Path, offset: int) -> None:
         with self._errors(f"downloading {remote.path}"):

@@ -21,6 +21,7 @@ row (recognised as present next time and recorded then).
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hashlib
 import logging
@@ -39,6 +40,7 @@ from iopreport.archive.base import Archive, ArchiveError, RemoteFile, open_archi
 from iopreport.archive.layout import FITS_NAME
 from iopreport.archive.local import sha256_of
 from iopreport.config import ArchiveConfig, Config
+from iopreport.fileio import UnsafeNameError, path_inside
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +75,7 @@ class FetchReport:
     present: list[Path] = field(default_factory=list)
     failed: dict[str, str] = field(default_factory=dict)
     skipped: list[str] = field(default_factory=list)  # FITS names left out by file_patterns
+    refused: dict[str, str] = field(default_factory=dict)  # listed entries never used: reason
     listing_error: str = ""
     outcomes: list[FileOutcome] = field(default_factory=list)
 
@@ -85,6 +88,8 @@ class FetchReport:
         )
         if self.skipped:
             text += f", {len(self.skipped)} skipped by file_patterns"
+        if self.refused:
+            text += f", {len(self.refused)} listing entries refused"
         return text
 
 
@@ -109,8 +114,11 @@ def is_present(remote: RemoteFile, path: Path) -> bool:
 
 
 def part_path(target_dir: Path, name: str) -> Path:
-    """The temporary name a file is downloaded under (hidden, never matched as FITS)."""
-    return target_dir / f".{name}.part"
+    """The temporary name a file is downloaded under (hidden, never matched as FITS).
+
+    Raises :class:`~iopreport.fileio.UnsafeNameError` unless it stays inside ``target_dir``.
+    """
+    return path_inside(target_dir, f".{name}.part")
 
 
 def _digest_matches(expected: str, path: Path, sha256: str) -> bool:
@@ -145,8 +153,11 @@ def download_file(
     ArchiveError
         After ``attempts`` failed attempts (the ``.part`` file is kept for resuming).
     """
-    destination = target_dir / remote.name
-    part = part_path(target_dir, remote.name)
+    try:
+        destination = path_inside(target_dir, remote.name)
+        part = part_path(target_dir, remote.name)
+    except UnsafeNameError as exc:
+        raise ArchiveError(f"refused: {exc}") from None
     for attempt in range(1, attempts + 1):
         try:
             offset = part.stat().st_size if part.exists() else 0
@@ -170,6 +181,9 @@ def download_file(
             break
         except TRANSFER_ERRORS as exc:
             archive.reset()
+            with contextlib.suppress(OSError):  # nothing to resume: leave no empty .part
+                if part.stat().st_size == 0:
+                    part.unlink()
             if attempt == attempts:
                 raise ArchiveError(f"{exc} (gave up after {attempts} attempts)") from exc
             wait = backoff_s * 2 ** (attempt - 1)
@@ -211,7 +225,12 @@ def download_night(
     compiled = compile_patterns(patterns)
     selected = []
     for remote in listing:
-        if wanted(remote.name, compiled):
+        if remote.refused:
+            report.refused[remote.name] = remote.refused
+            log.warning(
+                "%s %s: listing entry %s refused: %s", telescope, night, remote.name, remote.refused
+            )
+        elif wanted(remote.name, compiled):
             selected.append(remote)
         elif FITS_NAME.match(remote.name):
             report.skipped.append(remote.name)
@@ -227,7 +246,11 @@ def download_night(
     if selected:
         target.mkdir(parents=True, exist_ok=True)
     for remote in selected:
-        path = target / remote.name
+        try:
+            path = path_inside(target, remote.name)
+        except UnsafeNameError as exc:  # the backends refuse these; checked again here
+            report.refused[repr(remote.name)] = str(exc)
+            continue
         if is_present(remote, path):
             outcome = FileOutcome(remote, path, "present")
             report.present.append(path)

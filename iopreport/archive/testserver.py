@@ -10,7 +10,12 @@ Both serve ``root`` read-only to one user and can misbehave on purpose:
   and data connection alike, after N bytes (a dropped connection);
 * ``offer_hash = True`` (FTP): the server advertises and answers ``HASH``
   with SHA-256;
-* ``mlsd = False`` (FTP): MLSD/MLST are unknown commands, so clients list with LIST.
+* ``mlsd = False`` (FTP): MLSD/MLST are unknown commands, so clients list with LIST;
+* ``extra_lines`` (FTP): ``{folder: [raw MLSD lines]}`` sent after a folder's
+  real entries (hostile names, garbage facts); ``endless = True`` makes every
+  MLSD listing go on for ever (a broken or hostile server);
+* ``extra_names`` (SFTP): ``{folder: [raw name bytes]}`` listed after a folder's
+  real entries, each with the attributes of ``stand_in`` (a real file).
 
 Example
 -------
@@ -47,12 +52,16 @@ class FtpTestServer:
         mlsd: bool = True,
         offer_hash: bool = False,
         drop_after: int | None = None,
+        extra_lines: dict[str, list[str | bytes]] | None = None,
+        endless: bool = False,
     ):
         self.root = Path(root)
         self.user = user
         self.password = password
         self.host = "127.0.0.1"
         self.encoding = encoding
+        self.extra_lines = extra_lines or {}
+        self.endless = endless
         self.mlsd = mlsd
         self.offer_hash = offer_hash
         self.drop_after = drop_after
@@ -122,6 +131,7 @@ class FtpTestServer:
 def _handler_class(server: FtpTestServer):
     """FTPHandler and DTPHandler subclasses bound to one server's switches."""
     from pyftpdlib.handlers import DTPHandler, FTPHandler
+    from pyftpdlib.handlers.ftp.producers import BufferedIteratorProducer
 
     class CuttingDTPHandler(DTPHandler):
         _limit: int | None = None
@@ -174,6 +184,27 @@ def _handler_class(server: FtpTestServer):
                 return
             super().handle()
 
+        def ftp_MLSD(self, path):
+            extra = server.extra_lines.get(self.fs.fs2ftp(path).rstrip("/") or "/")
+            if not (extra or server.endless) or not self.fs.isdir(path):
+                return super().ftp_MLSD(path)
+            listing = self.run_as_current_user(self.fs.listdir, path)
+            perms = self.authorizer.get_perms(self.username)
+            real = self.fs.format_mlsx(path, listing, perms, self._current_facts)
+
+            def lines():
+                yield from real
+                for line in extra or ():
+                    raw = line if isinstance(line, bytes) else line.encode(self.encoding)
+                    yield raw + b"\r\n"
+                count = 0
+                while server.endless:
+                    count += 1
+                    yield f"type=file;size=1; junk{count:012d}.txt\r\n".encode()
+
+            self.push_dtp_data(BufferedIteratorProducer(lines()), isproducer=True, cmd="MLSD")
+            return path
+
         def ftp_RETR(self, file):
             self._retr_path = file
             server.retrievals.append((self.fs.fs2ftp(file), self._restart_position))
@@ -191,9 +222,18 @@ class SftpTestServer:
     """An asyncssh SFTP server on 127.0.0.1, chrooted to ``root``, in a background thread."""
 
     def __init__(
-        self, root: Path | str, *, user: str = "iopreport", password: str = "secret", port: int = 0
+        self,
+        root: Path | str,
+        *,
+        user: str = "iopreport",
+        password: str = "secret",
+        port: int = 0,
+        extra_names: dict[str, list[bytes]] | None = None,
+        stand_in: Path | None = None,
     ):
         self.root = Path(root)
+        self.extra_names = extra_names or {}
+        self.stand_in = stand_in
         self.user = user
         self.password = password
         self.host = "127.0.0.1"
@@ -226,6 +266,15 @@ class SftpTestServer:
         class RootedSFTP(asyncssh.SFTPServer):
             def __init__(self, chan):
                 super().__init__(chan, chroot=str(outer.root).encode())
+
+            async def scandir(self, path):
+                async for entry in super().scandir(path):
+                    yield entry
+                extra = outer.extra_names.get(path.decode(errors="replace").rstrip("/") or "/")
+                if extra and outer.stand_in is not None:
+                    attrs = asyncssh.SFTPAttrs.from_local(os.stat(outer.stand_in))
+                    for name in extra:
+                        yield asyncssh.SFTPName(name, name, attrs)
 
         async def serve():
             key = asyncssh.generate_private_key("ssh-ed25519")

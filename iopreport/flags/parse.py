@@ -52,8 +52,12 @@ def load_flags(
     Raises
     ------
     InputError
-        For the first problem found, naming its key and line.
+        For the first problem found, naming its key and line. A missing file
+        is no error: it holds no flags.
     """
+    path = Path(path)
+    if not path.exists() and not path.is_symlink():  # docs/flags.md: a missing file, no flags
+        return flags_from_source(TomlSource.from_text("", path), catalog, telescopes=telescopes)
     return flags_from_source(TomlSource.read(path), catalog, telescopes=telescopes)
 
 

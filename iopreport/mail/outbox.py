@@ -48,11 +48,14 @@ def write_outbox(
     config: Config, outgoing: Outgoing, summary: NightSummary, subscriber: str
 ) -> tuple[Path, Path]:
     """Write the message as ``.eml`` and its page as ``.html`` into the outbox folder."""
-    folder = config.paths.outbox_dir / summary.night.isoformat()
+    safety = config.safety
+    fileio.ensure_dir(config.paths.outbox_dir, safety.dir_mode)  # messages name subscribers
+    folder = fileio.ensure_dir(config.paths.outbox_dir / summary.night.isoformat(), safety.dir_mode)
     stem = urls.slug(subscriber)
     eml = folder / f"{stem}.eml"
     html = folder / f"{stem}.html"
-    write_bytes_atomic(eml, outgoing.message.as_bytes(policy=policy.SMTP))
+    message = outgoing.message.as_bytes(policy=policy.SMTP)
+    fileio.write_bytes_atomic(eml, message, mode=safety.file_mode)
     page = render_summary(summary, config.paths.templates_dir, image_src=inline_src).html
-    write_bytes_atomic(html, page.encode("utf-8"))
+    fileio.write_bytes_atomic(html, page.encode("utf-8"), mode=safety.file_mode)
     return eml, html

@@ -39,6 +39,17 @@ CAFOS_FILTER_RE = re.compile(
 )
 
 
+#: Julian dates a frame may carry: 1980-01-01 (before any archive this reads) to
+#: 2132-08-31 (JD 2500000.5, the end of the range flags.toml accepts too).
+JD_PLAUSIBLE = (2444239.5, 2500000.5)
+#: Longest exposure accepted, seconds (one day: longer is a header error).
+EXPTIME_MAX_S = 86400.0
+#: Binning factors accepted along each axis.
+BINNING_RANGE = (1, 64)
+#: Image sizes accepted along each axis, pixels (one pixel to a 64k-pixel mosaic row).
+SIZE_RANGE = (1, 65536)
+
+
 class ClassificationError(ValueError):
     """A raw file whose header does not say what it is; the message is the recorded reason."""
 
@@ -159,20 +170,23 @@ def classify_header(
         imgtype, band, obsmode, angle = _osn_ccd(header, object_name, filename)
         start_jd = _number(header, "JD")
         pointing = _sexagesimal_pointing(header, "OBJCTRA", "OBJCTDEC")
-    return FrameInfo(
-        instrument=name,
-        imgtype=imgtype,
-        band=band,
-        obsmode=obsmode,
-        angle=angle,
-        juliandate=start_jd + exptime / 2.0 / 86400.0,
-        exptime=exptime,
-        binning=binning,
-        size=size,
-        object_name=object_name,
-        pointing=pointing,
-        subframe_origin=(int(header.get("XORGSUBF", 0)), int(header.get("YORGSUBF", 0))),
-        flipped=str(header.get("FLIPSTAT", "")).strip() == "Flip",
+    return _checked(
+        FrameInfo(
+            instrument=name,
+            imgtype=imgtype,
+            band=band,
+            obsmode=obsmode,
+            angle=angle,
+            juliandate=start_jd + exptime / 2.0 / 86400.0,
+            exptime=exptime,
+            binning=binning,
+            size=size,
+            object_name=object_name,
+            pointing=pointing,
+            subframe_origin=(_integer(header, "XORGSUBF"), _integer(header, "YORGSUBF")),
+            flipped=str(header.get("FLIPSTAT", "")).strip() == "Flip",
+        ),
+        start_jd,
     )
 
 
@@ -209,7 +223,7 @@ def _generic(header: fits.Header, config) -> FrameInfo:
             start_jd = float(date) + 2400000.5
         else:
             start_jd = float(date)
-    except ValueError:
+    except (ValueError, TypeError, OverflowError):
         raise ClassificationError(
             f"{config.date_keyword} = {date!r} is not a {config.date_format} date"
         ) from None
@@ -219,19 +233,63 @@ def _generic(header: fits.Header, config) -> FrameInfo:
         pointing = (float(header[config.ra_keyword]), float(header[config.dec_keyword]))
     except (KeyError, TypeError, ValueError):
         pointing = None
-    return FrameInfo(
-        instrument=config.name,
-        imgtype=imgtype,
-        band=band,
-        obsmode=obsmode,
-        angle=angle,
-        juliandate=start_jd + exptime / 2.0 / 86400.0,
-        exptime=exptime,
-        binning=(binning, binning),
-        size=(int(header["NAXIS1"]), int(header["NAXIS2"])),
-        object_name=str(header.get("OBJECT", "")).strip(),
-        pointing=pointing,
+    return _checked(
+        FrameInfo(
+            instrument=config.name,
+            imgtype=imgtype,
+            band=band,
+            obsmode=obsmode,
+            angle=angle,
+            juliandate=start_jd + exptime / 2.0 / 86400.0,
+            exptime=exptime,
+            binning=(binning, binning),
+            size=(int(header["NAXIS1"]), int(header["NAXIS2"])),
+            object_name=str(header.get("OBJECT", "")).strip(),
+            pointing=pointing,
+        ),
+        start_jd,
     )
+
+
+def _checked(info: FrameInfo, start_jd: float) -> FrameInfo:
+    """``info`` if its header values are physically possible, else a ClassificationError.
+
+    Julian date within :data:`JD_PLAUSIBLE`; exposure above 0 s (0 s allowed
+    for bias frames) and at most :data:`EXPTIME_MAX_S`; binning within
+    :data:`BINNING_RANGE`; image size within :data:`SIZE_RANGE`.
+    """
+    low, high = JD_PLAUSIBLE
+    if not low <= start_jd <= high:
+        raise ClassificationError(
+            f"Julian date {start_jd!r} is outside {low}..{high} (1980 to 2132): not a real date"
+        )
+    if info.exptime < 0 or (info.exptime == 0 and info.imgtype != "bias"):
+        raise ClassificationError(
+            f"exposure time {info.exptime!r} s on a {info.imgtype} frame: must be above 0"
+        )
+    if info.exptime > EXPTIME_MAX_S:
+        raise ClassificationError(
+            f"exposure time {info.exptime!r} s is longer than {EXPTIME_MAX_S:g} s"
+        )
+    for axis, factor in zip("XY", info.binning, strict=True):
+        if not BINNING_RANGE[0] <= factor <= BINNING_RANGE[1]:
+            raise ClassificationError(
+                f"{axis} binning {factor} is outside {BINNING_RANGE[0]}..{BINNING_RANGE[1]}"
+            )
+    for axis, pixels in zip((1, 2), info.size, strict=True):
+        if not SIZE_RANGE[0] <= pixels <= SIZE_RANGE[1]:
+            raise ClassificationError(
+                f"NAXIS{axis} = {pixels} is outside {SIZE_RANGE[0]}..{SIZE_RANGE[1]}"
+            )
+    return info
+
+
+def _integer(header: fits.Header, key: str, default: int = 0) -> int:
+    value = header.get(key, default)
+    try:
+        return int(value)
+    except (TypeError, ValueError, OverflowError):
+        raise ClassificationError(f"{key} = {value!r} is not an integer") from None
 
 
 def _generic_angle(header: fits.Header, config) -> tuple[str, float | None]:
@@ -280,7 +338,7 @@ def _binning(header: fits.Header, key: str, alternative: str) -> int:
     value = header.get(key, header.get(alternative, 1))
     try:
         return int(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         raise ClassificationError(f"{key} = {value!r} is not an integer") from None
 
 
@@ -291,7 +349,7 @@ def _jd_from_iso(header: fits.Header, key: str) -> float:
         raise ClassificationError(f"{key} keyword missing")
     try:
         return float(Time(str(header[key]), format="isot", scale="utc").jd)
-    except ValueError:
+    except (ValueError, OverflowError):
         raise ClassificationError(f"{key} = {header[key]!r} is not an ISO date") from None
 
 

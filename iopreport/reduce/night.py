@@ -252,9 +252,21 @@ def _register(
     # hashing is most of this stage and hashlib releases the GIL: a thread per core
     with futures.ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as threads:
         checksums = list(threads.map(sha256_of, paths))
+    originals = _originals(epoch, [p.name for p in paths], checksums)
     for path, checksum in zip(paths, checksums, strict=True):
         report.files += 1
         rawfit, _created = RawFit.get_or_create(epoch=epoch, filename=path.name)
+        if originals[checksum] != path.name:  # byte-identical to another file: reduced once
+            reason = f"duplicate of {originals[checksum]} (same SHA-256)"
+            if rawfit.sha256 != checksum or rawfit.error != reason:
+                log.warning("%s: %s; not reduced again", path.name, reason)
+            rawfit.sha256 = checksum
+            rawfit.size_bytes = path.stat().st_size
+            rawfit.flags = RawFitFlags.DOWNLOADED | RawFitFlags.DUPLICATE
+            rawfit.error = reason
+            rawfit.save()
+            rawfits.append(rawfit)
+            continue
         unchanged = rawfit.sha256 == checksum and rawfit.flags & (
             RawFitFlags.CLASSIFIED | RawFitFlags.ERROR_CLASSIFY
         )
@@ -289,6 +301,28 @@ def _register(
         rawfit.save()
         rawfits.append(rawfit)
     return rawfits
+
+
+def _originals(epoch: Epoch, names: list[str], checksums: list[str]) -> dict[str, str]:
+    """For each checksum of a night, the file that stands for it (the others are duplicates).
+
+    The file already classified under that checksum keeps its place (its results
+    stay); otherwise the first name in sorted order.
+    """
+    stored = {
+        rawfit.sha256: rawfit.filename
+        for rawfit in RawFit.select(RawFit.filename, RawFit.sha256)
+        .where(
+            (RawFit.epoch == epoch)
+            & (RawFit.flags.bin_and(int(RawFitFlags.CLASSIFIED)) != 0)
+            & RawFit.filename.in_(names)
+        )
+        .order_by(RawFit.filename.desc())
+    }
+    originals: dict[str, str] = {}
+    for name, checksum in zip(names, checksums, strict=True):
+        originals.setdefault(checksum, stored.get(checksum, name))
+    return originals
 
 
 def _info(rawfit: RawFit, folder: Path) -> FrameInfo:

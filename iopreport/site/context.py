@@ -54,10 +54,24 @@ def _sql(query: str, params: Sequence = ()) -> list[tuple]:
     return database_proxy.execute_sql(query, params).fetchall()
 
 
+#: Julian dates of the first and last instants a datetime can hold (years 1 and 9999).
+_JD_DATETIME_RANGE = (1721425.5, 5373484.499988426)
+
+
 def jd_to_datetime(jd: float) -> dt.datetime:
-    """UTC datetime of a Julian date (to the second)."""
+    """UTC datetime of a Julian date (to the second).
+
+    A stored value no datetime can hold (beyond the years 1-9999, NaN) gives
+    the nearest end of that range instead of failing the whole site: such
+    frames are refused at classification, so only an old store can hold one.
+    """
+    low, high = _JD_DATETIME_RANGE
+    jd = low if not math.isfinite(jd) else min(max(jd, low), high)
     seconds = round((jd - JD_UNIX_EPOCH) * 86400.0)
-    return dt.datetime(1970, 1, 1) + dt.timedelta(seconds=seconds)
+    try:
+        return dt.datetime(1970, 1, 1) + dt.timedelta(seconds=seconds)
+    except OverflowError:
+        return dt.datetime.max.replace(microsecond=0) if jd > JD_UNIX_EPOCH else dt.datetime.min
 
 
 def _clean(value):

@@ -42,6 +42,7 @@ class RawFitFlags(_Labelled):
     ERROR_CLASSIFY = 1 << 3  #: header could not be classified (reason in ``RawFit.error``)
     EXCLUDED = 1 << 4  #: excluded from reduction by a frame flag in flags.toml
     SATURATED = 1 << 5  #: more saturated pixels than the selection threshold
+    DUPLICATE = 1 << 6  #: same bytes as another file of the night (named in ``RawFit.error``)
 
 
 class MasterFlags(_Labelled):

@@ -9,6 +9,7 @@ from pathlib import Path
 import peewee as pw
 
 from iopreport.errors import StoreError
+from iopreport.fileio import create_private
 from iopreport.store import changes
 from iopreport.store.migrations import MIGRATIONS, SCHEMA_VERSION
 from iopreport.store.models import ALL_MODELS, database_proxy
@@ -24,6 +25,11 @@ PRAGMAS = {
     "busy_timeout": 30_000,  # ms to wait for the writer instead of failing at once
     "cache_size": -64_000,  # KiB
 }
+
+
+#: Mode of a new store file: its owner only (``[safety] group_readable`` widens it,
+#: :func:`iopreport.logsetup.apply_file_modes`).
+NEW_STORE_MODE = 0o600
 
 
 def open_store(path: Path | str, *, upgrade: bool = True, create: bool = True) -> pw.SqliteDatabase:
@@ -58,6 +64,7 @@ def open_store(path: Path | str, *, upgrade: bool = True, create: bool = True) -
         if not create and not path.exists():
             raise StoreError(f"{path}: no such database")
         path.parent.mkdir(parents=True, exist_ok=True)
+        create_private(path, NEW_STORE_MODE)  # SQLite gives -wal and -shm the same mode
     database = pw.SqliteDatabase(str(path), pragmas=PRAGMAS)
     try:
         database.connect(reuse_if_open=True)
@@ -127,6 +134,32 @@ def _upgrade(database: pw.SqliteDatabase, path: Path | str, version: int) -> Non
             MIGRATIONS[target_version](database)
             log.info("upgraded store %s to schema %d", path, target_version)
         _set_schema_version(database, SCHEMA_VERSION)
+
+
+def write_transaction():
+    """A transaction that takes the write lock when it begins (``BEGIN IMMEDIATE``).
+
+    A writer that first reads in a deferred transaction and then writes fails
+    at once with "database is locked" when another process wrote in between
+    (SQLite cannot upgrade a stale read snapshot); taking the lock first makes
+    it wait up to ``busy_timeout`` instead.
+    """
+    return database_proxy.atomic("IMMEDIATE")
+
+
+def is_locked_error(exc: BaseException) -> bool:
+    """True for SQLite's "database is locked" / "busy" (another process holds the write lock)."""
+    text = str(exc).lower()
+    return isinstance(exc, pw.OperationalError) and ("locked" in text or "busy" in text)
+
+
+def locked_message() -> str:
+    """What to tell the user when another process kept the store's write lock too long."""
+    seconds = PRAGMAS["busy_timeout"] / 1000
+    return (
+        f"the store is being written by another iopreport process (waited {seconds:g} s for "
+        "it); try again when it has finished"
+    )
 
 
 def close_store() -> None:
