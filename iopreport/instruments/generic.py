@@ -9,9 +9,20 @@ polarimetric method, plate angles and the O/E beam offset included).
 
 from __future__ import annotations
 
+import datetime as dt
+import math
 from collections.abc import Iterable
 from fnmatch import fnmatchcase as fnmatch
 
+from astropy.io import fits
+
+from iopreport.instruments.dialect import (
+    ClassificationError,
+    FrameFields,
+    HeaderDialect,
+    degrees_pointing,
+    header_number,
+)
 from iopreport.instruments.specs import INSTRUMENTS, InstrumentSpec
 
 #: INSTRUME value -> the configuration of the instrument it selects.
@@ -71,3 +82,109 @@ def generic_for(header) -> object | None:
         if value == pattern or (any(c in pattern for c in "*?[") and fnmatch(value, pattern)):
             return config
     return None
+
+
+class GenericDialect(HeaderDialect):
+    """Instruments described in config.toml: every keyword and value map from their table."""
+
+    def instrument(self, header: fits.Header, night: dt.date) -> str | None:
+        config = generic_for(header)
+        return None if config is None else config.name
+
+    def owns(self, name: str) -> bool:
+        return _config_named(name) is not None
+
+    def telescop_may_be_empty(self, name: str, night: dt.date) -> bool:
+        return True
+
+    def exptime_keyword(self, name: str) -> str:
+        return _config_named(name).exptime_keyword
+
+    def fields(self, header: fits.Header, name: str, filename: str) -> FrameFields:
+        config = _config_named(name)
+        raw_type = str(header.get(config.type_keyword, "")).strip()
+        if raw_type not in config.frame_types:
+            known = ", ".join(repr(v) for v in config.frame_types)
+            raise ClassificationError(f"{config.type_keyword} {raw_type!r} is none of {known}")
+        imgtype = config.frame_types[raw_type]
+        exptime = header_number(header, config.exptime_keyword)
+        if imgtype == "dark" and exptime == 0 and config.zero_second_dark_is_bias:
+            imgtype = "bias"
+        band = obsmode = angle = None
+        if imgtype in ("flat", "light"):
+            value = str(header.get(config.filter_keyword, "")).strip()
+            if not value and not config.default_band:
+                raise ClassificationError(f"{config.filter_keyword} keyword missing or empty")
+            band = config.bands.get(value, value) if value else config.default_band
+            obsmode = "photometry"
+        if imgtype == "light" and config.polarimetry != "none":
+            obsmode, angle = _mode_and_angle(header, config)
+        binning = _binning(header, config.binning_keyword)
+        return FrameFields(
+            imgtype,
+            band,
+            obsmode,
+            angle,
+            start_jd=_start_jd(header, config),
+            pointing=degrees_pointing(header, config.ra_keyword, config.dec_keyword),
+            binning=(binning, binning),
+        )
+
+
+def _config_named(name: str):
+    return next((c for c in GENERIC_BY_INSTRUME.values() if c.name == name), None)
+
+
+def _start_jd(header: fits.Header, config) -> float:
+    from astropy.time import Time
+
+    if config.date_keyword not in header:
+        raise ClassificationError(f"{config.date_keyword} keyword missing")
+    date = header[config.date_keyword]
+    try:
+        if config.date_format == "isot":
+            return float(Time(str(date), format="isot", scale="utc").jd)
+        if config.date_format == "mjd":
+            return float(date) + 2400000.5
+        return float(date)
+    except (ValueError, TypeError, OverflowError):
+        raise ClassificationError(
+            f"{config.date_keyword} = {date!r} is not a {config.date_format} date"
+        ) from None
+
+
+def _binning(header: fits.Header, key: str) -> int:
+    value = header.get(key, 1)
+    try:
+        return int(value)
+    except (TypeError, ValueError, OverflowError):
+        raise ClassificationError(f"{key} = {value!r} is not an integer") from None
+
+
+def _mode_and_angle(header: fits.Header, config) -> tuple[str, float | None]:
+    """Observing mode and plate angle of a configured polarimeter's light frame.
+
+    ``angle_convention = "number"``: the keyword holds the angle in degrees;
+    ``"notes"``: DIPOL's MaxIm DL convention, where the keyword (``NOTES``) reads
+    ``"<angle> deg ..."`` on polarimetric frames and anything without "deg" marks
+    a photometric one.
+    """
+    key = config.angle_keyword
+    if not key:
+        raise ClassificationError(
+            f"instrument {config.name}: set angle_keyword in config.toml to read plate angles"
+        )
+    if key not in header:
+        raise ClassificationError(f"{key} keyword missing: no plate angle")
+    text = str(header[key]).strip()
+    if config.angle_convention == "notes":
+        if "deg" not in text:
+            return "photometry", None
+        text = text.split()[0] if text.split() else ""
+    try:
+        angle = float(text)
+    except ValueError:
+        raise ClassificationError(f"{key} = {header[key]!r}: no plate angle") from None
+    if not math.isfinite(angle):
+        raise ClassificationError(f"{key} = {header[key]!r} is not a finite angle")
+    return "polarimetry", angle

@@ -1,0 +1,120 @@
+"""Header dialects: how each instrument family's FITS headers say what a frame is.
+
+A dialect names the instruments an ``INSTRUME`` value designates and reads the
+family's own keywords (frame type, band, polarimetric mode and angle, start
+time, pointing). Classification (:mod:`iopreport.reduce.classify`) asks the
+dialects and applies the checks every frame shares, so a new instrument family
+is a new dialect here, never a name compared in the reduction. The keyword
+values are in :mod:`iopreport.instruments.keywords`, which the simulator writes
+from.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from dataclasses import dataclass
+
+from astropy.io import fits
+
+
+class ClassificationError(ValueError):
+    """A raw file whose header does not say what it is; the message is the recorded reason."""
+
+
+@dataclass(frozen=True)
+class FrameFields:
+    """What a dialect reads from a header; the shared parts (size, exposure) are read apart.
+
+    ``binning`` is None when the frame's binning is in the usual
+    ``XBINNING``/``YBINNING`` (or ``CCDBINX``/``CCDBINY``) keywords.
+    """
+
+    imgtype: str  # bias | dark | flat | light
+    band: str | None
+    obsmode: str | None  # photometry | polarimetry (None for bias and dark)
+    angle: float | None
+    start_jd: float
+    pointing: tuple[float, float] | None
+    binning: tuple[int, int] | None = None
+
+
+class HeaderDialect:
+    """Base of a family's dialect: the hooks classification calls, with their defaults."""
+
+    def instrument(self, header: fits.Header, night: dt.date) -> str | None:
+        """The instrument ``header`` designates on ``night`` (its ``INSTRUME``), or None."""
+        return None
+
+    def owns(self, name: str) -> bool:
+        """Whether instrument ``name`` is read by this dialect."""
+        return False
+
+    def exptime_keyword(self, name: str) -> str:
+        """The keyword holding the exposure time in seconds."""
+        return "EXPTIME"
+
+    def telescop_may_be_empty(self, name: str, night: dt.date) -> bool:
+        """Whether an empty ``TELESCOP`` is a known quirk of ``name`` on ``night``."""
+        return False
+
+    def fields(self, header: fits.Header, name: str, filename: str) -> FrameFields:
+        """Read the family's keywords (raises :class:`ClassificationError` naming the key)."""
+        raise NotImplementedError
+
+
+def header_number(header: fits.Header, key: str) -> float:
+    """A finite number from ``key`` (raises naming the key)."""
+    if key not in header:
+        raise ClassificationError(f"{key} keyword missing")
+    value = header[key]
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ClassificationError(f"{key} = {value!r} is not a number") from None
+    if not math.isfinite(number):
+        raise ClassificationError(f"{key} = {value!r} is not finite")
+    return number
+
+
+def jd_from_iso(header: fits.Header, key: str) -> float:
+    """Julian date (UTC) of an ISO date in ``key``."""
+    from astropy.time import Time
+
+    if key not in header:
+        raise ClassificationError(f"{key} keyword missing")
+    try:
+        return float(Time(str(header[key]), format="isot", scale="utc").jd)
+    except (ValueError, OverflowError):
+        raise ClassificationError(f"{key} = {header[key]!r} is not an ISO date") from None
+
+
+def sexagesimal_pointing(
+    header: fits.Header, ra_key: str, dec_key: str
+) -> tuple[float, float] | None:
+    """RA (hours) and Dec (degrees) written sexagesimally, in degrees; None if absent or bad."""
+    if ra_key not in header or dec_key not in header:
+        return None
+    from astropy.coordinates import Angle
+
+    try:
+        ra = Angle(str(header[ra_key]), unit="hourangle").deg
+        dec = Angle(str(header[dec_key]), unit="deg").deg
+    except ValueError:
+        return None
+    return float(ra), float(dec)
+
+
+def degrees_pointing(
+    header: fits.Header, ra_key: str = "RA", dec_key: str = "DEC"
+) -> tuple[float, float] | None:
+    """RA and Dec in degrees from two keywords; None if absent or not numbers."""
+    try:
+        return float(header[ra_key]), float(header[dec_key])
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
+def instrume(header: fits.Header) -> str:
+    """The header's ``INSTRUME`` value, stripped ('' when missing)."""
+    return str(header.get("INSTRUME", "")).strip()
