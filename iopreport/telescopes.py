@@ -13,16 +13,6 @@ TELESCOPES: tuple[str, ...] = ("OSN-T090", "OSN-T150", "CAHA-T220")
 #: Short forms accepted on the command line (IOP4's abbreviations).
 TELESCOPE_ALIASES: dict[str, str] = {"T090": "OSN-T090", "T150": "OSN-T150", "T220": "CAHA-T220"}
 
-#: Instruments, and the telescope each is mounted on.
-INSTRUMENT_TELESCOPE: dict[str, str] = {
-    "AndorT90": "OSN-T090",
-    "RoperT90": "OSN-T090",
-    "DIPOL": "OSN-T090",
-    "AndorT150": "OSN-T150",
-    "CAFOS": "CAHA-T220",
-}
-INSTRUMENTS: tuple[str, ...] = tuple(INSTRUMENT_TELESCOPE)
-
 #: Photometric bands (Johnson-Cousins), in wavelength order.
 BANDS: tuple[str, ...] = ("U", "B", "V", "R", "I")
 

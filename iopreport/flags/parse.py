@@ -19,7 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from iopreport.flags.model import MODES, SELECTORS, WHAT, Flag, FlagSet
-from iopreport.telescopes import BANDS, INSTRUMENTS, TELESCOPE_ALIASES, TELESCOPES
+from iopreport.instruments import INSTRUMENTS
+from iopreport.telescopes import BANDS, TELESCOPE_ALIASES, TELESCOPES
 from iopreport.tomlsource import KeyPath, TomlSource
 
 FLAG_KEYS = ("id", "what", *SELECTORS, "from", "to", "reason", "author", "date")
@@ -116,7 +117,10 @@ def _parse_flag(source: TomlSource, index: int, entry: Any, catalog, telescopes)
         selectors["telescope"] = names
     if "instrument" in entry:
         names = _strings(source, (*key, "instrument"), entry["instrument"])
-        selectors["instrument"] = _canonical(source, (*key, "instrument"), names, INSTRUMENTS)
+        # built-in instruments and those config.toml describes (registered when it is loaded)
+        selectors["instrument"] = _canonical(
+            source, (*key, "instrument"), names, tuple(INSTRUMENTS)
+        )
     if "band" in entry:
         names = _strings(source, (*key, "band"), entry["band"])
         selectors["band"] = _canonical(source, (*key, "band"), names, BANDS)
