@@ -1,0 +1,138 @@
+"""Recognise astrometry.net index files by their FITS header, whatever their names.
+
+An index file's primary header carries the quad-size bounds ``SCALE_L`` and
+``SCALE_U`` (radians), the quad count ``NQUADS`` and, for a tile of a split
+series, ``HEALPIX`` and ``HPNSIDE`` (astrometry.net ``util/index.c``,
+``quadfile.c``). Any other file in the folder is reported once with the
+reason it is not used. Verdicts are cached per process by path, size and
+modification time, so a reduction reads each header once, not once per frame.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+#: FITS block size (FITS Standard 4.0, §3.1).
+FITS_BLOCK = 2880
+#: Suffix of a download in progress (``iopreport index fetch``).
+PARTIAL_SUFFIX = ".part"
+#: Header keys every index file has.
+REQUIRED_KEYS = ("SCALE_L", "SCALE_U", "NQUADS")
+
+
+@dataclass(frozen=True)
+class IndexHeader:
+    """What an index file's primary header says about it."""
+
+    path: Path
+    scale_lower_arcmin: float
+    scale_upper_arcmin: float
+    index_id: int | None
+    healpix: int  # -1: all sky
+    nside: int  # 0: all sky
+    n_quads: int
+    n_stars: int
+
+    @property
+    def all_sky(self) -> bool:
+        return self.healpix < 0 or self.nside <= 0
+
+
+@dataclass
+class IndexScan:
+    """The index files of a folder, and the files that are not (with why)."""
+
+    directory: Path
+    index: list[IndexHeader] = field(default_factory=list)
+    rejected: dict[Path, str] = field(default_factory=dict)
+
+    @property
+    def files(self) -> list[Path]:
+        return [header.path for header in self.index]
+
+
+def read_index_header(path: Path) -> IndexHeader:
+    """The index keys of ``path``; ``ValueError`` saying why it is not an index file."""
+    from astropy.io import fits
+
+    path = Path(path)
+    size = path.stat().st_size
+    with open(path, "rb") as stream:
+        start = stream.read(30)
+    if not start.startswith(b"SIMPLE  ="):
+        raise ValueError("not a FITS file")
+    if size % FITS_BLOCK:
+        raise ValueError(f"incomplete FITS file ({size} bytes, not a multiple of {FITS_BLOCK})")
+    try:
+        header = fits.getheader(path, 0)
+    except Exception as exc:  # astropy raises several kinds for a damaged header
+        raise ValueError(f"unreadable FITS header: {exc}") from None
+    missing = [key for key in REQUIRED_KEYS if key not in header]
+    if missing:
+        raise ValueError(f"FITS file without the index keys {', '.join(missing)}")
+    arcmin = 60.0 * 180.0 / math.pi
+    try:
+        return IndexHeader(
+            path=path,
+            scale_lower_arcmin=float(header["SCALE_L"]) * arcmin,
+            scale_upper_arcmin=float(header["SCALE_U"]) * arcmin,
+            index_id=int(header["INDEXID"]) if "INDEXID" in header else None,
+            healpix=int(header.get("HEALPIX", -1)),
+            nside=int(header.get("HPNSIDE", 0)),
+            n_quads=int(header["NQUADS"]),
+            n_stars=int(header.get("NSTARS", 0)),
+        )
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"bad index keys: {exc}") from None
+
+
+#: path -> (size, mtime_ns, header or reason): each header is read once per process.
+_CACHE: dict[str, tuple[int, int, IndexHeader | str]] = {}
+
+
+def _verdict(path: Path, stat: os.stat_result) -> IndexHeader | str:
+    key = str(path)
+    cached = _CACHE.get(key)
+    if cached is not None and cached[:2] == (stat.st_size, stat.st_mtime_ns):
+        return cached[2]
+    if path.name.endswith(PARTIAL_SUFFIX):
+        verdict: IndexHeader | str = "download in progress (`iopreport index fetch` resumes it)"
+    else:
+        try:
+            verdict = read_index_header(path)
+        except (OSError, ValueError) as exc:
+            verdict = str(exc)
+    _CACHE[key] = (stat.st_size, stat.st_mtime_ns, verdict)
+    return verdict
+
+
+def scan_index_folder(directory: Path) -> IndexScan:
+    """Every file under ``directory`` (any name, any depth), sorted into index files and others.
+
+    Hidden files (``.name``) are skipped. A missing folder gives an empty scan.
+    """
+    directory = Path(directory).expanduser()
+    scan = IndexScan(directory)
+    if not directory.is_dir():
+        return scan
+    for root, folders, names in os.walk(directory, followlinks=True):
+        folders[:] = sorted(f for f in folders if not f.startswith("."))
+        for name in sorted(names):
+            if name.startswith("."):
+                continue
+            path = Path(root) / name
+            try:
+                stat = path.stat()
+            except OSError as exc:
+                scan.rejected[path] = f"cannot read: {exc.strerror}"
+                continue
+            verdict = _verdict(path, stat)
+            if isinstance(verdict, str):
+                scan.rejected[path] = verdict
+            else:
+                scan.index.append(verdict)
+    scan.index.sort(key=lambda header: str(header.path))
+    return scan
