@@ -756,9 +756,7 @@ def cmd_index(args: argparse.Namespace) -> int:
     if args.instrument:
         unknown = [name for name in args.instrument if name not in instruments]
         if unknown:
-            raise UsageError(
-                f"unknown instrument {unknown[0]!r}; known: {', '.join(instruments)}"
-            )
+            raise UsageError(f"unknown instrument {unknown[0]!r}; known: {', '.join(instruments)}")
         instruments = {name: instruments[name] for name in args.instrument}
     sources = list(catalog.sources)
     if args.source:

@@ -195,7 +195,7 @@ def _index_series(value: str) -> str | None:
 
     if value == "auto" or value in SERIES:
         return None
-    return f"must be \"auto\" or one of {', '.join(SERIES)}"
+    return f'must be "auto" or one of {", ".join(SERIES)}'
 
 
 def _http_url(value: str) -> str | None:

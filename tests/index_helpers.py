@@ -113,7 +113,7 @@ class Mirror:
             def log_message(self, *args) -> None:
                 pass
 
-            def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
+            def do_GET(self) -> None:
                 path = self.path.split("?")[0]
                 mirror.requests[path] += 1
                 file = mirror.root / path.lstrip("/")
@@ -132,9 +132,7 @@ class Mirror:
                         self.end_headers()
                         return
                     self.send_response(206)
-                    self.send_header(
-                        "Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}"
-                    )
+                    self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
                 else:
                     self.send_response(200)
                 self.send_header("Content-Length", str(len(data) - start))

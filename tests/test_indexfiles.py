@@ -10,8 +10,8 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
-
 from index_helpers import Mirror, build_tile, builder, mirror_series, star_table
+
 from iopreport.indexfiles import series as series_module
 from iopreport.indexfiles.fetch import fetch_files
 from iopreport.indexfiles.identify import PARTIAL_SUFFIX, scan_index_folder
@@ -53,7 +53,7 @@ def test_border_field_needs_both_tiles_checked_by_hand():
     fov = field_of(INSTRUMENTS["AndorT90"])
     assert get_healpix(BORDER.ra_deg, BORDER.dec_deg, 2) == 1
     assert get_healpix(BORDER.ra_deg, BORDER.dec_deg + 0.139, 2) == 3
-    assert 0.139 < fov.radius_deg
+    assert fov.radius_deg > 0.139
     assert tiles_covering(BORDER.ra_deg, BORDER.dec_deg, fov.radius_deg, 2) == BORDER_TILES
     # away from the border, one tile
     assert tiles_covering(BORDER.ra_deg, BORDER.dec_deg - 2.0, fov.radius_deg, 2) == [1]
@@ -151,8 +151,9 @@ def test_download_resumes_refuses_and_never_twice(border_mirror, tmp_path, monke
         report = fetch_files(plan.missing, index_dir, mirror.url, progress=False)
         assert sorted(report.failed) == ["index-5203-03.fits", "index-5204-01.fits"]
         assert "size" in report.failed["index-5204-01.fits"]
-        assert "HEALPix 1 (nside 2); expected INDEXID 5203, HEALPix 3" in (
-            report.failed["index-5203-03.fits"]
+        assert (
+            "HEALPix 1 (nside 2); expected INDEXID 5203, HEALPix 3"
+            in (report.failed["index-5203-03.fits"])
         )
         assert len(report.downloaded) == 10
         # the dropped file was resumed with a Range request and is whole

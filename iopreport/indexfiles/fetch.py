@@ -15,7 +15,6 @@ from __future__ import annotations
 import http.client
 import logging
 import os
-import socket
 import urllib.error
 import urllib.request
 from dataclasses import dataclass, field

@@ -52,7 +52,9 @@ def scale_range_arcmin(scale: int) -> tuple[float, float]:
     return lower, lower * SCALE_STEP
 
 
-def scales_for(series: astrometry.series.Series, low_arcmin: float, high_arcmin: float) -> list[int]:
+def scales_for(
+    series: astrometry.series.Series, low_arcmin: float, high_arcmin: float
+) -> list[int]:
     """The series' scales whose quad sizes overlap ``[low_arcmin, high_arcmin]``."""
     chosen = []
     for scale in sorted(series.scale_to_sizes):
