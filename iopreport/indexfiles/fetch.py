@@ -170,6 +170,8 @@ def fetch_files(
     ``progress``: None shows a bar on a terminal (log lines otherwise), False nothing.
     """
     report = FetchReport()
+    if not files:
+        return report
     missing = [f for f in files if not destination(index_dir, f).exists()]
     total = sum(f.size for f in missing)
     with Progress(total, "index fetch", unit="B", bytes_=True, enabled=progress) as bar:

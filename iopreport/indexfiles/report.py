@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from iopreport.indexfiles.identify import IndexScan
 from iopreport.indexfiles.plan import Plan
 from iopreport.indexfiles.series import scale_range_arcmin
 from iopreport.indexfiles.tiles import tiles_covering
@@ -74,31 +73,42 @@ def render_plan(plan: Plan, *, by_source: bool = False) -> str:
     return "\n".join(lines)
 
 
-def covered_scales(plan: Plan, scan: IndexScan, source, instrument: str) -> tuple[list, list]:
-    """Scales the plan wants for ``source`` with ``instrument``: those an index file covers
-    (same quad sizes, and an all-sky file or a tile the field touches), and the others."""
+def covering(plan: Plan, source, instrument: str) -> list:
+    """Index headers whose quads fit ``instrument``'s field and whose sky holds ``source``'s
+    field (an all-sky file, or a tile the field touches)."""
     fov = plan.fields[instrument]
-    need = next(n for n in plan.needs if n.source == source.name and n.instrument == instrument)
-    covered, uncovered = [], []
+    low, high = fov.quad_range_arcmin
     tiles: dict[int, set[int]] = {}
-    for scale in need.scales:
-        lower, _ = scale_range_arcmin(scale)
-        ok = False
-        for header in scan.index:
-            if abs(header.scale_lower_arcmin / lower - 1.0) > 0.05:
-                continue
-            if header.all_sky:
-                ok = True
-                break
+    found = []
+    for header in plan.scan.index:
+        if header.scale_upper_arcmin <= low or header.scale_lower_arcmin >= high:
+            continue
+        if not header.all_sky:
             if header.nside not in tiles:
                 tiles[header.nside] = set(
                     tiles_covering(source.ra_deg, source.dec_deg, fov.radius_deg, header.nside)
                 )
-            if header.healpix in tiles[header.nside]:
-                ok = True
-                break
-        (covered if ok else uncovered).append(scale)
-    return covered, uncovered
+            if header.healpix not in tiles[header.nside]:
+                continue
+        found.append(header)
+    return found
+
+
+def coverage_text(plan: Plan, source, instrument: str) -> str:
+    """ "ok" when every scale the plan wants is covered, else the quad sizes that are."""
+    headers = covering(plan, source, instrument)
+    if not headers:
+        return "none"
+    need = next(n for n in plan.needs if n.source == source.name and n.instrument == instrument)
+    wanted = [scale_range_arcmin(scale)[0] for scale in need.scales]
+    if all(
+        any(abs(h.scale_lower_arcmin / lower - 1.0) < 0.05 for h in headers) for lower in wanted
+    ):
+        return "ok"
+    low, high = plan.fields[instrument].quad_range_arcmin
+    covered_low = max(low, min(h.scale_lower_arcmin for h in headers))
+    covered_high = min(high, max(h.scale_upper_arcmin for h in headers))
+    return f"quads {covered_low:.1f}'-{covered_high:.1f}' of {low:.1f}'-{high:.1f}'"
 
 
 def coverage_lines(plan: Plan, sources) -> list[str]:
@@ -112,14 +122,6 @@ def coverage_lines(plan: Plan, sources) -> list[str]:
         lines.append("           none: see `iopreport index plan`, then `iopreport index fetch`")
         return lines
     for source in sources:
-        parts = []
-        for instrument in plan.fields:
-            covered, uncovered = covered_scales(plan, scan, source, instrument)
-            if not uncovered:
-                parts.append(f"{instrument} ok")
-            elif covered:
-                parts.append(f"{instrument} partial (no scale {_ranges(uncovered)})")
-            else:
-                parts.append(f"{instrument} none")
+        parts = [f"{name} {coverage_text(plan, source, name)}" for name in plan.fields]
         lines.append(f"  {source.name:<22} " + ", ".join(parts))
     return lines
