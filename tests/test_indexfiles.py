@@ -179,6 +179,12 @@ def test_download_resumes_refuses_and_never_twice(border_mirror, tmp_path, monke
         assert plan.missing == [] and len(plan.present) == 12
         report = fetch_files(plan.missing, index_dir, mirror.url, progress=False)
         assert report.downloaded == [] and sum(mirror.requests.values()) == before
+        # a file moved and renamed is still recognised by its header
+        (index_dir / "mine").mkdir()
+        (index_dir / "5200/index-5202-03.fits").rename(index_dir / "mine/tile3-scale2.bin")
+        plan = make_plan([BORDER], specs, series="5200", index_dir=index_dir)
+        assert plan.missing == []
+        assert plan.present["index-5202-03.fits"].name == "tile3-scale2.bin"
     headers = {h.path.name: h for h in scan_index_folder(index_dir).index}
     assert {(h.index_id, h.healpix, h.nside) for h in headers.values()} == {
         (5200 + s, t, 2) for s in range(6) for t in BORDER_TILES

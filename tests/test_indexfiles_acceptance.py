@@ -135,3 +135,32 @@ def test_new_project_fetches_index_files_and_solves_a_night(
     line = next(x for x in status.splitlines() if x.strip().startswith("2200+420 "))
     assert "AndorT90 ok" in line and "DIPOL ok" in line
     close_store()
+
+
+def test_auto_download_before_a_run(sky_mirror, tmp_path, monkeypatch):
+    """With auto_download the run's index check fetches what the catalog needs; without
+    it the check stops the run and the network is not used."""
+    import dataclasses
+
+    from iopreport.config import load_config
+    from iopreport.indexfiles.ready import NoIndexError, prepare_index
+
+    project = tmp_path / "site"
+    init_project(project)
+    config = load_config(project / "config.toml")
+    catalog = load_catalog(config.paths.catalog)
+    with Mirror(sky_mirror) as mirror:
+        monkeypatch.setitem(SERIES, "5200", mirror_series(sky_mirror, mirror.url))
+        astrometry = dataclasses.replace(config.astrometry, mirror_url=mirror.url)
+        config = dataclasses.replace(config, astrometry=astrometry)
+        with pytest.raises(NoIndexError, match="iopreport index fetch"):
+            prepare_index(config, catalog)
+        assert sum(mirror.requests.values()) == 0
+        config = dataclasses.replace(
+            config, astrometry=dataclasses.replace(astrometry, auto_download=True)
+        )
+        scan = prepare_index(config, catalog)
+        n_files = len(list((sky_mirror / "5200").iterdir()))
+        assert len(scan.index) == n_files == sum(mirror.requests.values())
+        prepare_index(config, catalog)  # nothing missing: no request
+        assert sum(mirror.requests.values()) == n_files

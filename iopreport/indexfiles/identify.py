@@ -5,7 +5,10 @@ An index file's primary header carries the quad-size bounds ``SCALE_L`` and
 series, ``HEALPIX`` and ``HPNSIDE`` (astrometry.net ``util/index.c``,
 ``quadfile.c``). Any other file in the folder is reported once with the
 reason it is not used. Verdicts are cached per process by path, size and
-modification time, so a reduction reads each header once, not once per frame.
+modification time, so a reduction reads each header once, not once per frame,
+and a folder whose sub-folders' modification times have not changed is not
+walked again (a file rewritten in place, without a rename, is not noticed
+until the folder changes; downloads always rename).
 """
 
 from __future__ import annotations
@@ -109,15 +112,41 @@ def _verdict(path: Path, stat: os.stat_result) -> IndexHeader | str:
     return verdict
 
 
+def _folder_signature(directory: Path) -> tuple:
+    """Modification time and file names of ``directory`` and of its sub-folders."""
+    signature = []
+    pending = [str(directory)]
+    while pending:
+        folder = pending.pop()
+        try:
+            mtime = os.stat(folder).st_mtime_ns
+            with os.scandir(folder) as entries:
+                visible = [e for e in entries if not e.name.startswith(".")]
+            names = tuple(sorted(e.name for e in visible))
+            signature.append((folder, mtime, names))
+            pending += [e.path for e in visible if e.is_dir(follow_symlinks=True)]
+        except OSError:
+            signature.append((folder, -1, ()))
+    return tuple(sorted(signature))
+
+
+#: directory -> (signature, scan): a folder unchanged since the last scan is not walked again.
+_FOLDERS: dict[str, tuple[tuple, IndexScan]] = {}
+
+
 def scan_index_folder(directory: Path) -> IndexScan:
     """Every file under ``directory`` (any name, any depth), sorted into index files and others.
 
     Hidden files (``.name``) are skipped. A missing folder gives an empty scan.
     """
     directory = Path(directory).expanduser()
-    scan = IndexScan(directory)
     if not directory.is_dir():
-        return scan
+        return IndexScan(directory)
+    signature = _folder_signature(directory)
+    cached = _FOLDERS.get(str(directory))
+    if cached is not None and cached[0] == signature:
+        return cached[1]
+    scan = IndexScan(directory)
     for root, folders, names in os.walk(directory, followlinks=True):
         folders[:] = sorted(f for f in folders if not f.startswith("."))
         for name in sorted(names):
@@ -135,4 +164,5 @@ def scan_index_folder(directory: Path) -> IndexScan:
             else:
                 scan.index.append(verdict)
     scan.index.sort(key=lambda header: str(header.path))
+    _FOLDERS[str(directory)] = (signature, scan)
     return scan
