@@ -39,12 +39,14 @@ def render_plan(plan: Plan, *, by_source: bool = False) -> str:
         absent = sorted({s for n in needs for s in n.missing_scales})
         low, high = fov.quad_range_arcmin
         size = f"{fov.width_arcmin:.1f}'x{fov.height_arcmin:.1f}'" + ("*" if fov.assumed else "")
-        line = (
-            f"{name:<12} {size:<15} {f'{low:.2f}-{high:.2f}':<15} "
-            f"{','.join(series):<7} {_ranges(scales) or '-'}"
-        )
+        quads = f"{low:.2f}'-{high:.2f}'"
+        line = f"{name:<12} {size:<15} {quads:<15} {','.join(series):<7} {_ranges(scales) or '-'}"
         if absent:
-            line += f" (scales {_ranges(absent)} wanted, not in the series)"
+            gaps = [scale_range_arcmin(s) for s in absent]
+            line += (
+                f" (quads {min(g[0] for g in gaps):.1f}'-{max(g[1] for g in gaps):.1f}' "
+                "wanted: no such scale in the series)"
+            )
         lines.append(line)
     if any(fov.assumed for fov in plan.fields.values()):
         lines.append("* detector size unknown: 2048x2048 pixels assumed")
