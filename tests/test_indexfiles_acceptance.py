@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime as dt
 import re
 import subprocess
-from pathlib import Path
 
 import pytest
 import tomlkit
@@ -76,12 +75,12 @@ def sky_mirror(tmp_path_factory):
 def test_new_project_fetches_index_files_and_solves_a_night(
     sky_mirror, tmp_path, capsys, monkeypatch
 ):
-    from iopreport.archive.local import fetch_night
+    from iopreport.daemon import Cycle, DaemonState, step_reduce
     from iopreport.demo import point_archives_at
     from iopreport.simulate import simulate_night
     from iopreport.simulate.evaluate import evaluate_night
     from iopreport.status import render_status
-    from iopreport.store import ReducedFit, close_store
+    from iopreport.store import ReducedFit, close_store, open_store
 
     project = tmp_path / "site"
     init_project(project)
@@ -98,18 +97,19 @@ def test_new_project_fetches_index_files_and_solves_a_night(
         from iopreport.config import load_config
 
         config = load_config(config_path)
-        fetch_night(
-            Path(config.archives["OSN-T090"].root),
-            "OSN-T090",
-            NIGHT,
-            config.paths.data_subdir("raw"),
-        )
+        assert main([*args, "fetch", "--night", str(NIGHT), "--telescope", "OSN-T090"]) == 0
         # no index yet: the run stops once, up front, saying what to do
         assert main([*args, "reduce", "--night", str(NIGHT)]) == 1
         error = capsys.readouterr().err
         assert error.count("no usable astrometry.net index files") == 1
         assert "iopreport index fetch" in error
         assert ReducedFit.select().count() == 0
+        # the daemon says it once per cycle too, and tries again next cycle
+        open_store(config.database_path)
+        cycle = Cycle(config, "test", DaemonState())
+        step_reduce(cycle)
+        assert len(cycle.failures) == 1 and "reduction not started" in cycle.failures[0]
+        assert "iopreport index fetch" in cycle.failures[0]
         close_store()
 
         assert main([*args, "index", "fetch"]) == 0
