@@ -205,3 +205,21 @@ def test_resume_of_a_partial_file_left_by_an_earlier_run(border_mirror, tmp_path
         assert mirror.ranges == [(f"/5200/{file.name}", "bytes=7000-")]
         assert (index_dir / "5200" / file.name).read_bytes() == source.read_bytes()
         assert not part.exists()
+
+
+def test_unreachable_server_is_said_once(tmp_path, monkeypatch):
+    import socket
+
+    from iopreport.indexfiles import fetch as fetch_module
+
+    monkeypatch.setattr(fetch_module, "RETRY_DELAYS_S", (0.0,))
+    with socket.socket() as closed:  # a port nothing listens on
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    specs = {"AndorT90": INSTRUMENTS["AndorT90"]}
+    plan = make_plan([BORDER], specs, series="5200", index_dir=tmp_path)
+    report = fetch_files(plan.missing, tmp_path, f"http://127.0.0.1:{port}", progress=False)
+    reasons = [report.failed[f.name] for f in plan.missing]
+    assert "Connection refused" in reasons[0]
+    assert all(r == f"not tried: 127.0.0.1:{port} cannot be reached" for r in reasons[1:])
+    assert not any(tmp_path.rglob("*.fits*"))

@@ -15,7 +15,9 @@ from __future__ import annotations
 import http.client
 import logging
 import os
+import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,6 +33,9 @@ log = logging.getLogger(__name__)
 CHUNK_BYTES = 1 << 20
 #: Attempts per file; each one resumes where the last one stopped.
 ATTEMPTS = 4
+#: Seconds waited before each attempt after the first (a dropped connection
+#: is retried at once, a server that stays away gets a little time).
+RETRY_DELAYS_S = (0.0, 2.0, 5.0)
 #: Seconds before a silent connection is given up (and resumed).
 TIMEOUT_S = 60.0
 USER_AGENT = "iopreport index fetch"
@@ -44,6 +49,7 @@ class FetchReport:
     present: list[Path] = field(default_factory=list)
     failed: dict[str, str] = field(default_factory=dict)  # file name -> reason
     bytes_downloaded: int = 0
+    unreachable: str = ""  # the server could not be reached at all: the rest is not tried
 
     @property
     def ok(self) -> bool:
@@ -134,19 +140,31 @@ def fetch_file(
     before = part.stat().st_size if part.exists() else 0
     progress.update(before)
     error = ""
+    connected = False
     for attempt in range(1, ATTEMPTS + 1):
+        if attempt > 1:
+            time.sleep(RETRY_DELAYS_S[min(attempt - 2, len(RETRY_DELAYS_S) - 1)])
         try:
             _download_once(url, part, file.size, progress)
             error = ""
             break
         except urllib.error.HTTPError as exc:
             error = f"{url}: HTTP {exc.code} {exc.reason}"
+            connected = True
             break  # the server answered: trying again will not help
-        except (OSError, http.client.HTTPException) as exc:
+        except urllib.error.URLError as exc:  # no connection (name, refused, TLS)
+            error = f"{url}: {exc.reason}"
+        except (OSError, http.client.HTTPException) as exc:  # dropped or timed out: resume
             error = f"{url}: {type(exc).__name__}: {exc}"
-            log.info("index fetch: %s (attempt %d of %d, resuming)", error, attempt, ATTEMPTS)
+            connected = True
+        if attempt < ATTEMPTS:
+            log.info(
+                "index fetch: %s (attempt %d of %d failed, resuming)", error, attempt, ATTEMPTS
+            )
     if error:
         report.failed[file.name] = error + (" (the partial file is kept)" if part.exists() else "")
+        if not connected and not part.exists():
+            report.unreachable = urllib.parse.urlsplit(url).netloc
         return
     reason = check_file(part, file)
     if reason:
@@ -176,5 +194,8 @@ def fetch_files(
     total = sum(f.size for f in missing)
     with Progress(total, "index fetch", unit="B", bytes_=True, enabled=progress) as bar:
         for file in files:
+            if report.unreachable:
+                report.failed[file.name] = f"not tried: {report.unreachable} cannot be reached"
+                continue
             fetch_file(file, index_dir, mirror_url, bar, report)
     return report
