@@ -29,9 +29,9 @@ def render_plan(plan: Plan, *, by_source: bool = False) -> str:
         f"index folder: {scan.directory} ({len(scan.index)} index files"
         + (f", {len(scan.rejected)} other files" if scan.rejected else "")
         + ")",
-        "",
-        f"{'instrument':<12} {'field':<15} {'quads':<15} series  scales",
     ]
+    lines += [f"  not used: {path}: {reason}" for path, reason in scan.rejected.items()]
+    lines += ["", f"{'instrument':<12} {'field':<15} {'quads':<15} series  scales"]
     for name, fov in plan.fields.items():
         needs = [n for n in plan.needs if n.instrument == name]
         series = sorted({n.series for n in needs})
