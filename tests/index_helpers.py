@@ -104,6 +104,7 @@ class Mirror:
         self.requests: Counter[str] = Counter()
         self.ranges: list[tuple[str, str]] = []
         self.drop_after: dict[str, int] = {}  # path -> bytes sent before the drop (once)
+        self.ignore_ranges = False  # answer every request with the whole file (200)
         mirror = self
 
         class Handler(SimpleHTTPRequestHandler):
@@ -123,6 +124,9 @@ class Mirror:
                 data = file.read_bytes()
                 start = 0
                 header = self.headers.get("Range")
+                if header and mirror.ignore_ranges:
+                    mirror.ranges.append((path, header))
+                    header = None
                 if header:
                     mirror.ranges.append((path, header))
                     start = int(re.match(r"bytes=(\d+)-", header).group(1))

@@ -205,6 +205,16 @@ def test_resume_of_a_partial_file_left_by_an_earlier_run(border_mirror, tmp_path
         assert mirror.ranges == [(f"/5200/{file.name}", "bytes=7000-")]
         assert (index_dir / "5200" / file.name).read_bytes() == source.read_bytes()
         assert not part.exists()
+        # a server that ignores the range sends the whole file: it is written afresh
+        mirror.ignore_ranges = True
+        other = series_module.index_file("5200", 3, 1)
+        part = index_dir / "5200" / (other.name + PARTIAL_SUFFIX)
+        part.write_bytes(b"x" * 9000)  # not even the right bytes
+        report = fetch_files([other], index_dir, mirror.url, progress=False)
+        assert report.ok, report.failed
+        assert report.bytes_downloaded == other.size
+        source = border_mirror / "5200" / other.name
+        assert (index_dir / "5200" / other.name).read_bytes() == source.read_bytes()
 
 
 def test_unreachable_server_is_said_once(tmp_path, monkeypatch):

@@ -87,8 +87,11 @@ def destination(index_dir: Path, file: IndexFile) -> Path:
     return Path(index_dir).expanduser() / file.series / file.name
 
 
-def _download_once(url: str, part: Path, expected: int, progress: Progress) -> None:
-    """Append the rest of ``url`` to ``part`` (from its current size); raises on trouble."""
+def _download_once(url: str, part: Path, expected: int, progress: Progress, got: list) -> None:
+    """Append the rest of ``url`` to ``part`` (from its current size); raises on trouble.
+
+    The bytes received are added to ``got[0]`` as they arrive.
+    """
     have = part.stat().st_size if part.exists() else 0
     request = urllib.request.Request(url, headers={"User-Agent": USER_AGENT})
     if have:
@@ -110,6 +113,7 @@ def _download_once(url: str, part: Path, expected: int, progress: Progress) -> N
                 if not chunk:
                     break
                 stream.write(chunk)
+                got[0] += len(chunk)
                 progress.update(len(chunk))
             stream.flush()
             os.fsync(stream.fileno())
@@ -141,11 +145,12 @@ def fetch_file(
     progress.update(before)
     error = ""
     connected = False
+    received = [0]
     for attempt in range(1, ATTEMPTS + 1):
         if attempt > 1:
             time.sleep(RETRY_DELAYS_S[min(attempt - 2, len(RETRY_DELAYS_S) - 1)])
         try:
-            _download_once(url, part, file.size, progress)
+            _download_once(url, part, file.size, progress, received)
             error = ""
             break
         except urllib.error.HTTPError as exc:
@@ -173,7 +178,7 @@ def fetch_file(
         return
     os.replace(part, target)
     report.downloaded.append(target)
-    report.bytes_downloaded += file.size - before
+    report.bytes_downloaded += received[0]
 
 
 def fetch_files(
