@@ -191,9 +191,11 @@ class ProcessingConfig:
 
 
 def _index_series(value: str) -> str | None:
+    if value == "auto":
+        return None
     from iopreport.indexfiles.series import SERIES
 
-    if value == "auto" or value in SERIES:
+    if value in SERIES:
         return None
     return f'must be "auto" or one of {", ".join(SERIES)}'
 

@@ -233,3 +233,23 @@ def test_unreachable_server_is_said_once(tmp_path, monkeypatch):
     assert "Connection refused" in reasons[0]
     assert all(r == f"not tried: 127.0.0.1:{port} cannot be reached" for r in reasons[1:])
     assert not any(tmp_path.rglob("*.fits*"))
+
+
+def test_astrometry_config_section(tmp_path):
+    from iopreport.config import load_config
+    from iopreport.errors import InputError
+
+    path = tmp_path / "config.toml"
+    path.write_text('[astrometry]\nseries = "4100"\nmirror_url = "https://m.example.org/a"\n')
+    config = load_config(path)
+    assert (config.astrometry.series, config.astrometry.auto_download) == ("4100", False)
+    assert config.astrometry.mirror_url == "https://m.example.org/a"
+    path.write_text('[astrometry]\nseries = "5300"\n')
+    with pytest.raises(InputError, match=r"config.toml:2: astrometry.series: must be"):
+        load_config(path)
+    path.write_text('[astrometry]\nmirror_url = "ftp://m"\n')
+    with pytest.raises(InputError, match=r"astrometry.mirror_url: must be empty"):
+        load_config(path)
+    path.write_text("[astrometry]\nauto_download = 1\n")
+    with pytest.raises(InputError, match=r"astrometry.auto_download"):
+        load_config(path)
