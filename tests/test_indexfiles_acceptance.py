@@ -137,6 +137,7 @@ def test_new_project_fetches_index_files_and_solves_a_night(
     close_store()
 
 
+@pytest.mark.slow
 def test_auto_download_before_a_run(sky_mirror, tmp_path, monkeypatch):
     """With auto_download the run's index check fetches what the catalog needs; without
     it the check stops the run and the network is not used."""
