@@ -77,6 +77,14 @@ def test_scales_follow_the_field_width():
     assert series_module.series_for("auto", 120.0) == "4100"
     assert series_module.series_for("auto", 13.2) == "5200"
     assert scales_for(SERIES["4100"], 12.0, 120.0) == [7, 8, 9, 10, 11]
+    import dataclasses
+
+    wide = dataclasses.replace(INSTRUMENTS["AndorT90"], name="Wide", pixscale_arcsec=3.5)
+    plan = make_plan([BORDER], {"Wide": wide}, series="auto", index_dir=Path("/none"))
+    assert sorted(plan.files) == [f"index-41{s:02d}.fits" for s in range(7, 12)]
+    file = plan.files["index-4107.fits"]
+    assert (file.tile, file.index_id, file.size) == (-1, 4107, SERIES["4100"].scale_to_sizes[7][0])
+    assert file.url_from("http://m/x/") == "http://m/x/4100/index-4107.fits"
 
 
 def test_index_files_recognised_by_header_whatever_their_names(tmp_path):
