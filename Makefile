@@ -21,6 +21,8 @@ demo: $(STAMP)
 test: $(STAMP)
 	# browser tests drive Debian's chromium (Playwright's own browser downloads are not used)
 	test -x /usr/bin/chromium || (apt-get update && apt-get install -y chromium)
+	# index-file tests build index files with Debian's astrometry.net tools
+	test -x /usr/bin/build-astrometry-index || (apt-get update && apt-get install -y astrometry.net)
 	$(BIN)/ruff check iopreport tests benchmarks
 	$(BIN)/ruff format --check iopreport tests benchmarks
 	$(BIN)/lint-imports

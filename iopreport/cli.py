@@ -242,6 +242,31 @@ def build_parser() -> argparse.ArgumentParser:
     )
     build.set_defaults(handler=cmd_build)
 
+    index = commands.add_parser(
+        "index",
+        help="astrometry.net index files for the catalog's fields: plan, fetch (network)",
+        description="Work out which astrometry.net index files the catalog's fields need "
+        "with every instrument (scales whose quads are 10%%-100%% of the field, HEALPix "
+        "tiles covering each field) and download the missing ones into "
+        "paths.astrometry_index_dir. `fetch` is the only command that downloads index files "
+        "([astrometry] in config.toml: series, mirror_url).",
+    )
+    index_actions = index.add_subparsers(dest="index_action", metavar="ACTION", required=True)
+    for action, text in (
+        ("plan", "list the files needed, their sizes, the total and what is present"),
+        ("fetch", "download the missing files (uses the network; resumable, verified)"),
+    ):
+        sub = index_actions.add_parser(action, help=text, description=text)
+        sub.add_argument(
+            "--instrument", action="append", metavar="NAME", help="only this instrument"
+        )
+        sub.add_argument("--source", action="append", metavar="NAME", help="only this source")
+        if action == "plan":
+            sub.add_argument(
+                "--by-source", action="store_true", help="also list each source's tiles"
+            )
+        sub.set_defaults(handler=cmd_index)
+
     demo = commands.add_parser(
         "demo",
         help="simulate an archive, serve it by FTP, run a daemon cycle, build the site",
@@ -737,6 +762,55 @@ def cmd_build(args: argparse.Namespace) -> int:
     if report.rendered is not None:
         print(report.rendered.summary())
     return EXIT_OK
+
+
+def cmd_index(args: argparse.Namespace) -> int:
+    """``iopreport index plan|fetch``: index files for the catalog's fields."""
+    from iopreport.catalog import load_catalog
+    from iopreport.indexfiles.plan import make_plan
+    from iopreport.indexfiles.report import render_plan
+    from iopreport.instruments.specs import INSTRUMENTS
+
+    config = _load_config(args, log_to_file=args.index_action == "fetch")
+    catalog = load_catalog(config.paths.catalog)
+    instruments = dict(INSTRUMENTS)
+    if args.instrument:
+        unknown = [name for name in args.instrument if name not in instruments]
+        if unknown:
+            raise UsageError(f"unknown instrument {unknown[0]!r}; known: {', '.join(instruments)}")
+        instruments = {name: instruments[name] for name in args.instrument}
+    sources = list(catalog.sources)
+    if args.source:
+        sources = []
+        for name in args.source:
+            found = catalog.get(name)
+            if found is None:
+                raise UsageError(f"unknown source {name!r} (not in {config.paths.catalog})")
+            sources.append(found)
+    plan = make_plan(
+        sources,
+        instruments,
+        series=config.astrometry.series,
+        index_dir=config.paths.astrometry_index_dir,
+    )
+    if args.index_action == "plan":
+        print(render_plan(plan, by_source=args.by_source))
+        return EXIT_OK
+
+    from iopreport.indexfiles.fetch import fetch_files
+
+    mirror = config.astrometry.mirror_url
+    print(
+        f"index fetch: {len(plan.missing)} of {len(plan.files)} files to download "
+        f"({plan.missing_bytes / 1e6:,.1f} MB) into {config.paths.astrometry_index_dir}"
+        + (f" from {mirror}" if mirror and plan.missing else "")
+    )
+    report = fetch_files(plan.missing, config.paths.astrometry_index_dir, mirror)
+    report.present[:0] = [plan.present[name] for name in sorted(plan.present)]
+    print(f"index fetch: {report.summary()}")
+    for name, reason in report.failed.items():
+        print(f"  {name}: {reason}")
+    return EXIT_WORK_FAILED if report.failed else EXIT_OK
 
 
 def cmd_demo(args: argparse.Namespace) -> int:

@@ -200,6 +200,31 @@ class ProcessingConfig:
     master_validity_days: int = _setting(15, check=_positive)
 
 
+def _index_series(value: str) -> str | None:
+    if value == "auto":
+        return None
+    from iopreport.indexfiles.series import SERIES
+
+    if value in SERIES:
+        return None
+    return f'must be "auto" or one of {", ".join(SERIES)}'
+
+
+def _http_url(value: str) -> str | None:
+    if value == "" or re.match(r"^https?://[^/\s]+", value):
+        return None
+    return "must be empty (the series' own server) or an http:// or https:// address"
+
+
+@dataclass(frozen=True)
+class AstrometryConfig:
+    """astrometry.net index files for the real sky (`iopreport index`, docs/astrometry-index.md)."""
+
+    series: str = _setting("auto", check=_index_series)
+    mirror_url: str = _setting("", check=_http_url)
+    auto_download: bool = _setting(False)
+
+
 @dataclass(frozen=True)
 class QualityConfig:
     """Thresholds of the automatic quality flags, re-applied on every build (docs/flags.md)."""
@@ -415,6 +440,7 @@ class Config:
     source: Path | None
     paths: PathsConfig = field(default_factory=PathsConfig)
     processing: ProcessingConfig = field(default_factory=ProcessingConfig)
+    astrometry: AstrometryConfig = field(default_factory=AstrometryConfig)
     quality: QualityConfig = field(default_factory=QualityConfig)
     archives: Mapping[str, ArchiveConfig] = field(
         default_factory=lambda: types.MappingProxyType({})
@@ -441,6 +467,7 @@ class Config:
 _SECTIONS = {
     "paths": PathsConfig,
     "processing": ProcessingConfig,
+    "astrometry": AstrometryConfig,
     "quality": QualityConfig,
     "smtp": SmtpConfig,
     "schedule": ScheduleConfig,

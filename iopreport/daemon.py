@@ -184,6 +184,7 @@ def step_reduce(cycle: Cycle) -> None:
     """
     from iopreport.build import check_retirement
     from iopreport.catalog import load_catalog, sync_catalog
+    from iopreport.indexfiles.ready import NoIndexError
     from iopreport.reduce.night import raw_night_dir, reduce_night, reduce_nights
 
     todo = [
@@ -205,6 +206,9 @@ def step_reduce(cycle: Cycle) -> None:
             run = reduce_nights(cycle.config, catalog, [(t, night) for t in telescopes])
         except DaemonStop:
             raise
+        except NoIndexError as exc:  # the same for every night: said once, retried next cycle
+            cycle.report(f"reduction not started: {exc}", failed=True)
+            return
         except Exception:
             log.exception("%s: reducing %s together failed; one by one", night, telescopes)
         else:

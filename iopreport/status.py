@@ -81,6 +81,14 @@ def _failures(epoch, limit: int) -> list[str]:
     return lines
 
 
+def index_coverage(config: Config, catalog) -> list[str]:
+    """Per catalog source, whether index files cover it at each instrument's scales."""
+    from iopreport.indexfiles.ready import plan_for
+    from iopreport.indexfiles.report import coverage_lines
+
+    return coverage_lines(plan_for(config, catalog), catalog.sources)
+
+
 def render_status(
     config: Config, *, nights: int = 10, failures: int = 5, now: dt.datetime | None = None
 ) -> str:
@@ -117,6 +125,7 @@ def render_status(
             or "none configured"
         ),
     ]
+    lines += index_coverage(config, catalog)
     if not config.database_path.exists():
         lines.append(f"database:  {config.database_path} (not created yet)")
         return "\n".join(lines)

@@ -36,11 +36,15 @@ MIN_STARS = 8
 
 
 def index_files_in(directory: Path) -> list[Path]:
-    """The astrometry.net index files (``index*.fits``, the solver's naming) of a directory."""
-    directory = Path(directory).expanduser()
-    if not directory.is_dir():
-        return []
-    return sorted(p for p in directory.rglob("index*.fits") if p.is_file())
+    """The astrometry.net index files under a directory, whatever their names.
+
+    Files are recognised by their FITS header
+    (:func:`iopreport.indexfiles.identify.scan_index_folder`), each header read
+    once per process; the others are left out (the run reports them once).
+    """
+    from iopreport.indexfiles.identify import scan_index_folder
+
+    return scan_index_folder(directory).files
 
 
 @dataclass

@@ -183,6 +183,10 @@ def reduce_nights(
         report.seconds["classify"] = time.perf_counter() - clock
         states.append(state)
     run.seconds["classify"] = time.perf_counter() - started
+    if any(rawfit.imgtype == "light" for state in states for rawfit in state.rawfits):
+        from iopreport.indexfiles.ready import prepare_index
+
+        prepare_index(config, catalog)  # no usable index: one error now, not one per frame
 
     started = time.perf_counter()
     with WorkerPool(config, workers) as pool:
