@@ -236,6 +236,31 @@ def build_parser() -> argparse.ArgumentParser:
     build.add_argument("--full", action="store_true", help="render every page again")
     build.set_defaults(handler=cmd_build)
 
+    export = commands.add_parser(
+        "export",
+        help="write results to ECSV, VOTable, FITS, CSV or WEBT/GASP exchange files",
+        description="Export results with units, column descriptions and metadata (software "
+        "version, catalog and flags hashes, citation, export date) through astropy Tables; "
+        "--format webt writes one JD/magnitude/error file per source, telescope and band "
+        "(docs/export.md). Flagged results are left out unless --include-flagged.",
+    )
+    export.add_argument(
+        "--out", type=Path, required=True, metavar="PATH", help="file (folder for webt)"
+    )
+    export.add_argument(
+        "--format", dest="fmt", choices=_export_formats(), help="default: from --out"
+    )
+    export.add_argument("--source", action="append", metavar="NAME", help="repeatable")
+    export.add_argument("--night", action="append", type=_night, metavar="YYYY-MM-DD")
+    export.add_argument("--from", dest="date_from", type=_night, metavar="YYYY-MM-DD")
+    export.add_argument("--to", dest="date_to", type=_night, metavar="YYYY-MM-DD")
+    export.add_argument("--telescope", action="append", type=_telescope, metavar="T")
+    export.add_argument("--instrument", action="append", metavar="NAME")
+    export.add_argument("--band", action="append", metavar="B")
+    export.add_argument("--mode", action="append", choices=("photometry", "polarimetry"))
+    export.add_argument("--include-flagged", action="store_true", help="keep flagged results")
+    export.set_defaults(handler=cmd_export)
+
     demo = commands.add_parser(
         "demo",
         help="simulate an archive, serve it by FTP, run a daemon cycle, build the site",
@@ -284,6 +309,12 @@ def _check_telescopes(names, config=None) -> None:
     for name in names or ():
         if name not in known:
             raise UsageError(f"unknown telescope {name!r}; known: {', '.join(known)}")
+
+
+def _export_formats() -> list[str]:
+    from iopreport.export.write import FORMATS
+
+    return list(FORMATS)
 
 
 def _fault_names() -> list[str]:
@@ -715,6 +746,44 @@ def cmd_build(args: argparse.Namespace) -> int:
     print(report.summary())
     if report.rendered is not None:
         print(report.rendered.summary())
+    return EXIT_OK
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    """``iopreport export``: read-only on the store; writes only ``--out``."""
+    from iopreport.export import ExportFilter, export_metadata, select_records, write_export
+    from iopreport.export.write import FORMATS
+    from iopreport.store import open_store
+
+    config = _load_config(args)
+    fmt = args.fmt
+    if fmt is None:
+        by_suffix = {suffix: name for name, suffix in FORMATS.items() if suffix}
+        by_suffix[".vot"] = "votable"
+        fmt = by_suffix.get(args.out.suffix.lower())
+        if fmt is None:
+            raise UsageError(
+                f"cannot tell the format from {args.out}; give --format ({', '.join(FORMATS)})"
+            )
+    if not config.database_path.exists():
+        raise UsageError(f"{config.database_path}: no database yet; nothing to export")
+    open_store(config.database_path, create=False, upgrade=False)
+    selection = ExportFilter(
+        sources=tuple(args.source or ()),
+        nights=tuple(args.night or ()),
+        date_from=args.date_from,
+        date_to=args.date_to,
+        telescopes=tuple(args.telescope or ()),
+        instruments=tuple(args.instrument or ()),
+        bands=tuple(args.band or ()),
+        modes=tuple(args.mode or ()),
+        include_flagged=args.include_flagged,
+    )
+    records = select_records(selection)
+    files = write_export(records, export_metadata(config, selection.describe()), fmt, args.out)
+    print(
+        f"{len(records)} results -> {', '.join(str(f) for f in files) or 'no file (none to write)'}"
+    )
     return EXIT_OK
 
 

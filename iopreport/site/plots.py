@@ -45,6 +45,24 @@ COLOURS = (
 )
 
 
+#: Columns that describe one result and are left empty in a bin.
+PER_RESULT_COLUMNS = (
+    "airmass",
+    "seeing",
+    "mag_sys_err",
+    "zero_point",
+    "zero_point_err",
+    "n_calibrators",
+    "p_debiased_pct",
+    "p_sys_err_pct",
+    "chi_sys_err_deg",
+    "mag_host_corrected",
+    "mag_host_corrected_err",
+    "p_host_corrected_pct",
+    "p_host_corrected_pct_err",
+)
+
+
 def bin_points(points: list[dict]) -> tuple[list[dict], float]:
     """Bin long series in time; returns the (possibly binned) points and the bin width in days.
 
@@ -96,6 +114,9 @@ def _combine(group: list[dict]) -> dict:
     first = group[len(group) // 2]
     point = dict(first)
     point["mjd"] = round(sum(p["mjd"] for p in group) / len(group), 5)
+    point["jd"] = round(point["mjd"] + MJD_OFFSET, 5)
+    for column in PER_RESULT_COLUMNS:  # one result's conditions: no value for a bin
+        point[column] = None
     point["n_binned"] = sum(p["n_binned"] for p in group)
     point["n_frames"] = sum(p["n_frames"] or 0 for p in group)
     for column in ("mag", "q_pct", "u_pct"):
