@@ -42,6 +42,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="config file (default: $IOPREPORT_CONFIG, then ./config.toml)",
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
+    parser.add_argument(
+        "--log-json",
+        action="store_true",
+        help='log records as JSON lines (as [logging] format = "json"), e.g. for the daemon',
+    )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     init = commands.add_parser(
@@ -61,6 +66,11 @@ def build_parser() -> argparse.ArgumentParser:
     status.add_argument("--nights", type=int, default=10, help="how many recent nights to list")
     status.add_argument(
         "--failures", type=int, default=5, help="failed files listed per night, with reasons"
+    )
+    status.add_argument(
+        "--json",
+        action="store_true",
+        help="print one JSON document (schema: docs/schemas/status.schema.json) instead of text",
     )
     status.set_defaults(handler=cmd_status)
 
@@ -127,6 +137,11 @@ def build_parser() -> argparse.ArgumentParser:
     when.add_argument(
         "--since", type=_night, metavar="YYYY-MM-DD", help="every night from this one"
     )
+    fetch.add_argument(
+        "--json",
+        action="store_true",
+        help="print one JSON document (schema: docs/schemas/fetch.schema.json) instead of text",
+    )
     fetch.set_defaults(handler=cmd_fetch)
 
     reduce = commands.add_parser(
@@ -141,6 +156,11 @@ def build_parser() -> argparse.ArgumentParser:
     reduce.add_argument("--telescope", action="append", type=_telescope, metavar="T")
     reduce.add_argument("--workers", type=int, default=None, help="processes (default: config)")
     reduce.add_argument("--force", action="store_true", help="redo everything")
+    reduce.add_argument(
+        "--json",
+        action="store_true",
+        help="print one JSON document (schema: docs/schemas/reduce.schema.json) instead of text",
+    )
     reduce.set_defaults(handler=cmd_reduce)
 
     calibrate_pol = commands.add_parser(
@@ -234,6 +254,11 @@ def build_parser() -> argparse.ArgumentParser:
         "not change are kept from the published site unless --full.",
     )
     build.add_argument("--full", action="store_true", help="render every page again")
+    build.add_argument(
+        "--json",
+        action="store_true",
+        help="print one JSON document (schema: docs/schemas/build.schema.json) instead of text",
+    )
     build.set_defaults(handler=cmd_build)
 
     export = commands.add_parser(
@@ -350,7 +375,7 @@ def _load_config(args: argparse.Namespace, *, log_to_file: bool = False):
     from iopreport.logsetup import configure_logging
 
     config = load_config(args.config)
-    configure_logging(config, verbose=args.verbose, to_file=log_to_file)
+    configure_logging(config, verbose=args.verbose, to_file=log_to_file, json_lines=args.log_json)
     return config
 
 
@@ -400,10 +425,11 @@ def _counts_text(counts: dict[str, int]) -> str:
 
 def cmd_status(args: argparse.Namespace) -> int:
     """``iopreport status``."""
-    from iopreport.status import render_status
+    from iopreport.status import render_status, status_json
 
     config = _load_config(args)
-    print(render_status(config, nights=args.nights, failures=args.failures))
+    render = status_json if args.json else render_status
+    print(render(config, nights=args.nights, failures=args.failures))
     return EXIT_OK
 
 
@@ -492,24 +518,61 @@ def cmd_fetch(args: argparse.Namespace) -> int:
         )
     open_store(config.database_path)
     failed = False
+    say = _printer(args)
+    results = []
     with daemon_lock(config.paths.datadir), recorded_run("fetch", sys.argv[1:]) as run:
         lines = []
         for archive in archives.values():
             result = sync_archive(
-                config, archive, nights=[args.night] if args.night else None, since=args.since
+                config,
+                archive,
+                nights=[args.night] if args.night else None,
+                since=args.since,
+                hooks=_fetch_progress(),
             )
+            results.append(result)
             for line in result.lines():
-                print(line)
+                say(line)
                 lines.append(line)
             for report in result.nights:
                 for file, reason in report.failed.items():
                     if file != "listing":
-                        print(f"  {file}: {reason}")
+                        say(f"  {file}: {reason}")
             failed = failed or result.failed
         run.detail = "; ".join(lines)
         if failed:
             run.outcome = "failed"
+    if args.json:
+        from iopreport.runjson import dumps, fetch_document
+
+        print(dumps(fetch_document(results, ok=not failed)))
     return EXIT_WORK_FAILED if failed else EXIT_OK
+
+
+def _fetch_progress():
+    """A bar per night on a terminal (plain log lines otherwise), fed by sync_archive's hooks."""
+    from iopreport.archive.sync import SyncHooks
+    from iopreport.progress import Progress
+
+    bars: list[Progress] = []
+
+    def listed(label: str, total: int) -> None:
+        bars.append(Progress(total, label, unit="file"))
+
+    def file_done(_outcome) -> None:
+        if bars:
+            bars[-1].update()
+
+    def night_done(_report) -> None:
+        while bars:
+            bars.pop().close()
+
+    return SyncHooks(listed=listed, file_done=file_done, night_done=night_done)
+
+
+def _printer(args: argparse.Namespace):
+    """``print`` for the text summary; nothing when ``--json`` prints a document instead."""
+    return (lambda *_a, **_k: None) if getattr(args, "json", False) else print
 
 
 def cmd_reduce(args: argparse.Namespace) -> int:
@@ -532,6 +595,8 @@ def cmd_reduce(args: argparse.Namespace) -> int:
             f"no raw data for {args.night}; run `iopreport fetch --night {args.night}`"
         )
     open_store(config.database_path)
+    say = _printer(args)
+    missing: dict[str, str] = {}
     with recorded_run("reduce", sys.argv[1:]) as run:
         sync_catalog(catalog)
         summaries = []
@@ -543,7 +608,8 @@ def cmd_reduce(args: argparse.Namespace) -> int:
                 present.append(telescope)
                 continue
             message = f"no raw data for {telescope} {args.night} in {folder}; run `iopreport fetch`"
-            print(f"{telescope} {args.night}: {message}")
+            say(f"{telescope} {args.night}: {message}")
+            missing[telescope] = message
             summaries.append(f"{telescope}: {message}")
             failed = True
         # the telescopes together: one worker pool, each stage over all of them
@@ -556,16 +622,20 @@ def cmd_reduce(args: argparse.Namespace) -> int:
             progress=True,
         )
         for report in reduction.reports:
-            print(report.summary())
+            say(report.summary())
             summaries.append(report.summary())
             failed = failed or bool(report.frames_failed or report.masters_failed)
             for name, reason in {**report.unclassified, **report.frames_failed}.items():
-                print(f"  {name}: {reason}")
+                say(f"  {name}: {reason}")
             for label, reason in report.masters_failed.items():
-                print(f"  master {label}: {reason}")
+                say(f"  master {label}: {reason}")
         run.detail = "\n".join(summaries)
         if failed:
             run.outcome = "failed"
+    if args.json:
+        from iopreport.runjson import dumps, reduce_document
+
+        print(dumps(reduce_document(reduction.reports, missing, not failed, args.night)))
     # 1 when any frame, master or telescope failed: the reasons are printed and recorded
     return EXIT_WORK_FAILED if failed else EXIT_OK
 
@@ -743,6 +813,11 @@ def cmd_build(args: argparse.Namespace) -> int:
         run.detail = report.summary()
         if report.rendered is not None:
             run.detail += "; " + report.rendered.summary()
+    if args.json:
+        from iopreport.runjson import build_document, dumps
+
+        print(dumps(build_document(report)))
+        return EXIT_OK
     print(report.summary())
     if report.rendered is not None:
         print(report.rendered.summary())

@@ -25,11 +25,7 @@ from iopreport.store.bits import (
     ReducedFitFlags,
     ResultFlags,
 )
-from iopreport.store.columns import (
-    COLUMN_NAMES,
-    jd_to_datetime,
-    result_records,
-)
+from iopreport.store.columns import COLUMN_NAMES, jd_to_datetime, result_records
 from iopreport.store.models import (
     AstroSource,
     Calibrator,

@@ -15,7 +15,7 @@ import math
 from collections import defaultdict
 from collections.abc import Sequence
 
-from iopreport.site.context import MJD_OFFSET, jd_to_datetime
+from iopreport.store.columns import MJD_OFFSET, jd_to_datetime
 
 #: A series (instrument, band, mode, flagged) longer than this is binned in time.
 MAX_POINTS_PER_SERIES = 4000
