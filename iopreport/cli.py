@@ -80,7 +80,27 @@ def build_parser() -> argparse.ArgumentParser:
         description="`catalog check` reports the first problem with its line; "
         "`catalog load` writes the catalog into the store.",
     )
-    catalog.add_argument("action", choices=("check", "load"))
+    catalog_actions = catalog.add_subparsers(dest="action", metavar="ACTION", required=True)
+    catalog_actions.add_parser("check", help="report the first problem with its line")
+    catalog_actions.add_parser("load", help="write the catalog into the store")
+    suggest = catalog_actions.add_parser(
+        "suggest",
+        help="propose comparison stars for a new target (queries PS1 and Gaia: network)",
+        description="Query Pan-STARRS1 DR2 (MAST) and Gaia DR3 (ESA) around a position "
+        "through astroquery, choose comparison stars by IOP4's and the WEBT's rules "
+        "(magnitude range around the target, isolation, not variable, colours) and print "
+        "[[source]] entries for catalog.toml (B, V, R, I from PS1 by Tonry et al. 2012). "
+        "This is the only command that uses these services; it needs the network. The MAST "
+        "servers are astroquery's ([mast] in astroquery.cfg); docs/catalog.md.",
+    )
+    suggest.add_argument("name", metavar="NAME", help="the target's name in catalog.toml")
+    suggest.add_argument("--ra", required=True, help="hours (22:02:43.29) or degrees (330.68)")
+    suggest.add_argument("--dec", required=True, help="degrees (+42:16:39.98 or 42.2778)")
+    suggest.add_argument("--radius", type=float, default=5.0, metavar="ARCMIN")
+    suggest.add_argument("--mag", type=float, metavar="R", help="target's R (default: PS1)")
+    suggest.add_argument("--count", type=int, default=5, help="stars to propose (default 5)")
+    suggest.add_argument("--gaia-tap", metavar="URL", help="Gaia TAP service (default ESA's)")
+    suggest.add_argument("--out", type=Path, metavar="FILE", help="write the entries here too")
     catalog.set_defaults(handler=cmd_catalog)
 
     migrate = commands.add_parser(
@@ -393,9 +413,11 @@ def cmd_init(args: argparse.Namespace) -> int:
 
 
 def cmd_catalog(args: argparse.Namespace) -> int:
-    """``iopreport catalog check|load``."""
+    """``iopreport catalog check|load|suggest``."""
     from iopreport.catalog import load_catalog, sync_catalog
 
+    if args.action == "suggest":
+        return _catalog_suggest(args)
     config = _load_config(args, log_to_file=args.action == "load")
     catalog = load_catalog(config.paths.catalog)
     print(f"{config.paths.catalog}: {_catalog_summary(catalog)}")
@@ -409,6 +431,59 @@ def cmd_catalog(args: argparse.Namespace) -> int:
             run.detail = _counts_text(counts)
         print(f"{config.database_path}: {_counts_text(counts)}")
     return EXIT_OK
+
+
+def _catalog_suggest(args: argparse.Namespace) -> int:
+    """``catalog suggest``: needs no project; the only command that asks PS1 and Gaia."""
+    from iopreport.suggest import suggest
+
+    ra, dec = _position(args.ra, args.dec)
+    if args.radius <= 0 or args.count < 1:
+        raise UsageError("--radius and --count must be positive")
+    choice, text = suggest(
+        args.name,
+        ra,
+        dec,
+        radius_arcmin=args.radius,
+        target_r=args.mag,
+        count=args.count,
+        gaia_tap=args.gaia_tap,
+    )
+    if args.out:
+        from iopreport.fileio import write_text_atomic
+
+        write_text_atomic(args.out, text, mode=0o644)
+    print(text, end="")
+    reasons: dict[str, int] = {}
+    for candidate in choice.rejected:
+        for rule in candidate.failed:
+            reasons[rule] = reasons.get(rule, 0) + 1
+    print(
+        f"{len(choice.chosen)} stars proposed; rejected by rule: "
+        + (", ".join(f"{rule} {n}" for rule, n in sorted(reasons.items())) or "none"),
+        file=sys.stderr,
+    )
+    return EXIT_OK if choice.chosen else EXIT_WORK_FAILED
+
+
+def _position(ra_text: str, dec_text: str) -> tuple[float, float]:
+    """Degrees from the catalog's conventions: ra a number (deg) or hours, dec degrees."""
+    from astropy.coordinates import Angle
+
+    try:
+        ra = float(ra_text)
+    except ValueError:
+        try:
+            ra = Angle(ra_text, unit="hourangle").deg
+        except ValueError as exc:
+            raise UsageError(f"cannot read --ra {ra_text!r}: {exc}") from None
+    try:
+        dec = Angle(dec_text, unit="deg").deg
+    except ValueError as exc:
+        raise UsageError(f"cannot read --dec {dec_text!r}: {exc}") from None
+    if not (0 <= ra < 360 and -90 <= dec <= 90):
+        raise UsageError(f"position out of range: ra {ra} deg, dec {dec} deg")
+    return ra, dec
 
 
 def _catalog_summary(catalog) -> str:
