@@ -96,7 +96,9 @@ def build_parser() -> argparse.ArgumentParser:
     suggest.add_argument("name", metavar="NAME", help="the target's name in catalog.toml")
     suggest.add_argument("--ra", required=True, help="hours (22:02:43.29) or degrees (330.68)")
     suggest.add_argument("--dec", required=True, help="degrees (+42:16:39.98 or 42.2778)")
-    suggest.add_argument("--radius", type=float, default=5.0, metavar="ARCMIN")
+    suggest.add_argument(
+        "--radius", type=float, default=3.0, metavar="ARCMIN", help="field radius (default 3)"
+    )
     suggest.add_argument("--mag", type=float, metavar="R", help="target's R (default: PS1)")
     suggest.add_argument("--count", type=int, default=5, help="stars to propose (default 5)")
     suggest.add_argument("--gaia-tap", metavar="URL", help="Gaia TAP service (default ESA's)")

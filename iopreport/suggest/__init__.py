@@ -8,7 +8,7 @@ writes the catalog.toml entries.
 from __future__ import annotations
 
 from iopreport.suggest.block import suggestion_toml
-from iopreport.suggest.rules import Choice, Rules, choose
+from iopreport.suggest.rules import DEFAULT_RADIUS_ARCMIN, Choice, Rules, choose
 
 __all__ = ["Choice", "Rules", "choose", "suggest", "suggestion_toml"]
 
@@ -18,7 +18,7 @@ def suggest(
     ra: float,
     dec: float,
     *,
-    radius_arcmin: float = 5.0,
+    radius_arcmin: float = DEFAULT_RADIUS_ARCMIN,
     target_r: float | None = None,
     count: int = 5,
     gaia_tap: str | None = None,

@@ -25,8 +25,8 @@ def _pair(value: float, err: float) -> list[float]:
 
 
 def calibrator_name(target: str, index: int) -> str:
-    """``<target> PS<k>``: distinct from the lettered names of published sequences."""
-    return f"{target} PS{index}"
+    """``<target> cmp<k>``: distinct from the lettered names of published sequences."""
+    return f"{target} cmp{index}"
 
 
 def suggestion_toml(name: str, ra: float, dec: float, choice: Choice, rules: Rules) -> str:

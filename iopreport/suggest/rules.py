@@ -44,6 +44,9 @@ GAIA_MATCH_ARCSEC = 1.0
 MAX_RUWE = 1.4
 #: The target itself (its PS1 counterpart) lies within this distance (arcsec).
 TARGET_MATCH_ARCSEC = 2.0
+#: Field radius (arcmin): the smallest field of the built-in instruments is CAFOS's 7.1'
+#: square (half-width 3.5'); 0.5' is left for pointing (iopreport's choice).
+DEFAULT_RADIUS_ARCMIN = 3.0
 #: PS1 writes -999 for a missing value.
 PS1_MISSING = -999.0
 
@@ -100,7 +103,7 @@ class Candidate:
 class Rules:
     """The thresholds in use (defaults: the module's constants)."""
 
-    radius_arcmin: float = 5.0
+    radius_arcmin: float = DEFAULT_RADIUS_ARCMIN
     min_detections: int = MIN_DETECTIONS
     max_mag_std: float = MAX_MAG_STD
     bright_limit: float = BRIGHT_LIMIT
