@@ -323,6 +323,7 @@ def test_suggested_stars_calibrate_the_simulated_target(tmp_path):
     evaluation = evaluate_night(folder, config.paths.datadir, "OSN-T150")
     close_store()
     errors = [error for _, error, _, _ in evaluation.mag_errors]
+    print(f"calibrators {calibrators}; target errors {[round(e, 4) for e in errors]}")
     assert errors, evaluation.summary()
     assert max(abs(e) for e in errors) < 0.02, evaluation.summary()
 

@@ -138,6 +138,7 @@ def test_logging_format_json_in_config(project):
     assert config.logging.format == "json"
     root = logging.getLogger()
     before = list(root.handlers)
+    formatters = [h.formatter for h in before]  # configure_logging re-formats them: put back
     try:
         configure_logging(config, to_file=True)
         added = [h for h in root.handlers if h not in before]
@@ -156,6 +157,8 @@ def test_logging_format_json_in_config(project):
             if handler not in before:
                 root.removeHandler(handler)
                 handler.close()
+        for handler, formatter in zip(before, formatters, strict=True):
+            handler.setFormatter(formatter)
     path.write_text(path.read_text().replace('format = "json"', 'format = "xml"'))
     from iopreport.errors import InputError
 
