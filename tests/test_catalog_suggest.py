@@ -346,3 +346,33 @@ def suggested_entries_text(entries: list[dict]) -> str:
         table.append(item)
     document["source"] = table
     return tomlkit.dumps(document)
+
+
+def test_unreachable_service_is_a_clear_error(tmp_path):
+    """No server on the configured port: exit 1 naming the service, no traceback."""
+    import socket
+
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{probe.getsockname()[1]}"
+    result = subprocess.run(
+        [
+            str(Path(os.sys.executable).parent / "iopreport"),
+            "catalog",
+            "suggest",
+            TARGET,
+            "--ra",
+            "330.680375",
+            "--dec",
+            "42.2777722",
+            "--gaia-tap",
+            f"{url}/tap-server/tap",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=_astroquery_config(tmp_path, url),
+    )
+    assert result.returncode == 1
+    assert "Pan-STARRS1 DR2 query at MAST failed" in result.stderr
+    assert "Traceback" not in result.stderr

@@ -73,6 +73,16 @@ def test_status_json_and_text_come_from_the_same_values(project, capsys, monkeyp
     assert "results:   6 photometry, 1 polarimetry" in text
     assert f"catalog load: {document['runs'][0]['outcome']}" in text
 
+    from iopreport.store import Heartbeat, close_store, open_store
+
+    open_store(config.database_path)
+    Heartbeat.create(name="daemon", pid=4242, hostname="obs1", state="idle")
+    close_store()
+    code, document = _json(capsys, *config_arg, "status", "--json")
+    _validate(document, "status")
+    assert document["daemon"]["pid"] == 4242 and document["daemon"]["alive"] is True
+    assert "daemon:    alive; pid 4242 on obs1" in render_status(config)
+
 
 @pytest.mark.slow
 def test_fetch_reduce_build_json_validate(tmp_path, capsys):
