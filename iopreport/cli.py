@@ -42,6 +42,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="config file (default: $IOPREPORT_CONFIG, then ./config.toml)",
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
+    parser.add_argument(
+        "--log-json",
+        action="store_true",
+        help='log records as JSON lines (as [logging] format = "json"), e.g. for the daemon',
+    )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     init = commands.add_parser(
@@ -62,6 +67,11 @@ def build_parser() -> argparse.ArgumentParser:
     status.add_argument(
         "--failures", type=int, default=5, help="failed files listed per night, with reasons"
     )
+    status.add_argument(
+        "--json",
+        action="store_true",
+        help="print one JSON document (schema: docs/schemas/status.schema.json) instead of text",
+    )
     status.set_defaults(handler=cmd_status)
 
     catalog = commands.add_parser(
@@ -70,7 +80,29 @@ def build_parser() -> argparse.ArgumentParser:
         description="`catalog check` reports the first problem with its line; "
         "`catalog load` writes the catalog into the store.",
     )
-    catalog.add_argument("action", choices=("check", "load"))
+    catalog_actions = catalog.add_subparsers(dest="action", metavar="ACTION", required=True)
+    catalog_actions.add_parser("check", help="report the first problem with its line")
+    catalog_actions.add_parser("load", help="write the catalog into the store")
+    suggest = catalog_actions.add_parser(
+        "suggest",
+        help="propose comparison stars for a new target (queries PS1 and Gaia: network)",
+        description="Query Pan-STARRS1 DR2 (MAST) and Gaia DR3 (ESA) around a position "
+        "through astroquery, choose comparison stars by IOP4's and the WEBT's rules "
+        "(magnitude range around the target, isolation, not variable, colours) and print "
+        "[[source]] entries for catalog.toml (B, V, R, I from PS1 by Tonry et al. 2012). "
+        "This is the only command that uses these services; it needs the network. The MAST "
+        "servers are astroquery's ([mast] in astroquery.cfg); docs/catalog.md.",
+    )
+    suggest.add_argument("name", metavar="NAME", help="the target's name in catalog.toml")
+    suggest.add_argument("--ra", required=True, help="hours (22:02:43.29) or degrees (330.68)")
+    suggest.add_argument("--dec", required=True, help="degrees (+42:16:39.98 or 42.2778)")
+    suggest.add_argument(
+        "--radius", type=float, default=3.0, metavar="ARCMIN", help="field radius (default 3)"
+    )
+    suggest.add_argument("--mag", type=float, metavar="R", help="target's R (default: PS1)")
+    suggest.add_argument("--count", type=int, default=5, help="stars to propose (default 5)")
+    suggest.add_argument("--gaia-tap", metavar="URL", help="Gaia TAP service (default ESA's)")
+    suggest.add_argument("--out", type=Path, metavar="FILE", help="write the entries here too")
     catalog.set_defaults(handler=cmd_catalog)
 
     migrate = commands.add_parser(
@@ -127,6 +159,11 @@ def build_parser() -> argparse.ArgumentParser:
     when.add_argument(
         "--since", type=_night, metavar="YYYY-MM-DD", help="every night from this one"
     )
+    fetch.add_argument(
+        "--json",
+        action="store_true",
+        help="print one JSON document (schema: docs/schemas/fetch.schema.json) instead of text",
+    )
     fetch.set_defaults(handler=cmd_fetch)
 
     reduce = commands.add_parser(
@@ -141,6 +178,11 @@ def build_parser() -> argparse.ArgumentParser:
     reduce.add_argument("--telescope", action="append", type=_telescope, metavar="T")
     reduce.add_argument("--workers", type=int, default=None, help="processes (default: config)")
     reduce.add_argument("--force", action="store_true", help="redo everything")
+    reduce.add_argument(
+        "--json",
+        action="store_true",
+        help="print one JSON document (schema: docs/schemas/reduce.schema.json) instead of text",
+    )
     reduce.set_defaults(handler=cmd_reduce)
 
     calibrate_pol = commands.add_parser(
@@ -240,6 +282,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="apply a catalog even if it retires every source or more than "
         "safety.max_retire_share of those with results",
     )
+    build.add_argument(
+        "--json",
+        action="store_true",
+        help="print one JSON document (schema: docs/schemas/build.schema.json) instead of text",
+    )
     build.set_defaults(handler=cmd_build)
 
     index = commands.add_parser(
@@ -266,6 +313,31 @@ def build_parser() -> argparse.ArgumentParser:
                 "--by-source", action="store_true", help="also list each source's tiles"
             )
         sub.set_defaults(handler=cmd_index)
+
+    export = commands.add_parser(
+        "export",
+        help="write results to ECSV, VOTable, FITS, CSV or WEBT/GASP exchange files",
+        description="Export results with units, column descriptions and metadata (software "
+        "version, catalog and flags hashes, citation, export date) through astropy Tables; "
+        "--format webt writes one JD/magnitude/error file per source, telescope and band "
+        "(docs/export.md). Flagged results are left out unless --include-flagged.",
+    )
+    export.add_argument(
+        "--out", type=Path, required=True, metavar="PATH", help="file (folder for webt)"
+    )
+    export.add_argument(
+        "--format", dest="fmt", choices=_export_formats(), help="default: from --out"
+    )
+    export.add_argument("--source", action="append", metavar="NAME", help="repeatable")
+    export.add_argument("--night", action="append", type=_night, metavar="YYYY-MM-DD")
+    export.add_argument("--from", dest="date_from", type=_night, metavar="YYYY-MM-DD")
+    export.add_argument("--to", dest="date_to", type=_night, metavar="YYYY-MM-DD")
+    export.add_argument("--telescope", action="append", type=_telescope, metavar="T")
+    export.add_argument("--instrument", action="append", metavar="NAME")
+    export.add_argument("--band", action="append", metavar="B")
+    export.add_argument("--mode", action="append", choices=("photometry", "polarimetry"))
+    export.add_argument("--include-flagged", action="store_true", help="keep flagged results")
+    export.set_defaults(handler=cmd_export)
 
     demo = commands.add_parser(
         "demo",
@@ -317,6 +389,12 @@ def _check_telescopes(names, config=None) -> None:
             raise UsageError(f"unknown telescope {name!r}; known: {', '.join(known)}")
 
 
+def _export_formats() -> list[str]:
+    from iopreport.export.write import FORMATS
+
+    return list(FORMATS)
+
+
 def _fault_names() -> list[str]:
     from iopreport.simulate.faults import FAULTS
 
@@ -357,7 +435,7 @@ def _load_config(args: argparse.Namespace, *, log_to_file: bool = False):
     from iopreport.logsetup import configure_logging
 
     config = load_config(args.config)
-    configure_logging(config, verbose=args.verbose, to_file=log_to_file)
+    configure_logging(config, verbose=args.verbose, to_file=log_to_file, json_lines=args.log_json)
     return config
 
 
@@ -375,9 +453,11 @@ def cmd_init(args: argparse.Namespace) -> int:
 
 
 def cmd_catalog(args: argparse.Namespace) -> int:
-    """``iopreport catalog check|load``."""
+    """``iopreport catalog check|load|suggest``."""
     from iopreport.catalog import load_catalog, sync_catalog
 
+    if args.action == "suggest":
+        return _catalog_suggest(args)
     config = _load_config(args, log_to_file=args.action == "load")
     catalog = load_catalog(config.paths.catalog)
     print(f"{config.paths.catalog}: {_catalog_summary(catalog)}")
@@ -398,6 +478,59 @@ def cmd_catalog(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _catalog_suggest(args: argparse.Namespace) -> int:
+    """``catalog suggest``: needs no project; the only command that asks PS1 and Gaia."""
+    from iopreport.suggest import suggest
+
+    ra, dec = _position(args.ra, args.dec)
+    if args.radius <= 0 or args.count < 1:
+        raise UsageError("--radius and --count must be positive")
+    choice, text = suggest(
+        args.name,
+        ra,
+        dec,
+        radius_arcmin=args.radius,
+        target_r=args.mag,
+        count=args.count,
+        gaia_tap=args.gaia_tap,
+    )
+    if args.out:
+        from iopreport.fileio import write_text_atomic
+
+        write_text_atomic(args.out, text, mode=0o644)
+    print(text, end="")
+    reasons: dict[str, int] = {}
+    for candidate in choice.rejected:
+        for rule in candidate.failed:
+            reasons[rule] = reasons.get(rule, 0) + 1
+    print(
+        f"{len(choice.chosen)} stars proposed; rejected by rule: "
+        + (", ".join(f"{rule} {n}" for rule, n in sorted(reasons.items())) or "none"),
+        file=sys.stderr,
+    )
+    return EXIT_OK if choice.chosen else EXIT_WORK_FAILED
+
+
+def _position(ra_text: str, dec_text: str) -> tuple[float, float]:
+    """Degrees from the catalog's conventions: ra a number (deg) or hours, dec degrees."""
+    from astropy.coordinates import Angle
+
+    try:
+        ra = float(ra_text)
+    except ValueError:
+        try:
+            ra = Angle(ra_text, unit="hourangle").deg
+        except ValueError as exc:
+            raise UsageError(f"cannot read --ra {ra_text!r}: {exc}") from None
+    try:
+        dec = Angle(dec_text, unit="deg").deg
+    except ValueError as exc:
+        raise UsageError(f"cannot read --dec {dec_text!r}: {exc}") from None
+    if not (0 <= ra < 360 and -90 <= dec <= 90):
+        raise UsageError(f"position out of range: ra {ra} deg, dec {dec} deg")
+    return ra, dec
+
+
 def _catalog_summary(catalog) -> str:
     kinds: dict[str, int] = {}
     for source in catalog.sources:
@@ -412,10 +545,11 @@ def _counts_text(counts: dict[str, int]) -> str:
 
 def cmd_status(args: argparse.Namespace) -> int:
     """``iopreport status``."""
-    from iopreport.status import render_status
+    from iopreport.status import render_status, status_json
 
     config = _load_config(args)
-    print(render_status(config, nights=args.nights, failures=args.failures))
+    render = status_json if args.json else render_status
+    print(render(config, nights=args.nights, failures=args.failures))
     return EXIT_OK
 
 
@@ -504,24 +638,61 @@ def cmd_fetch(args: argparse.Namespace) -> int:
         )
     open_store(config.database_path)
     failed = False
+    say = _printer(args)
+    results = []
     with daemon_lock(config.paths.datadir), recorded_run("fetch", sys.argv[1:]) as run:
         lines = []
         for archive in archives.values():
             result = sync_archive(
-                config, archive, nights=[args.night] if args.night else None, since=args.since
+                config,
+                archive,
+                nights=[args.night] if args.night else None,
+                since=args.since,
+                hooks=_fetch_progress(),
             )
+            results.append(result)
             for line in result.lines():
-                print(line)
+                say(line)
                 lines.append(line)
             for report in result.nights:
                 for file, reason in report.failed.items():
                     if file != "listing":
-                        print(f"  {file}: {reason}")
+                        say(f"  {file}: {reason}")
             failed = failed or result.failed
         run.detail = "; ".join(lines)
         if failed:
             run.outcome = "failed"
+    if args.json:
+        from iopreport.runjson import dumps, fetch_document
+
+        print(dumps(fetch_document(results, ok=not failed)))
     return EXIT_WORK_FAILED if failed else EXIT_OK
+
+
+def _fetch_progress():
+    """A bar per night on a terminal (plain log lines otherwise), fed by sync_archive's hooks."""
+    from iopreport.archive.sync import SyncHooks
+    from iopreport.progress import Progress
+
+    bars: list[Progress] = []
+
+    def listed(label: str, total: int) -> None:
+        bars.append(Progress(total, label, unit="file"))
+
+    def file_done(_outcome) -> None:
+        if bars:
+            bars[-1].update()
+
+    def night_done(_report) -> None:
+        while bars:
+            bars.pop().close()
+
+    return SyncHooks(listed=listed, file_done=file_done, night_done=night_done)
+
+
+def _printer(args: argparse.Namespace):
+    """``print`` for the text summary; nothing when ``--json`` prints a document instead."""
+    return (lambda *_a, **_k: None) if getattr(args, "json", False) else print
 
 
 def cmd_reduce(args: argparse.Namespace) -> int:
@@ -547,6 +718,8 @@ def cmd_reduce(args: argparse.Namespace) -> int:
     from iopreport.build import check_retirement
 
     check_retirement(config, catalog)  # an emptied catalog.toml retires nothing
+    say = _printer(args)
+    missing: dict[str, str] = {}
     with recorded_run("reduce", sys.argv[1:]) as run:
         sync_catalog(catalog)
         summaries = []
@@ -558,7 +731,8 @@ def cmd_reduce(args: argparse.Namespace) -> int:
                 present.append(telescope)
                 continue
             message = f"no raw data for {telescope} {args.night} in {folder}; run `iopreport fetch`"
-            print(f"{telescope} {args.night}: {message}")
+            say(f"{telescope} {args.night}: {message}")
+            missing[telescope] = message
             summaries.append(f"{telescope}: {message}")
             failed = True
         # the telescopes together: one worker pool, each stage over all of them
@@ -571,16 +745,20 @@ def cmd_reduce(args: argparse.Namespace) -> int:
             progress=True,
         )
         for report in reduction.reports:
-            print(report.summary())
+            say(report.summary())
             summaries.append(report.summary())
             failed = failed or bool(report.frames_failed or report.masters_failed)
             for name, reason in {**report.unclassified, **report.frames_failed}.items():
-                print(f"  {name}: {reason}")
+                say(f"  {name}: {reason}")
             for label, reason in report.masters_failed.items():
-                print(f"  master {label}: {reason}")
+                say(f"  master {label}: {reason}")
         run.detail = "\n".join(summaries)
         if failed:
             run.outcome = "failed"
+    if args.json:
+        from iopreport.runjson import dumps, reduce_document
+
+        print(dumps(reduce_document(reduction.reports, missing, not failed, args.night)))
     # 1 when any frame, master or telescope failed: the reasons are printed and recorded
     return EXIT_WORK_FAILED if failed else EXIT_OK
 
@@ -758,6 +936,11 @@ def cmd_build(args: argparse.Namespace) -> int:
         run.detail = report.summary()
         if report.rendered is not None:
             run.detail += "; " + report.rendered.summary()
+    if args.json:
+        from iopreport.runjson import build_document, dumps
+
+        print(dumps(build_document(report)))
+        return EXIT_OK
     print(report.summary())
     if report.rendered is not None:
         print(report.rendered.summary())
@@ -811,6 +994,44 @@ def cmd_index(args: argparse.Namespace) -> int:
     for name, reason in report.failed.items():
         print(f"  {name}: {reason}")
     return EXIT_WORK_FAILED if report.failed else EXIT_OK
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    """``iopreport export``: read-only on the store; writes only ``--out``."""
+    from iopreport.export import ExportFilter, export_metadata, select_records, write_export
+    from iopreport.export.write import FORMATS
+    from iopreport.store import open_store
+
+    config = _load_config(args)
+    fmt = args.fmt
+    if fmt is None:
+        by_suffix = {suffix: name for name, suffix in FORMATS.items() if suffix}
+        by_suffix[".vot"] = "votable"
+        fmt = by_suffix.get(args.out.suffix.lower())
+        if fmt is None:
+            raise UsageError(
+                f"cannot tell the format from {args.out}; give --format ({', '.join(FORMATS)})"
+            )
+    if not config.database_path.exists():
+        raise UsageError(f"{config.database_path}: no database yet; nothing to export")
+    open_store(config.database_path, create=False, upgrade=False)
+    selection = ExportFilter(
+        sources=tuple(args.source or ()),
+        nights=tuple(args.night or ()),
+        date_from=args.date_from,
+        date_to=args.date_to,
+        telescopes=tuple(args.telescope or ()),
+        instruments=tuple(args.instrument or ()),
+        bands=tuple(args.band or ()),
+        modes=tuple(args.mode or ()),
+        include_flagged=args.include_flagged,
+    )
+    records = select_records(selection)
+    files = write_export(records, export_metadata(config, selection.describe()), fmt, args.out)
+    print(
+        f"{len(records)} results -> {', '.join(str(f) for f in files) or 'no file (none to write)'}"
+    )
+    return EXIT_OK
 
 
 def cmd_demo(args: argparse.Namespace) -> int:

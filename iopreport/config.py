@@ -143,6 +143,10 @@ def _log_level(value: str) -> str | None:
     return None if value in levels else f"must be one of {', '.join(levels)}"
 
 
+def _log_format(value: str) -> str | None:
+    return None if value in ("text", "json") else 'must be "text" or "json"'
+
+
 @dataclass(frozen=True)
 class PathsConfig:
     """Where things live. Relative paths are relative to the config file."""
@@ -407,6 +411,8 @@ class LoggingConfig:
     """Log verbosity (logs go to the terminal and to <datadir>/logs/)."""
 
     level: str = _setting("INFO", check=_log_level)
+    #: "text" (one line per record) or "json" (JSON lines, for log collectors)
+    format: str = _setting("text", check=_log_format)
 
 
 def _share(value: float) -> str | None:

@@ -74,6 +74,11 @@ class Progress:
             else None
         )
 
+    @property
+    def drawn(self) -> bool:
+        """Whether a bar is drawn (a terminal); otherwise progress goes to log lines."""
+        return self._bar is not None
+
     def update(self, n: float = 1) -> None:
         """Add ``n`` units of work done."""
         self.n += n

@@ -1,9 +1,15 @@
-"""The text `iopreport status` prints: configuration, catalog, nights, runs, daemon."""
+"""`iopreport status`: configuration, catalog, nights, runs, daemon (read-only).
+
+:func:`status_data` gathers everything once as plain values (the ``--json``
+output, schema ``docs/schemas/status.schema.json``); :func:`render_status` is
+the text made from the same values.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
 import fcntl
+import json
 import os
 import socket
 from pathlib import Path
@@ -13,6 +19,8 @@ from iopreport.config import Config
 
 #: A heartbeat older than this means the daemon is not running.
 HEARTBEAT_STALE_AFTER = dt.timedelta(minutes=5)
+#: Version of the JSON document (``schema`` key); raised when a key changes meaning.
+STATUS_SCHEMA = 1
 
 
 def _process_exists(pid: int) -> bool:
@@ -60,8 +68,8 @@ def daemon_liveness(beat, age: dt.timedelta, datadir: Path) -> str:
     return "alive"
 
 
-def _failures(epoch, limit: int) -> list[str]:
-    """Files of a night that failed, with their reasons (at most ``limit``, then a count)."""
+def _failures(epoch) -> list[dict]:
+    """Files of a night that failed, with their reasons, sorted by name."""
     from iopreport.store import RawFit, ReducedFit
 
     failed = [
@@ -75,10 +83,7 @@ def _failures(epoch, limit: int) -> list[str]:
         .where((RawFit.epoch == epoch) & (ReducedFit.error != ""))
     ]
     failed.sort()
-    lines = [f"{name}: {reason}" for name, reason in failed[:limit]]
-    if len(failed) > limit:
-        lines.append(f"... and {len(failed) - limit} more (iopreport status --failures N)")
-    return lines
+    return [{"file": name, "reason": reason} for name, reason in failed]
 
 
 def index_coverage(config: Config, catalog) -> list[str]:
@@ -89,10 +94,40 @@ def index_coverage(config: Config, catalog) -> list[str]:
     return coverage_lines(plan_for(config, catalog), catalog.sources)
 
 
-def render_status(
+def _iso(value: dt.datetime | None) -> str | None:
+    return None if value is None else value.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def status_data(
     config: Config, *, nights: int = 10, failures: int = 5, now: dt.datetime | None = None
-) -> str:
-    """Describe the project: never writes to the store, never creates it."""
+) -> dict:
+    """Everything `status` shows, as JSON-ready values; never writes or creates the store."""
+    from iopreport.store.models import utcnow
+
+    now = now or utcnow()
+    catalog = load_catalog(config.paths.catalog)
+    kinds: dict[str, int] = {}
+    for source in catalog.sources:
+        kinds[source.srctype] = kinds.get(source.srctype, 0) + 1
+    data: dict = {
+        "schema": STATUS_SCHEMA,
+        "generated_at": _iso(now),
+        "config": str(config.source),
+        "datadir": str(config.paths.datadir),
+        "catalog": {"path": str(config.paths.catalog), "sources": len(catalog), "kinds": kinds},
+        "archives": [
+            {"name": name, "protocol": a.protocol, "enabled": a.enabled}
+            for name, a in config.archives.items()
+        ],
+        "database": {
+            "path": str(config.database_path),
+            "exists": config.database_path.exists(),
+            "schema": None,
+        },
+    }
+    data["index_coverage"] = index_coverage(config, catalog)
+    if not data["database"]["exists"]:
+        return data
     from iopreport.store import (
         Epoch,
         Heartbeat,
@@ -102,74 +137,132 @@ def render_status(
         open_store,
         schema_version,
     )
-    from iopreport.store.models import utcnow
 
-    now = now or utcnow()
-    catalog = load_catalog(config.paths.catalog)
-    kinds: dict[str, int] = {}
-    for source in catalog.sources:
-        kinds[source.srctype] = kinds.get(source.srctype, 0) + 1
+    database = open_store(config.database_path, upgrade=False)
+    data["database"]["schema"] = schema_version(database)
+    epochs = list(Epoch.select().order_by(Epoch.night.desc(), Epoch.telescope).limit(nights))
+    data["nights_total"] = Epoch.select().count()
+    data["nights"] = []
+    for epoch in epochs:
+        counts = epoch_counts(epoch)
+        failed = _failures(epoch)
+        data["nights"].append(
+            {
+                "epoch": epoch.epochname,
+                "telescope": epoch.telescope,
+                "night": epoch.night.isoformat(),
+                "frames": {
+                    k: n for k, n in sorted(counts.items()) if k not in ("reduced", "failed")
+                },
+                "reduced": counts["reduced"],
+                "failed": counts["failed"],
+                "error": epoch.error,
+                "failures": failed[:failures],
+                "failures_total": len(failed),
+            }
+        )
+    data["results"] = {
+        mode: PhotoPolResult.select().where(PhotoPolResult.mode == mode).count()
+        for mode in ("photometry", "polarimetry")
+    }
+    data["runs"] = []
+    for run in RunLog.select().order_by(RunLog.started_at.desc()).limit(5):
+        seconds = None
+        if run.finished_at:
+            seconds = round((run.finished_at - run.started_at).total_seconds(), 3)
+        data["runs"].append(
+            {
+                "command": run.command,
+                "outcome": run.outcome,
+                "started_at": _iso(run.started_at),
+                "finished_at": _iso(run.finished_at),
+                "seconds": seconds,
+                "detail": run.detail.splitlines()[-1] if run.detail else "",
+            }
+        )
+    beat = Heartbeat.get_or_none(Heartbeat.name == "daemon")
+    if beat is None:
+        data["daemon"] = None
+    else:
+        age = (now - beat.beat_at).total_seconds()
+        liveness = daemon_liveness(beat, now - beat.beat_at, config.paths.datadir)
+        data["daemon"] = {
+            "alive": liveness == "alive",
+            "liveness": liveness,
+            "pid": beat.pid,
+            "hostname": beat.hostname,
+            "last_beat_at": _iso(beat.beat_at),
+            "age_s": round(age, 3),
+            "state": beat.state or "",
+        }
+    database.close()
+    return data
+
+
+def status_json(config: Config, **options) -> str:
+    """The ``status --json`` document (:func:`status_data`), indented."""
+    return json.dumps(status_data(config, **options), indent=2, sort_keys=False)
+
+
+def render_status(
+    config: Config, *, nights: int = 10, failures: int = 5, now: dt.datetime | None = None
+) -> str:
+    """Describe the project in text: never writes to the store, never creates it."""
+    data = status_data(config, nights=nights, failures=failures, now=now)
+    catalog = data["catalog"]
     lines = [
-        f"config:    {config.source}",
-        f"datadir:   {config.paths.datadir}",
-        f"catalog:   {config.paths.catalog}: {len(catalog)} sources "
+        f"config:    {data['config']}",
+        f"datadir:   {data['datadir']}",
+        f"catalog:   {catalog['path']}: {catalog['sources']} sources "
         + "("
-        + ", ".join(f"{n} {k}" for k, n in sorted(kinds.items()))
+        + ", ".join(f"{n} {k}" for k, n in sorted(catalog["kinds"].items()))
         + ")",
         "archives:  "
         + (
             ", ".join(
-                f"{name} ({a.protocol}{'' if a.enabled else ', disabled'})"
-                for name, a in config.archives.items()
+                f"{a['name']} ({a['protocol']}{'' if a['enabled'] else ', disabled'})"
+                for a in data["archives"]
             )
             or "none configured"
         ),
     ]
-    lines += index_coverage(config, catalog)
-    if not config.database_path.exists():
-        lines.append(f"database:  {config.database_path} (not created yet)")
+    lines += data["index_coverage"]
+    database = data["database"]
+    if not database["exists"]:
+        lines.append(f"database:  {database['path']} (not created yet)")
         return "\n".join(lines)
-
-    database = open_store(config.database_path, upgrade=False)
-    lines.append(f"database:  {config.database_path} (schema {schema_version(database)})")
-    epochs = list(Epoch.select().order_by(Epoch.night.desc(), Epoch.telescope).limit(nights))
-    total_epochs = Epoch.select().count()
-    lines.append(f"nights:    {total_epochs}" + (" (latest first)" if epochs else ""))
-    for epoch in epochs:
-        counts = epoch_counts(epoch)
-        frames = " ".join(
-            f"{kind} {counts[kind]}" for kind in sorted(counts) if kind not in ("reduced", "failed")
-        )
+    lines.append(f"database:  {database['path']} (schema {database['schema']})")
+    lines.append(
+        f"nights:    {data['nights_total']}" + (" (latest first)" if data["nights"] else "")
+    )
+    for night in data["nights"]:
+        frames = " ".join(f"{kind} {n}" for kind, n in night["frames"].items())
         lines.append(
-            f"  {epoch.epochname:<22} {frames or 'no frames'}; "
-            f"reduced {counts['reduced']}, failed {counts['failed']}"
-            + (f"; error: {epoch.error}" if epoch.error else "")
+            f"  {night['epoch']:<22} {frames or 'no frames'}; "
+            f"reduced {night['reduced']}, failed {night['failed']}"
+            + (f"; error: {night['error']}" if night["error"] else "")
         )
-        lines.extend(f"    {line}" for line in _failures(epoch, failures))
-    n_phot = PhotoPolResult.select().where(PhotoPolResult.mode == "photometry").count()
-    n_pol = PhotoPolResult.select().where(PhotoPolResult.mode == "polarimetry").count()
-    lines.append(f"results:   {n_phot} photometry, {n_pol} polarimetry")
-
-    runs = list(RunLog.select().order_by(RunLog.started_at.desc()).limit(5))
-    lines.append("last runs:" + ("" if runs else " none"))
-    for run in runs:
-        took = ""
-        if run.finished_at:
-            took = f" in {(run.finished_at - run.started_at).total_seconds():.1f} s"
-        detail = f" - {run.detail.splitlines()[-1]}" if run.detail else ""
-        lines.append(
-            f"  {run.started_at:%Y-%m-%d %H:%M:%S} UTC  {run.command}: {run.outcome}{took}{detail}"
-        )
-
-    beat = Heartbeat.get_or_none(Heartbeat.name == "daemon")
-    if beat is None:
+        lines.extend(f"    {f['file']}: {f['reason']}" for f in night["failures"])
+        if night["failures_total"] > failures:
+            more = night["failures_total"] - failures
+            lines.append(f"    ... and {more} more (iopreport status --failures N)")
+    results = data["results"]
+    lines.append(
+        f"results:   {results['photometry']} photometry, {results['polarimetry']} polarimetry"
+    )
+    lines.append("last runs:" + ("" if data["runs"] else " none"))
+    for run in data["runs"]:
+        took = f" in {run['seconds']:.1f} s" if run["seconds"] is not None else ""
+        detail = f" - {run['detail']}" if run["detail"] else ""
+        started = run["started_at"].replace("T", " ").rstrip("Z")
+        lines.append(f"  {started} UTC  {run['command']}: {run['outcome']}{took}{detail}")
+    daemon = data["daemon"]
+    if daemon is None:
         lines.append("daemon:    has never run")
     else:
-        age = now - beat.beat_at
-        alive = daemon_liveness(beat, age, config.paths.datadir)
+        alive = daemon["liveness"]
         lines.append(
-            f"daemon:    {alive}; pid {beat.pid} on {beat.hostname}, last beat "
-            f"{age.total_seconds():.0f} s ago, state: {beat.state or 'unknown'}"
+            f"daemon:    {alive}; pid {daemon['pid']} on {daemon['hostname']}, last beat "
+            f"{daemon['age_s']:.0f} s ago, state: {daemon['state'] or 'unknown'}"
         )
-    database.close()
     return "\n".join(lines)

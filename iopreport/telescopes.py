@@ -24,3 +24,13 @@ def telescope_name(text: str) -> str:
         known = ", ".join((*TELESCOPES, *TELESCOPE_ALIASES))
         raise ValueError(f"unknown telescope {text!r}; known: {known}")
     return name
+
+
+#: Geodetic latitude (deg, North +), longitude (deg, East +) and height (m) of each
+#: telescope, for airmasses: Observatorio de Sierra Nevada (OSN, Loma de Dilar) and
+#: Calar Alto (CAHA), as published by the observatories (osn.iaa.csic.es, caha.es).
+TELESCOPE_SITES: dict[str, tuple[float, float, float]] = {
+    "OSN-T090": (37.0642, -3.3847, 2896.0),
+    "OSN-T150": (37.0642, -3.3847, 2896.0),
+    "CAHA-T220": (37.2236, -2.5461, 2168.0),
+}

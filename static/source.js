@@ -82,13 +82,16 @@
       setTimeout(function () { URL.revokeObjectURL(url); }, 1000);
     });
   }
+  // The columns every table of iopreport shares (iopreport/store/columns.py), in its order.
+  var downloadIndex = data.download.map(function (name) { return col[name]; });
+  function downloadRow(row) { return downloadIndex.map(function (i) { return row[i]; }); }
   offer(document.getElementById("download-csv"), function () {
-    var lines = [data.columns.map(csvField).join(",")];
-    rows.forEach(function (row) { lines.push(row.map(csvField).join(",")); });
+    var lines = [data.download.map(csvField).join(",")];
+    rows.forEach(function (row) { lines.push(downloadRow(row).map(csvField).join(",")); });
     return lines.join("\n") + "\n";
   }, "text/csv");
   offer(document.getElementById("download-json"), function () {
-    return JSON.stringify({ source: data.source, columns: data.columns, rows: rows });
+    return JSON.stringify({ source: data.source, columns: data.download, rows: rows.map(downloadRow) });
   }, "application/json");
 
   // The data table: built with textContent, so no value is ever read as markup.

@@ -43,6 +43,7 @@ from iopreport.store import (
     close_store,
     open_store,
 )
+from iopreport.store.columns import COLUMN_NAMES
 from iopreport.store.models import utcnow
 
 NIGHT = dt.date(2024, 10, 8)
@@ -680,11 +681,18 @@ def test_browser_downloads_hold_exactly_what_is_plotted(site, browser, server):
     assert csv_download.value.suggested_filename == "hiltner-960.csv"
     text = Path(csv_download.value.path()).read_text(encoding="utf-8")
     rows = list(csv.DictReader(io.StringIO(text)))
-    assert list(rows[0]) == data["columns"] and len(rows) == len(data["rows"])
+    # the downloads carry the one column set of every table (results_table, export)
+    assert data["download"] == [*COLUMN_NAMES, "n_binned"]
+    assert list(rows[0]) == data["download"] and len(rows) == len(data["rows"])
     with page.expect_download() as json_download:
         page.click("#download-json")
     downloaded = json.loads(Path(json_download.value.path()).read_text(encoding="utf-8"))
-    assert downloaded == data
+    index = [data["columns"].index(name) for name in data["download"]]
+    projected = [[row[i] for i in index] for row in data["rows"]]
+    assert downloaded == {"source": data["source"], "columns": data["download"], "rows": projected}
+    assert all(float(r["jd"]) == pytest.approx(float(r["mjd"]) + 2400000.5) for r in rows)
+    # the fixture's standard results are at 12:54 UTC: below the horizon, no airmass
+    assert all(r["airmass"] == "" or float(r["airmass"]) >= 1.0 for r in rows)
     manual = [r for r in rows if r["manual_flags"]]
     assert {r["manual_flags"] for r in manual} >= {"BAD_POLARIMETRY"}
     assert REASON_MARKUP in {r["flag_reasons"] for r in manual}

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import functools
 import hashlib
 import logging
 import os
@@ -91,6 +92,19 @@ class FetchReport:
         if self.refused:
             text += f", {len(self.refused)} listing entries refused"
         return text
+
+
+@dataclass(frozen=True)
+class SyncHooks:
+    """Callbacks for a progress display (``fetch`` draws a bar from them); all optional.
+
+    ``listed(label, n)`` when a night's listing gives ``n`` files to bring or check,
+    ``file_done(outcome)`` after each file, ``night_done(report)`` after the night.
+    """
+
+    listed: Callable[[str, int], None] | None = None
+    file_done: Callable[[FileOutcome], None] | None = None
+    night_done: Callable[[FetchReport], None] | None = None
 
 
 def compile_patterns(patterns: Sequence[str]) -> list[re.Pattern[str]]:
@@ -207,6 +221,7 @@ def download_night(
     on_file: Callable[[FileOutcome], None] | None = None,
     attempts: int = DOWNLOAD_ATTEMPTS,
     backoff_s: float = DOWNLOAD_BACKOFF_S,
+    on_listed: Callable[[int], None] | None = None,
 ) -> FetchReport:
     """List one night of ``archive`` and bring its wanted files into ``raw_dir/<TEL>/<night>/``.
 
@@ -242,6 +257,8 @@ def download_night(
             len(report.skipped),
             ", ".join(report.skipped[:10]) + (" ..." if len(report.skipped) > 10 else ""),
         )
+    if on_listed:
+        on_listed(len(selected))
     target = raw_dir / telescope / night.isoformat()
     if selected:
         target.mkdir(parents=True, exist_ok=True)
@@ -340,6 +357,7 @@ def sync_archive(
     archive: Archive | None = None,
     attempts: int = DOWNLOAD_ATTEMPTS,
     backoff_s: float = DOWNLOAD_BACKOFF_S,
+    hooks: SyncHooks | None = None,
 ) -> ArchiveSync:
     """Fetch nights of one archive and record them in the open store.
 
@@ -352,6 +370,8 @@ def sync_archive(
         With neither, the nights the daemon polls: new ones and those not closed.
     now : datetime, optional
         Naive UTC "now" for ``last_listed`` and closing (tests).
+    hooks : SyncHooks, optional
+        Progress callbacks.
 
     Never raises for an archive's trouble: it is returned in ``error`` or per night.
     """
@@ -376,8 +396,10 @@ def sync_archive(
             chosen = list(nights)
         for night in chosen:
             report, new = _sync_night(
-                config, archive_config, archive, night, now or utcnow(), attempts, backoff_s
+                config, archive_config, archive, night, now or utcnow(), attempts, backoff_s, hooks
             )
+            if hooks and hooks.night_done:
+                hooks.night_done(report)
             result.nights.append(report)
             if new:
                 result.new_files[night] = new
@@ -394,6 +416,7 @@ def _sync_night(
     now: dt.datetime,
     attempts: int,
     backoff_s: float,
+    hooks: SyncHooks | None = None,
 ) -> tuple[FetchReport, list[str]]:
     from iopreport.store import Epoch, EpochFlags, RawFit, RawFitFlags
     from iopreport.store.models import database_proxy
@@ -429,14 +452,23 @@ def _sync_night(
             rawfit.size_bytes = size
             rawfit.save()
 
+    def recorded(outcome: FileOutcome) -> None:
+        record(outcome)
+        if hooks and hooks.file_done:
+            hooks.file_done(outcome)
+
+    listed = None
+    if hooks and hooks.listed:
+        listed = functools.partial(hooks.listed, f"fetch {telescope} {night}")
     report = download_night(
         archive,
         night,
         config.paths.data_subdir("raw"),
         archive_config.file_patterns,
-        on_file=record,
+        on_file=recorded,
         attempts=attempts,
         backoff_s=backoff_s,
+        on_listed=listed,
     )
     with database_proxy.atomic():
         if epoch is None:

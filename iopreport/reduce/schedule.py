@@ -24,6 +24,7 @@ import time
 from dataclasses import dataclass, field
 
 from iopreport.config import Config
+from iopreport.progress import Progress
 from iopreport.reduce.classify import classify_file
 from iopreport.reduce.frame import (
     FrameOutcome,
@@ -144,7 +145,8 @@ class Scheduler:
         self.states = states
         self.force = force
         self.pool = pool
-        self.show = progress and sys.stderr.isatty()
+        self.progress = progress
+        self.bar: Progress | None = None
         self.groups: list[Group] = []
         self.frames_total = 0
         self.frames_done = 0
@@ -215,6 +217,14 @@ class Scheduler:
     def run(self) -> None:
         """Start ready groups' jobs, store results as they come, until all are done."""
         started = time.perf_counter()
+        # a bar on a terminal when asked (the CLI); otherwise a log line per frame (_tick)
+        self.bar = Progress(
+            self.frames_total,
+            "reduce",
+            unit="frame",
+            enabled=bool(self.progress and sys.stderr.isatty()),
+        )
+        self.bar.update(self.frames_done)
         in_flight: dict[futures.Future, tuple] = {}
         queue: list[tuple] = []  # (group, function, item), in priority order
         while True:
@@ -256,8 +266,7 @@ class Scheduler:
                 g.done for g in self.groups if g.kind in ("bias", "dark", "flat")
             ):
                 self.masters_finished_s = time.perf_counter() - started
-        if self.show:
-            print(file=sys.stderr)
+        self.bar.close()
 
     def _start(self, group: Group) -> list[tuple]:
         """The jobs of a group that has become ready (matching masters now exist)."""
@@ -283,6 +292,8 @@ class Scheduler:
                 infos=infos,
             )
             self.frames_done += len(names) - len(tasks)  # unchanged or excluded
+            if self.bar is not None:
+                self.bar.update(len(names) - len(tasks))
             jobs = [(group, reduce_frame, task) for task in tasks]
         group.pending = len(jobs)
         return jobs
@@ -316,13 +327,8 @@ class Scheduler:
 
     def _tick(self, task: FrameTask, outcome: FrameOutcome) -> None:
         self.frames_done += 1
-        if self.show:
-            print(
-                f"\r  reducing {self.frames_done}/{self.frames_total} frames",
-                end="",
-                file=sys.stderr,
-                flush=True,
-            )
+        if self.bar is not None and self.bar.drawn:
+            self.bar.update()
         else:
             status = "ok" if outcome.ok else outcome.error
             log.info(

@@ -25,6 +25,7 @@ from iopreport.store.bits import (
     ReducedFitFlags,
     ResultFlags,
 )
+from iopreport.store.columns import COLUMN_NAMES, jd_to_datetime, result_records
 from iopreport.store.models import (
     AstroSource,
     Calibrator,
@@ -34,10 +35,6 @@ from iopreport.store.models import (
     database_proxy,
 )
 
-#: Modified Julian Date = JD − 2400000.5 (IAU 1997 resolution B1).
-MJD_OFFSET = 2400000.5
-#: Unix epoch (1970-01-01T00:00 UTC) as a Julian date.
-JD_UNIX_EPOCH = 2440587.5
 #: Sources of these types get a page even before they have results.
 PAGE_TYPES_WITHOUT_RESULTS = ("blazar", "star", "polarization_standard")
 #: Epochs read per query when building night pages (bounded memory).
@@ -52,26 +49,6 @@ MAIN_BAND = "R"
 
 def _sql(query: str, params: Sequence = ()) -> list[tuple]:
     return database_proxy.execute_sql(query, params).fetchall()
-
-
-#: Julian dates of the first and last instants a datetime can hold (years 1 and 9999).
-_JD_DATETIME_RANGE = (1721425.5, 5373484.499988426)
-
-
-def jd_to_datetime(jd: float) -> dt.datetime:
-    """UTC datetime of a Julian date (to the second).
-
-    A stored value no datetime can hold (beyond the years 1-9999, NaN) gives
-    the nearest end of that range instead of failing the whole site: such
-    frames are refused at classification, so only an old store can hold one.
-    """
-    low, high = _JD_DATETIME_RANGE
-    jd = low if not math.isfinite(jd) else min(max(jd, low), high)
-    seconds = round((jd - JD_UNIX_EPOCH) * 86400.0)
-    try:
-        return dt.datetime(1970, 1, 1) + dt.timedelta(seconds=seconds)
-    except OverflowError:
-        return dt.datetime.max.replace(microsecond=0) if jd > JD_UNIX_EPOCH else dt.datetime.min
 
 
 def _clean(value):
@@ -203,95 +180,29 @@ def sources_with_pages(sources: dict[int, SourceInfo], counts: dict[int, tuple])
     ]
 
 
-#: Columns of a source's data (page, table, CSV and JSON downloads), in order.
-POINT_COLUMNS = (
-    "date",
-    "mjd",
-    "night",
-    "telescope",
-    "instrument",
-    "band",
-    "mode",
-    "method",
-    "exptime",
-    "n_frames",
-    "mag",
-    "mag_err",
-    "p_pct",
-    "p_pct_err",
-    "chi_deg",
-    "chi_deg_err",
-    "q_pct",
-    "q_pct_err",
-    "u_pct",
-    "u_pct_err",
-    "flagged",
-    "auto_flags",
-    "manual_flags",
-    "flag_reasons",
-    "members",
-    "night_page",
-    "n_binned",
-)
-
-
-#: The columns of :data:`POINT_COLUMNS` that SQLite computes (rounded, scaled to %).
-_POINT_SQL = (
-    ("date", "strftime('%Y-%m-%dT%H:%M:%S', r.juliandate)"),
-    ("mjd", f"round(r.juliandate - {MJD_OFFSET}, 5)"),
-    ("night", "e.night"),
-    ("telescope", "e.telescope"),
-    ("instrument", "r.instrument"),
-    ("band", "r.band"),
-    ("mode", "r.mode"),
-    ("method", "r.method"),
-    ("exptime", "r.exptime"),
-    ("n_frames", "r.n_frames"),
-    ("mag", "round(r.mag, 4)"),
-    ("mag_err", "round(r.mag_err, 4)"),
-    ("p_pct", "round(r.p * 100, 3)"),
-    ("p_pct_err", "round(r.p_err * 100, 3)"),
-    ("chi_deg", "round(r.chi, 2)"),
-    ("chi_deg_err", "round(r.chi_err, 2)"),
-    ("q_pct", "round(r.q * 100, 3)"),
-    ("q_pct_err", "round(r.q_err * 100, 3)"),
-    ("u_pct", "round(r.u * 100, 3)"),
-    ("u_pct_err", "round(r.u_err * 100, 3)"),
-)
+#: Columns of a source's data (page, table, CSV and JSON downloads), in order: the
+#: result columns every table shares (:mod:`iopreport.store.columns`), then the site's own.
+POINT_COLUMNS = (*COLUMN_NAMES, "night_page", "n_binned")
+#: Columns of the CSV and JSON downloads: the shared ones, and how many results a bin holds.
+DOWNLOAD_COLUMNS = (*COLUMN_NAMES, "n_binned")
 
 
 def source_points(source_id: int) -> list[dict]:
     """Every result of a source as a point dict (keys :data:`POINT_COLUMNS`), oldest first.
 
-    Rounding (magnitudes to 0.1 mmag, p, q, u to 0.001 %, angles to 0.01 deg) and
-    the date are computed by SQLite; NaN is stored as NULL and comes back as None.
+    Values come rounded as each column's definition says (magnitudes to 0.1 mmag,
+    p, q, u to 0.001 %, angles to 0.01 deg); missing values are None.
     """
-    names = [name for name, _ in _POINT_SQL]
-    rows = _sql(
-        f"SELECT {', '.join(sql for _, sql in _POINT_SQL)},"
-        " r.flags, r.manual_flags, r.flag_reasons, r.members_key"
-        " FROM photo_pol_result r JOIN epoch e ON r.epoch_id = e.id"
-        " WHERE r.astrosource_id = ? ORDER BY r.juliandate, r.id",
-        (source_id,),
-    )
-    points = []
+    points = result_records("r.astrosource_id = ?", (source_id,), rounded=True)
     night_pages: dict[tuple, str] = {}
-    for row in rows:
-        point = dict(zip(names, row[:-4], strict=True))
-        flags, manual, reasons, members = row[-4:]
+    for point in points:
         key = (point["night"], point["telescope"])
         page = night_pages.get(key)
         if page is None:
             page = urls.night_page(dt.date.fromisoformat(str(key[0])), key[1])
             night_pages[key] = page
-        point["flagged"] = bool(flags or manual)
-        point["auto_flags"] = _labels(ResultFlags, flags, "|")
-        point["manual_flags"] = _labels(ManualFlags, manual, "|")
-        point["flag_reasons"] = _reasons(reasons)
-        point["members"] = (members or "").replace("\n", " ")
         point["night_page"] = page
         point["n_binned"] = 1
-        points.append(point)
     return points
 
 

@@ -15,8 +15,8 @@ import math
 from collections import defaultdict
 from collections.abc import Sequence
 
-from iopreport.site.context import MJD_OFFSET, jd_to_datetime
 from iopreport.stokes import angle_mean, mean_polarization, weighted_mean
+from iopreport.store.columns import MJD_OFFSET, jd_to_datetime
 
 #: A series (instrument, band, mode, flagged) longer than this is binned in time.
 MAX_POINTS_PER_SERIES = 4000
@@ -43,6 +43,24 @@ COLOURS = (
     "#7f7f7f",
     "#bcbd22",
     "#17becf",
+)
+
+
+#: Columns that describe one result and are left empty in a bin.
+PER_RESULT_COLUMNS = (
+    "airmass",
+    "seeing",
+    "mag_sys_err",
+    "zero_point",
+    "zero_point_err",
+    "n_calibrators",
+    "p_debiased_pct",
+    "p_sys_err_pct",
+    "chi_sys_err_deg",
+    "mag_host_corrected",
+    "mag_host_corrected_err",
+    "p_host_corrected_pct",
+    "p_host_corrected_pct_err",
 )
 
 
@@ -92,6 +110,9 @@ def _combine(group: list[dict]) -> dict:
     first = group[len(group) // 2]
     point = dict(first)
     point["mjd"] = round(sum(p["mjd"] for p in group) / len(group), 5)
+    point["jd"] = round(point["mjd"] + MJD_OFFSET, 5)
+    for column in PER_RESULT_COLUMNS:  # one result's conditions: no value for a bin
+        point[column] = None
     point["n_binned"] = sum(p["n_binned"] for p in group)
     point["n_frames"] = sum(p["n_frames"] or 0 for p in group)
     mean, err = _weighted(group, "mag")

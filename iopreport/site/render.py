@@ -541,7 +541,12 @@ def _make_source(build: _Build, source: context.SourceInfo, count, frame) -> lis
         "source.html",
         source=source,
         figure=figure,
-        data={"source": source.name, "columns": columns, "rows": rows},
+        data={
+            "source": source.name,
+            "columns": columns,
+            "rows": rows,
+            "download": list(context.DOWNLOAD_COLUMNS),
+        },
         n_points=len(points),
         n_plotted=len(plotted),
         n_flagged=sum(1 for p in points if p["flagged"]),

@@ -6,34 +6,11 @@ from collections.abc import Iterable
 
 import peewee as pw
 
+from iopreport.store.columns import COLUMN_NAMES, records_table, result_records
 from iopreport.store.models import AstroSource, Epoch, PhotoPolResult, RawFit, ReducedFit
 
-#: Columns of :func:`results_table`, in order.
-RESULT_COLUMNS = (
-    "source",
-    "telescope",
-    "night",
-    "instrument",
-    "band",
-    "mode",
-    "method",
-    "juliandate",
-    "exptime",
-    "mag",
-    "mag_err",
-    "p",
-    "p_err",
-    "p_debiased",
-    "chi",
-    "chi_err",
-    "q",
-    "q_err",
-    "u",
-    "u_err",
-    "flags",
-    "manual_flags",
-    "members",
-)
+#: Columns of :func:`results_table`, in order (the one definition: :mod:`iopreport.store.columns`).
+RESULT_COLUMNS = COLUMN_NAMES
 
 
 def last_epoch(telescope: str | None = None) -> Epoch | None:
@@ -74,55 +51,26 @@ def source_results(source: AstroSource | str, *, band: str | None = None):
     return query
 
 
-def results_table(results: Iterable[PhotoPolResult]):
-    """Results as an :class:`astropy.table.Table` (one row each, :data:`RESULT_COLUMNS`).
+def results_table(results: Iterable[PhotoPolResult], meta: dict | None = None):
+    """Results as an :class:`astropy.table.Table`, oldest first, with units and descriptions.
 
-    ``members`` holds the member raw files joined by ``;``. Missing values are
-    NaN in float columns.
+    One row per result, the columns of :data:`iopreport.store.columns.RESULT_COLUMNS`
+    (the same as ``iopreport export`` and the site's downloads): p, q, u in percent,
+    angles in degrees, JD and MJD, airmass, seeing, zero point, systematic errors,
+    flags with their reasons. Missing values are NaN in float columns.
     """
-    from astropy.table import Table
-
-    rows = []
-    for result in results:
-        rows.append(
-            (
-                result.astrosource.name,
-                result.epoch.telescope,
-                result.epoch.night.isoformat(),
-                result.instrument,
-                result.band,
-                result.mode,
-                result.method,
-                result.juliandate,
-                *(_nan(getattr(result, name)) for name in RESULT_COLUMNS[8:20]),
-                result.flags,
-                result.manual_flags,
-                result.members_key.replace("\n", ";"),
-            )
-        )
-    dtypes = [
-        "U64",
-        "U16",
-        "U10",
-        "U16",
-        "U4",
-        "U12",
-        "U16",
-        "f8",
-        *["f8"] * 12,
-        "i8",
-        "i8",
-        "U4096",
-    ]
-    if not rows:
-        return Table(names=RESULT_COLUMNS, dtype=dtypes)
-    return Table(
-        rows=rows, names=RESULT_COLUMNS, dtype=[d if d != "U4096" else "U" for d in dtypes]
-    )
+    ids = sorted({result.id for result in results})
+    records = []
+    for start in range(0, len(ids), _ID_CHUNK):
+        chunk = ids[start : start + _ID_CHUNK]
+        marks = ",".join("?" * len(chunk))
+        records += result_records(f"r.id IN ({marks})", chunk)
+    records.sort(key=lambda record: record["jd"])
+    return records_table(records, meta)
 
 
-def _nan(value):
-    return float("nan") if value is None else value
+#: Result ids per query (SQLite's default limit of host parameters is 999 in old builds).
+_ID_CHUNK = 900
 
 
 def epoch_counts(epoch: Epoch) -> dict[str, int]:
