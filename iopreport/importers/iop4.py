@@ -438,6 +438,7 @@ def merge_flags(
     document = _read_document(path)
     array = document.get("flag")
     by_id = {str(t.get("id")): t for t in array} if isinstance(array, AoT) else {}
+    fresh = not isinstance(array, AoT)  # tomlkit separates the tables of a new array itself
     changed = False
     for result in db.results:
         bits = result.flags & (BAD_PHOTOMETRY | BAD_POLARIMETRY)
@@ -480,7 +481,7 @@ def merge_flags(
         for key in ADD_ORDER:
             if key in values:
                 table.add(key, _flag_item(key, values[key]))
-        if len(array) and not tomlkit.dumps(document).endswith("\n\n"):
+        if len(array) and not fresh and not tomlkit.dumps(document).endswith("\n\n"):
             array[-1].add(tomlkit.nl())
         array.append(table)
         by_id[values["id"]] = table

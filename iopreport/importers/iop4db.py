@@ -179,11 +179,23 @@ RESULT_VALUES = {
 
 
 def open_readonly(path: Path | str) -> sqlite3.Connection:
-    """Open ``path`` with SQLite's read-only URI (``mode=ro``): nothing can be written."""
+    """Open ``path`` with SQLite's read-only URI (``mode=ro``): nothing can be written.
+
+    ``immutable=1`` is added unless a non-empty ``-wal`` file shows a writer at
+    work, so that reading leaves no file behind (SQLite URI parameters:
+    https://www.sqlite.org/uri.html).
+    """
     path = Path(path)
     if not path.is_file():
         raise InputError(path, None, "no such file (expected an IOP4 SQLite database)")
+    # A database whose write-ahead log holds pages not yet copied into it (IOP4
+    # running) is read through the log; any other is opened immutable, so SQLite
+    # creates no -wal or -shm file beside it.
+    wal = path.with_name(path.name + "-wal")
+    live = wal.exists() and wal.stat().st_size > 0
     uri = "file:" + urllib.parse.quote(str(path.resolve())) + "?mode=ro"
+    if not live:
+        uri += "&immutable=1"
     try:
         connection = sqlite3.connect(uri, uri=True)
         connection.execute("SELECT count(*) FROM sqlite_master").fetchone()

@@ -281,6 +281,49 @@ def source_points(source_id: int) -> list[dict]:
     return points
 
 
+def imported_counts() -> dict[int, int]:
+    """Number of imported results (another pipeline's, ``imported_result``) per source id."""
+    return dict(
+        _sql("SELECT astrosource_id, count(*) FROM imported_result GROUP BY astrosource_id")
+    )
+
+
+def imported_points(source_id: int) -> list[dict]:
+    """A source's imported results, oldest first: date, night, telescope, instrument, band,
+    mode, method, values as in :data:`POINT_COLUMNS` (p and chi in %, degrees) and ``flagged``
+    (the origin's quality bits)."""
+    rows = _sql(
+        "SELECT strftime('%Y-%m-%dT%H:%M:%S', juliandate), night, telescope, instrument, band,"
+        " mode, method, round(mag, 4), round(mag_err, 4), round(p * 100, 3),"
+        " round(p_err * 100, 3), round(chi, 2), round(chi_err, 2), flags"
+        " FROM imported_result WHERE astrosource_id = ? ORDER BY juliandate, id",
+        (source_id,),
+    )
+    names = (
+        "date",
+        "night",
+        "telescope",
+        "instrument",
+        "band",
+        "mode",
+        "method",
+        "mag",
+        "mag_err",
+        "p_pct",
+        "p_pct_err",
+        "chi_deg",
+        "chi_deg_err",
+    )
+    points = []
+    for row in rows:
+        point = dict(zip(names, row[:-1], strict=True))
+        point["night"] = str(point["night"])
+        point["flagged"] = bool(row[-1])
+        point["q_pct"] = point["u_pct"] = None
+        points.append(point)
+    return points
+
+
 @dataclass(frozen=True)
 class ChartFrame:
     """A reduced frame to draw a source's finding chart from."""
