@@ -67,6 +67,8 @@ IMPORTED_KEYS = (
 #: Author of imported flags (IOP4 does not record who set a flag).
 FLAG_AUTHOR = "IOP4 (imported)"
 KINDS = ("sources", "links", "flags", "results")
+#: Order of the counts in the report.
+ORDER = ("new", "updated", "unchanged", "conflicts", "imported")
 
 
 @dataclass
@@ -91,7 +93,9 @@ class ImportReport:
             + (" — dry run, nothing written" if dry_run else "")
         ]
         for kind in KINDS:
-            parts = ", ".join(f"{n} {what}" for what, n in self.counts[kind].items() if n)
+            counts = self.counts[kind]
+            order = [w for w in ORDER if w in counts] + [w for w in counts if w not in ORDER]
+            parts = ", ".join(f"{counts[what]} {what}" for what in order if counts[what])
             if parts:
                 lines.append(f"  {kind}: {parts}")
         if self.conflicts:

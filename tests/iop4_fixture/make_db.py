@@ -74,10 +74,10 @@ def main(work: Path) -> None:
     calibrators[0].calibrates.add(targets[1])
     standards = [
         AstroSource.objects.create(
-            name="HD 204827",
-            other_names="HD204827",
-            ra_hms="21:28:57.76",
-            dec_dms="+58:44:23.2",
+            name="BD+25 727",
+            other_names="BD+25727",
+            ra_hms="04:44:24.93",
+            dec_dms="+25:31:42.6",
             srctype="star",
             p=0.0489,
             p_err=0.0003,
@@ -147,7 +147,9 @@ def main(work: Path) -> None:
 
     def polarimetry(target, telescope, night, instrument, band, angles):
         rfs = [
-            frame(telescope, night, instrument, "POLARIMETRY", band, target.name.replace(" ", ""), a)
+            frame(
+                telescope, night, instrument, "POLARIMETRY", band, target.name.replace(" ", ""), a
+            )
             for a in angles
         ]
         result = PhotoPolResult.create(
@@ -238,7 +240,11 @@ def main(work: Path) -> None:
             for r in PhotoPolResult.objects.order_by("id")
         ],
         "manual_flags": [
-            {"id": r.id, "bit": int(bit.value), "files": sorted(rf.fileloc for rf in r.reducedfits.all())}
+            {
+                "id": r.id,
+                "bit": int(bit.value),
+                "files": sorted(rf.fileloc for rf in r.reducedfits.all()),
+            }
             for r, bit in manual
         ],
         "auto_flagged": [noisy.id],
