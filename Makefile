@@ -4,6 +4,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+IOP4_VENV ?= .venv-iop4
 
 .PHONY: demo test lint format clean venv
 
@@ -21,6 +22,8 @@ demo: $(STAMP)
 test: $(STAMP)
 	# browser tests drive Debian's chromium (Playwright's own browser downloads are not used)
 	test -x /usr/bin/chromium || (apt-get update && apt-get install -y chromium)
+	# IOP4 from PyPI in its own test-only venv: the import tests build a real IOP4 database
+	sh tests/iop4_fixture/make_venv.sh $(IOP4_VENV)
 	$(BIN)/ruff check iopreport tests benchmarks
 	$(BIN)/ruff format --check iopreport tests benchmarks
 	$(BIN)/python -m pytest
@@ -33,4 +36,4 @@ format: $(STAMP)
 	$(BIN)/ruff check --fix iopreport tests benchmarks
 
 clean:
-	rm -rf $(VENV) demo .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(IOP4_VENV) demo .pytest_cache .ruff_cache

@@ -1,6 +1,6 @@
 """Read an IOP4 1.x database: SQLite, opened read-only, never migrated or written.
 
-IOP4 (Escudero Pedrosa et al. 2024, AJ 168, 84; github.com/juanep97/iop4) keeps
+IOP4 (Escudero Pedrosa et al. 2024, arXiv:2405.20111; github.com/juanep97/iop4) keeps
 its state in one SQLite file made by Django's migrations (app ``iop4api``).
 The tables read here, and the columns each must have, are :data:`REQUIRED`;
 the schema check refuses a file that is not SQLite, has no Django
