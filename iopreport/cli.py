@@ -728,6 +728,14 @@ def _time_value(text: str | None):
 
 def cmd_import(args: argparse.Namespace) -> int:
     """``iopreport import iop4 --db PATH [...]`` and ``iopreport import compare``."""
+    if args.import_kind == "iop4":
+        from iopreport.importers.iop4db import check_schema, open_readonly
+
+        connection = open_readonly(args.db)  # refused before anything is opened or written
+        try:
+            check_schema(connection, args.db)
+        finally:
+            connection.close()
     config = _load_config(args, log_to_file=args.import_kind == "iop4" and not args.dry_run)
     if args.import_kind == "compare":
         from iopreport.importers.compare import compare_rows, compare_text

@@ -234,6 +234,27 @@ def _array(document: tomlkit.TOMLDocument, key: str, path: Path) -> AoT:
     return value
 
 
+class _Appender:
+    """Appends tables to an array of tables, one blank line between them.
+
+    tomlkit separates the tables of an array it made itself; in an array read
+    from the file the blank line is added (the file's end is read once).
+    """
+
+    def __init__(self, document: tomlkit.TOMLDocument, key: str, path: Path) -> None:
+        self.document, self.key, self.path = document, key, path
+        self.fresh = not isinstance(document.get(key), AoT)
+        self.checked = False
+
+    def append(self, table) -> None:
+        array = _array(self.document, self.key, self.path)
+        if len(array) and not self.fresh:
+            if self.checked or not tomlkit.dumps(self.document).endswith("\n\n"):
+                array[-1].add(tomlkit.nl())
+            self.checked = True
+        array.append(table)
+
+
 def _set_keys(table, values: dict[str, Any], order: tuple[str, ...]) -> None:
     """Replace ``table``'s keys of ``order`` with ``values`` (others kept, positions kept)."""
     for key in order:
@@ -295,7 +316,8 @@ def merge_catalog(
         taken[folded] = "import"
         plans.append((source, None))
 
-    array = _array(document, "source", path) if plans else None
+    appender = _Appender(document, "source", path)
+    array = document.get("source")
     tables: dict[int, dict[str, Any]] = {}
     for source, match in plans:
         links = [names[c] for c in calibrated.get(source.id, []) if c in names]
@@ -355,9 +377,7 @@ def merge_catalog(
             for key in IMPORTED_KEYS:
                 if key in table:
                     new.add(key, _toml_value(key, table[key]))
-            if len(array) and not tomlkit.dumps(document).endswith("\n\n"):
-                array[-1].add(tomlkit.nl())
-            array.append(new)
+            appender.append(new)
             changed = True
             report.count("sources", "new")
             report.count("links", "imported", len(table.get("calibrators", [])))
@@ -442,7 +462,7 @@ def merge_flags(
     document = _read_document(path)
     array = document.get("flag")
     by_id = {str(t.get("id")): t for t in array} if isinstance(array, AoT) else {}
-    fresh = not isinstance(array, AoT)  # tomlkit separates the tables of a new array itself
+    appender = _Appender(document, "flag", path)
     changed = False
     for result in db.results:
         bits = result.flags & (BAD_PHOTOMETRY | BAD_POLARIMETRY)
@@ -480,14 +500,11 @@ def merge_flags(
             report.count("flags", "updated")
             changed = True
             continue
-        array = _array(document, "flag", path)
         table = tomlkit.table()
         for key in ADD_ORDER:
             if key in values:
                 table.add(key, _flag_item(key, values[key]))
-        if len(array) and not fresh and not tomlkit.dumps(document).endswith("\n\n"):
-            array[-1].add(tomlkit.nl())
-        array.append(table)
+        appender.append(table)
         by_id[values["id"]] = table
         report.count("flags", "new")
         changed = True
