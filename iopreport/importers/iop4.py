@@ -64,6 +64,8 @@ IMPORTED_KEYS = (
     "comment",
     "references",
 )
+#: Rows per INSERT (38 columns each, below SQLite's 32,766 bound variables).
+INSERT_BATCH = 500
 #: Author of imported flags (IOP4 does not record who set a flag).
 FLAG_AUTHOR = "IOP4 (imported)"
 KINDS = ("sources", "links", "flags", "results")
@@ -577,6 +579,7 @@ def plan_results(
 ) -> list[tuple[str, dict[str, Any], int | None]]:
     """Rows to write: (source name, columns, id of the row to overwrite or None)."""
     current = _existing_results() if store else {}
+    seen: dict[tuple[str, str, str], int] = {}
     todo = []
     for note in db.skipped_results:
         report.notes.append(note + "; not imported")
@@ -588,7 +591,16 @@ def plan_results(
             continue
         name = names[result.source_id]
         row = result_row(result)
-        have = current.get((name.casefold(), row["members_key"], row["mode"]))
+        key = (name.casefold(), row["members_key"], row["mode"])
+        if key in seen:
+            report.conflicts.append(
+                f"IOP4 result {result.id}: same source, files and mode as IOP4 result "
+                f"{seen[key]}; not imported"
+            )
+            report.count("results", "conflicts")
+            continue
+        seen[key] = result.id
+        have = current.get(key)
         if have is None:
             todo.append((name, row, None))
             report.count("results", "new")
@@ -611,13 +623,17 @@ def write_results(todo: list[tuple[str, dict[str, Any], int | None]]) -> None:
     from iopreport.store.models import AstroSource, ImportedResult, database_proxy, utcnow
 
     ids = {s.name.casefold(): s.id for s in AstroSource.select(AstroSource.id, AstroSource.name)}
+    now = utcnow()
+    new = []
     with database_proxy.atomic():
         for name, row, row_id in todo:
-            values = {**row, "astrosource": ids[name.casefold()], "modified": utcnow()}
+            values = {**row, "astrosource": ids[name.casefold()], "modified": now}
             if row_id is None:
-                ImportedResult.insert(values).execute()
+                new.append(values)
             else:
                 ImportedResult.update(values).where(ImportedResult.id == row_id).execute()
+        for start in range(0, len(new), INSERT_BATCH):
+            ImportedResult.insert_many(new[start : start + INSERT_BATCH]).execute()
 
 
 def import_iop4(
