@@ -369,3 +369,33 @@ def test_source_page_draws_imported_results_as_their_own_trace(imported):
         assert page.locator(".js-plotly-plot .scatterlayer .point").count() > 0
         assert problems == []
         browser.close()
+
+
+def test_database_in_use_is_read_through_its_write_ahead_log(iop4_db, tmp_path, capsys):
+    """IOP4 writing (a non-empty -wal file): rows not yet in the main file are read too."""
+    from iopreport.importers.iop4db import read_iop4
+
+    database, expected = iop4_db
+    live = tmp_path / "live.db"
+    shutil.copy(database, live)
+    writer = sqlite3.connect(live)
+    try:
+        assert writer.execute("PRAGMA journal_mode").fetchone()[0] == "wal"  # as IOP4 sets it
+        writer.execute("PRAGMA wal_autocheckpoint = 0")
+        columns = [r[1] for r in writer.execute("PRAGMA table_info(iop4api_astrosource)")]
+        row = dict.fromkeys(columns)
+        row.update(name="NEW 1", ra_hms="10:00:00", dec_dms="+20:00:00", srctype="blazar")
+        del row["id"]
+        marks = ", ".join("?" * len(row))
+        writer.execute(
+            f"INSERT INTO iop4api_astrosource ({', '.join(row)}) VALUES ({marks})",
+            list(row.values()),
+        )
+        writer.commit()
+        assert (tmp_path / "live.db-wal").stat().st_size > 0
+        main_file = hashlib.sha256(live.read_bytes()).hexdigest()
+        names = [s.name for s in read_iop4(live).sources]
+        assert len(names) == len(expected["sources"]) + 1 and "NEW 1" in names
+        assert hashlib.sha256(live.read_bytes()).hexdigest() == main_file
+    finally:
+        writer.close()
