@@ -399,3 +399,46 @@ def test_database_in_use_is_read_through_its_write_ahead_log(iop4_db, tmp_path, 
         assert hashlib.sha256(live.read_bytes()).hexdigest() == main_file
     finally:
         writer.close()
+
+
+def test_long_imported_series_are_binned_and_drawn_apart():
+    from iopreport.site import plots
+
+    points = [
+        {
+            "date": f"2024-{1 + i // 1000:02d}-01T00:00:00",
+            "mjd": 60300.0 + i * 0.01,
+            "night": "2024-01-01",
+            "telescope": "OSN-T090",
+            "instrument": "AndorT90",
+            "band": "R",
+            "mode": "photometry",
+            "method": "iop4-import",
+            "n_frames": 1,
+            "mag": 15.0 + (i % 7) * 0.01,
+            "mag_err": 0.02,
+            "p_pct": None,
+            "p_pct_err": None,
+            "chi_deg": None,
+            "chi_deg_err": None,
+            "flagged": False,
+            "q_pct": None,
+            "q_pct_err": None,
+            "u_pct": None,
+            "u_pct_err": None,
+            "auto_flags": "",
+            "manual_flags": "",
+            "flag_reasons": "",
+            "members": "",
+            "n_binned": 1,
+        }
+        for i in range(plots.MAX_POINTS_PER_SERIES + 500)
+    ]
+    binned, width = plots.bin_points(points)
+    assert width >= 1 and len(binned) <= plots.MAX_POINTS_PER_SERIES
+    assert sum(p["n_binned"] for p in binned) == len(points)
+    figure = plots.source_figure([], imported=binned)
+    traces = [t for t in figure["data"] if t["meta"]["kind"] == "imported"]
+    assert [t["name"] for t in traces] == ["IOP4 R"]
+    assert len(traces[0]["x"]) == len(binned) and "bin of" in traces[0]["text"][0]
+    assert all(t["meta"]["kind"] != "data" for t in figure["data"])

@@ -289,24 +289,27 @@ def imported_counts() -> dict[int, int]:
 
 
 def imported_points(source_id: int) -> list[dict]:
-    """A source's imported results, oldest first: date, night, telescope, instrument, band,
-    mode, method, values as in :data:`POINT_COLUMNS` (p and chi in %, degrees) and ``flagged``
-    (the origin's quality bits)."""
+    """A source's imported results, oldest first, as point dicts with the keys of
+    :data:`POINT_COLUMNS` that apply (p and chi in % and degrees; ``flagged`` from the
+    origin's quality bits), so that :func:`iopreport.site.plots.bin_points` can bin them."""
     rows = _sql(
-        "SELECT strftime('%Y-%m-%dT%H:%M:%S', juliandate), night, telescope, instrument, band,"
-        " mode, method, round(mag, 4), round(mag_err, 4), round(p * 100, 3),"
+        "SELECT strftime('%Y-%m-%dT%H:%M:%S', juliandate),"
+        f" round(juliandate - {MJD_OFFSET}, 5), night, telescope, instrument, band,"
+        " mode, method, n_frames, round(mag, 4), round(mag_err, 4), round(p * 100, 3),"
         " round(p_err * 100, 3), round(chi, 2), round(chi_err, 2), flags"
         " FROM imported_result WHERE astrosource_id = ? ORDER BY juliandate, id",
         (source_id,),
     )
     names = (
         "date",
+        "mjd",
         "night",
         "telescope",
         "instrument",
         "band",
         "mode",
         "method",
+        "n_frames",
         "mag",
         "mag_err",
         "p_pct",
@@ -319,7 +322,12 @@ def imported_points(source_id: int) -> list[dict]:
         point = dict(zip(names, row[:-1], strict=True))
         point["night"] = str(point["night"])
         point["flagged"] = bool(row[-1])
-        point["q_pct"] = point["u_pct"] = None
+        # the keys iopreport.site.plots.bin_points reads (imported results have no q, u)
+        for key in ("q_pct", "q_pct_err", "u_pct", "u_pct_err"):
+            point[key] = None
+        for key in ("auto_flags", "manual_flags", "flag_reasons", "members"):
+            point[key] = ""
+        point["n_binned"] = 1
         points.append(point)
     return points
 

@@ -266,6 +266,8 @@ def _imported_hover(point: dict) -> str:
         lines.append(f"p {point['p_pct']:.2f} ± {point['p_pct_err'] or 0:.2f} %")
     if point["chi_deg"] is not None:
         lines.append(f"χ {point['chi_deg']:.1f} ± {point['chi_deg_err'] or 0:.1f}°")
+    if point["n_binned"] > 1:
+        lines.append(f"bin of {point['n_binned']} results")
     if point["flagged"]:
         lines.append("flagged in the imported database")
     return "<br>".join(lines)

@@ -519,7 +519,7 @@ def _make_source(build: _Build, source: context.SourceInfo, count, frame) -> lis
     stem = page[: -len(".html")]
     points = context.source_points(source.id) if count else []
     plotted, bin_days = plots.bin_points(points)
-    imported = context.imported_points(source.id)
+    imported, _ = plots.bin_points(context.imported_points(source.id))
     figure = plots.source_figure(
         plotted,
         literature_mags=source.literature_mags,
@@ -550,7 +550,7 @@ def _make_source(build: _Build, source: context.SourceInfo, count, frame) -> lis
         n_points=len(points),
         n_plotted=len(plotted),
         n_flagged=sum(1 for p in points if p["flagged"]),
-        n_imported=len(imported),
+        n_imported=sum(p["n_binned"] for p in imported),
         bin_days=bin_days,
         download_name=stem.rsplit("/", 1)[-1],
         chart=chart,
