@@ -442,3 +442,38 @@ def test_long_imported_series_are_binned_and_drawn_apart():
     assert [t["name"] for t in traces] == ["IOP4 R"]
     assert len(traces[0]["x"]) == len(binned) and "bin of" in traces[0]["text"][0]
     assert all(t["meta"]["kind"] != "data" for t in figure["data"])
+
+
+def test_update_of_an_entry_found_by_other_name_keeps_its_old_name(iop4_db, tmp_path, capsys):
+    from iopreport.catalog import load_catalog
+    from iopreport.store import close_store, open_store
+    from iopreport.store.models import AstroSource, ImportedResult
+
+    database, expected = iop4_db
+    project = tmp_path / "site"
+    from iopreport.skeleton import init_project
+
+    init_project(project)
+    target = next(s for s in expected["sources"] if s["srctype"] == "blazar")
+    with (project / "catalog.toml").open("a") as catalog:
+        catalog.write(
+            f'\n[[source]]\nname = "Our Name"\nother_names = ["{target["name"]}"]\n'
+            'type = "blazar"\nra = "01:00:00"\ndec = "+10:00:00"\n'
+        )
+    args = ("import", "iop4", "--db", str(database), "--results", "--flags")
+    assert _run(project, *args) == 0
+    assert "catalog.toml has 'Our Name'" in capsys.readouterr().out
+    assert _run(project, *args, "--update") == 0
+    entry = load_catalog(project / "catalog.toml").get("Our Name")
+    assert entry.name == target["name"] and "Our Name" in entry.other_names
+    capsys.readouterr()
+    assert _run(project, *args) == 0
+    out = capsys.readouterr().out
+    assert "nothing to write" in out and "conflicts" not in out
+    open_store(project / "data" / "iopreport.db", create=False)
+    try:
+        source = AstroSource.get(AstroSource.name == target["name"])
+        n = sum(1 for r in expected["results"] if r["source"] == target["name"])
+        assert ImportedResult.select().where(ImportedResult.astrosource == source).count() == n
+    finally:
+        close_store()

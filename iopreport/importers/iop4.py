@@ -88,7 +88,9 @@ def import_iop4(
             from iopreport.store import open_store
 
             open_store(store_path, create=False, upgrade=not dry_run)
-        todo = plan_results(db, merged.names, report, update=update, store=store_path.exists())
+        todo = plan_results(
+            db, merged.names, merged.catalog, report, update=update, store=store_path.exists()
+        )
     if dry_run:
         return report
     if merged.text is not None:
@@ -97,9 +99,10 @@ def import_iop4(
     if flags_text is not None:
         write_text_atomic(Path(config.paths.flags), flags_text)
         report.written.append(str(config.paths.flags))
-    if results and todo:
+    if results and (todo or merged.text is not None):
         from iopreport.store import open_store
 
+        # the results need their sources' rows; a renamed entry renames its row
         open_store(config.database_path)
         sync_catalog(merged.catalog)
         write_results(todo)

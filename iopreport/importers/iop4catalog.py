@@ -229,13 +229,15 @@ def merge_catalog(
             report.count("links", "imported", len(table.get("calibrators", [])))
             continue
         entry = existing.sources[match]
+        # other names the catalog has besides IOP4's stay (a rename keeps finding its row)
+        known = {n.casefold() for n in (table["name"], *table.get("other_names", []))}
+        extra = [n for n in entry.all_names if n.casefold() not in known]
+        if extra:
+            table["other_names"] = [*table.get("other_names", []), *extra]
         if plain(array[match]) == table:
             report.count("sources", "unchanged")
         elif update:
-            if entry.name.casefold() != source.name.casefold():
-                others = table.setdefault("other_names", [])
-                if entry.name.casefold() not in {n.casefold() for n in others}:
-                    others.append(entry.name)
+            names[source.id] = source.name  # the entry takes IOP4's name, the old one stays
             set_keys(array[match], table, IMPORTED_KEYS)
             changed = True
             report.count("sources", "updated")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+from iopreport.catalog import Catalog
 from iopreport.importers.iop4db import RESULT_VALUES, Iop4Database, Iop4Result
 from iopreport.importers.report import ImportReport
 
@@ -69,10 +70,28 @@ def _same(row: dict[str, Any], current: dict[str, Any]) -> bool:
 
 
 def plan_results(
-    db: Iop4Database, names: dict[int, str], report: ImportReport, *, update: bool, store: bool
+    db: Iop4Database,
+    names: dict[int, str],
+    catalog: Catalog,
+    report: ImportReport,
+    *,
+    update: bool,
+    store: bool,
 ) -> list[tuple[str, dict[str, Any], int | None]]:
-    """Rows to write: (source name, columns, id of the row to overwrite or None)."""
-    current = _existing_results() if store else {}
+    """Rows to write: (source name, columns, id of the row to overwrite or None).
+
+    Sources are compared by their main name in the merged ``catalog`` (a name
+    found under ``other_names`` is the same source: the store renames its row).
+    """
+    main = {n.casefold(): entry.name for entry in catalog.sources for n in entry.all_names}
+
+    def canonical(name: str) -> str:
+        return main.get(name.casefold(), name)
+
+    current = {}
+    if store:
+        for (name, members_key, mode), row in _existing_results().items():
+            current[(canonical(name).casefold(), members_key, mode)] = row
     seen: dict[tuple[str, str, str], int] = {}
     todo = []
     for note in db.skipped_results:
@@ -83,7 +102,7 @@ def plan_results(
             report.conflicts.append(f"IOP4 result {result.id}: its source was not imported")
             report.count("results", "conflicts")
             continue
-        name = names[result.source_id]
+        name = canonical(names[result.source_id])
         row = result_row(result)
         key = (name.casefold(), row["members_key"], row["mode"])
         if key in seen:
