@@ -4,6 +4,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+IOP4_VENV ?= .venv-iop4
 
 .PHONY: demo test lint format clean venv
 
@@ -23,6 +24,8 @@ test: $(STAMP)
 	test -x /usr/bin/chromium || (apt-get update && apt-get install -y chromium)
 	# index-file tests build index files with Debian's astrometry.net tools
 	test -x /usr/bin/build-astrometry-index || (apt-get update && apt-get install -y astrometry.net)
+	# IOP4 from PyPI in its own test-only venv: the import tests build a real IOP4 database
+	sh tests/iop4_fixture/make_venv.sh $(IOP4_VENV)
 	$(BIN)/ruff check iopreport tests benchmarks
 	$(BIN)/ruff format --check iopreport tests benchmarks
 	$(BIN)/lint-imports
@@ -36,4 +39,4 @@ format: $(STAMP)
 	$(BIN)/ruff check --fix iopreport tests benchmarks
 
 clean:
-	rm -rf $(VENV) demo .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(IOP4_VENV) demo .pytest_cache .ruff_cache

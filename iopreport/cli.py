@@ -268,6 +268,38 @@ def build_parser() -> argparse.ArgumentParser:
     flags_remove = flag_actions.add_parser("remove", help="delete a flag from flags.toml")
     flags_remove.add_argument("--id", dest="flag_id", metavar="ID", required=True)
     flags.set_defaults(handler=cmd_flags)
+    importer = commands.add_parser(
+        "import",
+        help="import another pipeline's catalog, flags and results (IOP4), or compare them",
+        description="`import iop4 --db PATH` reads an IOP4 database read-only and appends its "
+        "sources to catalog.toml (with --flags its manual result flags to flags.toml, with "
+        "--results its results to the store, method iop4-import, kept apart from iopreport's "
+        "own). `import compare` lists iopreport's and the imported results side by side per "
+        "source and night.",
+    )
+    import_kinds = importer.add_subparsers(dest="import_kind", metavar="KIND", required=True)
+    iop4 = import_kinds.add_parser("iop4", help="an IOP4 1.x database (SQLite)")
+    iop4.add_argument("--db", required=True, type=Path, metavar="PATH", help="the IOP4 database")
+    iop4.add_argument("--results", action="store_true", help="also import the results")
+    iop4.add_argument("--flags", action="store_true", help="also import manual result flags")
+    iop4.add_argument(
+        "--dry-run", action="store_true", help="print what would change; write nothing"
+    )
+    iop4.add_argument(
+        "--update", action="store_true", help="overwrite entries imported before that differ"
+    )
+    iop4.add_argument(
+        "--pol-band",
+        default="R",
+        choices=("U", "B", "V", "R", "I"),
+        help="band of the standards' polarization (IOP4 keeps one value, no band; default R)",
+    )
+    compare = import_kinds.add_parser(
+        "compare", help="imported and own results side by side per source and night"
+    )
+    compare.add_argument("--night", type=_night, metavar="YYYY-MM-DD")
+    compare.add_argument("--source", metavar="NAME")
+    importer.set_defaults(handler=cmd_import)
     build = commands.add_parser(
         "build",
         help="render the static site into paths.site_dir (only pages whose inputs changed)",
@@ -916,6 +948,49 @@ def _time_value(text: str | None):
         return float(text)
     except ValueError:
         return text
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    """``iopreport import iop4 --db PATH [...]`` and ``iopreport import compare``."""
+    if args.import_kind == "iop4":
+        from iopreport.importers.iop4db import check_schema, open_readonly
+
+        connection = open_readonly(args.db)  # refused before anything is opened or written
+        try:
+            check_schema(connection, args.db)
+        finally:
+            connection.close()
+    config = _load_config(args, log_to_file=args.import_kind == "iop4" and not args.dry_run)
+    if args.import_kind == "compare":
+        from iopreport.importers.compare import compare_rows, compare_text
+        from iopreport.store import open_store
+
+        if not config.database_path.exists():
+            raise UsageError(f"{config.database_path}: no database yet; nothing to compare")
+        open_store(config.database_path, create=False)
+        print(compare_text(compare_rows(night=args.night, source=args.source)))
+        return EXIT_OK
+    from iopreport.importers.iop4 import import_iop4
+
+    options = {
+        "results": args.results,
+        "flags": args.flags,
+        "dry_run": args.dry_run,
+        "update": args.update,
+        "pol_band": args.pol_band,
+    }
+    if args.dry_run:
+        report = import_iop4(config, args.db, **options)
+    else:
+        from iopreport.runlog import recorded_run
+        from iopreport.store import open_store
+
+        open_store(config.database_path)
+        with recorded_run("import iop4", sys.argv[1:]) as run:
+            report = import_iop4(config, args.db, **options)
+            run.detail = ", ".join(report.written) or "nothing to write"
+    print(report.text(dry_run=args.dry_run))
+    return EXIT_OK
 
 
 def cmd_build(args: argparse.Namespace) -> int:

@@ -56,12 +56,23 @@
   });
 
   var toggle = document.getElementById("hide-flagged");
+  // imported results (another pipeline's, meta.kind "imported") have their own switch
+  var showImported = document.getElementById("show-imported");
+  function applyVisibility() {
+    var indices = [], visible = [];
+    plot.data.forEach(function (trace, i) {
+      if (!trace.meta || !(trace.meta.flagged || trace.meta.kind === "imported")) return;
+      var shown = !(trace.meta.flagged && toggle.checked) &&
+        !(trace.meta.kind === "imported" && showImported && !showImported.checked);
+      indices.push(i); visible.push(shown);
+    });
+    if (indices.length) Plotly.restyle(plot, { visible: visible }, indices);
+  }
   toggle.addEventListener("change", function () {
-    var indices = [];
-    plot.data.forEach(function (trace, i) { if (trace.meta && trace.meta.flagged) indices.push(i); });
-    if (indices.length) Plotly.restyle(plot, { visible: toggle.checked ? false : true }, indices);
+    applyVisibility();
     document.querySelectorAll("#points tbody tr.flagged").forEach(function (tr) { tr.hidden = toggle.checked; });
   });
+  if (showImported) showImported.addEventListener("change", applyVisibility);
 
   // Downloads: made in the browser from the data above, so they hold exactly what is plotted.
   function csvField(value) {

@@ -25,7 +25,7 @@ from iopreport.store.bits import (
     ReducedFitFlags,
     ResultFlags,
 )
-from iopreport.store.columns import COLUMN_NAMES, jd_to_datetime, result_records
+from iopreport.store.columns import COLUMN_NAMES, MJD_OFFSET, jd_to_datetime, result_records
 from iopreport.store.models import (
     AstroSource,
     Calibrator,
@@ -203,6 +203,57 @@ def source_points(source_id: int) -> list[dict]:
             night_pages[key] = page
         point["night_page"] = page
         point["n_binned"] = 1
+    return points
+
+
+def imported_counts() -> dict[int, int]:
+    """Number of imported results (another pipeline's, ``imported_result``) per source id."""
+    return dict(
+        _sql("SELECT astrosource_id, count(*) FROM imported_result GROUP BY astrosource_id")
+    )
+
+
+def imported_points(source_id: int) -> list[dict]:
+    """A source's imported results, oldest first, as point dicts with the keys of
+    :data:`POINT_COLUMNS` that apply (p and chi in % and degrees; ``flagged`` from the
+    origin's quality bits), so that :func:`iopreport.site.plots.bin_points` can bin them."""
+    rows = _sql(
+        "SELECT strftime('%Y-%m-%dT%H:%M:%S', juliandate),"
+        f" round(juliandate - {MJD_OFFSET}, 5), night, telescope, instrument, band,"
+        " mode, method, n_frames, round(mag, 4), round(mag_err, 4), round(p * 100, 3),"
+        " round(p_err * 100, 3), round(chi, 2), round(chi_err, 2), flags"
+        " FROM imported_result WHERE astrosource_id = ? ORDER BY juliandate, id",
+        (source_id,),
+    )
+    names = (
+        "date",
+        "mjd",
+        "night",
+        "telescope",
+        "instrument",
+        "band",
+        "mode",
+        "method",
+        "n_frames",
+        "mag",
+        "mag_err",
+        "p_pct",
+        "p_pct_err",
+        "chi_deg",
+        "chi_deg_err",
+    )
+    points = []
+    for row in rows:
+        point = dict(zip(names, row[:-1], strict=True))
+        point["night"] = str(point["night"])
+        point["flagged"] = bool(row[-1])
+        # the keys iopreport.site.plots.bin_points reads (imported results have no q, u)
+        for key in ("q_pct", "q_pct_err", "u_pct", "u_pct_err"):
+            point[key] = None
+        for key in ("auto_flags", "manual_flags", "flag_reasons", "members"):
+            point[key] = ""
+        point["n_binned"] = 1
+        points.append(point)
     return points
 
 

@@ -11,6 +11,7 @@ hover text and click targets from them, so each value is in the page once.
 
 from __future__ import annotations
 
+import html
 import math
 from collections import defaultdict
 from collections.abc import Sequence
@@ -167,6 +168,7 @@ def source_figure(
     *,
     literature_mags: dict[str, tuple[float, float | None]] | None = None,
     standard_pol: Sequence[dict] = (),
+    imported: Sequence[dict] = (),
 ) -> dict:
     """The light-curve figure of one source.
 
@@ -178,6 +180,10 @@ def source_figure(
         Catalog magnitude by band; drawn as dashed reference lines for the bands plotted.
     standard_pol
         Literature polarization of a standard (p fraction, chi degrees) by band.
+    imported
+        Another pipeline's results (:func:`iopreport.site.context.imported_points`),
+        drawn as their own traces (``meta.kind = "imported"``, one legend group) that
+        the page can hide.
 
     Returns
     -------
@@ -185,9 +191,9 @@ def source_figure(
         ``{"data": [...], "layout": {...}}``; data traces have ``meta = {"kind": "data",
         "panel": ..., "flagged": bool}``, reference lines ``meta = {"kind": "reference"}``.
     """
-    present = [panel for panel in PANELS if any(p[panel[1]] is not None for p in points)] or [
-        PANELS[0]
-    ]
+    present = [
+        panel for panel in PANELS if any(p[panel[1]] is not None for p in (*points, *imported))
+    ] or [PANELS[0]]
     # q and u share a panel
     panel_keys = []
     for key, *_ in present:
@@ -268,8 +274,83 @@ def source_figure(
                         },
                     }
                 )
+    data.extend(_imported_traces(imported, present, axis_of))
     data.extend(_reference_lines(points, axis_of, literature_mags or {}, standard_pol))
     return {"data": data, "layout": layout}
+
+
+#: Marker colour of imported results (grey: another pipeline's, not this one's).
+IMPORTED_COLOUR = "#555555"
+
+
+def _imported_hover(point: dict) -> str:
+    lines = [
+        f"<b>{html.escape(point['date'])} UTC</b>",
+        html.escape(f"{point['telescope']} {point['instrument']} {point['band']}")
+        + html.escape(f" ({point['mode']}, {point['method']})"),
+    ]
+    if point["mag"] is not None:
+        lines.append(f"mag {point['mag']:.3f} ± {point['mag_err'] or 0:.3f}")
+    if point["p_pct"] is not None:
+        lines.append(f"p {point['p_pct']:.2f} ± {point['p_pct_err'] or 0:.2f} %")
+    if point["chi_deg"] is not None:
+        lines.append(f"χ {point['chi_deg']:.1f} ± {point['chi_deg_err'] or 0:.1f}°")
+    if point["n_binned"] > 1:
+        lines.append(f"bin of {point['n_binned']} results")
+    if point["flagged"]:
+        lines.append("flagged in the imported database")
+    return "<br>".join(lines)
+
+
+def _imported_traces(imported: Sequence[dict], present, axis_of: dict) -> list[dict]:
+    """One trace per panel, band and flag state of the imported results (x, y given)."""
+    traces = []
+    bands = sorted({p["band"] for p in imported})
+    methods = sorted({p["method"] for p in imported})
+    label = "IOP4" if methods == ["iop4-import"] else "imported"
+    for key, y_col, err_col, _title, _rev in present:
+        if key in ("q", "u"):
+            continue  # the imported results carry corrected p and chi, not q and u
+        for band in bands:
+            for flagged in (False, True):
+                chosen = [
+                    p
+                    for p in imported
+                    if p["band"] == band and p[y_col] is not None and p["flagged"] == flagged
+                ]
+                if not chosen:
+                    continue
+                name = f"{label} {band}" + (" (flagged)" if flagged else "")
+                traces.append(
+                    {
+                        "type": "scatter",
+                        "mode": "markers",
+                        "name": name,
+                        "legendgroup": "imported",
+                        "showlegend": key == present[0][0],
+                        "x": [p["date"] for p in chosen],
+                        "y": [p[y_col] for p in chosen],
+                        "error_y": {
+                            "type": "data",
+                            "array": [p[err_col] or 0 for p in chosen],
+                            "visible": True,
+                            "thickness": 1,
+                            "width": 0,
+                            "color": IMPORTED_COLOUR,
+                        },
+                        "text": [_imported_hover(p) for p in chosen],
+                        "hovertemplate": "%{text}<extra></extra>",
+                        "marker": {
+                            "color": IMPORTED_COLOUR,
+                            "size": 7,
+                            "symbol": "diamond-open" if flagged else "diamond",
+                        },
+                        "yaxis": axis_of[key],
+                        "xaxis": "x",
+                        "meta": {"kind": "imported", "panel": key, "flagged": flagged},
+                    }
+                )
+    return traces
 
 
 def _reference_lines(points, axis_of, literature_mags, standard_pol) -> list[dict]:

@@ -324,7 +324,8 @@ def _render_all(build: _Build, workers: int) -> tuple[int, int]:
     _copy_static(build)
     sources = context.load_sources()
     counts = _source_counts(build, sources, source_changes)
-    pages = context.sources_with_pages(sources, counts)
+    imported = context.imported_counts()  # another pipeline's results: a page, not a count
+    pages = context.sources_with_pages(sources, counts.keys() | imported.keys())
     summaries = _copy_summaries(build)
     epochs = context.load_epochs()
     todo, night_sources = _plan_nights(build, epochs, sources, summaries, epoch_changes)
@@ -518,8 +519,12 @@ def _make_source(build: _Build, source: context.SourceInfo, count, frame) -> lis
     stem = page[: -len(".html")]
     points = context.source_points(source.id) if count else []
     plotted, bin_days = plots.bin_points(points)
+    imported, _ = plots.bin_points(context.imported_points(source.id))
     figure = plots.source_figure(
-        plotted, literature_mags=source.literature_mags, standard_pol=source.standard_pol
+        plotted,
+        literature_mags=source.literature_mags,
+        standard_pol=source.standard_pol,
+        imported=imported,
     )
     columns = list(context.POINT_COLUMNS)
     rows = list(map(operator.itemgetter(*columns), plotted))  # tuples: JSON arrays
@@ -550,6 +555,7 @@ def _make_source(build: _Build, source: context.SourceInfo, count, frame) -> lis
         n_points=len(points),
         n_plotted=len(plotted),
         n_flagged=sum(1 for p in points if p["flagged"]),
+        n_imported=sum(p["n_binned"] for p in imported),
         bin_days=bin_days,
         download_name=stem.rsplit("/", 1)[-1],
         chart=chart,

@@ -213,6 +213,47 @@ def trigger_sql() -> list[str]:
     return triggers
 
 
+#: Columns of ``imported_result`` (schema 7) that a source page shows.
+IMPORTED_COLUMNS = (
+    "astrosource_id",
+    "method",
+    "members_key",
+    "mode",
+    "instrument",
+    "band",
+    "juliandate",
+    "mag",
+    "mag_err",
+    "p",
+    "p_err",
+    "chi",
+    "chi_err",
+    "flags",
+)
+
+
+def imported_trigger_sql() -> list[str]:
+    """``CREATE TRIGGER`` statements counting imported results as changes of their source."""
+    table = "imported_result"
+    return [
+        _trigger(f"{table}_change_ins", "INSERT", table, [_source("NEW.astrosource_id")]),
+        _trigger(f"{table}_change_del", "DELETE", table, [_source("OLD.astrosource_id")]),
+        _trigger(
+            f"{table}_change_upd",
+            "UPDATE",
+            table,
+            [_source("OLD.astrosource_id"), _source("NEW.astrosource_id")],
+            _changed(IMPORTED_COLUMNS),
+        ),
+    ]
+
+
+def install_imported(database: pw.SqliteDatabase) -> None:
+    """Create the triggers of the ``imported_result`` table (schema 7; a no-op where they exist)."""
+    for statement in imported_trigger_sql():
+        database.execute_sql(statement)
+
+
 def install(database: pw.SqliteDatabase) -> None:
     """Create the counter tables and triggers (a no-op where they exist)."""
     for statement in (*TABLES, *trigger_sql()):

@@ -78,6 +78,7 @@ def open_store(path: Path | str, *, upgrade: bool = True, create: bool = True) -
         with database.atomic():
             database.create_tables(ALL_MODELS)
             changes.install(database)
+            changes.install_imported(database)
             _set_schema_version(database, SCHEMA_VERSION)
         log.info("created store %s (schema %d)", path, SCHEMA_VERSION)
     elif version == 0:

@@ -31,6 +31,13 @@ History
     ``source_change`` and the triggers that count, per night and per source,
     every insert, update and delete of a row the site's pages show
     (:mod:`iopreport.store.changes`).
+6
+    (Reserved for a change made on another branch at the same time; this
+    step does nothing. The merge puts that change here.)
+7
+    ``imported_result``: results imported from another pipeline's database
+    (``iopreport import iop4``), kept apart from iopreport's own results, and
+    the triggers that count them as changes of their source's page.
 """
 
 from __future__ import annotations
@@ -40,7 +47,7 @@ from collections.abc import Callable
 import peewee as pw
 from playhouse.migrate import SqliteMigrator, migrate
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 7
 
 
 def _to_v2(database: pw.SqliteDatabase) -> None:
@@ -99,10 +106,48 @@ def _to_v5(database: pw.SqliteDatabase) -> None:
     changes.install(database)
 
 
+def _to_v6(database: pw.SqliteDatabase) -> None:
+    """Nothing: schema 6 belongs to a change made on another branch at the same time."""
+
+
+_IMPORTED_RESULT_SQL = (
+    'CREATE TABLE IF NOT EXISTS "imported_result" ("id" INTEGER NOT NULL PRIMARY KEY,'
+    ' "astrosource_id" INTEGER NOT NULL, "method" VARCHAR(255) NOT NULL,'
+    ' "origin_id" INTEGER NOT NULL, "members_key" TEXT NOT NULL,'
+    ' "telescope" VARCHAR(255) NOT NULL, "night" DATE NOT NULL, "mode" VARCHAR(255) NOT NULL,'
+    ' "reduction" VARCHAR(255) NOT NULL, "instrument" VARCHAR(255) NOT NULL,'
+    ' "band" VARCHAR(255) NOT NULL, "exptime" REAL, "juliandate" REAL NOT NULL,'
+    ' "juliandate_min" REAL NOT NULL, "juliandate_max" REAL NOT NULL,'
+    ' "n_frames" INTEGER NOT NULL, "aperture_px" REAL, "flux_counts" REAL,'
+    ' "flux_counts_err" REAL, "mag_inst" REAL, "mag_inst_err" REAL, "mag_zp" REAL,'
+    ' "mag_zp_err" REAL, "mag" REAL, "mag_err" REAL, "q_raw" REAL, "u_raw" REAL, "p" REAL,'
+    ' "p_err" REAL, "chi" REAL, "chi_err" REAL, "mag_host_corrected" REAL,'
+    ' "mag_host_corrected_err" REAL, "p_host_corrected" REAL, "p_host_corrected_err" REAL,'
+    ' "flags" INTEGER NOT NULL, "modified" DATETIME NOT NULL,'
+    ' FOREIGN KEY ("astrosource_id") REFERENCES "astro_source" ("id") ON DELETE CASCADE)',
+    'CREATE INDEX IF NOT EXISTS "imported_result_astrosource_id"'
+    ' ON "imported_result" ("astrosource_id")',
+    'CREATE UNIQUE INDEX IF NOT EXISTS "imported_result_method_astrosource_id_members_key_mode"'
+    ' ON "imported_result" ("method", "astrosource_id", "members_key", "mode")',
+    'CREATE INDEX IF NOT EXISTS "imported_result_astrosource_id_juliandate"'
+    ' ON "imported_result" ("astrosource_id", "juliandate")',
+)
+
+
+def _to_v7(database: pw.SqliteDatabase) -> None:
+    from iopreport.store import changes
+
+    for statement in _IMPORTED_RESULT_SQL:
+        database.execute_sql(statement)
+    changes.install_imported(database)
+
+
 #: Step that upgrades a database *to* each version.
 MIGRATIONS: dict[int, Callable[[pw.SqliteDatabase], None]] = {
     2: _to_v2,
     3: _to_v3,
     4: _to_v4,
     5: _to_v5,
+    6: _to_v6,
+    7: _to_v7,
 }

@@ -452,6 +452,62 @@ class Heartbeat(BaseModel):
     state = pw.CharField(default="")  # free text: idle, polling, reducing <night>, ...
 
 
+class ImportedResult(BaseModel):
+    """A result another pipeline computed, imported for the record (schema 7).
+
+    Kept in its own table so that nothing iopreport computes from its own
+    results (nightly means, alerts, night summaries, recomputation, flags)
+    ever reads it; the source pages draw it as a separate trace. ``method``
+    names the importer (``iop4-import``), ``origin_id`` the result's id in the
+    database it came from, and ``members_key`` its raw file locations
+    (:meth:`PhotoPolResult.make_members_key`). ``flags`` keeps the origin's
+    quality bits as they were stored there.
+    """
+
+    astrosource = pw.ForeignKeyField(AstroSource, backref="imported_results", on_delete="CASCADE")
+    method = pw.CharField()  # iop4-import
+    origin_id = pw.IntegerField()
+    members_key = pw.TextField()
+    telescope = pw.CharField()
+    night = pw.DateField()
+    mode = pw.CharField()  # photometry | polarimetry
+    reduction = pw.CharField(default="")  # the origin's method name (IOP4: relphot, relpol)
+    instrument = pw.CharField()
+    band = pw.CharField()
+    exptime = pw.FloatField(null=True)
+    juliandate = pw.FloatField()
+    juliandate_min = pw.FloatField()
+    juliandate_max = pw.FloatField()
+    n_frames = pw.IntegerField(default=1)
+    aperture_px = pw.FloatField(null=True)
+    flux_counts = pw.FloatField(null=True)
+    flux_counts_err = pw.FloatField(null=True)
+    mag_inst = pw.FloatField(null=True)
+    mag_inst_err = pw.FloatField(null=True)
+    mag_zp = pw.FloatField(null=True)
+    mag_zp_err = pw.FloatField(null=True)
+    mag = pw.FloatField(null=True)
+    mag_err = pw.FloatField(null=True)
+    q_raw = pw.FloatField(null=True)
+    u_raw = pw.FloatField(null=True)
+    p = pw.FloatField(null=True)  # fraction
+    p_err = pw.FloatField(null=True)
+    chi = pw.FloatField(null=True)  # degrees
+    chi_err = pw.FloatField(null=True)
+    mag_host_corrected = pw.FloatField(null=True)
+    mag_host_corrected_err = pw.FloatField(null=True)
+    p_host_corrected = pw.FloatField(null=True)
+    p_host_corrected_err = pw.FloatField(null=True)
+    flags = pw.IntegerField(default=0)  # the origin's bits (IOP4: 2 bad photometry, 4 bad pol.)
+    modified = pw.DateTimeField(default=utcnow)
+
+    class Meta:
+        indexes = (
+            (("method", "astrosource", "members_key", "mode"), True),
+            (("astrosource", "juliandate"), False),
+        )
+
+
 #: Every table, in dependency order (create in this order, drop in reverse).
 ALL_MODELS: tuple[type[BaseModel], ...] = (
     AstroSource,
@@ -471,6 +527,7 @@ ALL_MODELS: tuple[type[BaseModel], ...] = (
     FieldStarFlux,
     PhotoPolResult,
     PhotoPolMember,
+    ImportedResult,
     RunLog,
     SentSummary,
     Heartbeat,
