@@ -314,7 +314,7 @@ def _reduce_frame(task: FrameTask, outcome: FrameOutcome) -> FrameOutcome:
         return _fail(
             outcome,
             "photometry",
-            f"stars trailed or elongated (median a/b {elongation:.1f} > {MAX_ELONGATION:g}): "
+            f"stars trailed or elongated (median a/b {elongation:.2f} > {MAX_ELONGATION:.2f}): "
             "circular apertures and the seeing would be wrong",
         )
     if saturated_fraction > MAX_SATURATED_FRACTION:

@@ -104,10 +104,35 @@ class NightReport:
     seconds: dict[str, float] = field(default_factory=dict)
     worker_peak_rss_mb: float = 0.0  # the largest peak resident memory a worker reported
     stored: set[str] = field(default_factory=set)  # frames reduced and stored in this run
+    #: frames in ``frames_failed`` that failed in an earlier run and were left unchanged
+    failed_before: set[str] = field(default_factory=set)
+
+    @property
+    def failed(self) -> bool:
+        """Whether any frame of the night is failed or unclassified, or a master failed."""
+        return bool(self.unclassified or self.frames_failed or self.masters_failed)
+
+    @property
+    def outcome(self) -> str:
+        """``ok``, or ``failed`` with what failed (for the terminal and the run log)."""
+        if not self.failed:
+            return "ok"
+        parts = []
+        if self.frames_failed:
+            unchanged = len(self.failed_before)
+            parts.append(
+                f"{len(self.frames_failed)} frames failed"
+                + (f" ({unchanged} unchanged since an earlier run)" if unchanged else "")
+            )
+        if self.unclassified:
+            parts.append(f"{len(self.unclassified)} unclassified")
+        if self.masters_failed:
+            parts.append(f"{len(self.masters_failed)} masters failed")
+        return "failed: " + ", ".join(parts)
 
     def summary(self) -> str:
         return (
-            f"{self.telescope} {self.night}: {self.files} files, "
+            f"{self.telescope} {self.night}: {self.outcome}; {self.files} files, "
             f"{len(self.unclassified)} unclassified, {self.masters_built} masters built "
             f"({len(self.masters_failed)} failed), {self.frames_reduced} frames reduced, "
             f"{self.frames_skipped} unchanged, {len(self.frames_failed)} failed, "
@@ -194,6 +219,7 @@ def reduce_nights(
 
     for state in states:
         check_transparency(state.epoch, state.report)
+        report_still_failed(state.epoch, state.report)
     started = time.perf_counter()
     for state in states:
         clock = time.perf_counter()
@@ -505,6 +531,28 @@ def check_transparency(epoch: Epoch, report: NightReport | None = None) -> list[
                 report.frames_reduced -= 1  # counted as reduced when it was stored
             report.frames_failed[name] = reason
     return failed
+
+
+def report_still_failed(epoch: Epoch, report: NightReport) -> list[str]:
+    """Add to ``report`` the frames of ``epoch`` that failed in an earlier run and were
+    left unchanged by this one (a rerun must not report a failed night as clean).
+
+    Returns their names (also kept in ``report.failed_before``).
+    """
+    rows = (
+        ReducedFit.select(RawFit.filename, ReducedFit.error)
+        .join(RawFit)
+        .where((RawFit.epoch == epoch) & (ReducedFit.error != ""))
+        .tuples()
+    )
+    found = []
+    for name, error in rows:
+        if name in report.frames_failed or name in report.stored:
+            continue
+        report.frames_failed[name] = error
+        report.failed_before.add(name)
+        found.append(name)
+    return found
 
 
 def _mark_saturated(rawfits: list[RawFit]) -> None:

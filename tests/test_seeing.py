@@ -1,0 +1,91 @@
+"""Seeing, trailing test and star selection robust against cosmic-ray tracks.
+
+Frames are drawn with the simulator's own PSF and cosmic-ray tracks
+(iopreport.simulate.render): faint stars on an unbinned frame whose brightest
+detections are multi-pixel tracks.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from iopreport.reduce.detect import detect
+from iopreport.simulate.render import add_cosmic_rays, add_stars
+
+SHAPE = (1024, 1024)
+FWHM_PX = 5.0  # 2" seeing at AndorT90's 0.387"/px, unbinned
+SKY_E = 400.0
+READ_NOISE_E = 8.0
+
+
+def _frame(seed: int, *, cosmic_scale: float, trail=(0.0, 0.0), n_stars: int = 40):
+    """A calibrated-like frame in electrons (sky subtracted later by the detection)."""
+    rng = np.random.default_rng(seed)
+    image = np.zeros(SHAPE)
+    x = rng.uniform(40, SHAPE[1] - 40, n_stars)
+    y = rng.uniform(40, SHAPE[0] - 40, n_stars)
+    flux = 10 ** rng.uniform(3.6, 4.4, n_stars)  # 4000-25000 e: fainter than many tracks
+    add_stars(image, x, y, flux, FWHM_PX, trail=trail)
+    image = rng.poisson(image + SKY_E).astype(float)
+    # 13.5 um pixels; 3x the simulator's rate over 300 s: ~80 tracks of 1-7 px
+    hits = add_cosmic_rays(image, 300.0, (13.5e-4) ** 2, rng, rate_scale=cosmic_scale)
+    image += rng.normal(0.0, READ_NOISE_E, SHAPE)
+    return image.astype(np.float32), hits
+
+
+def _old_selection_fwhm(detections, image):
+    """The selection used before: the six brightest clean detections, unchecked."""
+    from iopreport.reduce.detect import gaussian_fwhm
+
+    good = (detections.flags == 0) & (detections.fwhm_px > 0.8)
+    guess = float(np.median(detections.fwhm_px[good][:6]))
+    half = max(2, int(np.ceil(0.8 * guess)))
+    fits = []
+    for x, y in zip(detections.x[good][:6], detections.y[good][:6], strict=True):
+        xi, yi = round(x), round(y)
+        cut = image[yi - half : yi + half + 1, xi - half : xi + half + 1]
+        if cut.shape == (2 * half + 1, 2 * half + 1):
+            fits.append(gaussian_fwhm(cut, x - (xi - half), y - (yi - half), guess / 2))
+    return float(np.median(fits))  # NaN when a fit failed
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_seeing_and_roundness_ignore_cosmic_ray_tracks(seed):
+    image, hits = _frame(seed, cosmic_scale=3.0)
+    assert len(hits) > 100  # pixels: tracks of several pixels each
+    detections = detect(image)
+    fwhm = detections.seeing_fwhm_px(image)
+    # the simulator's Moffat (beta 3) fitted with a Gaussian reads ~5% wide
+    assert abs(fwhm / FWHM_PX - 1.0) < 0.10, fwhm
+    assert detections.median_elongation() < 1.3
+
+
+def test_the_test_frames_break_the_unchecked_selection():
+    """The frames above are hard: among their brightest detections are tracks, and the
+    former selection (brightest clean detections, no shape test) gets the seeing wrong
+    and finds the frames trailed."""
+    wrong = trailed = 0
+    for seed in range(6):
+        image, _ = _frame(seed, cosmic_scale=3.0)
+        detections = detect(image)
+        fwhm = _old_selection_fwhm(detections, image)
+        wrong += not abs(fwhm / FWHM_PX - 1.0) <= 0.10
+        clean = detections.flags == 0
+        trailed += float(np.median(detections.elongation[clean][:20])) > 1.6
+    assert wrong >= 3 and trailed >= 3
+
+
+def test_trailed_stars_stay_star_like_and_elongated():
+    image, _ = _frame(11, cosmic_scale=3.0, trail=(20.0, 4.0))
+    detections = detect(image)
+    assert detections.median_elongation() > 1.6
+    mask = detections.star_like()
+    assert mask.sum() >= 10
+
+
+def test_without_cosmic_rays_nothing_changes():
+    image, _ = _frame(3, cosmic_scale=0.0)
+    detections = detect(image)
+    assert detections.star_like().sum() == (detections.flags == 0).sum()
+    assert abs(detections.seeing_fwhm_px(image) / FWHM_PX - 1.0) < 0.10
