@@ -26,6 +26,7 @@ from iopreport.reduce.astrometry import PlateSolver, find_pairs, index_files_in,
 from iopreport.reduce.calibrate import calibrate, usable_flat
 from iopreport.reduce.classify import FrameInfo
 from iopreport.reduce.detect import detect
+from iopreport.reduce.headerwcs import strip_wcs
 from iopreport.reduce.measure import SkySource, measure_frame
 from iopreport.reduce.photometry import Measurement
 
@@ -85,7 +86,9 @@ class FrameOutcome:
     reduced_path: Path | None = None
     error: str = ""
     stage: str = ""  # where it failed: read, calibrate, astrometry, photometry
+    #: how the WCS was found: solved, quads, central-pair, header, header+shift
     astrometry_method: str = ""
+    astrometry_detail: str = ""  # which attempt, and what it matched
     wcs_header: dict = field(default_factory=dict)
     center: tuple[float, float] | None = None
     pixscale_arcsec: float | None = None
@@ -257,10 +260,14 @@ def _reduce_frame(task: FrameTask, outcome: FrameOutcome) -> FrameOutcome:
         if wcs is None:
             _write_reduced(task, image, raw_header, None, None, outcome)
             return _fail(outcome, "astrometry", error)
-        outcome.astrometry_method = method
+        outcome.astrometry_method = "quads" if method.startswith("quads") else "central-pair"
+        outcome.astrometry_detail = method
+    first_detections = None  # the ladder's first (5 sigma): the header-WCS check's
     for threshold in DETECTION_LADDER if wcs is None else ():
         detections = detect(image, threshold_sigma=threshold)
         lap("detect")
+        if first_detections is None:
+            first_detections = detections
         xy = np.column_stack([detections.x, detections.y])
         label = f"sep {threshold:g} sigma"
         if has_pairs:
@@ -276,8 +283,8 @@ def _reduce_frame(task: FrameTask, outcome: FrameOutcome) -> FrameOutcome:
             pair_offset = pairs.offset
             label += f", {len(pairs.o_index)} O/E pairs"
         if solver is None:
-            _write_reduced(task, image, raw_header, None, None, outcome)  # calibrated, unsolved
-            return _fail(outcome, "astrometry", _solver_error)
+            attempts.append(_solver_error)
+            break  # no index: the header's WCS, if it passes its check, is all there is
         result = solver.solve(
             xy,
             scale_arcsec=spec.pixscale_at(info.binning[0]),
@@ -287,11 +294,31 @@ def _reduce_frame(task: FrameTask, outcome: FrameOutcome) -> FrameOutcome:
         lap("astrometry")
         if result.ok:
             solution = result
-            outcome.astrometry_method = (
+            outcome.astrometry_method = "solved"
+            outcome.astrometry_detail = (
                 f"{label}; {result.n_stars} stars; logodds {result.logodds:.0f}"
             )
             break
         attempts.append(f"{label}: {result.error}")
+    if solution is None and wcs is None and first_detections is not None:
+        # no plate solution: the header's own WCS, if the frame confirms it
+        check = _header_fallback(task, raw_header, first_detections, image.shape)
+        lap("astrometry")
+        if check.ok:
+            detections = first_detections
+            wcs = check.wcs
+            outcome.astrometry_method = check.method
+            outcome.astrometry_detail = (
+                check.detail + " (plate solving failed: " + "; ".join(attempts) + ")"
+            )
+            if has_pairs:
+                std = spec.oe_offset_std_px
+                factor = spec.reference_binning / info.binning[0]
+                tolerance = (5 * std[0] * factor, 5 * std[1] * factor)
+                pairs = find_pairs(detections.x, detections.y, offset, tolerance)
+                pair_offset = pairs.offset if pairs is not None else offset
+        else:
+            attempts.append(check.error)
     outcome.n_detected = len(detections) if detections is not None else 0
     if solution is None and wcs is None:
         _write_reduced(task, image, raw_header, None, None, outcome)  # calibrated, unsolved
@@ -345,6 +372,38 @@ def _reduce_frame(task: FrameTask, outcome: FrameOutcome) -> FrameOutcome:
     if photometry.error:
         return _fail(outcome, "photometry", photometry.error)
     return outcome
+
+
+def _header_fallback(task: FrameTask, raw_header, detections, shape):
+    """The raw header's WCS (its WCS keywords, else its pointing keywords with the
+    instrument's scale and rotation), checked against the catalog sources in the field
+    (:func:`iopreport.reduce.headerwcs.check_header_wcs`)."""
+    from iopreport.reduce import headerwcs
+
+    info, spec = task.info, task.spec
+    scale = spec.pixscale_at(info.binning[0])
+    wcs = headerwcs.header_celestial_wcs(raw_header)
+    kind = "WCS keywords"
+    if wcs is None and info.pointing is not None:
+        wcs = headerwcs.pointing_wcs(
+            info.pointing,
+            spec.shape_at(info.binning[0]),
+            info.subframe_origin,
+            spec.sky_rotation_deg,
+            info.flipped,
+            scale,
+        )
+        kind = "pointing keywords"
+    if wcs is None:
+        return headerwcs.HeaderCheck(None, error="no WCS or pointing keywords in the header")
+    radec = np.array([(s.ra_deg, s.dec_deg) for s in task.sources]).reshape(-1, 2)
+    xy = np.column_stack([detections.x, detections.y])
+    check = headerwcs.check_header_wcs(wcs, xy, shape, radec, scale)
+    if check.ok:
+        check.detail = f"{kind}: {check.detail}"
+    else:
+        check.error = f"{kind}: {check.error}"
+    return check
 
 
 #: Detection threshold on DIPOL polarimetry sub-frames (sigma above the background).
@@ -458,6 +517,8 @@ def _write_reduced(task, image, raw_header, wcs, pair_offset, outcome) -> None:
     header["IOPFLAT"] = task.flat_path.name if task.flat_path else "none"
     header.add_comment("IOPRAW, IOPBIAS, IOPDARK, IOPFLAT: raw file and masters used (iopreport)")
     header["BUNIT"] = ("adu", "calibrated counts")
+    # the raw header's own WCS, if any, gives way to the one found (or to none: unchecked)
+    strip_wcs(header)
     if wcs is not None:
         header.update(wcs.to_header(relax=True))
     if wcs is not None and pair_offset is not None:

@@ -161,7 +161,8 @@ def _field_star_targets(detections, image, apertures, targets, spec, count, fwhm
     ny, nx = image.shape
     margin = apertures.annulus_out + 2
     x, y = detections.x, detections.y
-    good = (detections.flags == 0) & (detections.peak < 0.5 * spec.saturation_adu)
+    # star-like: no cosmic-ray track as a comparison star
+    good = detections.star_like() & (detections.peak < 0.5 * spec.saturation_adu)
     good &= (x > margin) & (y > margin) & (x < nx - margin) & (y < ny - margin)
     chosen: list[Target] = []
     taken = [(t.x, t.y) for t in targets]

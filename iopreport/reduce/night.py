@@ -876,6 +876,8 @@ def _store_outcome(rawfit, task, outcome, catalog, inputs_key) -> int:
         flags |= ReducedFitFlags.PHOTOMETRY_DONE
     if outcome.n_cosmic_pixels:
         flags |= ReducedFitFlags.COSMIC_RAYS_MASKED
+    if outcome.astrometry_method.startswith("header"):
+        flags |= ReducedFitFlags.HEADER_WCS
     datadir = Path(task.reduced_path).parents[5]
     values = {
         "filename": str(task.reduced_path.relative_to(datadir)) if outcome.reduced_path else "",
@@ -885,6 +887,7 @@ def _store_outcome(rawfit, task, outcome, catalog, inputs_key) -> int:
         "flags": int(flags),
         "error": outcome.error,
         "astrometry_method": outcome.astrometry_method,
+        "astrometry_detail": outcome.astrometry_detail,
         "center_ra_deg": outcome.center[0] if outcome.center else None,
         "center_dec_deg": outcome.center[1] if outcome.center else None,
         "pixscale_arcsec": outcome.pixscale_arcsec,

@@ -31,6 +31,11 @@ History
     ``source_change`` and the triggers that count, per night and per source,
     every insert, update and delete of a row the site's pages show
     (:mod:`iopreport.store.changes`).
+6
+    ``reduced_fit.astrometry_method`` becomes a short name of how the WCS was
+    found (``solved``, ``quads``, ``central-pair``, ``header``,
+    ``header+shift``); the description it held moves to the new
+    ``reduced_fit.astrometry_detail``.
 """
 
 from __future__ import annotations
@@ -40,7 +45,7 @@ from collections.abc import Callable
 import peewee as pw
 from playhouse.migrate import SqliteMigrator, migrate
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 
 
 def _to_v2(database: pw.SqliteDatabase) -> None:
@@ -99,10 +104,24 @@ def _to_v5(database: pw.SqliteDatabase) -> None:
     changes.install(database)
 
 
+def _to_v6(database: pw.SqliteDatabase) -> None:
+    migrator = SqliteMigrator(database)
+    migrate(migrator.add_column("reduced_fit", "astrometry_detail", pw.TextField(default="")))
+    database.execute_sql("UPDATE reduced_fit SET astrometry_detail = astrometry_method")
+    database.execute_sql(
+        "UPDATE reduced_fit SET astrometry_method = CASE"
+        " WHEN astrometry_detail = '' THEN ''"
+        " WHEN astrometry_detail LIKE 'quads%' THEN 'quads'"
+        " WHEN astrometry_detail LIKE 'central O/E pair%' THEN 'central-pair'"
+        " ELSE 'solved' END"
+    )
+
+
 #: Step that upgrades a database *to* each version.
 MIGRATIONS: dict[int, Callable[[pw.SqliteDatabase], None]] = {
     2: _to_v2,
     3: _to_v3,
     4: _to_v4,
     5: _to_v5,
+    6: _to_v6,
 }
