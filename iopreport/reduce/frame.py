@@ -302,7 +302,7 @@ def _reduce_frame(task: FrameTask, outcome: FrameOutcome) -> FrameOutcome:
         attempts.append(f"{label}: {result.error}")
     if solution is None and wcs is None and first_detections is not None:
         # no plate solution: the header's own WCS, if the frame confirms it
-        check = _header_fallback(task, raw_header, first_detections, image.shape)
+        check = _header_fallback(task, raw_header, first_detections, image.shape, has_pairs, offset)
         lap("astrometry")
         if check.ok:
             detections = first_detections
@@ -312,11 +312,7 @@ def _reduce_frame(task: FrameTask, outcome: FrameOutcome) -> FrameOutcome:
                 check.detail + " (plate solving failed: " + "; ".join(attempts) + ")"
             )
             if has_pairs:
-                std = spec.oe_offset_std_px
-                factor = spec.reference_binning / info.binning[0]
-                tolerance = (5 * std[0] * factor, 5 * std[1] * factor)
-                pairs = find_pairs(detections.x, detections.y, offset, tolerance)
-                pair_offset = pairs.offset if pairs is not None else offset
+                pair_offset = check.pair_offset
         else:
             attempts.append(check.error)
     outcome.n_detected = len(detections) if detections is not None else 0
@@ -374,7 +370,7 @@ def _reduce_frame(task: FrameTask, outcome: FrameOutcome) -> FrameOutcome:
     return outcome
 
 
-def _header_fallback(task: FrameTask, raw_header, detections, shape):
+def _header_fallback(task: FrameTask, raw_header, detections, shape, has_pairs, offset):
     """The raw header's WCS (its WCS keywords, else its pointing keywords with the
     instrument's scale and rotation), checked against the catalog sources in the field
     (:func:`iopreport.reduce.headerwcs.check_header_wcs`)."""
@@ -398,7 +394,18 @@ def _header_fallback(task: FrameTask, raw_header, detections, shape):
         return headerwcs.HeaderCheck(None, error="no WCS or pointing keywords in the header")
     radec = np.array([(s.ra_deg, s.dec_deg) for s in task.sources]).reshape(-1, 2)
     xy = np.column_stack([detections.x, detections.y])
-    check = headerwcs.check_header_wcs(wcs, xy, shape, radec, scale)
+    pair = None
+    if has_pairs:
+        std = spec.oe_offset_std_px
+        factor = spec.reference_binning / info.binning[0]
+        pairs = find_pairs(
+            detections.x, detections.y, offset, (5 * std[0] * factor, 5 * std[1] * factor)
+        )
+        pair = pairs.offset if pairs is not None else offset
+    check = headerwcs.check_header_wcs(
+        wcs, xy, shape, radec, scale, pair_offset=pair, target_radec=task.target_radec
+    )
+    check.pair_offset = pair
     if check.ok:
         check.detail = f"{kind}: {check.detail}"
     else:

@@ -52,6 +52,7 @@ class HeaderCheck:
     method: str = ""  # HEADER or HEADER_SHIFT when usable
     detail: str = ""  # what was checked and found (ReducedFit.astrometry_detail)
     error: str = ""  # why it was refused
+    pair_offset: tuple[float, float] | None = None  # Wollaston frames: the E - O offset used
 
     @property
     def ok(self) -> bool:
@@ -100,6 +101,8 @@ def check_header_wcs(
     *,
     tolerance_arcsec: float = MATCH_TOLERANCE_ARCSEC,
     max_shift_arcsec: float = MAX_SHIFT_ARCSEC,
+    pair_offset: tuple[float, float] | None = None,
+    target_radec: tuple[float, float] | None = None,
 ) -> HeaderCheck:
     """Check a header WCS against the frame; shift it when the sources say so.
 
@@ -114,15 +117,23 @@ def check_header_wcs(
         the ones checked.
     pixscale_arcsec : float
         The instrument's plate scale at this binning.
+    pair_offset : (dx, dy), optional
+        Wollaston frames: the E image's displacement from the O image (the WCS is the
+        O beam's). A source then counts only with both images on detections, so that
+        a shift onto the E images (as good a match for a single beam) is not taken.
+    target_radec : (ra, dec), optional
+        The frame's target (from its OBJECT): a WCS that puts it off the frame is refused.
     """
     scale = float(np.mean(np.sqrt(np.sum(wcs.pixel_scale_matrix**2, axis=0)))) * 3600.0
     if not math.isfinite(scale) or abs(scale / pixscale_arcsec - 1.0) > MAX_SCALE_DIFFERENCE:
         return HeaderCheck(
             None,
-            error=f'header WCS scale {scale:.4f}"/px differs from the instrument\'s '
+            error=f"header WCS scale {scale:.4f}\"/px differs from the instrument's "
             f'{pixscale_arcsec:.4f}"/px by more than {100 * MAX_SCALE_DIFFERENCE:.0f}%',
         )
     xy = np.asarray(xy, dtype=float).reshape(-1, 2)
+    if target_radec is not None and len(_predicted(wcs, shape, [target_radec], margin=0.0)) == 0:
+        return HeaderCheck(None, error="header WCS refused: it puts the target off the frame")
     predicted = _predicted(wcs, shape, sources_radec)
     if len(predicted) == 0:
         if len(xy) == 0:
@@ -139,14 +150,24 @@ def check_header_wcs(
 
     tree = cKDTree(xy)
     tolerance_px = tolerance_arcsec / scale
-    direct = _matches(tree, predicted, np.zeros(2), tolerance_px)
-    shift, shifted = _best_shift(tree, xy, predicted, tolerance_px, max_shift_arcsec / scale)
+    pair = None if pair_offset is None else np.asarray(pair_offset, dtype=float)
+    direct = _matches(tree, predicted, np.zeros(2), tolerance_px, pair)
+    shift, shifted, ambiguous = _best_shift(
+        tree, xy, predicted, tolerance_px, max_shift_arcsec / scale, pair
+    )
     n = len(predicted)
-    found = f"{{}} of {n} catalog source(s) within {tolerance_arcsec:g}\""
+    found = f'{{}} of {n} catalog source(s) within {tolerance_arcsec:g}"'
     needed_direct = min(2, n)
     if direct >= needed_direct and direct >= shifted:
         return HeaderCheck(wcs, HEADER, detail="header WCS checked: " + found.format(direct))
     needed_shift = max(MIN_SHIFT_SOURCES, math.ceil(n / 2))
+    if shifted >= needed_shift and ambiguous:
+        return HeaderCheck(
+            None,
+            error="header WCS refused: "
+            + found.format(direct)
+            + f" as written, and two different shifts each put {shifted} on detections",
+        )
     if shifted >= needed_shift:
         moved = wcs.deepcopy()
         moved.wcs.crpix = [moved.wcs.crpix[0] + shift[0], moved.wcs.crpix[1] + shift[1]]
@@ -162,45 +183,56 @@ def check_header_wcs(
         None,
         error="header WCS refused: "
         + found.format(direct)
-        + f" as written, {shifted} on any one shift up to {max_shift_arcsec:g}\" "
+        + f' as written, {shifted} on any one shift up to {max_shift_arcsec:g}" '
         f"(needs {needed_direct} as written or {needed_shift} shifted)",
     )
 
 
-def _predicted(wcs: WCS, shape: tuple[int, int], radec: np.ndarray) -> np.ndarray:
-    """0-based pixel positions of the sources the WCS puts on the frame (away from the edge)."""
+def _predicted(wcs: WCS, shape, radec, margin: float = EDGE_MARGIN_PX) -> np.ndarray:
+    """0-based pixel positions of the sources the WCS puts on the frame (``margin`` px
+    from the edge)."""
     radec = np.asarray(radec, dtype=float).reshape(-1, 2)
     if len(radec) == 0:
         return np.zeros((0, 2))
     x, y = wcs.all_world2pix(radec[:, 0], radec[:, 1], 0)
     ny, nx = shape
-    m = EDGE_MARGIN_PX
+    m = margin
     inside = np.isfinite(x) & np.isfinite(y) & (x >= m) & (y >= m) & (x < nx - m) & (y < ny - m)
     return np.column_stack([x[inside], y[inside]])
 
 
-def _matches(tree, predicted: np.ndarray, shift: np.ndarray, tolerance_px: float) -> int:
+def _matches(tree, predicted, shift, tolerance_px, pair=None) -> int:
+    """Sources with a detection within ``tolerance_px`` of ``predicted + shift`` (and, with
+    ``pair``, another at the E image's place too)."""
     distance, _ = tree.query(predicted + shift)
-    return int(np.sum(distance <= tolerance_px))
+    found = distance <= tolerance_px
+    if pair is not None:
+        distance, _ = tree.query(predicted + shift + pair)
+        found &= distance <= tolerance_px
+    return int(np.sum(found))
 
 
-def _best_shift(tree, xy, predicted, tolerance_px, radius_px) -> tuple[np.ndarray, int]:
+def _best_shift(tree, xy, predicted, tolerance_px, radius_px, pair=None):
     """The displacement that puts the most sources on detections (refined: the median of
-    their displacements), and how many it puts there."""
-    candidates = [
-        xy[j] - p for p in predicted for j in tree.query_ball_point(p, radius_px)
-    ]
-    best, best_count = np.zeros(2), 0
-    for candidate in candidates:
-        count = _matches(tree, predicted, candidate, tolerance_px)
-        if count > best_count:
-            best, best_count = candidate, count
-    if best_count == 0:
-        return best, 0
+    their displacements), how many it puts there, and whether another displacement
+    (further than twice the tolerance from it) does as well."""
+    candidates = [xy[j] - p for p in predicted for j in tree.query_ball_point(p, radius_px)]
+    counts = [_matches(tree, predicted, c, tolerance_px, pair) for c in candidates]
+    if not counts or max(counts) == 0:
+        return np.zeros(2), 0, False
+    best_count = max(counts)
+    best = candidates[counts.index(best_count)]
+    ambiguous = any(
+        count == best_count and np.hypot(*(c - best)) > 2 * tolerance_px
+        for c, count in zip(candidates, counts, strict=True)
+    )
     distance, index = tree.query(predicted + best)
     near = distance <= tolerance_px
     refined = np.median(xy[index[near]] - predicted[near], axis=0)
-    return refined, _matches(tree, predicted, refined, tolerance_px)
+    refined_count = _matches(tree, predicted, refined, tolerance_px, pair)
+    if refined_count < best_count:
+        refined, refined_count = best, best_count
+    return refined, refined_count, ambiguous
 
 
 def strip_wcs(header: fits.Header) -> None:

@@ -105,8 +105,11 @@ def _to_v5(database: pw.SqliteDatabase) -> None:
 
 
 def _to_v6(database: pw.SqliteDatabase) -> None:
-    migrator = SqliteMigrator(database)
-    migrate(migrator.add_column("reduced_fit", "astrometry_detail", pw.TextField(default="")))
+    # plain ALTER TABLE: the migrator would rebuild the table, which the schema-5 triggers
+    # that name it do not allow
+    database.execute_sql(
+        "ALTER TABLE reduced_fit ADD COLUMN astrometry_detail TEXT NOT NULL DEFAULT ''"
+    )
     database.execute_sql("UPDATE reduced_fit SET astrometry_detail = astrometry_method")
     database.execute_sql(
         "UPDATE reduced_fit SET astrometry_method = CASE"
