@@ -223,8 +223,9 @@ def test_night_with_header_wcs_and_no_index_reduces_from_the_header(tmp_path):
     close_store()
     run_build(config)
     night_page = next((project / "site_out").rglob("2024-10-08*.html"), None) or next(
-        p for p in (project / "site_out").rglob("*.html") if "2024-10-08" in p.read_text()
-        and "placed on the sky" in p.read_text()
+        p
+        for p in (project / "site_out").rglob("*.html")
+        if "2024-10-08" in p.read_text() and "placed on the sky" in p.read_text()
     )
     text = night_page.read_text()
     assert "placed on the sky by the WCS in their header" in text

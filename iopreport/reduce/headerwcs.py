@@ -175,9 +175,8 @@ def check_header_wcs(
         return HeaderCheck(
             moved,
             HEADER_SHIFT,
-            detail=f'header WCS shifted by ({shift[0]:.1f}, {shift[1]:.1f}) px = {offset_arcsec:.1f}": '
-            + found.format(shifted)
-            + " after the shift",
+            detail=f"header WCS shifted by ({shift[0]:.1f}, {shift[1]:.1f}) px = "
+            f'{offset_arcsec:.1f}": ' + found.format(shifted) + " after the shift",
         )
     return HeaderCheck(
         None,
