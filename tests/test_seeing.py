@@ -92,3 +92,69 @@ def test_without_cosmic_rays_nothing_changes():
     assert star_like[clean[:20]].all()  # the bright stars all kept (faint ones are noisier)
     assert star_like.sum() >= 0.85 * len(clean)
     assert abs(detections.seeing_fwhm_px(image) / FWHM_PX - 1.0) < 0.10
+
+
+def test_a_hint_is_followed_only_where_the_stars_agree():
+    image, _ = _frame(2, cosmic_scale=3.0)
+    detections = detect(image)
+    own = detections.seeing_fwhm_px(image)
+    near = detections.seeing_fwhm_px(image, hint=FWHM_PX)
+    assert abs(near / FWHM_PX - 1.0) < 0.10
+    # a hint no star agrees with does not drag the seeing: the frame keeps its own
+    assert detections.seeing_fwhm_px(image, hint=2.5 * FWHM_PX) == own
+
+
+def test_frames_off_the_nights_seeing_trend_are_found():
+    from iopreport.reduce.seeingtrend import SeeingPoint, off_trend
+
+    step = 10.0 / 1440.0  # a frame every 10 minutes
+    points = [
+        SeeingPoint(f"f{i}", ("AndorT90", "1x1"), 2460000.5 + i * step, 1.8 + 0.02 * i)
+        for i in range(8)
+    ]
+    points[4] = SeeingPoint("f4", ("AndorT90", "1x1"), points[4].juliandate, 0.9)  # half
+    points.append(SeeingPoint("other", ("CAFOS", "1x1"), points[4].juliandate, 0.9))
+    found = off_trend(points)
+    assert set(found) == {"f4"}  # the CAFOS frame has no trend of its own
+    assert found["f4"] == pytest.approx(1.87, abs=0.05)
+
+
+@pytest.mark.slow
+def test_a_frame_measured_off_the_trend_is_measured_again(tmp_path):
+    """A stored seeing at half the night's (as tracks would give) is measured again with
+    the trend as the hint, through the worker pool, and comes back right."""
+    from test_reduce import NIGHT, make_project
+
+    from iopreport.reduce.night import (
+        NightReport,
+        _NightState,
+        _science_tasks,
+        reduce_night,
+        remeasure_off_trend,
+    )
+    from iopreport.reduce.schedule import WorkerPool
+    from iopreport.store import Epoch, RawFit, ReducedFit, close_store
+
+    project, config, catalog = make_project(tmp_path, telescopes=("OSN-T150",), preset="tiny")
+    first = reduce_night(config, catalog, "OSN-T150", NIGHT, workers=1)
+    assert first.frames_failed == {} and first.seeing_remeasured == {}
+    frames = list(ReducedFit.select().join(RawFit).order_by(RawFit.juliandate))
+    assert len(frames) >= 5
+    victim = frames[2]
+    true_seeing = victim.seeing_fwhm_arcsec
+    ReducedFit.update(seeing_fwhm_arcsec=true_seeing / 2).where(
+        ReducedFit.id == victim.id
+    ).execute()
+    epoch = Epoch.get(telescope="OSN-T150", night=NIGHT)
+    rawfits = list(RawFit.select().where(RawFit.epoch == epoch))
+    report = NightReport("OSN-T150", NIGHT)
+    state = _NightState(epoch, rawfits, report)
+    tasks = _science_tasks(config, catalog, epoch, rawfits, True, report)
+    state.tasks = {task.raw_path.name: task for task in tasks}
+    with WorkerPool(config, 1) as pool:
+        again = remeasure_off_trend(catalog, state, pool)
+    assert again == [victim.rawfit.filename], report.seeing_remeasured
+    assert "against the trend" in report.seeing_remeasured[victim.rawfit.filename]
+    restored = ReducedFit.get_by_id(victim.id).seeing_fwhm_arcsec
+    assert restored == pytest.approx(true_seeing, rel=0.02)
+    close_store()

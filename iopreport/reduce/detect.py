@@ -93,7 +93,9 @@ class Detections:
         values = self.elongation[good][:count]
         return float(np.median(values)) if len(values) >= 3 else float("nan")
 
-    def seeing_fwhm_px(self, image: np.ndarray, saturation: float | None = None) -> float:
+    def seeing_fwhm_px(
+        self, image: np.ndarray, saturation: float | None = None, hint: float | None = None
+    ) -> float:
         """Robust FWHM of up to :data:`SEEING_STARS` bright, round, star-like detections
         (NaN if fewer than 3).
 
@@ -106,6 +108,11 @@ class Detections:
         :data:`MAX_SEEING_ELONGATION`); fits further than :data:`SEEING_CLIP` from
         the median of the fits are dropped (a profile a star would not have) and
         the median of the rest is the seeing.
+
+        With ``hint`` (px: the night's seeing trend around this frame, when the
+        frame's own value disagreed with it), twice as many candidates are fitted
+        and those within :data:`SEEING_CLIP` of the hint are kept when there are
+        at least three (else the frame's own value stands).
         """
         good = self.star_like(saturation) & np.isfinite(self.fwhm_px) & (self.fwhm_px > 0.8)
         good &= self.elongation < MAX_SEEING_ELONGATION
@@ -119,13 +126,20 @@ class Detections:
         inside &= (self.x < nx - half - 1) & (self.y < ny - half - 1)
         if inside.sum() < MIN_SEEING_STARS:
             return float("nan")
+        count = SEEING_STARS if hint is None else 2 * SEEING_STARS
         fitted = []
-        for x, y in zip(self.x[inside][:SEEING_STARS], self.y[inside][:SEEING_STARS], strict=True):
+        for x, y in zip(self.x[inside][:count], self.y[inside][:count], strict=True):
             xi, yi = round(x), round(y)
             cutout = image[yi - half : yi + half + 1, xi - half : xi + half + 1]
             fwhm = gaussian_fwhm(cutout, x - (xi - half), y - (yi - half), guess / 2)
             if np.isfinite(fwhm) and fwhm > 0.5:
                 fitted.append(fwhm)
+        if hint is not None:
+            values = np.asarray(fitted, dtype=float)
+            agreeing = values[np.abs(values - hint) <= SEEING_CLIP * hint]
+            if len(agreeing) >= MIN_SEEING_STARS:
+                return float(np.median(agreeing))
+            fitted = fitted[:SEEING_STARS]  # the frame's own value, as without the hint
         return robust_seeing(fitted, fallback=guess)
 
 

@@ -76,6 +76,8 @@ class FrameTask:
     #: (sub-frames without a reference: the central-pair fallback's orientation)
     orientation: tuple[float, bool] | None = None
     field_radec: tuple[tuple[float, float], ...] = ()  # the target's calibrators (sub-frames)
+    #: the night's seeing trend around this frame (px), when a first measurement disagreed
+    seeing_hint_px: float | None = None
 
 
 @dataclass
@@ -353,6 +355,7 @@ def _reduce_frame(task: FrameTask, outcome: FrameOutcome) -> FrameOutcome:
         pair_offset=pair_offset if has_pairs else None,
         detections=detections,
         field_stars=FIELD_STARS if info.obsmode == "polarimetry" and not has_pairs else 0,
+        seeing_hint_px=task.seeing_hint_px,
     )
     lap("photometry")
     outcome.seeing_fwhm_px = None if math.isnan(photometry.fwhm_px) else photometry.fwhm_px

@@ -35,6 +35,7 @@ from iopreport.reduce.frame import (
     FrameOutcome,
     FrameTask,
     ReferenceFrame,
+    reduce_frame,
 )
 from iopreport.reduce.hostnight import correct_host_galaxies
 from iopreport.reduce.identify import identify_target
@@ -106,6 +107,8 @@ class NightReport:
     stored: set[str] = field(default_factory=set)  # frames reduced and stored in this run
     #: frames in ``frames_failed`` that failed in an earlier run and were left unchanged
     failed_before: set[str] = field(default_factory=set)
+    #: frames measured again against the night's seeing trend: name -> what happened
+    seeing_remeasured: dict[str, str] = field(default_factory=dict)
 
     @property
     def failed(self) -> bool:
@@ -213,6 +216,8 @@ def reduce_nights(
     with WorkerPool(config, workers) as pool:
         scheduler = Scheduler(config, catalog, states, force, pool, progress)
         scheduler.run()
+        for state in states:
+            remeasure_off_trend(catalog, state, pool)
     run.seconds["masters and frames"] = time.perf_counter() - started
     if scheduler.masters_finished_s is not None:
         run.seconds["masters finished after"] = scheduler.masters_finished_s
@@ -243,6 +248,7 @@ class _NightState:
     report: NightReport
     worker_seconds: dict[str, float] = field(default_factory=lambda: defaultdict(float))
     infos: dict[str, FrameInfo] = field(default_factory=dict)  # classified in this run
+    tasks: dict[str, FrameTask] = field(default_factory=dict)  # frames stored in this run
 
     @functools.cached_property
     def by_name(self) -> dict[str, RawFit]:
@@ -262,6 +268,7 @@ def store_frame(catalog, state: _NightState, task: FrameTask, outcome: FrameOutc
         if outcome.saturated:
             _mark_saturated([rawfit])
     state.report.stored.add(task.raw_path.name)
+    state.tasks[task.raw_path.name] = task
     if outcome.ok:
         state.report.frames_reduced += 1
     else:
@@ -531,6 +538,60 @@ def check_transparency(epoch: Epoch, report: NightReport | None = None) -> list[
                 report.frames_reduced -= 1  # counted as reduced when it was stored
             report.frames_failed[name] = reason
     return failed
+
+
+def remeasure_off_trend(catalog, state: _NightState, pool: WorkerPool) -> list[str]:
+    """Reduce again, with the night's seeing trend as a hint, the frames stored in this run
+    whose seeing is far from that of the frames taken around them
+    (:func:`iopreport.reduce.seeingtrend.off_trend`). Returns their names."""
+    from iopreport.reduce.seeingtrend import SeeingPoint, off_trend
+
+    rows = (
+        ReducedFit.select(
+            RawFit.filename,
+            RawFit.instrument,
+            RawFit.binning,
+            RawFit.juliandate,
+            ReducedFit.seeing_fwhm_arcsec,
+            ReducedFit.pixscale_arcsec,
+        )
+        .join(RawFit)
+        .where(
+            (RawFit.epoch == state.epoch)
+            & ReducedFit.seeing_fwhm_arcsec.is_null(False)
+            & ReducedFit.pixscale_arcsec.is_null(False)
+            & (ReducedFit.error == "")
+        )
+        .tuples()
+    )
+    points, seeing, scales = [], {}, {}
+    for name, instrument_name, binning, juliandate, fwhm, scale in rows:
+        if juliandate is None:
+            continue
+        points.append(SeeingPoint(name, (instrument_name, binning), juliandate, fwhm))
+        seeing[name], scales[name] = fwhm, scale
+    outliers = {n: t for n, t in off_trend(points).items() if n in state.tasks}
+    for name, trend in sorted(outliers.items()):
+        task = dataclasses.replace(state.tasks[name], seeing_hint_px=trend / scales[name])
+        if pool.worn_out:
+            pool.recycle()
+        try:
+            outcome = pool.submit(reduce_frame, task).result()
+        except Exception as exc:  # a crashed worker fails this frame, not the night
+            outcome = FrameOutcome(raw_path=task.raw_path, error=f"worker: {exc}", stage="worker")
+            if isinstance(exc, futures.BrokenExecutor):
+                pool.broken()
+        store_frame(catalog, state, task, outcome)
+        state.report.frames_reduced -= 1  # it was counted when first stored
+        after = (
+            f'{outcome.seeing_fwhm_px * outcome.pixscale_arcsec:.2f}"'
+            if outcome.seeing_fwhm_px and outcome.pixscale_arcsec
+            else outcome.error
+        )
+        note = f'seeing {seeing[name]:.2f}" against the trend {trend:.2f}": now {after}'
+        state.report.seeing_remeasured[name] = note
+        log.warning("%s %s: %s", state.epoch.epochname, name, note)
+    return sorted(outliers)
 
 
 def report_still_failed(epoch: Epoch, report: NightReport) -> list[str]:
