@@ -515,7 +515,8 @@ def check_transparency(epoch: Epoch, report: NightReport | None = None) -> list[
             continue
         reason = (
             f"photometry: transparency {100 * 10 ** (-0.4 * deficit):.0f}% of the night's "
-            f"typical for {instrument_name} {band} (zero point {deficit:.1f} mag low): clouds"
+            f"typical for {instrument_name} {band} (zero point {deficit:.2f} mag low, "
+            f"more than {MAX_EXTINCTION_MAG:.2f}): clouds"
         )
         reduced = ReducedFit.get_or_none(ReducedFit.rawfit == rawfit_id)
         if reduced is None or reduced.flags & ReducedFitFlags.LOW_TRANSPARENCY:
