@@ -231,6 +231,28 @@ def test_night_with_header_wcs_and_no_index_reduces_from_the_header(tmp_path):
     assert "placed on the sky by the WCS in their header" in text
     assert '"header"' in text  # the frame table's method column
 
+    # once index files are there, a rerun solves the frames placed by their header
+    from iopreport.reduce.night import reduce_nights
+    from iopreport.simulate.sky import SKY_INDEX_DIR
+    from iopreport.store import open_store
+
+    paths = dataclasses.replace(config.paths, astrometry_index_dir=SKY_INDEX_DIR)
+    config = dataclasses.replace(config, paths=paths)
+    open_store(config.database_path)
+    from test_reduce import NIGHT
+
+    reduce_nights(config, catalog_of(config), [(t, NIGHT) for t in telescopes], workers=2)
+    frames = list(ReducedFit.select().join(RawFit).where(RawFit.imgtype == "light"))
+    assert {f.astrometry_method for f in frames} == {"solved"}
+    assert not any(f.flags & ReducedFitFlags.HEADER_WCS for f in frames)
+    close_store()
+
+
+def catalog_of(config):
+    from iopreport.catalog import load_catalog
+
+    return load_catalog(config.paths.catalog)
+
 
 @pytest.mark.slow
 def test_header_wcs_shifted_30_arcsec_is_corrected_or_refused(tmp_path):

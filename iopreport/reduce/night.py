@@ -720,6 +720,8 @@ def _science_tasks(
 
     excluded = excluded_in_epoch(config, catalog, epoch)
     solved = _SolvedDipolFrames(config, catalog) if subframes else None
+    # frames placed by their header's WCS are tried again once index files are there
+    retry_header_wcs = _holds_fits_files(config.paths.astrometry_index_dir)
 
     for rawfit in rawfits:
         if rawfit.imgtype != "light" or not rawfit.flags & RawFitFlags.CLASSIFIED:
@@ -795,11 +797,18 @@ def _science_tasks(
             and not force
             and existing.inputs_key == _inputs_key(task, rawfit.sha256)
             and reduced.exists()
+            and not (retry_header_wcs and existing.flags & ReducedFitFlags.HEADER_WCS)
         ):
             report.frames_skipped += 1
             continue
         tasks.append(task)
     return tasks
+
+
+def _holds_fits_files(folder: Path) -> bool:
+    """Whether ``folder`` (searched recursively) holds any FITS file (index files, maybe)."""
+    folder = Path(folder).expanduser()
+    return folder.is_dir() and next(folder.rglob("*.fits"), None) is not None
 
 
 def _subframe_reference(candidates, epoch, rawfit) -> ReferenceFrame | None:
