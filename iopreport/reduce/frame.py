@@ -273,11 +273,7 @@ def _reduce_frame(task: FrameTask, outcome: FrameOutcome) -> FrameOutcome:
         xy = np.column_stack([detections.x, detections.y])
         label = f"sep {threshold:g} sigma"
         if has_pairs:
-            std = spec.oe_offset_std_px
-            factor = spec.reference_binning / info.binning[0]
-            pairs = find_pairs(
-                detections.x, detections.y, offset, (5 * std[0] * factor, 5 * std[1] * factor)
-            )
+            pairs = find_pairs(detections.x, detections.y, offset, _pair_tolerance(spec, info))
             if pairs is None:
                 attempts.append(f"{label}: no O/E pairs")
                 continue
@@ -373,6 +369,13 @@ def _reduce_frame(task: FrameTask, outcome: FrameOutcome) -> FrameOutcome:
     return outcome
 
 
+def _pair_tolerance(spec: InstrumentSpec, info: FrameInfo) -> tuple[float, float]:
+    """Search tolerance of the O/E offset: 5 standard deviations, scaled to the binning."""
+    std = spec.oe_offset_std_px
+    factor = spec.reference_binning / info.binning[0]
+    return (5 * std[0] * factor, 5 * std[1] * factor)
+
+
 def _header_fallback(task: FrameTask, raw_header, detections, shape, has_pairs, offset):
     """The raw header's WCS (its WCS keywords, else its pointing keywords with the
     instrument's scale and rotation), checked against the catalog sources in the field
@@ -399,11 +402,7 @@ def _header_fallback(task: FrameTask, raw_header, detections, shape, has_pairs, 
     xy = np.column_stack([detections.x, detections.y])
     pair = None
     if has_pairs:
-        std = spec.oe_offset_std_px
-        factor = spec.reference_binning / info.binning[0]
-        pairs = find_pairs(
-            detections.x, detections.y, offset, (5 * std[0] * factor, 5 * std[1] * factor)
-        )
+        pairs = find_pairs(detections.x, detections.y, offset, _pair_tolerance(spec, info))
         pair = pairs.offset if pairs is not None else offset
     check = headerwcs.check_header_wcs(
         wcs, xy, shape, radec, scale, pair_offset=pair, target_radec=task.target_radec

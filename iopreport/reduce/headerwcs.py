@@ -235,6 +235,9 @@ def _best_shift(tree, xy, predicted, tolerance_px, radius_px, pair=None):
 
 
 def strip_wcs(header: fits.Header) -> None:
-    """Remove the primary WCS keywords from ``header`` in place (before writing a new WCS)."""
+    """Remove the primary WCS keywords from ``header`` in place (before writing a new WCS);
+    a header without a ``CTYPE`` keeps everything (its EQUINOX may date its pointing)."""
+    if not any(key.startswith("CTYPE") for key in header):
+        return
     for key in [k for k in header if WCS_KEY.match(k)]:
         header.remove(key, ignore_missing=True, remove_all=True)
