@@ -65,9 +65,9 @@ class Detections:
         detections of a long unbinned exposure), and a detection narrower than
         :data:`THIN_FRACTION` of it is a track. A trail stretches a star along one
         direction and keeps its b, so trailed stars stay star-like (the trailing
-        test needs them). On undersampled frames stars are as thin as tracks and
-        nothing is dropped (their tracks are mostly single pixels, already dropped
-        as too sharp). With ``saturation``, detections peaking above 70% of it are
+        test needs them). On undersampled frames stars are about as thin as tracks
+        and the test drops little (their tracks are mostly single pixels, already
+        dropped as too sharp). With ``saturation``, detections peaking above 70% of it are
         left out (bleed trails, flat tops).
         """
         good = (self.flags == 0) & np.isfinite(self.elongation)
