@@ -201,14 +201,19 @@ def test_night_with_header_wcs_and_no_index_reduces_from_the_header(tmp_path):
         close_store,
     )
 
-    telescopes = ("OSN-T150", "CAHA-T220")
+    telescopes = ("OSN-T090", "OSN-T150", "CAHA-T220")
     project, config, run = _header_wcs_night(tmp_path, 0.0, telescopes)
     for report in run.reports:
         assert report.frames_failed == {}, report.frames_failed
     frames = list(ReducedFit.select().join(RawFit).where(RawFit.imgtype == "light"))
-    assert frames and {f.astrometry_method for f in frames} == {"header"}
+    by_method = {}
+    for frame in frames:
+        by_method.setdefault(frame.astrometry_method, []).append(frame)
+    # DIPOL sub-frames: quads against a DIPOL frame that was placed by its header
+    assert set(by_method) == {"header", "quads"} and len(by_method["header"]) >= 14
+    assert all("no astrometry.net index" in f.astrometry_detail for f in by_method["header"])
+    assert all("placed by its header WCS" in f.astrometry_detail for f in by_method["quads"])
     assert all(f.flags & ReducedFitFlags.HEADER_WCS for f in frames)
-    assert all("no astrometry.net index" in f.astrometry_detail for f in frames)
     mag_errors = []
     for telescope in telescopes:
         evaluation = evaluate_night(folder_of(project, telescope), config.paths.datadir, telescope)
@@ -243,7 +248,7 @@ def test_night_with_header_wcs_and_no_index_reduces_from_the_header(tmp_path):
 
     reduce_nights(config, catalog_of(config), [(t, NIGHT) for t in telescopes], workers=2)
     frames = list(ReducedFit.select().join(RawFit).where(RawFit.imgtype == "light"))
-    assert {f.astrometry_method for f in frames} == {"solved"}
+    assert {f.astrometry_method for f in frames} == {"solved", "quads"}
     assert not any(f.flags & ReducedFitFlags.HEADER_WCS for f in frames)
     close_store()
 

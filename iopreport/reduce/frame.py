@@ -91,6 +91,8 @@ class FrameOutcome:
     #: how the WCS was found: solved, quads, central-pair, header, header+shift
     astrometry_method: str = ""
     astrometry_detail: str = ""  # which attempt, and what it matched
+    #: the WCS comes from a header's (this frame's, or its sub-frame reference's)
+    header_wcs: bool = False
     wcs_header: dict = field(default_factory=dict)
     center: tuple[float, float] | None = None
     pixscale_arcsec: float | None = None
@@ -264,6 +266,7 @@ def _reduce_frame(task: FrameTask, outcome: FrameOutcome) -> FrameOutcome:
             return _fail(outcome, "astrometry", error)
         outcome.astrometry_method = "quads" if method.startswith("quads") else "central-pair"
         outcome.astrometry_detail = method
+        outcome.header_wcs = "placed by its header" in method
     first_detections = None  # the ladder's first (5 sigma): the header-WCS check's
     for threshold in DETECTION_LADDER if wcs is None else ():
         detections = detect(image, threshold_sigma=threshold)
@@ -306,6 +309,7 @@ def _reduce_frame(task: FrameTask, outcome: FrameOutcome) -> FrameOutcome:
             detections = first_detections
             wcs = check.wcs
             outcome.astrometry_method = check.method
+            outcome.header_wcs = True
             outcome.astrometry_detail = (
                 check.detail + " (plate solving failed: " + "; ".join(attempts) + ")"
             )
@@ -444,7 +448,9 @@ def _solve_subframe(task: FrameTask, image: np.ndarray, offset: tuple[float, flo
         reasons.append("no solved DIPOL photometry frame of this target to match quads against")
     else:
         try:
-            ref_wcs, ref_xy, ref_flux, ref_shape = _reference_detections(task.reference.path)
+            ref_wcs, ref_xy, ref_flux, ref_shape, ref_method = _reference_detections(
+                task.reference.path
+            )
         except Exception as exc:
             ref_wcs = None
             reasons.append(f"reference {task.reference.path.name} unreadable: {exc}")
@@ -477,6 +483,8 @@ def _solve_subframe(task: FrameTask, image: np.ndarray, offset: tuple[float, flo
                     f"quads against {task.reference.path.name}: {match.n_matched} sources "
                     f"matched, rms {match.rms_px:.2f} px"
                 )
+                if ref_method.startswith("header"):
+                    method += f" (the reference placed by its header WCS: {ref_method})"
                 return wcs, pair_offset, detections, method, ""
             reasons.append(f"no quad match against {task.reference.path.name}")
     if task.target_radec is not None and len(detections):
@@ -502,7 +510,8 @@ def _solve_subframe(task: FrameTask, image: np.ndarray, offset: tuple[float, flo
 
 @functools.lru_cache(maxsize=4)
 def _reference_detections(path: Path):
-    """WCS (O beam), detections and shape of a solved reference frame, cached per worker."""
+    """WCS (O beam), detections, shape and astrometry method (``IOPASTRO``) of a solved
+    reference frame, cached per worker."""
     from astropy.wcs import WCS
 
     with fits.open(path, memmap=False) as hdul:
@@ -511,8 +520,9 @@ def _reference_detections(path: Path):
     wcs = WCS(header)
     if not wcs.has_celestial:
         raise ValueError("it has no WCS")
+    method = str(header.get("IOPASTRO", ""))
     found = detect(data, threshold_sigma=SUBFRAME_THRESHOLD)
-    return wcs, np.column_stack([found.x, found.y]), found.flux, data.shape
+    return wcs, np.column_stack([found.x, found.y]), found.flux, data.shape, method
 
 
 def _write_reduced(task, image, raw_header, wcs, pair_offset, outcome) -> None:
@@ -530,6 +540,7 @@ def _write_reduced(task, image, raw_header, wcs, pair_offset, outcome) -> None:
     strip_wcs(header)
     if wcs is not None:
         header.update(wcs.to_header(relax=True))
+        header["IOPASTRO"] = (outcome.astrometry_method, "how the WCS was found (iopreport)")
     if wcs is not None and pair_offset is not None:
         header.update(pair_wcs(wcs, pair_offset).to_header(relax=True, key="B"))
         header["IOPPAIRX"] = (pair_offset[0], "E - O displacement x, px")

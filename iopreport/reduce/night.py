@@ -947,7 +947,7 @@ def _store_outcome(rawfit, task, outcome, catalog, inputs_key) -> int:
         flags |= ReducedFitFlags.PHOTOMETRY_DONE
     if outcome.n_cosmic_pixels:
         flags |= ReducedFitFlags.COSMIC_RAYS_MASKED
-    if outcome.astrometry_method.startswith("header"):
+    if outcome.header_wcs:
         flags |= ReducedFitFlags.HEADER_WCS
     datadir = Path(task.reduced_path).parents[5]
     values = {
