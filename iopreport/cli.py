@@ -129,7 +129,12 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="T",
         help="OSN-T090, OSN-T150 or CAHA-T220 (or T090, T150, T220); repeatable; default all",
     )
-    simulate.add_argument("--preset", choices=("tiny", "small", "full"), default="small")
+    simulate.add_argument(
+        "--preset",
+        choices=("tiny", "small", "full", "unbinned"),
+        default="small",
+        help="size of the night (unbinned: 2048x2048 frames, 3x the cosmic-ray rate)",
+    )
     simulate.add_argument("--seed", type=int, default=1)
     simulate.add_argument(
         "--fault",
@@ -142,6 +147,25 @@ def build_parser() -> argparse.ArgumentParser:
         "--cirrus",
         action="store_true",
         help="thin cirrus: transparency varies up to 10%% per frame",
+    )
+    simulate.add_argument(
+        "--header-wcs",
+        action="store_true",
+        help="write a celestial TAN WCS into every science frame's header",
+    )
+    simulate.add_argument(
+        "--header-wcs-offset",
+        type=float,
+        default=0.0,
+        metavar="ARCSEC",
+        help="shift the header WCS this far north of the truth (with --header-wcs)",
+    )
+    simulate.add_argument(
+        "--cosmic-ray-scale",
+        type=float,
+        default=None,
+        metavar="X",
+        help="cosmic-ray rate as a multiple of the simulator's (default: the preset's)",
     )
     simulate.set_defaults(handler=cmd_simulate)
 
@@ -630,6 +654,9 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         seed=args.seed,
         faults=args.fault,
         cirrus=args.cirrus,
+        header_wcs=args.header_wcs,
+        header_wcs_offset_arcsec=args.header_wcs_offset,
+        cosmic_ray_scale=args.cosmic_ray_scale,
     )
     for result in results:
         truth = result.truth
@@ -765,7 +792,7 @@ def cmd_reduce(args: argparse.Namespace) -> int:
             message = f"no raw data for {telescope} {args.night} in {folder}; run `iopreport fetch`"
             say(f"{telescope} {args.night}: {message}")
             missing[telescope] = message
-            summaries.append(f"{telescope}: {message}")
+            summaries.append(f"{telescope} {args.night}: failed: {message}")
             failed = True
         # the telescopes together: one worker pool, each stage over all of them
         reduction = reduce_nights(
@@ -776,12 +803,19 @@ def cmd_reduce(args: argparse.Namespace) -> int:
             force=args.force,
             progress=True,
         )
+        for warning in reduction.warnings:  # said once for the run, on stderr
+            print(f"reduce: {warning}", file=sys.stderr)
+            summaries.append(warning)
         for report in reduction.reports:
             say(report.summary())
             summaries.append(report.summary())
-            failed = failed or bool(report.frames_failed or report.masters_failed)
-            for name, reason in {**report.unclassified, **report.frames_failed}.items():
+            # failed or unclassified frames keep the night failed on every rerun
+            failed = failed or report.failed
+            for name, reason in report.unclassified.items():
                 say(f"  {name}: {reason}")
+            for name, reason in report.frames_failed.items():
+                again = " (unchanged since an earlier run)" if name in report.failed_before else ""
+                say(f"  {name}: {reason}{again}")
             for label, reason in report.masters_failed.items():
                 say(f"  master {label}: {reason}")
         run.detail = "\n".join(summaries)
@@ -791,7 +825,8 @@ def cmd_reduce(args: argparse.Namespace) -> int:
         from iopreport.runjson import dumps, reduce_document
 
         print(dumps(reduce_document(reduction.reports, missing, not failed, args.night)))
-    # 1 when any frame, master or telescope failed: the reasons are printed and recorded
+    # 1 while any frame of the night is failed or unclassified, or a master or telescope
+    # failed (in this run or an earlier one): the reasons are printed and recorded
     return EXIT_WORK_FAILED if failed else EXIT_OK
 
 

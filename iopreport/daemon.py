@@ -184,7 +184,6 @@ def step_reduce(cycle: Cycle) -> None:
     """
     from iopreport.build import check_retirement
     from iopreport.catalog import load_catalog, sync_catalog
-    from iopreport.indexfiles.ready import NoIndexError
     from iopreport.reduce.night import raw_night_dir, reduce_night, reduce_nights
 
     todo = [
@@ -200,18 +199,20 @@ def step_reduce(cycle: Cycle) -> None:
     by_night: dict[dt.date, list[str]] = {}
     for telescope, night in todo:
         by_night.setdefault(night, []).append(telescope)
+    said: set[str] = set()
     for night, telescopes in by_night.items():
         beat(f"{cycle.job}: reducing {', '.join(telescopes)} {night}")
         try:
             run = reduce_nights(cycle.config, catalog, [(t, night) for t in telescopes])
         except DaemonStop:
             raise
-        except NoIndexError as exc:  # the same for every night: said once, retried next cycle
-            cycle.report(f"reduction not started: {exc}", failed=True)
-            return
         except Exception:
             log.exception("%s: reducing %s together failed; one by one", night, telescopes)
         else:
+            for warning in run.warnings:  # the same for every night: said once per cycle
+                if warning not in said:
+                    said.add(warning)
+                    cycle.report(warning, failed=True)
             for report in run.reports:
                 _reduced(cycle, report)
             continue

@@ -71,6 +71,7 @@
       cell(tr, labels(data.flag_names.raw, row[f.flags]), "flags");
       var reduced = labels(data.flag_names.reduced, row[f.reduced_flags]);
       if (row[f.seeing] !== null) reduced += "; seeing " + fixed(row[f.seeing], 2) + "″";
+      if (row[f.astrometry]) reduced += "; WCS " + row[f.astrometry];
       cell(tr, reduced, "flags");
       cell(tr, row[f.error]);
       body.appendChild(tr);

@@ -264,8 +264,13 @@ def test_cloudy_and_trailed_frames_fail_with_reasons(tmp_path):
     # nothing else of the night fails
     assert set(report.frames_failed) == {by_fault["clouds"], by_fault["trail"]}
     # a rerun skips both as unchanged and does not count the cloudy one twice
+    # ... and still reports them failed: a rerun does not make a failed night clean
     again = reduce_night(config, catalog, "OSN-T150", NIGHT, workers=1)
-    assert again.frames_reduced == 0 and again.frames_failed == {}
+    assert again.frames_reduced == 0
+    assert set(again.frames_failed) == {by_fault["clouds"], by_fault["trail"]}
+    assert again.failed_before == set(again.frames_failed)
+    assert again.frames_failed[by_fault["clouds"]] == reason
+    assert again.outcome.startswith("failed: 2 frames failed (2 unchanged")
     assert ReducedFit.get_by_id(cloudy.id).flags & ReducedFitFlags.LOW_TRANSPARENCY
     close_store()
 

@@ -426,6 +426,7 @@ OWNED_BITS = (
     | RF.ASTROMETRY_FAILED
     | RF.TARGET_SATURATED
     | RF.LOW_TRANSPARENCY
+    | RF.HEADER_WCS
 )
 _OWNED = int(OWNED_BITS)
 _OWNED_PREFIXES = tuple(f"{AUTO_PREFIX} {bit.name}:" for bit in RF if bit & OWNED_BITS and bit.name)
@@ -449,6 +450,18 @@ def _low_transparency() -> set[int]:
         PhotoPolMember.select(PhotoPolMember.result)
         .join(ReducedFit, on=(ReducedFit.rawfit == PhotoPolMember.rawfit))
         .where(ReducedFit.flags.bin_and(int(ReducedFitFlags.LOW_TRANSPARENCY)) != 0)
+        .distinct()
+        .tuples()
+    )
+    return {rid for (rid,) in query}
+
+
+def _header_wcs() -> set[int]:
+    """Results with a member frame whose WCS came from its header (checked, not solved)."""
+    query = (
+        PhotoPolMember.select(PhotoPolMember.result)
+        .join(ReducedFit, on=(ReducedFit.rawfit == PhotoPolMember.rawfit))
+        .where(ReducedFit.flags.bin_and(int(ReducedFitFlags.HEADER_WCS)) != 0)
         .distinct()
         .tuples()
     )
@@ -489,7 +502,9 @@ _POLARIMETRY_TROUBLE = _P_OUT_OF_RANGE | _LARGE_POL_ERROR | _ASTROMETRY_FAILED |
 _BIT_NAMES = tuple((bit.name, int(bit)) for bit in RF if bit.name)
 
 
-def automatic_flags(values: dict, quality, *, no_wcs: bool, saturated: bool, cloudy=False):
+def automatic_flags(
+    values: dict, quality, *, no_wcs: bool, saturated: bool, cloudy=False, header_wcs=False
+):
     """Automatic flags of one result (pure): ``(ResultFlags bits as int, reason texts)``.
 
     ``values`` holds the result's ``mode``, ``mag``, ``mag_err``,
@@ -539,6 +554,12 @@ def automatic_flags(values: dict, quality, *, no_wcs: bool, saturated: bool, clo
         texts.append(
             f"{AUTO_PREFIX} LOW_TRANSPARENCY: a member frame lost most of its light to clouds"
         )
+    if header_wcs:  # a note, not a fault: the WCS passed its check against the field
+        bits |= int(RF.HEADER_WCS)
+        texts.append(
+            f"{AUTO_PREFIX} HEADER_WCS: a member frame's WCS is its header's "
+            "(checked against the catalog sources, not plate-solved)"
+        )
     if saturated:
         bits |= _TARGET_SATURATED
         texts.append(f"{AUTO_PREFIX} TARGET_SATURATED: the target is saturated in a member frame")
@@ -568,6 +589,7 @@ def apply_automatic_flags(config) -> AutoReport:
         no_wcs = _failed_astrometry()
         saturated = _saturated_target()
         cloudy = _low_transparency()
+        from_header = _header_wcs()
         query = PhotoPolResult.select(
             PhotoPolResult.id,
             PhotoPolResult.mode,
@@ -593,6 +615,7 @@ def apply_automatic_flags(config) -> AutoReport:
                 no_wcs=row["id"] in no_wcs,
                 saturated=row["id"] in saturated,
                 cloudy=row["id"] in cloudy,
+                header_wcs=row["id"] in from_header,
             )
             new_flags = bits | (row["flags"] & ~_OWNED)
             old_reasons = _reasons(row["flag_reasons"])

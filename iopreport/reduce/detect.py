@@ -16,8 +16,23 @@ BACKGROUND_BOX = 64
 BACKGROUND_FILTER = 3
 #: A detection with more than this fraction of its flux in one pixel is an artefact.
 SHARP_FRACTION = 0.8
-#: Stars fitted to measure the seeing.
-SEEING_STARS = 6
+#: Stars fitted to measure the seeing (the brightest star-like ones).
+SEEING_STARS = 8
+#: Fewest fitted stars for a seeing (fewer: the moments' estimate).
+MIN_SEEING_STARS = 3
+#: A detection whose minor axis is below this fraction of the stars' is a track (a
+#: cosmic ray crossing the detector at a slant deposits a one-pixel-wide line: its
+#: isophotal b is 0.5-0.8 px whatever the seeing, while a star's is the PSF's sigma).
+THIN_FRACTION = 0.7
+#: Detections with a/b below this are "round" (stars, and the few short tracks).
+ROUND_ELONGATION = 1.3
+#: Brightest round detections whose median minor axis is the stars' (the reference).
+REFERENCE_STARS = 50
+#: Detections more elongated than this are not used for the seeing (blends, remnants).
+MAX_SEEING_ELONGATION = 1.5
+#: Fitted FWHMs further than this fraction from the median are dropped before the
+#: final median (a track or a blend that survived the shape test).
+SEEING_CLIP = 0.25
 #: Gaussian sigma -> FWHM.
 SIGMA_TO_FWHM = 2.0 * np.sqrt(2.0 * np.log(2.0))
 
@@ -35,32 +50,73 @@ class Detections:
     peak: np.ndarray
     background_rms: float
     background_level: float
+    minor_px: np.ndarray | None = None  # b, the isophotal minor-axis rms (px)
 
     def __len__(self) -> int:
         return len(self.x)
 
-    def median_elongation(self, count: int = 20, saturation: float | None = None) -> float:
-        """Median a/b of up to ``count`` of the brightest clean detections (NaN if < 3);
-        with ``saturation``, stars peaking above 70% of it are left out (bleed trails)."""
+    def star_like(self, saturation: float | None = None) -> np.ndarray:
+        """Mask of the clean detections shaped like stars, not like cosmic-ray tracks.
+
+        A track is about one pixel wide, so its minor axis b stays at 0.5-0.8 px
+        whatever the seeing; a star's b is the PSF's sigma. The stars' b is the
+        median over the :data:`REFERENCE_STARS` brightest round clean detections
+        (stars outnumber tracks among those even when tracks are most of the
+        detections of a long unbinned exposure), and a detection narrower than
+        :data:`THIN_FRACTION` of it is a track. A trail stretches a star along one
+        direction and keeps its b, so trailed stars stay star-like (the trailing
+        test needs them). On undersampled frames stars are about as thin as tracks
+        and the test drops little (their tracks are mostly single pixels, already
+        dropped as too sharp). With ``saturation``, detections peaking above 70% of it are
+        left out (bleed trails, flat tops).
+        """
         good = (self.flags == 0) & np.isfinite(self.elongation)
         if saturation is not None:
             good &= self.peak < 0.7 * saturation
+        if self.minor_px is None or not good.any():
+            return good
+        round_ = good & (self.elongation < ROUND_ELONGATION)
+        reference = self.minor_px[round_][:REFERENCE_STARS]
+        if len(reference) < MIN_SEEING_STARS:
+            reference = self.minor_px[good][:REFERENCE_STARS]
+        b_stars = float(np.median(reference))
+        return good & (self.minor_px >= THIN_FRACTION * b_stars)
+
+    def median_elongation(self, count: int = 20, saturation: float | None = None) -> float:
+        """Median a/b of up to ``count`` of the brightest star-like detections (NaN if < 3);
+        with ``saturation``, stars peaking above 70% of it are left out (bleed trails).
+
+        Cosmic-ray tracks (elongated) are left out by :meth:`star_like`; trailed
+        stars are not.
+        """
+        good = self.star_like(saturation)
         values = self.elongation[good][:count]
         return float(np.median(values)) if len(values) >= 3 else float("nan")
 
-    def seeing_fwhm_px(self, image: np.ndarray, saturation: float | None = None) -> float:
-        """Median FWHM of up to :data:`SEEING_STARS` clean, unsaturated stars (NaN if < 3).
+    def seeing_fwhm_px(
+        self, image: np.ndarray, saturation: float | None = None, hint: float | None = None
+    ) -> float:
+        """Robust FWHM of up to :data:`SEEING_STARS` bright, round, star-like detections
+        (NaN if fewer than 3).
 
         Each star is fitted with a circular 2-D Gaussian plus a constant, as
         the reference measures the seeing (reference/iop4.md §7.1, there with
         photutils ``fit_fwhm``; here with :func:`gaussian_fwhm`, the same model
         without that machinery's ~100 ms per frame); the detection moments only
-        size the fitting box.
+        size the fitting box. Candidates pass the shape test of :meth:`star_like`
+        (cosmic-ray tracks fail it) and are round (a/b below
+        :data:`MAX_SEEING_ELONGATION`); fits further than :data:`SEEING_CLIP` from
+        the median of the fits are dropped (a profile a star would not have) and
+        the median of the rest is the seeing.
+
+        With ``hint`` (px: the night's seeing trend around this frame, when the
+        frame's own value disagreed with it), twice as many candidates are fitted
+        and those within :data:`SEEING_CLIP` of the hint are kept when there are
+        at least three (else the frame's own value stands).
         """
-        good = (self.flags == 0) & np.isfinite(self.fwhm_px) & (self.fwhm_px > 0.8)
-        if saturation is not None:
-            good &= self.peak < 0.7 * saturation
-        if good.sum() < 3:
+        good = self.star_like(saturation) & np.isfinite(self.fwhm_px) & (self.fwhm_px > 0.8)
+        good &= self.elongation < MAX_SEEING_ELONGATION
+        if good.sum() < MIN_SEEING_STARS:
             return float("nan")
         guess = float(np.median(self.fwhm_px[good][:SEEING_STARS]))
         # isophotal moments overestimate a seeing-limited FWHM about twofold
@@ -68,16 +124,34 @@ class Detections:
         ny, nx = image.shape
         inside = good & (self.x > half) & (self.y > half)
         inside &= (self.x < nx - half - 1) & (self.y < ny - half - 1)
-        if inside.sum() < 3:
+        if inside.sum() < MIN_SEEING_STARS:
             return float("nan")
+        count = SEEING_STARS if hint is None else 2 * SEEING_STARS
         fitted = []
-        for x, y in zip(self.x[inside][:SEEING_STARS], self.y[inside][:SEEING_STARS], strict=True):
+        for x, y in zip(self.x[inside][:count], self.y[inside][:count], strict=True):
             xi, yi = round(x), round(y)
             cutout = image[yi - half : yi + half + 1, xi - half : xi + half + 1]
             fwhm = gaussian_fwhm(cutout, x - (xi - half), y - (yi - half), guess / 2)
             if np.isfinite(fwhm) and fwhm > 0.5:
                 fitted.append(fwhm)
-        return float(np.median(fitted)) if len(fitted) >= 3 else guess
+        if hint is not None:
+            values = np.asarray(fitted, dtype=float)
+            agreeing = values[np.abs(values - hint) <= SEEING_CLIP * hint]
+            if len(agreeing) >= MIN_SEEING_STARS:
+                return float(np.median(agreeing))
+            fitted = fitted[:SEEING_STARS]  # the frame's own value, as without the hint
+        return robust_seeing(fitted, fallback=guess)
+
+
+def robust_seeing(fitted, fallback: float) -> float:
+    """Median of the fitted FWHMs within :data:`SEEING_CLIP` of their median (``fallback``
+    when fewer than :data:`MIN_SEEING_STARS` fits remain)."""
+    values = np.asarray(fitted, dtype=float)
+    if len(values) < MIN_SEEING_STARS:
+        return fallback
+    median = float(np.median(values))
+    kept = values[np.abs(values - median) <= SEEING_CLIP * median]
+    return float(np.median(kept)) if len(kept) >= MIN_SEEING_STARS else median
 
 
 def gaussian_fwhm(cutout: np.ndarray, x: float, y: float, fwhm_guess: float) -> float:
@@ -257,4 +331,5 @@ def detect(
         peak=np.asarray(objects["peak"], dtype=float) + background.level,
         background_rms=float(background.rms),
         background_level=float(background.level),
+        minor_px=np.asarray(objects["b"], dtype=float),
     )

@@ -26,6 +26,7 @@ from iopreport.reduce.astrometry import PlateSolver, find_pairs, index_files_in,
 from iopreport.reduce.calibrate import calibrate, usable_flat
 from iopreport.reduce.classify import FrameInfo
 from iopreport.reduce.detect import detect
+from iopreport.reduce.headerwcs import strip_wcs
 from iopreport.reduce.measure import SkySource, measure_frame
 from iopreport.reduce.photometry import Measurement
 from iopreport.reduce.rawframe import read_raw
@@ -75,7 +76,10 @@ class FrameTask:
     #: (rotation, flip) of a solved DIPOL frame of the night with the same flip state
     #: (sub-frames without a reference: the central-pair fallback's orientation)
     orientation: tuple[float, bool] | None = None
+    index_state: str = ""  # fingerprint of the index folder (reduce.night.index_folder_state)
     field_radec: tuple[tuple[float, float], ...] = ()  # the target's calibrators (sub-frames)
+    #: the night's seeing trend around this frame (px), when a first measurement disagreed
+    seeing_hint_px: float | None = None
 
 
 @dataclass
@@ -86,7 +90,11 @@ class FrameOutcome:
     reduced_path: Path | None = None
     error: str = ""
     stage: str = ""  # where it failed: read, calibrate, astrometry, photometry
+    #: how the WCS was found: solved, quads, central-pair, header, header+shift
     astrometry_method: str = ""
+    astrometry_detail: str = ""  # which attempt, and what it matched
+    #: the WCS comes from a header's (this frame's, or its sub-frame reference's)
+    header_wcs: bool = False
     wcs_header: dict = field(default_factory=dict)
     center: tuple[float, float] | None = None
     pixscale_arcsec: float | None = None
@@ -255,18 +263,19 @@ def _reduce_frame(task: FrameTask, outcome: FrameOutcome) -> FrameOutcome:
         if wcs is None:
             _write_reduced(task, image, raw_header, None, None, outcome)
             return _fail(outcome, "astrometry", error)
-        outcome.astrometry_method = method
+        outcome.astrometry_method = "quads" if method.startswith("quads") else "central-pair"
+        outcome.astrometry_detail = method
+        outcome.header_wcs = "placed by its header" in method
+    first_detections = None  # the ladder's first (5 sigma): the header-WCS check's
     for threshold in DETECTION_LADDER if wcs is None else ():
         detections = detect(image, threshold_sigma=threshold)
         lap("detect")
+        if first_detections is None:
+            first_detections = detections
         xy = np.column_stack([detections.x, detections.y])
         label = f"sep {threshold:g} sigma"
         if has_pairs:
-            std = spec.oe_offset_std_px
-            factor = spec.reference_binning / info.binning[0]
-            pairs = find_pairs(
-                detections.x, detections.y, offset, (5 * std[0] * factor, 5 * std[1] * factor)
-            )
+            pairs = find_pairs(detections.x, detections.y, offset, _pair_tolerance(spec, info))
             if pairs is None:
                 attempts.append(f"{label}: no O/E pairs")
                 continue
@@ -274,8 +283,8 @@ def _reduce_frame(task: FrameTask, outcome: FrameOutcome) -> FrameOutcome:
             pair_offset = pairs.offset
             label += f", {len(pairs.o_index)} O/E pairs"
         if solver is None:
-            _write_reduced(task, image, raw_header, None, None, outcome)  # calibrated, unsolved
-            return _fail(outcome, "astrometry", _solver_error)
+            attempts.append(_solver_error)
+            break  # no index: the header's WCS, if it passes its check, is all there is
         result = solver.solve(
             xy,
             scale_arcsec=spec.pixscale_at(info.binning[0]),
@@ -285,11 +294,28 @@ def _reduce_frame(task: FrameTask, outcome: FrameOutcome) -> FrameOutcome:
         lap("astrometry")
         if result.ok:
             solution = result
-            outcome.astrometry_method = (
+            outcome.astrometry_method = "solved"
+            outcome.astrometry_detail = (
                 f"{label}; {result.n_stars} stars; logodds {result.logodds:.0f}"
             )
             break
         attempts.append(f"{label}: {result.error}")
+    if solution is None and wcs is None and first_detections is not None:
+        # no plate solution: the header's own WCS, if the frame confirms it
+        check = _header_fallback(task, raw_header, first_detections, image.shape, has_pairs, offset)
+        lap("astrometry")
+        if check.ok:
+            detections = first_detections
+            wcs = check.wcs
+            outcome.astrometry_method = check.method
+            outcome.header_wcs = True
+            outcome.astrometry_detail = (
+                check.detail + " (plate solving failed: " + "; ".join(attempts) + ")"
+            )
+            if has_pairs:
+                pair_offset = check.pair_offset
+        else:
+            attempts.append(check.error)
     outcome.n_detected = len(detections) if detections is not None else 0
     if solution is None and wcs is None:
         _write_reduced(task, image, raw_header, None, None, outcome)  # calibrated, unsolved
@@ -312,7 +338,7 @@ def _reduce_frame(task: FrameTask, outcome: FrameOutcome) -> FrameOutcome:
         return _fail(
             outcome,
             "photometry",
-            f"stars trailed or elongated (median a/b {elongation:.1f} > {MAX_ELONGATION:g}): "
+            f"stars trailed or elongated (median a/b {elongation:.2f} > {MAX_ELONGATION:.2f}): "
             "circular apertures and the seeing would be wrong",
         )
     if saturated_fraction > MAX_SATURATED_FRACTION:
@@ -328,6 +354,7 @@ def _reduce_frame(task: FrameTask, outcome: FrameOutcome) -> FrameOutcome:
         pair_offset=pair_offset if has_pairs else None,
         detections=detections,
         field_stars=FIELD_STARS if info.obsmode == "polarimetry" and not has_pairs else 0,
+        seeing_hint_px=task.seeing_hint_px,
     )
     lap("photometry")
     outcome.seeing_fwhm_px = None if math.isnan(photometry.fwhm_px) else photometry.fwhm_px
@@ -343,6 +370,52 @@ def _reduce_frame(task: FrameTask, outcome: FrameOutcome) -> FrameOutcome:
     if photometry.error:
         return _fail(outcome, "photometry", photometry.error)
     return outcome
+
+
+def _pair_tolerance(spec: InstrumentSpec, info: FrameInfo) -> tuple[float, float]:
+    """Search tolerance of the O/E offset: 5 standard deviations, scaled to the binning."""
+    std = spec.oe_offset_std_px
+    factor = spec.reference_binning / info.binning[0]
+    return (5 * std[0] * factor, 5 * std[1] * factor)
+
+
+def _header_fallback(task: FrameTask, raw_header, detections, shape, has_pairs, offset):
+    """The raw header's WCS (its WCS keywords, else its pointing keywords with the
+    instrument's scale and rotation), checked against the catalog sources in the field
+    (:func:`iopreport.reduce.headerwcs.check_header_wcs`)."""
+    from iopreport.reduce import headerwcs
+
+    info, spec = task.info, task.spec
+    scale = spec.pixscale_at(info.binning[0])
+    wcs = headerwcs.header_celestial_wcs(raw_header)
+    kind = "WCS keywords"
+    if wcs is None and info.pointing is not None:
+        wcs = headerwcs.pointing_wcs(
+            info.pointing,
+            spec.shape_at(info.binning[0]),
+            info.subframe_origin,
+            spec.sky_rotation_deg,
+            info.flipped,
+            scale,
+        )
+        kind = "pointing keywords"
+    if wcs is None:
+        return headerwcs.HeaderCheck(None, error="no WCS or pointing keywords in the header")
+    radec = np.array([(s.ra_deg, s.dec_deg) for s in task.sources]).reshape(-1, 2)
+    xy = np.column_stack([detections.x, detections.y])
+    pair = None
+    if has_pairs:
+        pairs = find_pairs(detections.x, detections.y, offset, _pair_tolerance(spec, info))
+        pair = pairs.offset if pairs is not None else offset
+    check = headerwcs.check_header_wcs(
+        wcs, xy, shape, radec, scale, pair_offset=pair, target_radec=task.target_radec
+    )
+    check.pair_offset = pair
+    if check.ok:
+        check.detail = f"{kind}: {check.detail}"
+    else:
+        check.error = f"{kind}: {check.error}"
+    return check
 
 
 #: Detection threshold on DIPOL polarimetry sub-frames (sigma above the background).
@@ -374,7 +447,9 @@ def _solve_subframe(task: FrameTask, image: np.ndarray, offset: tuple[float, flo
         reasons.append("no solved DIPOL photometry frame of this target to match quads against")
     else:
         try:
-            ref_wcs, ref_xy, ref_flux, ref_shape = _reference_detections(task.reference.path)
+            ref_wcs, ref_xy, ref_flux, ref_shape, ref_method = _reference_detections(
+                task.reference.path
+            )
         except Exception as exc:
             ref_wcs = None
             reasons.append(f"reference {task.reference.path.name} unreadable: {exc}")
@@ -407,6 +482,8 @@ def _solve_subframe(task: FrameTask, image: np.ndarray, offset: tuple[float, flo
                     f"quads against {task.reference.path.name}: {match.n_matched} sources "
                     f"matched, rms {match.rms_px:.2f} px"
                 )
+                if ref_method.startswith("header"):
+                    method += f" (the reference placed by its header WCS: {ref_method})"
                 return wcs, pair_offset, detections, method, ""
             reasons.append(f"no quad match against {task.reference.path.name}")
     if task.target_radec is not None and len(detections):
@@ -432,7 +509,8 @@ def _solve_subframe(task: FrameTask, image: np.ndarray, offset: tuple[float, flo
 
 @functools.lru_cache(maxsize=4)
 def _reference_detections(path: Path):
-    """WCS (O beam), detections and shape of a solved reference frame, cached per worker."""
+    """WCS (O beam), detections, shape and astrometry method (``IOPASTRO``) of a solved
+    reference frame, cached per worker."""
     from astropy.wcs import WCS
 
     with fits.open(path, memmap=False) as hdul:
@@ -441,8 +519,9 @@ def _reference_detections(path: Path):
     wcs = WCS(header)
     if not wcs.has_celestial:
         raise ValueError("it has no WCS")
+    method = str(header.get("IOPASTRO", ""))
     found = detect(data, threshold_sigma=SUBFRAME_THRESHOLD)
-    return wcs, np.column_stack([found.x, found.y]), found.flux, data.shape
+    return wcs, np.column_stack([found.x, found.y]), found.flux, data.shape, method
 
 
 def _write_reduced(task, image, raw_header, wcs, pair_offset, outcome) -> None:
@@ -456,8 +535,11 @@ def _write_reduced(task, image, raw_header, wcs, pair_offset, outcome) -> None:
     header["IOPFLAT"] = task.flat_path.name if task.flat_path else "none"
     header.add_comment("IOPRAW, IOPBIAS, IOPDARK, IOPFLAT: raw file and masters used (iopreport)")
     header["BUNIT"] = ("adu", "calibrated counts")
+    # the raw header's own WCS, if any, gives way to the one found (or to none: unchecked)
+    strip_wcs(header)
     if wcs is not None:
         header.update(wcs.to_header(relax=True))
+        header["IOPASTRO"] = (outcome.astrometry_method, "how the WCS was found (iopreport)")
     if wcs is not None and pair_offset is not None:
         header.update(pair_wcs(wcs, pair_offset).to_header(relax=True, key="B"))
         header["IOPPAIRX"] = (pair_offset[0], "E - O displacement x, px")

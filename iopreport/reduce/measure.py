@@ -77,6 +77,7 @@ def measure_frame(
     pair_offset: tuple[float, float] | None = None,
     detections: Detections | None = None,
     field_stars: int = 0,
+    seeing_hint_px: float | None = None,
 ) -> FramePhotometry:
     """Measure every catalog source on ``image`` (calibrated, ADU).
 
@@ -93,9 +94,12 @@ def measure_frame(
         stars that are not catalog sources (single-beam images only): the
         comparison stars of polarizer-wheel sequences whose target has no
         catalog calibrators in the field (issue 5, transparency normalisation).
+    seeing_hint_px : float, optional
+        The night's seeing trend around this frame, when its own seeing disagreed
+        with it (:meth:`Detections.seeing_fwhm_px`).
     """
     detections = detections if detections is not None else detect(image)
-    fwhm = detections.seeing_fwhm_px(image, spec.saturation_adu)
+    fwhm = detections.seeing_fwhm_px(image, spec.saturation_adu, hint=seeing_hint_px)
     if not math.isfinite(fwhm):
         return FramePhotometry(fwhm_px=fwhm, apertures=None, error="no stars to measure the seeing")
     apertures = Apertures.from_fwhm(fwhm)
@@ -161,7 +165,8 @@ def _field_star_targets(detections, image, apertures, targets, spec, count, fwhm
     ny, nx = image.shape
     margin = apertures.annulus_out + 2
     x, y = detections.x, detections.y
-    good = (detections.flags == 0) & (detections.peak < 0.5 * spec.saturation_adu)
+    # star-like: no cosmic-ray track as a comparison star
+    good = detections.star_like() & (detections.peak < 0.5 * spec.saturation_adu)
     good &= (x > margin) & (y > margin) & (x < nx - margin) & (y < ny - margin)
     chosen: list[Target] = []
     taken = [(t.x, t.y) for t in targets]

@@ -36,6 +36,7 @@ from iopreport.reduce.frame import (
     FrameOutcome,
     FrameTask,
     ReferenceFrame,
+    reduce_frame,
 )
 from iopreport.reduce.hostnight import correct_host_galaxies
 from iopreport.reduce.masters import (
@@ -104,10 +105,37 @@ class NightReport:
     seconds: dict[str, float] = field(default_factory=dict)
     worker_peak_rss_mb: float = 0.0  # the largest peak resident memory a worker reported
     stored: set[str] = field(default_factory=set)  # frames reduced and stored in this run
+    #: frames in ``frames_failed`` that failed in an earlier run and were left unchanged
+    failed_before: set[str] = field(default_factory=set)
+    #: frames measured again against the night's seeing trend: name -> what happened
+    seeing_remeasured: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def failed(self) -> bool:
+        """Whether any frame of the night is failed or unclassified, or a master failed."""
+        return bool(self.unclassified or self.frames_failed or self.masters_failed)
+
+    @property
+    def outcome(self) -> str:
+        """``ok``, or ``failed`` with what failed (for the terminal and the run log)."""
+        if not self.failed:
+            return "ok"
+        parts = []
+        if self.frames_failed:
+            unchanged = len(self.failed_before)
+            parts.append(
+                f"{len(self.frames_failed)} frames failed"
+                + (f" ({unchanged} unchanged since an earlier run)" if unchanged else "")
+            )
+        if self.unclassified:
+            parts.append(f"{len(self.unclassified)} unclassified")
+        if self.masters_failed:
+            parts.append(f"{len(self.masters_failed)} masters failed")
+        return "failed: " + ", ".join(parts)
 
     def summary(self) -> str:
         return (
-            f"{self.telescope} {self.night}: {self.files} files, "
+            f"{self.telescope} {self.night}: {self.outcome}; {self.files} files, "
             f"{len(self.unclassified)} unclassified, {self.masters_built} masters built "
             f"({len(self.masters_failed)} failed), {self.frames_reduced} frames reduced, "
             f"{self.frames_skipped} unchanged, {len(self.frames_failed)} failed, "
@@ -144,6 +172,8 @@ class ReductionRun:
 
     reports: list[NightReport]
     seconds: dict[str, float] = field(default_factory=dict)
+    #: said once for the whole run (no usable index files), empty when all is well
+    warnings: list[str] = field(default_factory=list)
 
 
 def reduce_nights(
@@ -184,20 +214,29 @@ def reduce_nights(
         states.append(state)
     run.seconds["classify"] = time.perf_counter() - started
     if any(rawfit.imgtype == "light" for state in states for rawfit in state.rawfits):
-        from iopreport.indexfiles.ready import prepare_index
+        from iopreport.indexfiles.ready import NoIndexError, prepare_index
 
-        prepare_index(config, catalog)  # no usable index: one error now, not one per frame
+        try:
+            prepare_index(config, catalog)
+        except NoIndexError as exc:
+            # one error now, not one per frame; frames whose header carries a WCS that
+            # passes its check are still placed by it (reduce/headerwcs.py)
+            run.warnings.append(f"{exc}; until then frames are placed by their header WCS")
+            log.warning("%s", run.warnings[-1])
 
     started = time.perf_counter()
     with WorkerPool(config, workers) as pool:
         scheduler = Scheduler(config, catalog, states, force, pool, progress)
         scheduler.run()
+        for state in states:
+            remeasure_off_trend(catalog, state, pool)
     run.seconds["masters and frames"] = time.perf_counter() - started
     if scheduler.masters_finished_s is not None:
         run.seconds["masters finished after"] = scheduler.masters_finished_s
 
     for state in states:
         check_transparency(state.epoch, state.report)
+        report_still_failed(state.epoch, state.report)
     started = time.perf_counter()
     for state in states:
         clock = time.perf_counter()
@@ -221,6 +260,7 @@ class _NightState:
     report: NightReport
     worker_seconds: dict[str, float] = field(default_factory=lambda: defaultdict(float))
     infos: dict[str, FrameInfo] = field(default_factory=dict)  # classified in this run
+    tasks: dict[str, FrameTask] = field(default_factory=dict)  # frames stored in this run
 
     @functools.cached_property
     def by_name(self) -> dict[str, RawFit]:
@@ -235,11 +275,13 @@ def store_frame(catalog, state: _NightState, task: FrameTask, outcome: FrameOutc
     state.report.worker_peak_rss_mb = max(state.report.worker_peak_rss_mb, outcome.peak_rss_mb)
     rawfit = state.by_name[task.raw_path.name]
     with database_proxy.atomic():
-        key = _inputs_key(task, rawfit.sha256)
+        depends_on_index = outcome.header_wcs or outcome.stage == "astrometry"
+        key = _inputs_key(task, rawfit.sha256, index_state=depends_on_index)
         state.report.results += _store_outcome(rawfit, task, outcome, catalog, key)
         if outcome.saturated:
             _mark_saturated([rawfit])
     state.report.stored.add(task.raw_path.name)
+    state.tasks[task.raw_path.name] = task
     if outcome.ok:
         state.report.frames_reduced += 1
     else:
@@ -520,7 +562,8 @@ def check_transparency(epoch: Epoch, report: NightReport | None = None) -> list[
             continue
         reason = (
             f"photometry: transparency {100 * 10 ** (-0.4 * deficit):.0f}% of the night's "
-            f"typical for {instrument_name} {band} (zero point {deficit:.1f} mag low): clouds"
+            f"typical for {instrument_name} {band} (zero point {deficit:.2f} mag low, "
+            f"more than {MAX_EXTINCTION_MAG:.2f}): clouds"
         )
         reduced = ReducedFit.get_or_none(ReducedFit.rawfit == rawfit_id)
         if reduced is None or reduced.flags & ReducedFitFlags.LOW_TRANSPARENCY:
@@ -543,6 +586,82 @@ def check_transparency(epoch: Epoch, report: NightReport | None = None) -> list[
                 report.frames_reduced -= 1  # counted as reduced when it was stored
             report.frames_failed[name] = reason
     return failed
+
+
+def remeasure_off_trend(catalog, state: _NightState, pool: WorkerPool) -> list[str]:
+    """Reduce again, with the night's seeing trend as a hint, the frames stored in this run
+    whose seeing is far from that of the frames taken around them
+    (:func:`iopreport.reduce.seeingtrend.off_trend`). Returns their names."""
+    from iopreport.reduce.seeingtrend import SeeingPoint, off_trend
+
+    rows = (
+        ReducedFit.select(
+            RawFit.filename,
+            RawFit.instrument,
+            RawFit.binning,
+            RawFit.juliandate,
+            ReducedFit.seeing_fwhm_arcsec,
+            ReducedFit.pixscale_arcsec,
+        )
+        .join(RawFit)
+        .where(
+            (RawFit.epoch == state.epoch)
+            & ReducedFit.seeing_fwhm_arcsec.is_null(False)
+            & ReducedFit.pixscale_arcsec.is_null(False)
+            & (ReducedFit.error == "")
+        )
+        .tuples()
+    )
+    points, seeing, scales = [], {}, {}
+    for name, instrument_name, binning, juliandate, fwhm, scale in rows:
+        if juliandate is None:
+            continue
+        points.append(SeeingPoint(name, (instrument_name, binning), juliandate, fwhm))
+        seeing[name], scales[name] = fwhm, scale
+    outliers = {n: t for n, t in off_trend(points).items() if n in state.tasks}
+    for name, trend in sorted(outliers.items()):
+        task = dataclasses.replace(state.tasks[name], seeing_hint_px=trend / scales[name])
+        if pool.worn_out:
+            pool.recycle()
+        try:
+            outcome = pool.submit(reduce_frame, task).result()
+        except Exception as exc:  # a crashed worker fails this frame, not the night
+            outcome = FrameOutcome(raw_path=task.raw_path, error=f"worker: {exc}", stage="worker")
+            if isinstance(exc, futures.BrokenExecutor):
+                pool.broken()
+        store_frame(catalog, state, task, outcome)
+        state.report.frames_reduced -= 1  # it was counted when first stored
+        after = (
+            f'{outcome.seeing_fwhm_px * outcome.pixscale_arcsec:.2f}"'
+            if outcome.seeing_fwhm_px and outcome.pixscale_arcsec
+            else outcome.error
+        )
+        note = f'seeing {seeing[name]:.2f}" against the trend {trend:.2f}": now {after}'
+        state.report.seeing_remeasured[name] = note
+        log.warning("%s %s: %s", state.epoch.epochname, name, note)
+    return sorted(outliers)
+
+
+def report_still_failed(epoch: Epoch, report: NightReport) -> list[str]:
+    """Add to ``report`` the frames of ``epoch`` that failed in an earlier run and were
+    left unchanged by this one (a rerun must not report a failed night as clean).
+
+    Returns their names (also kept in ``report.failed_before``).
+    """
+    rows = (
+        ReducedFit.select(RawFit.filename, ReducedFit.error)
+        .join(RawFit)
+        .where((RawFit.epoch == epoch) & (ReducedFit.error != ""))
+        .tuples()
+    )
+    found = []
+    for name, error in rows:
+        if name in report.frames_failed or name in report.stored:
+            continue
+        report.frames_failed[name] = error
+        report.failed_before.add(name)
+        found.append(name)
+    return found
 
 
 def _mark_saturated(rawfits: list[RawFit]) -> None:
@@ -648,6 +767,9 @@ def _science_tasks(
 
     excluded = excluded_in_epoch(config, catalog, epoch)
     solved = _SolvedDipolFrames(config, catalog) if subframes else None
+    # frames placed by their header's WCS, or that failed plate solving, are tried again
+    # when the index folder changes (their inputs key holds the folder's state)
+    index_state = index_folder_state(config.paths.astrometry_index_dir)
 
     for rawfit in rawfits:
         if rawfit.imgtype != "light" or not rawfit.flags & RawFitFlags.CLASSIFIED:
@@ -705,6 +827,7 @@ def _science_tasks(
             sources=sources,
             position_hint=hint,
             index_dir=config.paths.astrometry_index_dir,
+            index_state=index_state,
             budget_s=config.processing.astrometry_timeout_s,
             spec=spec,
             target_radec=target_radec,
@@ -721,13 +844,35 @@ def _science_tasks(
         if (
             existing is not None
             and not force
-            and existing.inputs_key == _inputs_key(task, rawfit.sha256)
+            and existing.inputs_key
+            == _inputs_key(
+                task,
+                rawfit.sha256,
+                index_state=bool(existing.flags & _INDEX_DEPENDENT),
+            )
             and reduced.exists()
         ):
             report.frames_skipped += 1
             continue
         tasks.append(task)
     return tasks
+
+
+#: Frames whose astrometry depended on what the index folder held (no index covered them).
+_INDEX_DEPENDENT = ReducedFitFlags.HEADER_WCS | ReducedFitFlags.ERROR_ASTROMETRY
+
+
+def index_folder_state(folder: Path) -> str:
+    """A fingerprint of the FITS files in ``folder`` (names, sizes, times), '' when none."""
+    folder = Path(folder).expanduser()
+    if not folder.is_dir():
+        return ""
+    entries = sorted(
+        (str(path.relative_to(folder)), stat.st_size, stat.st_mtime_ns)
+        for path in folder.rglob("*.fits")
+        if (stat := path.stat())
+    )
+    return hashlib.sha256(repr(entries).encode()).hexdigest()[:16] if entries else ""
 
 
 def _subframe_reference(candidates, epoch, rawfit) -> ReferenceFrame | None:
@@ -826,8 +971,13 @@ def reduced_name(raw_name: str) -> str:
     return Path(stem).with_suffix(".fits").name
 
 
-def _inputs_key(task: FrameTask, sha256: str | None) -> str:
-    """What a reduced frame depends on: raw checksum, masters, index files, code version."""
+def _inputs_key(task: FrameTask, sha256: str | None, *, index_state: bool = False) -> str:
+    """What a reduced frame depends on: raw checksum, masters, index folder, code version.
+
+    With ``index_state`` (frames placed by their header, or that failed plate
+    solving) the key holds the index folder's content too, so such a frame is
+    reduced again when index files are added, and no other frame is.
+    """
     parts = [
         sha256 or "",
         str(task.bias_path or ""),
@@ -837,6 +987,7 @@ def _inputs_key(task: FrameTask, sha256: str | None) -> str:
         __version__,
         str(task.reference.path) if task.reference else "",
         str(task.orientation or ""),
+        task.index_state if index_state else "",
     ]
     for path in (task.bias_path, task.dark_path, task.flat_path):
         parts.append(str(path.stat().st_mtime_ns) if path and path.exists() else "")
@@ -866,6 +1017,8 @@ def _store_outcome(rawfit, task, outcome, catalog, inputs_key) -> int:
         flags |= ReducedFitFlags.PHOTOMETRY_DONE
     if outcome.n_cosmic_pixels:
         flags |= ReducedFitFlags.COSMIC_RAYS_MASKED
+    if outcome.header_wcs:
+        flags |= ReducedFitFlags.HEADER_WCS
     datadir = Path(task.reduced_path).parents[5]
     values = {
         "filename": str(task.reduced_path.relative_to(datadir)) if outcome.reduced_path else "",
@@ -875,6 +1028,7 @@ def _store_outcome(rawfit, task, outcome, catalog, inputs_key) -> int:
         "flags": int(flags),
         "error": outcome.error,
         "astrometry_method": outcome.astrometry_method,
+        "astrometry_detail": outcome.astrometry_detail,
         "center_ra_deg": outcome.center[0] if outcome.center else None,
         "center_dec_deg": outcome.center[1] if outcome.center else None,
         "pixscale_arcsec": outcome.pixscale_arcsec,

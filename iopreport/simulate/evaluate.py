@@ -167,7 +167,7 @@ def evaluate_night(night_folder: Path, datadir: Path, telescope: str) -> Evaluat
             wcs = WCS(hdul[0].header, relax=True)
             shape = hdul[0].data.shape
         error = wcs_error_arcsec(wcs, WCS(record["wcs"]), shape)
-        if (reduced.astrometry_method or "").startswith("central O/E pair"):
+        if reduced.astrometry_method == "central-pair":
             evaluation.fallback_wcs_arcsec.append(error)
         else:
             evaluation.wcs_rms_arcsec.append(error)

@@ -7,11 +7,13 @@ MaxIm DL / Andor headers in shared/data/real for keyword style.
 
 from __future__ import annotations
 
+import math
 import re
 
 from astropy.coordinates import Angle
 from astropy.io import fits
 from astropy.time import Time
+from astropy.wcs import WCS
 
 from iopreport.instruments.keywords import (
     ANDOR150_SHORT_NAME_UNTIL,
@@ -174,3 +176,18 @@ def file_name(plan: FramePlan, counter: int) -> str:
     prefix = "Flat" if plan.imgtype == "flat" else _slug(plan.object_name)
     suffix = osn_filter(plan) if plan.obsmode == "polarimetry" else (plan.band or "")
     return f"{prefix}-{counter:04d}{suffix}.fit"
+
+
+def add_header_wcs(header: fits.Header, wcs: WCS, offset_arcsec: float = 0.0) -> None:
+    """Write a celestial TAN WCS into ``header`` (as a telescope system that knows where it
+    points would), ``offset_arcsec`` north of the true one (0: exact).
+
+    The reduction uses such a WCS only when no index file solves the frame, and only
+    after checking it against the catalog sources in the field.
+    """
+    shifted = wcs.deepcopy()
+    crval = shifted.wcs.crval
+    shifted.wcs.crval = [crval[0], crval[1] + offset_arcsec / 3600.0]
+    if not math.isfinite(shifted.wcs.crval[1]) or abs(shifted.wcs.crval[1]) > 90:
+        raise ValueError(f"a header WCS offset of {offset_arcsec} arcsec leaves the sky")
+    header.update(shifted.to_header())

@@ -19,7 +19,7 @@ from iopreport.catalog import Catalog, load_catalog
 from iopreport.fileio import write_text_atomic
 from iopreport.instruments import instrumental_polarization
 from iopreport.simulate import faults as fault_rules
-from iopreport.simulate.headers import build_header, file_name
+from iopreport.simulate.headers import add_header_wcs, build_header, file_name
 from iopreport.simulate.optics import (
     polarizer_transmission,
     sky_to_instrument,
@@ -77,12 +77,19 @@ def simulate_night(
     seed: int = 1,
     faults=(),
     cirrus: bool = False,
+    header_wcs: bool = False,
+    header_wcs_offset_arcsec: float = 0.0,
+    cosmic_ray_scale: float | None = None,
 ) -> list[NightResult]:
     """Write the raw files of ``night`` for each telescope under ``out``.
 
     Layout: ``out/<TELESCOPE>/<night folder>/`` with each archive's folder
     names (OSN ``YYYYMMDD``, CAHA ``YYMMDD_CAFOS``) and file names, and a
     ``truth.json`` beside the files (schema in docs/simulator.md).
+
+    With ``header_wcs`` every science frame carries a celestial TAN WCS in its
+    header, ``header_wcs_offset_arcsec`` north of the truth. ``cosmic_ray_scale``
+    multiplies the cosmic-ray rate (default: the preset's).
     """
     if preset not in PRESETS:
         raise ValueError(f"unknown preset {preset!r}; one of {', '.join(PRESETS)}")
@@ -93,6 +100,13 @@ def simulate_night(
     sky = load_sky()
     results = []
     remaining_faults = list(faults)
+    options = _Options(
+        header_wcs=header_wcs,
+        header_wcs_offset_arcsec=float(header_wcs_offset_arcsec),
+        cosmic_ray_scale=(
+            PRESETS[preset].cosmic_ray_scale if cosmic_ray_scale is None else cosmic_ray_scale
+        ),
+    )
     for telescope in telescopes:
         result = _simulate_telescope(
             Path(out),
@@ -104,13 +118,25 @@ def simulate_night(
             sky,
             remaining_faults,
             cirrus,
+            options,
         )
         remaining_faults = [f for f in remaining_faults if f not in result.truth["applied_faults"]]
         results.append(result)
     return results
 
 
-def _simulate_telescope(out, telescope, night, preset, seed, catalog, sky, faults, cirrus):
+@dataclass(frozen=True)
+class _Options:
+    """Switches of a simulated night beyond the preset (see :func:`simulate_night`)."""
+
+    header_wcs: bool = False
+    header_wcs_offset_arcsec: float = 0.0
+    cosmic_ray_scale: float = 1.0
+
+
+def _simulate_telescope(
+    out, telescope, night, preset, seed, catalog, sky, faults, cirrus, options=_Options()
+):
     names = {
         block.target
         for instrument_plan in preset.telescopes.get(telescope, ())
@@ -145,6 +171,9 @@ def _simulate_telescope(out, telescope, night, preset, seed, catalog, sky, fault
         "preset": preset.name,
         "seed": seed,
         "cirrus": cirrus,
+        "header_wcs": options.header_wcs,
+        "header_wcs_offset_arcsec": options.header_wcs_offset_arcsec,
+        "cosmic_ray_scale": options.cosmic_ray_scale,
         "instrumental_polarization": {},
         "files": {},
         "photometry": [],
@@ -163,8 +192,10 @@ def _simulate_telescope(out, telescope, night, preset, seed, catalog, sky, fault
         if "missing_angle" in plan.faults:
             truth["faults"].append(fault_rules.describe("missing_angle", name, plan))
             continue
-        data, record = render_frame(plan, models, sky, rng)
+        data, record = render_frame(plan, models, sky, rng, options.cosmic_ray_scale)
         header = build_header(plan, _telescop(plan))
+        if options.header_wcs and plan.imgtype == "light" and plan.centre is not None:
+            add_header_wcs(header, frame_wcs(plan), options.header_wcs_offset_arcsec)
         path = folder / name
         fault_rules.write_with_faults(path, data, header, plan.faults)
         result.files.append(path)
@@ -278,8 +309,15 @@ def pair_offset(plan: FramePlan) -> tuple[float, float] | None:
     return (dx, -dy) if plan.flip else (dx, dy)
 
 
-def render_frame(plan: FramePlan, models: dict[str, TargetModel], sky, rng: np.random.Generator):
-    """Pixels and truth record of one exposure."""
+def render_frame(
+    plan: FramePlan,
+    models: dict[str, TargetModel],
+    sky,
+    rng: np.random.Generator,
+    cosmic_ray_scale: float = 1.0,
+):
+    """Pixels and truth record of one exposure (cosmic rays at ``cosmic_ray_scale`` times
+    the simulator's rate)."""
     spec = plan.spec
     window = plan.window
     shape = (window.ny, window.nx)
@@ -321,6 +359,7 @@ def render_frame(plan: FramePlan, models: dict[str, TargetModel], sky, rng: np.r
         full_shape=plan.full_shape,
         rng=rng,
         cosmic_rays=plan.imgtype != "bias",
+        cosmic_ray_scale=cosmic_ray_scale,
     )
     record["cosmic_ray_pixels"] = [list(hit) for hit in hits]
     return data, record

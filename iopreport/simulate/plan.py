@@ -116,6 +116,8 @@ class InstrumentPlan:
 class Preset:
     name: str
     telescopes: dict[str, tuple[InstrumentPlan, ...]] = field(default_factory=dict)
+    #: cosmic-ray rate as a multiple of the simulator's (render.COSMIC_RATE_PER_CM2_S)
+    cosmic_ray_scale: float = 1.0
 
 
 HWP_CAFOS = (0.0, 22.48, 44.98, 67.48)
@@ -326,6 +328,29 @@ PRESETS: dict[str, Preset] = {
         },
     ),
 }
+
+
+#: Unbinned 2048x2048 frames with three times the cosmic-ray rate: long multi-pixel
+#: tracks among the brightest detections (the test bed of the seeing and trailing checks).
+PRESETS["unbinned"] = Preset(
+    "unbinned",
+    {
+        "OSN-T090": (
+            InstrumentPlan(
+                "AndorT90",
+                1,
+                _blocks(
+                    Block("bias", 3),
+                    *_flats("R", 3),
+                    *_flats("R", 3, WHEEL),
+                    _phot("2200+420", "R", 4),
+                    _pol("2200+420"),
+                ),
+            ),
+        ),
+    },
+    cosmic_ray_scale=3.0,
+)
 
 
 def osn_t090_camera(night: dt.date) -> str:

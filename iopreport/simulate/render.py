@@ -166,9 +166,14 @@ class Window:
 
 
 def add_cosmic_rays(
-    image: np.ndarray, exptime: float, pixel_area_cm2: float, rng: np.random.Generator
+    image: np.ndarray,
+    exptime: float,
+    pixel_area_cm2: float,
+    rng: np.random.Generator,
+    rate_scale: float = 1.0,
 ) -> list[tuple[int, int, float]]:
-    """Add cosmic-ray tracks (electrons) to ``image`` in place.
+    """Add cosmic-ray tracks (electrons) to ``image`` in place, at ``rate_scale`` times
+    :data:`COSMIC_RATE_PER_CM2_S`.
 
     Returns
     -------
@@ -176,7 +181,7 @@ def add_cosmic_rays(
         Every pixel a hit touched (0-based), for the truth file.
     """
     ny, nx = image.shape
-    n = rng.poisson(COSMIC_RATE_PER_CM2_S * pixel_area_cm2 * nx * ny * exptime)
+    n = rng.poisson(COSMIC_RATE_PER_CM2_S * rate_scale * pixel_area_cm2 * nx * ny * exptime)
     touched = []
     for _ in range(n):
         length = rng.integers(1, 8)
@@ -201,6 +206,7 @@ def expose(
     full_shape: tuple[int, int],
     rng: np.random.Generator,
     cosmic_rays: bool = True,
+    cosmic_ray_scale: float = 1.0,
 ) -> tuple[np.ndarray, list[tuple[int, int, float]]]:
     """Turn expected photo-electrons into a raw 16-bit frame.
 
@@ -216,6 +222,8 @@ def expose(
         shape (window.ny, window.nx).
     full_shape : tuple
         (ny, nx) of the full detector at this binning (for the fixed patterns).
+    cosmic_ray_scale : float
+        Cosmic-ray rate as a multiple of :data:`COSMIC_RATE_PER_CM2_S`.
     """
     dark = np.full(signal_e.shape, spec.dark_e_per_s * exptime, dtype=np.float64)
     rows, cols, rates = hot_pixels(spec.name, full_shape)
@@ -230,7 +238,8 @@ def expose(
     hits: list[tuple[int, int, float]] = []
     if cosmic_rays and exptime > 0:
         binning = window_binning(spec, full_shape)
-        hits = add_cosmic_rays(electrons, exptime, spec.pixel_area_cm2_at(binning), rng)
+        area = spec.pixel_area_cm2_at(binning)
+        hits = add_cosmic_rays(electrons, exptime, area, rng, cosmic_ray_scale)
     electrons += rng.normal(0.0, spec.read_noise_e, size=electrons.shape)
     adu = electrons / spec.gain_e_per_adu + spec.bias_level_adu
     adu += window.cut(bias_structure(spec.name, full_shape))

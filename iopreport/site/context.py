@@ -455,6 +455,7 @@ FRAME_COLUMNS = (
     "reduced_flags",
     "seeing",
     "error",
+    "astrometry",
 )
 #: Columns of a night's result rows.
 RESULT_COLUMNS = (
@@ -500,6 +501,7 @@ def _nights_chunk(chunk: list[int], sources: dict[int, SourceInfo]) -> dict[int,
             "masters": [],
             "failures": [],
             "results": [],
+            "header_wcs": 0,  # frames placed by their header's WCS (checked, not solved)
         }
         for eid in chunk
     }
@@ -507,7 +509,8 @@ def _nights_chunk(chunk: list[int], sources: dict[int, SourceInfo]) -> dict[int,
         "SELECT r.epoch_id, coalesce(r.imgtype, 'unclassified'), r.filename,"
         " strftime('%H:%M:%S', r.juliandate), r.object_name, r.instrument, r.obsmode, r.band,"
         " r.angle, r.exptime, r.binning, r.imgsize, r.flags, f.flags,"
-        " round(f.seeing_fwhm_arcsec, 2), r.error || coalesce(f.error, '')"
+        " round(f.seeing_fwhm_arcsec, 2), r.error || coalesce(f.error, ''),"
+        " coalesce(f.astrometry_method, '')"
         " FROM raw_fit r LEFT JOIN reduced_fit f ON f.rawfit_id = r.id"
         f" WHERE r.epoch_id IN ({marks}) ORDER BY r.epoch_id, r.juliandate, r.filename",
         chunk,
@@ -518,6 +521,7 @@ def _nights_chunk(chunk: list[int], sources: dict[int, SourceInfo]) -> dict[int,
         counts = contexts[eid]["frame_counts"]
         for row in frames:
             counts[row[0]] += 1
+        contexts[eid]["header_wcs"] = sum(1 for row in frames if row[-1].startswith("header"))
     for eid, raw_name, reduced_name in _sql(
         "SELECT r.epoch_id, r.filename, f.filename FROM reduced_fit f"
         f" JOIN raw_fit r ON f.rawfit_id = r.id WHERE r.epoch_id IN ({marks})"

@@ -66,6 +66,7 @@ class ReducedFitFlags(_Labelled):
     NO_MASTER_FLAT = 1 << 8  #: calibrated without a master flat
     COSMIC_RAYS_MASKED = 1 << 9  #: cosmic-ray hits were detected and masked
     LOW_TRANSPARENCY = 1 << 10  #: zero point far below the night's (clouds); reason in error
+    HEADER_WCS = 1 << 11  #: WCS from the raw header, checked against the field (not solved)
 
 
 class PhotometryFlags(_Labelled):
@@ -91,6 +92,7 @@ class ResultFlags(_Labelled):
     TARGET_SATURATED = 1 << 7  #: the target saturated in a member frame
     HOST_NOT_CORRECTED = 1 << 8  #: a host-galaxy table exists but could not be applied
     LOW_TRANSPARENCY = 1 << 9  #: a member frame lost most of its light to clouds
+    HEADER_WCS = 1 << 10  #: a member frame's WCS is its header's, checked, not plate-solved
 
 
 class ManualFlags(_Labelled):

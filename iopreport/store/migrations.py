@@ -32,8 +32,10 @@ History
     every insert, update and delete of a row the site's pages show
     (:mod:`iopreport.store.changes`).
 6
-    (Reserved for a change made on another branch at the same time; this
-    step does nothing. The merge puts that change here.)
+    ``reduced_fit.astrometry_method`` becomes a short name of how the WCS was
+    found (``solved``, ``quads``, ``central-pair``, ``header``,
+    ``header+shift``); the description it held moves to the new
+    ``reduced_fit.astrometry_detail``.
 7
     ``imported_result``: results imported from another pipeline's database
     (``iopreport import iop4``), kept apart from iopreport's own results, and
@@ -107,7 +109,19 @@ def _to_v5(database: pw.SqliteDatabase) -> None:
 
 
 def _to_v6(database: pw.SqliteDatabase) -> None:
-    """Nothing: schema 6 belongs to a change made on another branch at the same time."""
+    # plain ALTER TABLE: the migrator would rebuild the table, which the schema-5 triggers
+    # that name it do not allow
+    database.execute_sql(
+        "ALTER TABLE reduced_fit ADD COLUMN astrometry_detail TEXT NOT NULL DEFAULT ''"
+    )
+    database.execute_sql("UPDATE reduced_fit SET astrometry_detail = astrometry_method")
+    database.execute_sql(
+        "UPDATE reduced_fit SET astrometry_method = CASE"
+        " WHEN astrometry_detail = '' THEN ''"
+        " WHEN astrometry_detail LIKE 'quads%' THEN 'quads'"
+        " WHEN astrometry_detail LIKE 'central O/E pair%' THEN 'central-pair'"
+        " ELSE 'solved' END"
+    )
 
 
 _IMPORTED_RESULT_SQL = (

@@ -257,7 +257,9 @@ class ReducedFit(BaseModel):
     masterflat = pw.ForeignKeyField(MasterFlat, null=True, on_delete="SET NULL")
     flags = pw.IntegerField(default=0)  # bits.ReducedFitFlags
     error = pw.TextField(default="")
-    astrometry_method = pw.TextField(default="")  # which attempt solved it, and how
+    #: how the WCS was found: solved, quads, central-pair, header, header+shift (schema 6)
+    astrometry_method = pw.TextField(default="")
+    astrometry_detail = pw.TextField(default="")  # which attempt, and what it matched
     center_ra_deg = pw.FloatField(null=True)
     center_dec_deg = pw.FloatField(null=True)
     pixscale_arcsec = pw.FloatField(null=True)
