@@ -281,7 +281,7 @@ def test_a_missing_flags_file_means_no_flags(project):
 def test_non_finite_settings_are_refused_naming_the_key(tmp_path, value):
     path = tmp_path / "config.toml"
     path.write_text(f"[quality]\nmax_mag_err = {value}\n")
-    with pytest.raises(InputError, match="quality.max_mag_err") as caught:
+    with pytest.raises(InputError, match=r"quality\.max_mag_err") as caught:
         load_config(path)
     assert "finite" in str(caught.value)
 
