@@ -27,6 +27,8 @@ from iopreport.reduce.classify import ClassificationError, classify_file
 from iopreport.site.context import jd_to_datetime
 from iopreport.store import close_store
 
+pytestmark = pytest.mark.slow  # simulates and reduces a tiny night
+
 TELESCOPE = "OSN-T150"
 
 

@@ -184,6 +184,8 @@ def download_file(
             with contextlib.suppress(OSError):  # nothing to resume: leave no empty .part
                 if part.stat().st_size == 0:
                     part.unlink()
+            if getattr(exc, "permanent", False):  # e.g. "550 No such file": no retry now
+                raise ArchiveError(f"{exc} (not retried in this run)") from exc
             if attempt == attempts:
                 raise ArchiveError(f"{exc} (gave up after {attempts} attempts)") from exc
             wait = backoff_s * 2 ** (attempt - 1)
