@@ -132,5 +132,5 @@ def open_archive(config: ArchiveConfig) -> Archive:
     if config.protocol == "local":
         from iopreport.archive.local import LocalArchive
 
-        return LocalArchive(Path(config.root), config.telescope)
+        return LocalArchive(Path(config.root), config.telescope, config.night_folder)
     raise ValueError(f"unknown archive protocol {config.protocol!r}")

@@ -20,7 +20,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from iopreport.archive.base import MAX_LISTING_ENTRIES, ArchiveError, RemoteFile, listed_file
-from iopreport.archive.layout import FITS_NAME, night_folder, night_from_folder
+from iopreport.archive.layout import FITS_NAME, night_layout, walk_nights
 from iopreport.config import ArchiveConfig
 
 log = logging.getLogger(__name__)
@@ -75,6 +75,8 @@ class FtpArchive:
     def __init__(self, config: ArchiveConfig):
         self.config = config
         self.telescope = config.telescope
+        self.layout = night_layout(config.telescope, config.night_folder)
+        self.unmatched_folders: list[str] = []  # of the last list_nights
         self._ftp: ftplib.FTP | None = None
         self._features: set[str] = set()
         self._use_mlsd = True
@@ -193,17 +195,17 @@ class FtpArchive:
         return entries
 
     def list_nights(self) -> list[dt.date]:
+        def folders(path: str) -> list[str]:
+            return [name for name, kind, _, _ in self._entries(path) if kind in ("dir", "other")]
+
         with self._errors(f"listing {self.config.root}"):
-            entries = self._entries(self.config.root)
-        nights = {
-            night_from_folder(self.telescope, name)
-            for name, kind, _, _ in entries
-            if kind in ("dir", "other")
-        }
-        return sorted(n for n in nights if n)
+            nights, self.unmatched_folders = walk_nights(
+                self.layout, folders, self.config.root, posixpath.join
+            )
+        return nights
 
     def list_files(self, night: dt.date) -> list[RemoteFile]:
-        folder = posixpath.join(self.config.root, night_folder(self.telescope, night))
+        folder = posixpath.join(self.config.root, self.layout.folder(night))
         with self._errors(f"listing {folder}"):
             entries = self._entries(folder)
         files = []

@@ -285,6 +285,8 @@ class ArchiveSync:
     error: str = ""
     nights: list[FetchReport] = field(default_factory=list)
     new_files: dict[dt.date, list[str]] = field(default_factory=dict)  # new or changed content
+    unmatched: list[str] = field(default_factory=list)  # folders matching no night pattern
+    pattern: str = ""  # the archive's night-folder pattern
 
     @property
     def failed(self) -> bool:
@@ -293,9 +295,16 @@ class ArchiveSync:
     def lines(self) -> list[str]:
         if self.error:
             return [f"{self.telescope}: {self.error}"]
+        lines = [report.summary() for report in self.nights]
         if not self.nights:
-            return [f"{self.telescope}: no night to fetch"]
-        return [report.summary() for report in self.nights]
+            lines = [f"{self.telescope}: no night to fetch"]
+        if self.unmatched:
+            shown = ", ".join(self.unmatched[:10]) + (" ..." if len(self.unmatched) > 10 else "")
+            lines.append(
+                f"{self.telescope}: {len(self.unmatched)} folders match no night_folder "
+                f"pattern {self.pattern!r}: {shown}"
+            )
+        return lines
 
 
 def close_time(night: dt.date, config: Config) -> dt.datetime:
@@ -370,6 +379,11 @@ def sync_archive(
                 result.error = f"listing the archive failed: {exc}"
                 log.error("%s: %s", telescope, result.error)
                 return result
+            result.unmatched = list(getattr(archive, "unmatched_folders", []))
+            layout = getattr(archive, "layout", None)
+            result.pattern = layout.pattern if layout is not None else ""
+            if result.unmatched:
+                log.warning("%s", result.lines()[-1])
             if since is not None:
                 chosen = sorted((n for n in remote_nights if n >= since), reverse=True)
             else:
