@@ -302,7 +302,7 @@ FLAG_VALUES = {
     "reason": ["3", '""'],
     "author": ["[]"],
     "date": ['"2999-01-01"', "true"],
-    "file": ['"../../etc/passwd"', '"/etc/passwd"'],
+    "file": ['"../../etc/passwd"', '"/etc/passwd"', '"../2024-10-08/x.fits"', '"x\\u001b.fits"'],
     "telescope": ['"Hubble"'],
 }
 
