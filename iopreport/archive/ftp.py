@@ -191,6 +191,9 @@ class FtpArchive:
                     log.warning("%s: LIST line not understood: %r", self.where, line)
                 continue
             name, kind, size = parsed
+            prefix = path.rstrip("/") + "/"
+            if name.startswith(prefix):  # servers that list "LIST /a" as "/a/x.fits"
+                name = name[len(prefix) :]
             entries.append((name, kind, str(size), None))
         return entries
 

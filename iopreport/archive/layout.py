@@ -158,7 +158,7 @@ def walk_nights(
 
     def visit(path: str, relative: tuple[str, ...]) -> None:
         level = len(relative)
-        for name in sorted(list_dirs(path)):
+        for name in sorted(set(list_dirs(path)) - {".", ".."}):
             here = (*relative, name)
             if not layout.matches(level, name):
                 unmatched.append("/".join(here))
