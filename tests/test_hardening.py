@@ -319,3 +319,34 @@ def test_group_readable_is_configurable(tmp_path):
 
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(pytest.main([__file__]))
+
+
+def test_status_calls_alive_only_a_running_daemon(project):
+    """A fresh heartbeat of a process that has exited is not "alive"; the lock holder is."""
+    import socket
+    import subprocess
+
+    from iopreport.daemon import daemon_lock
+    from iopreport.status import render_status
+    from iopreport.store import Heartbeat, open_store
+    from iopreport.store.models import utcnow
+
+    config = load_config(project)
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    open_store(config.database_path)
+    fields = {"hostname": socket.gethostname(), "started_at": utcnow(), "state": "idle"}
+    Heartbeat.delete().execute()
+    Heartbeat.create(name="daemon", pid=gone.pid, beat_at=utcnow(), **fields)
+    close_store()
+    assert f"NOT RUNNING (process {gone.pid} has exited)" in render_status(config)
+    open_store(config.database_path)
+    Heartbeat.update(pid=os.getpid(), beat_at=utcnow()).execute()
+    close_store()
+    assert "NOT RUNNING (nothing holds" in render_status(config)
+    with daemon_lock(config.paths.datadir):
+        assert "daemon:    alive" in render_status(config)
+    open_store(config.database_path)
+    Heartbeat.update(state="stopped on SIGTERM").execute()
+    close_store()
+    assert "NOT RUNNING (stopped on SIGTERM)" in render_status(config)
