@@ -383,7 +383,7 @@ def sync_archive(
             layout = getattr(archive, "layout", None)
             result.pattern = layout.pattern if layout is not None else ""
             if result.unmatched:
-                log.warning("%s", result.lines()[-1])
+                log.info("%s", result.lines()[-1])
             if since is not None:
                 chosen = sorted((n for n in remote_nights if n >= since), reverse=True)
             else:
