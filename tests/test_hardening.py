@@ -118,6 +118,17 @@ def test_absurd_header_values_are_refused_with_a_reason(project, tmp_path, key, 
         classify_file(target, TELESCOPE, NIGHT)
 
 
+def test_an_absurd_stored_classification_is_redone_by_reduce(project):
+    """A frame classified by an iopreport that accepted JD = 1e12 is classified again."""
+    with sqlite3.connect(database(project)) as connection:
+        connection.execute("UPDATE raw_fit SET juliandate = 1e12 WHERE imgtype = 'light'")
+    assert run_cli(project, "reduce", "--night", NIGHT.isoformat()) == 0
+    with sqlite3.connect(database(project)) as connection:
+        dates = [jd for (jd,) in connection.execute("SELECT juliandate FROM raw_fit")]
+    assert dates and all(2460000 < jd < 2461000 for jd in dates)
+    assert run_cli(project, "build", "--full") == 0
+
+
 def test_a_stored_absurd_date_does_not_stop_the_site(project, capsys):
     assert jd_to_datetime(1e12) == dt.datetime(9999, 12, 31, 23, 59, 59)
     with sqlite3.connect(database(project)) as connection:

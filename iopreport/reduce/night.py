@@ -30,7 +30,12 @@ from iopreport.catalog import Catalog
 from iopreport.config import Config
 from iopreport.errors import IopreportError
 from iopreport.instruments import InstrumentSpec, instrument
-from iopreport.reduce.classify import ClassificationError, FrameInfo, classify_file
+from iopreport.reduce.classify import (
+    JD_PLAUSIBLE,
+    ClassificationError,
+    FrameInfo,
+    classify_file,
+)
 from iopreport.reduce.frame import (
     FrameOutcome,
     FrameTask,
@@ -267,8 +272,10 @@ def _register(
             rawfit.save()
             rawfits.append(rawfit)
             continue
-        unchanged = rawfit.sha256 == checksum and rawfit.flags & (
-            RawFitFlags.CLASSIFIED | RawFitFlags.ERROR_CLASSIFY
+        unchanged = (
+            rawfit.sha256 == checksum
+            and rawfit.flags & (RawFitFlags.CLASSIFIED | RawFitFlags.ERROR_CLASSIFY)
+            and _plausible(rawfit)  # classified by an iopreport that checked less
         )
         if unchanged and not force:
             rawfits.append(rawfit)
@@ -301,6 +308,19 @@ def _register(
         rawfit.save()
         rawfits.append(rawfit)
     return rawfits
+
+
+def _plausible(rawfit: RawFit) -> bool:
+    """A stored classification within today's header ranges (else the file is classified again)."""
+    if not rawfit.flags & RawFitFlags.CLASSIFIED:
+        return True
+    low, high = JD_PLAUSIBLE
+    exptime = rawfit.exptime if rawfit.exptime is not None else 0.0
+    return (
+        rawfit.juliandate is not None
+        and low <= rawfit.juliandate <= high
+        and (exptime > 0 or (exptime == 0 and rawfit.imgtype == "bias"))
+    )
 
 
 def _originals(epoch: Epoch, names: list[str], checksums: list[str]) -> dict[str, str]:
