@@ -86,6 +86,18 @@ def _regexes(values: tuple[str, ...]) -> str | None:
     return None
 
 
+def _night_pattern(value: str) -> str | None:
+    if not value:
+        return None
+    from iopreport.nightlayout import LayoutError, NightLayout  # pure: no I/O, no store
+
+    try:
+        NightLayout(value)
+    except LayoutError as exc:
+        return f"not a night-folder pattern: {exc}"
+    return None
+
+
 def _addresses(values: tuple[str, ...]) -> str | None:
     for value in values:
         _, address = email.utils.parseaddr(value)
@@ -181,6 +193,9 @@ class ArchiveConfig:
     password_env: str = _setting("", check=_env_name)
     root: str = _setting("/")
     file_patterns: tuple[str, ...] = _setting((), check=_regexes)
+    #: Night folders under ``root``, e.g. "{night:%Y-%m-%d}" or "{night:%Y}/{night:%m}/{night:%d}";
+    #: empty: the telescope's usual layout (iopreport.nightlayout).
+    night_folder: str = _setting("", check=_night_pattern)
     encoding: str = _setting("utf-8", check=_encoding)
     timeout_s: float = _setting(60.0, check=_positive)
 

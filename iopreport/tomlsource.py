@@ -70,6 +70,8 @@ class TomlSource:
             line = int(pos.group(1)) if pos else None
             reason = _TOML_ERROR_POS.sub("", message).strip()
             raise InputError(path, line, f"TOML syntax error: {reason}") from None
+        except RecursionError:  # tomllib parses nested arrays and tables recursively
+            raise InputError(path, None, "TOML nested too deeply to be read") from None
         return cls(path=path, data=data, lines=_index_lines(text))
 
     @classmethod

@@ -49,7 +49,7 @@ def make_project(directory: Path, archives: dict[str, dict[str, Any]]) -> Path:
 
 
 def fits_names(folder: Path) -> list[str]:
-    from iopreport.archive.layout import FITS_NAME
+    from iopreport.nightlayout import FITS_NAME
 
     return sorted(p.name for p in folder.iterdir() if p.is_file() and FITS_NAME.match(p.name))
 

@@ -6,10 +6,10 @@ import datetime as dt
 import os
 import stat
 
-from iopreport.archive.layout import night_folder, night_from_folder
 from iopreport.archive.local import fetch_night, list_nights, sha256_of
 from iopreport.catalog import load_catalog
 from iopreport.identify import identify_target
+from iopreport.nightlayout import night_folder, night_from_folder
 from iopreport.skeleton import skeleton_dir
 
 NIGHT = dt.date(2024, 10, 8)

@@ -27,6 +27,8 @@ from iopreport.reduce.classify import ClassificationError, classify_file
 from iopreport.site.context import jd_to_datetime
 from iopreport.store import close_store
 
+pytestmark = pytest.mark.slow  # simulates and reduces a tiny night
+
 TELESCOPE = "OSN-T150"
 
 
@@ -116,6 +118,17 @@ def test_absurd_header_values_are_refused_with_a_reason(project, tmp_path, key, 
         classify_file(target, TELESCOPE, NIGHT)
 
 
+def test_an_absurd_stored_classification_is_redone_by_reduce(project):
+    """A frame classified by an iopreport that accepted JD = 1e12 is classified again."""
+    with sqlite3.connect(database(project)) as connection:
+        connection.execute("UPDATE raw_fit SET juliandate = 1e12 WHERE imgtype = 'light'")
+    assert run_cli(project, "reduce", "--night", NIGHT.isoformat()) == 0
+    with sqlite3.connect(database(project)) as connection:
+        dates = [jd for (jd,) in connection.execute("SELECT juliandate FROM raw_fit")]
+    assert dates and all(2460000 < jd < 2461000 for jd in dates)
+    assert run_cli(project, "build", "--full") == 0
+
+
 def test_a_stored_absurd_date_does_not_stop_the_site(project, capsys):
     assert jd_to_datetime(1e12) == dt.datetime(9999, 12, 31, 23, 59, 59)
     with sqlite3.connect(database(project)) as connection:
@@ -182,13 +195,19 @@ def test_a_catalog_dropping_the_observed_sources_is_refused(project, capsys):
 # -- two writers at once ----------------------------------------------------------------
 
 
-def test_a_build_waits_for_another_writer(project, capsys):
-    """Another process reads nothing and holds the write lock for 2 s: the build waits."""
+def test_a_build_waits_for_another_writer(project):
+    """Another process holds the write lock for 2 s while the build starts reading: the
+    build waits for it (a deferred transaction would fail: its read snapshot went stale)."""
+    from iopreport.build import run_build
+    from iopreport.store import open_store
+
+    config = load_config(project)
+    open_store(config.database_path)
     connection = sqlite3.connect(
         database(project), isolation_level=None, timeout=30, check_same_thread=False
     )
     connection.execute("BEGIN IMMEDIATE")
-    connection.execute("UPDATE astro_source SET comment = comment WHERE id = 1")
+    connection.execute("UPDATE astro_source SET comment = comment || ' ' WHERE id = 1")
 
     def release():
         time.sleep(2.0)
@@ -197,13 +216,12 @@ def test_a_build_waits_for_another_writer(project, capsys):
     holder = threading.Thread(target=release)
     holder.start()
     try:
-        code = run_cli(project, "build")
+        report = run_build(config, render=None)
     finally:
         holder.join()
         connection.close()
-    err = capsys.readouterr().err
-    assert "Traceback" not in err and "database is locked" not in err
-    assert code == 0, err
+        close_store()
+    assert report.catalog_counts["updated"] == 43
 
 
 def test_two_builds_at_once_never_end_in_a_traceback(project, iopreport_exe):
@@ -312,3 +330,34 @@ def test_group_readable_is_configurable(tmp_path):
 
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(pytest.main([__file__]))
+
+
+def test_status_calls_alive_only_a_running_daemon(project):
+    """A fresh heartbeat of a process that has exited is not "alive"; the lock holder is."""
+    import socket
+    import subprocess
+
+    from iopreport.daemon import daemon_lock
+    from iopreport.status import render_status
+    from iopreport.store import Heartbeat, open_store
+    from iopreport.store.models import utcnow
+
+    config = load_config(project)
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    open_store(config.database_path)
+    fields = {"hostname": socket.gethostname(), "started_at": utcnow(), "state": "idle"}
+    Heartbeat.delete().execute()
+    Heartbeat.create(name="daemon", pid=gone.pid, beat_at=utcnow(), **fields)
+    close_store()
+    assert f"NOT RUNNING (process {gone.pid} has exited)" in render_status(config)
+    open_store(config.database_path)
+    Heartbeat.update(pid=os.getpid(), beat_at=utcnow()).execute()
+    close_store()
+    assert "NOT RUNNING (nothing holds" in render_status(config)
+    with daemon_lock(config.paths.datadir):
+        assert "daemon:    alive" in render_status(config)
+    open_store(config.database_path)
+    Heartbeat.update(state="stopped on SIGTERM").execute()
+    close_store()
+    assert "NOT RUNNING (stopped on SIGTERM)" in render_status(config)

@@ -109,6 +109,21 @@ def test_ftp_mlsd_traversal_names_are_refused_and_nothing_leaves_raw(archive, pr
     assert Epoch.get(night=NIGHT).flags & EpochFlags.DOWNLOADED
 
 
+def test_ftp_list_traversal_names_are_refused(archive, project, tmp_path):
+    """The LIST fallback (servers without MLSD) checks names the same way."""
+    root, evil = archive
+    size = evil.stat().st_size
+    lines = [f"-rw-r--r--   1 owner group {size} Oct  8 23:59 {name}" for name in HOSTILE_NAMES]
+    with FtpTestServer(root, mlsd=False, extra_lines={FOLDER: lines}) as server:
+        config = project(server.archive_table())
+        result = sync_archive(config, config.archives["OSN-T150"], nights=[NIGHT], now=LATE)
+    report = result.nights[0]
+    assert evil_copies(tmp_path, evil) == []
+    assert [p.name for p in report.copied] == ["good.fits"]
+    # leading blanks vanish in ls -l columns: " EVIL.fits" is listed as EVIL.fits, not there
+    assert len(report.refused) + len(report.failed) == len(HOSTILE_NAMES), report.summary()
+
+
 def test_sftp_traversal_names_are_refused(archive, project, tmp_path):
     root, evil = archive
     names = [b"../../../../EVIL.fits", b"..", b"/EVIL.fits", b"a/../../EVIL.fits"]

@@ -21,7 +21,15 @@ MAX_LISTING_ENTRIES = 100_000
 
 
 class ArchiveError(Exception):
-    """A listing or a transfer failed (unreachable server, timeout, missing folder...)."""
+    """A listing or a transfer failed (unreachable server, timeout, missing folder...).
+
+    ``permanent`` marks an answer that a retry within the same run cannot change
+    (FTP 5xx: no such file, permission denied); later runs still try again.
+    """
+
+    def __init__(self, *args: object, permanent: bool = False):
+        super().__init__(*args)
+        self.permanent = permanent
 
 
 @dataclass(frozen=True)
@@ -124,5 +132,5 @@ def open_archive(config: ArchiveConfig) -> Archive:
     if config.protocol == "local":
         from iopreport.archive.local import LocalArchive
 
-        return LocalArchive(Path(config.root), config.telescope)
+        return LocalArchive(Path(config.root), config.telescope, config.night_folder)
     raise ValueError(f"unknown archive protocol {config.protocol!r}")

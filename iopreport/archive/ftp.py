@@ -20,8 +20,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from iopreport.archive.base import MAX_LISTING_ENTRIES, ArchiveError, RemoteFile, listed_file
-from iopreport.archive.layout import night_folder, night_from_folder
 from iopreport.config import ArchiveConfig
+from iopreport.nightlayout import FITS_NAME, night_layout, walk_nights
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +75,8 @@ class FtpArchive:
     def __init__(self, config: ArchiveConfig):
         self.config = config
         self.telescope = config.telescope
+        self.layout = night_layout(config.telescope, config.night_folder)
+        self.unmatched_folders: list[str] = []  # of the last list_nights
         self._ftp: ftplib.FTP | None = None
         self._features: set[str] = set()
         self._use_mlsd = True
@@ -108,7 +110,7 @@ class FtpArchive:
             self.reset()
             raise
         except ftplib.error_perm as exc:
-            raise ArchiveError(f"{self.where}: {what}: {exc}") from exc
+            raise ArchiveError(f"{self.where}: {what}: {exc}", permanent=True) from exc
         except (*FTP_ERRORS, UnicodeDecodeError) as exc:
             self.reset()
             reason = str(exc) or type(exc).__name__
@@ -171,9 +173,10 @@ class FtpArchive:
                         key, _, value = fact.partition("=")
                         facts[key.lower()] = value
                     kind = facts.get("type", "").lower()
-                    if not facts or kind in ("cdir", "pdir") or name in (".", ".."):
-                        if not facts and line.strip():
-                            log.warning("%s: MLSD line not understood: %r", self.where, line)
+                    if kind in ("cdir", "pdir"):
+                        continue
+                    if not kind:  # reported with the listing, never used
+                        entries.append((line, "bad", "0", None))
                         continue
                     kind = kind if kind in ("file", "dir") else "other"
                     mtime = parse_mlsd_time(facts["modify"]) if "modify" in facts else None
@@ -188,32 +191,35 @@ class FtpArchive:
                     log.warning("%s: LIST line not understood: %r", self.where, line)
                 continue
             name, kind, size = parsed
-            if name not in (".", ".."):
-                entries.append((name, kind, str(size), None))
+            prefix = path.rstrip("/") + "/"
+            if name.startswith(prefix):  # servers that list "LIST /a" as "/a/x.fits"
+                name = name[len(prefix) :]
+            entries.append((name, kind, str(size), None))
         return entries
 
     def list_nights(self) -> list[dt.date]:
+        def folders(path: str) -> list[str]:
+            return [name for name, kind, _, _ in self._entries(path) if kind in ("dir", "other")]
+
         with self._errors(f"listing {self.config.root}"):
-            entries = self._entries(self.config.root)
-        nights = {
-            night_from_folder(self.telescope, name)
-            for name, kind, _, _ in entries
-            if kind in ("dir", "other")
-        }
-        return sorted(n for n in nights if n)
+            nights, self.unmatched_folders = walk_nights(
+                self.layout, folders, self.config.root, posixpath.join
+            )
+        return nights
 
     def list_files(self, night: dt.date) -> list[RemoteFile]:
-        folder = posixpath.join(self.config.root, night_folder(self.telescope, night))
+        folder = posixpath.join(self.config.root, self.layout.folder(night))
         with self._errors(f"listing {folder}"):
             entries = self._entries(folder)
-        return sorted(
-            (
-                listed_file(name, size, mtime, folder, posixpath.join)
-                for name, kind, size, mtime in entries
-                if kind == "file"
-            ),
-            key=lambda remote: remote.name,
-        )
+        files = []
+        for name, kind, size, mtime in entries:
+            if kind == "file":
+                files.append(listed_file(name, size, mtime, folder, posixpath.join))
+            elif kind == "bad":
+                files.append(RemoteFile(repr(name), 0, refused="MLSD line not understood"))
+            elif kind == "other" and FITS_NAME.match(name):  # a link or device named like FITS
+                files.append(RemoteFile(repr(name), 0, refused="not a regular file"))
+        return sorted(files, key=lambda remote: remote.name)
 
     # -- transfers --------------------------------------------------------------
     def download(self, remote: RemoteFile, dest_part: Path, offset: int) -> None:

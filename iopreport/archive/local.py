@@ -12,7 +12,7 @@ import hashlib
 from pathlib import Path
 
 from iopreport.archive.base import ArchiveError, RemoteFile, listed_file
-from iopreport.archive.layout import night_folder, night_from_folder
+from iopreport.nightlayout import night_layout, walk_nights
 
 #: Bytes per read when copying.
 BLOCK_SIZE = 1 << 20
@@ -26,28 +26,37 @@ def sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
-def list_nights(root: Path, telescope: str) -> list[dt.date]:
+def _folders(path: str) -> list[str]:
+    return [p.name for p in Path(path).iterdir() if p.is_dir()]
+
+
+def list_nights(root: Path, telescope: str, pattern: str = "") -> list[dt.date]:
     """Nights present in a local archive root, oldest first."""
     if not root.is_dir():
         return []
-    nights = {night_from_folder(telescope, p.name) for p in root.iterdir() if p.is_dir()}
-    return sorted(n for n in nights if n)
+    layout = night_layout(telescope, pattern)
+    return walk_nights(layout, _folders, str(root), lambda a, b: str(Path(a) / b))[0]
 
 
 class LocalArchive:
     """A folder on this machine with the archive's night folders."""
 
-    def __init__(self, root: Path, telescope: str):
+    def __init__(self, root: Path, telescope: str, pattern: str = ""):
         self.root = Path(root)
         self.telescope = telescope
+        self.layout = night_layout(telescope, pattern)
+        self.unmatched_folders: list[str] = []  # of the last list_nights
 
     def list_nights(self) -> list[dt.date]:
         if not self.root.is_dir():
             raise ArchiveError(f"{self.root}: archive folder not found")
-        return list_nights(self.root, self.telescope)
+        nights, self.unmatched_folders = walk_nights(
+            self.layout, _folders, str(self.root), lambda a, b: str(Path(a) / b)
+        )
+        return nights
 
     def list_files(self, night: dt.date) -> list[RemoteFile]:
-        folder = self.root / night_folder(self.telescope, night)
+        folder = self.root / self.layout.folder(night)
         if not folder.is_dir():
             raise ArchiveError(f"{folder}: night folder not found in the archive")
         files = []

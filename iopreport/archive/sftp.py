@@ -20,8 +20,8 @@ from pathlib import Path
 import paramiko
 
 from iopreport.archive.base import MAX_LISTING_ENTRIES, ArchiveError, RemoteFile, listed_file
-from iopreport.archive.layout import night_folder, night_from_folder
 from iopreport.config import ArchiveConfig
+from iopreport.nightlayout import night_layout, walk_nights
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +49,8 @@ class SftpArchive:
     def __init__(self, config: ArchiveConfig):
         self.config = config
         self.telescope = config.telescope
+        self.layout = night_layout(config.telescope, config.night_folder)
+        self.unmatched_folders: list[str] = []  # of the last list_nights
         self._client: paramiko.SSHClient | None = None
         self._sftp: paramiko.SFTPClient | None = None
 
@@ -127,17 +129,21 @@ class SftpArchive:
         self.reset()
 
     def list_nights(self) -> list[dt.date]:
+        def folders(path: str) -> list[str]:
+            return [
+                entry.filename
+                for entry in self._listing(path)
+                if entry.st_mode is None or stat.S_ISDIR(entry.st_mode)
+            ]
+
         with self._errors(f"listing {self.config.root}"):
-            entries = self._listing(self.config.root)
-        nights = {
-            night_from_folder(self.telescope, entry.filename)
-            for entry in entries
-            if entry.st_mode is None or stat.S_ISDIR(entry.st_mode)
-        }
-        return sorted(n for n in nights if n)
+            nights, self.unmatched_folders = walk_nights(
+                self.layout, folders, self.config.root, posixpath.join
+            )
+        return nights
 
     def list_files(self, night: dt.date) -> list[RemoteFile]:
-        folder = posixpath.join(self.config.root, night_folder(self.telescope, night))
+        folder = posixpath.join(self.config.root, self.layout.folder(night))
         with self._errors(f"listing {folder}"):
             entries = self._listing(folder)
         return sorted(

@@ -38,10 +38,10 @@ from pathlib import Path
 import peewee as pw
 
 from iopreport.archive.base import Archive, ArchiveError, RemoteFile, open_archive
-from iopreport.archive.layout import FITS_NAME
 from iopreport.archive.local import sha256_of
 from iopreport.config import ArchiveConfig, Config
 from iopreport.fileio import UnsafeNameError, path_inside
+from iopreport.nightlayout import FITS_NAME
 
 log = logging.getLogger(__name__)
 
@@ -198,6 +198,8 @@ def download_file(
             with contextlib.suppress(OSError):  # nothing to resume: leave no empty .part
                 if part.stat().st_size == 0:
                     part.unlink()
+            if getattr(exc, "permanent", False):  # e.g. "550 No such file": no retry now
+                raise ArchiveError(f"{exc} (not retried in this run)") from exc
             if attempt == attempts:
                 raise ArchiveError(f"{exc} (gave up after {attempts} attempts)") from exc
             wait = backoff_s * 2 ** (attempt - 1)
@@ -300,6 +302,8 @@ class ArchiveSync:
     error: str = ""
     nights: list[FetchReport] = field(default_factory=list)
     new_files: dict[dt.date, list[str]] = field(default_factory=dict)  # new or changed content
+    unmatched: list[str] = field(default_factory=list)  # folders matching no night pattern
+    pattern: str = ""  # the archive's night-folder pattern
 
     @property
     def failed(self) -> bool:
@@ -308,9 +312,16 @@ class ArchiveSync:
     def lines(self) -> list[str]:
         if self.error:
             return [f"{self.telescope}: {self.error}"]
+        lines = [report.summary() for report in self.nights]
         if not self.nights:
-            return [f"{self.telescope}: no night to fetch"]
-        return [report.summary() for report in self.nights]
+            lines = [f"{self.telescope}: no night to fetch"]
+        if self.unmatched:
+            shown = ", ".join(self.unmatched[:10]) + (" ..." if len(self.unmatched) > 10 else "")
+            lines.append(
+                f"{self.telescope}: {len(self.unmatched)} folders match no night_folder "
+                f"pattern {self.pattern!r}: {shown}"
+            )
+        return lines
 
 
 def close_time(night: dt.date, config: Config) -> dt.datetime:
@@ -388,6 +399,11 @@ def sync_archive(
                 result.error = f"listing the archive failed: {exc}"
                 log.error("%s: %s", telescope, result.error)
                 return result
+            result.unmatched = list(getattr(archive, "unmatched_folders", []))
+            layout = getattr(archive, "layout", None)
+            result.pattern = layout.pattern if layout is not None else ""
+            if result.unmatched:
+                log.info("%s", result.lines()[-1])
             if since is not None:
                 chosen = sorted((n for n in remote_nights if n >= since), reverse=True)
             else:

@@ -11,8 +11,9 @@ Both serve ``root`` read-only to one user and can misbehave on purpose:
 * ``offer_hash = True`` (FTP): the server advertises and answers ``HASH``
   with SHA-256;
 * ``mlsd = False`` (FTP): MLSD/MLST are unknown commands, so clients list with LIST;
-* ``extra_lines`` (FTP): ``{folder: [raw MLSD lines]}`` sent after a folder's
-  real entries (hostile names, garbage facts); ``endless = True`` makes every
+* ``extra_lines`` (FTP): ``{folder: [raw lines]}`` sent after a folder's real
+  entries by MLSD (or by LIST with ``mlsd = False``: then in ``ls -l`` form),
+  e.g. hostile names or garbage facts; ``endless = True`` makes every
   MLSD listing go on for ever (a broken or hostile server);
 * ``extra_names`` (SFTP): ``{folder: [raw name bytes]}`` listed after a folder's
   real entries, each with the attributes of ``stand_in`` (a real file).
@@ -203,6 +204,22 @@ def _handler_class(server: FtpTestServer):
                     yield f"type=file;size=1; junk{count:012d}.txt\r\n".encode()
 
             self.push_dtp_data(BufferedIteratorProducer(lines()), isproducer=True, cmd="MLSD")
+            return path
+
+        def ftp_LIST(self, path):
+            extra = server.extra_lines.get(self.fs.fs2ftp(path).rstrip("/") or "/")
+            if not extra or not self.fs.isdir(path):
+                return super().ftp_LIST(path)
+            listing = sorted(self.run_as_current_user(self.fs.listdir, path))
+            real = self.fs.format_list(path, listing)
+
+            def lines():
+                yield from real
+                for line in extra:
+                    raw = line if isinstance(line, bytes) else line.encode(self.encoding)
+                    yield raw + b"\r\n"
+
+            self.push_dtp_data(BufferedIteratorProducer(lines()), isproducer=True, cmd="LIST")
             return path
 
         def ftp_RETR(self, file):

@@ -35,6 +35,18 @@ JD_RANGE = (2400000.5, 2500000.5)
 _FUTURE_SLACK = dt.timedelta(days=1)
 
 
+def _safe_parts(location: str) -> bool:
+    """Every part of a file location is one plain file name (no '..', no control characters)."""
+    from iopreport.fileio import UnsafeNameError, check_name
+
+    try:
+        for part in location.split("/"):
+            check_name(part)
+    except UnsafeNameError:
+        return False
+    return True
+
+
 def load_flags(
     path: Path | str, catalog=None, *, telescopes: Iterable[str] | None = None
 ) -> FlagSet:
@@ -134,7 +146,7 @@ def _parse_flag(source: TomlSource, index: int, entry: Any, catalog, telescopes)
     if "file" in entry:
         names = _strings(source, (*key, "file"), entry["file"])
         for name in names:
-            if not _FILE_RE.match(name):
+            if not _FILE_RE.match(name) or not _safe_parts(name):
                 raise source.error(
                     (*key, "file"),
                     f"{name!r} is not a raw file name (x.fits) or location "

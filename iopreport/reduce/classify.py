@@ -112,7 +112,22 @@ def instrument_from_header(header: fits.Header, telescope: str, night: dt.date) 
 def classify_header(
     header: fits.Header, filename: str, telescope: str, night: dt.date
 ) -> FrameInfo:
-    """Classify from an already-read header (see :func:`classify_file`)."""
+    """Classify from an already-read header (see :func:`classify_file`).
+
+    A header card astropy cannot parse (found when its value is read) is a
+    ClassificationError like any other bad value, never another exception.
+    """
+    try:
+        return _classify_header(header, filename, telescope, night)
+    except ClassificationError:
+        raise
+    except (fits.VerifyError, ValueError, TypeError, KeyError, OverflowError) as exc:
+        raise ClassificationError(f"header not usable: {type(exc).__name__}: {exc}") from None
+
+
+def _classify_header(
+    header: fits.Header, filename: str, telescope: str, night: dt.date
+) -> FrameInfo:
     name = instrument_from_header(header, telescope, night)
     if header.get("NAXIS") != 2:
         raise ClassificationError(f"NAXIS is {header.get('NAXIS')!r}, not 2")

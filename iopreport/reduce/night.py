@@ -24,14 +24,19 @@ from pathlib import Path
 import numpy as np
 
 from iopreport import __version__
-from iopreport.archive.layout import FITS_NAME
 from iopreport.archive.local import sha256_of
 from iopreport.catalog import Catalog
 from iopreport.config import Config
 from iopreport.errors import IopreportError
 from iopreport.identify import identify_target
 from iopreport.instruments import InstrumentSpec, instrument
-from iopreport.reduce.classify import ClassificationError, FrameInfo, classify_file
+from iopreport.nightlayout import FITS_NAME
+from iopreport.reduce.classify import (
+    JD_PLAUSIBLE,
+    ClassificationError,
+    FrameInfo,
+    classify_file,
+)
 from iopreport.reduce.frame import (
     FrameOutcome,
     FrameTask,
@@ -313,8 +318,10 @@ def _register(
             rawfit.save()
             rawfits.append(rawfit)
             continue
-        unchanged = rawfit.sha256 == checksum and rawfit.flags & (
-            RawFitFlags.CLASSIFIED | RawFitFlags.ERROR_CLASSIFY
+        unchanged = (
+            rawfit.sha256 == checksum
+            and rawfit.flags & (RawFitFlags.CLASSIFIED | RawFitFlags.ERROR_CLASSIFY)
+            and _plausible(rawfit)  # classified by an iopreport that checked less
         )
         if unchanged and not force:
             rawfits.append(rawfit)
@@ -347,6 +354,19 @@ def _register(
         rawfit.save()
         rawfits.append(rawfit)
     return rawfits
+
+
+def _plausible(rawfit: RawFit) -> bool:
+    """A stored classification within today's header ranges (else the file is classified again)."""
+    if not rawfit.flags & RawFitFlags.CLASSIFIED:
+        return True
+    low, high = JD_PLAUSIBLE
+    exptime = rawfit.exptime if rawfit.exptime is not None else 0.0
+    return (
+        rawfit.juliandate is not None
+        and low <= rawfit.juliandate <= high
+        and (exptime > 0 or (exptime == 0 and rawfit.imgtype == "bias"))
+    )
 
 
 def _originals(epoch: Epoch, names: list[str], checksums: list[str]) -> dict[str, str]:

@@ -14,10 +14,10 @@ import numpy as np
 from astropy.time import Time
 from astropy.wcs import WCS
 
-from iopreport.archive.layout import night_folder
 from iopreport.catalog import Catalog, load_catalog
 from iopreport.fileio import write_text_atomic
 from iopreport.instruments import instrumental_polarization
+from iopreport.nightlayout import night_folder
 from iopreport.simulate import faults as fault_rules
 from iopreport.simulate.headers import add_header_wcs, build_header, file_name
 from iopreport.simulate.optics import (
