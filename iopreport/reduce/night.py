@@ -31,6 +31,7 @@ from iopreport.config import Config
 from iopreport.errors import IopreportError
 from iopreport.instruments import InstrumentSpec, instrument
 from iopreport.reduce.classify import ClassificationError, FrameInfo, classify_file
+from iopreport.reduce.executor import Executor, make_executor
 from iopreport.reduce.frame import (
     FrameOutcome,
     FrameTask,
@@ -48,7 +49,7 @@ from iopreport.reduce.masters import (
 from iopreport.reduce.measure import SkySource
 from iopreport.reduce.photometry import zero_point
 from iopreport.reduce.polnight import compute_night_polarimetry
-from iopreport.reduce.schedule import Scheduler, WorkerPool
+from iopreport.reduce.schedule import Scheduler
 from iopreport.store import (
     AperPhotResult,
     AstroSource,
@@ -154,6 +155,7 @@ def reduce_nights(
     workers: int | None = None,
     force: bool = False,
     progress: bool = False,
+    executor: Executor | None = None,
 ) -> ReductionRun:
     """Reduce several (telescope, night) pairs together in one worker pool.
 
@@ -162,7 +164,9 @@ def reduce_nights(
     (:class:`iopreport.reduce.schedule.Scheduler`: masters first, a frame once
     its detector's masters exist, DIPOL sub-frames once the photometry frames
     they match against are solved); then each night's polarimetry and host
-    correction run here.
+    correction run here. The pool is ``executor`` when given (left open, for
+    the caller's next nights), else the one ``[cluster]`` asks for
+    (:func:`iopreport.reduce.executor.make_executor`), closed at the end.
     """
     folders = {}
     for telescope, night in nights:
@@ -185,9 +189,13 @@ def reduce_nights(
     run.seconds["classify"] = time.perf_counter() - started
 
     started = time.perf_counter()
-    with WorkerPool(config, workers) as pool:
+    pool = executor if executor is not None else make_executor(config, workers)
+    try:
         scheduler = Scheduler(config, catalog, states, force, pool, progress)
         scheduler.run()
+    finally:
+        if executor is None:
+            pool.close()
     run.seconds["masters and frames"] = time.perf_counter() - started
     if scheduler.masters_finished_s is not None:
         run.seconds["masters finished after"] = scheduler.masters_finished_s

@@ -1,12 +1,15 @@
 """Schema versions and the steps between them.
 
-The schema version lives in SQLite's ``PRAGMA user_version``. A new database
+The schema version lives in SQLite's ``PRAGMA user_version`` (on PostgreSQL in
+a one-row table, :mod:`iopreport.store.dialect`). A new database
 is created from the current models at :data:`SCHEMA_VERSION`; an older one is
 upgraded by running every step above its version, in one transaction, after a
 copy of the file is kept beside it (``<db>.v<N>.bak``).
 
 A step must describe its change with frozen names and field definitions (never
-by importing the current model, which may have moved on since).
+by importing the current model, which may have moved on since), and work on
+both back ends: the migrator and column types come from
+:mod:`iopreport.store.dialect`.
 
 History
 -------
@@ -38,13 +41,15 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import peewee as pw
-from playhouse.migrate import SqliteMigrator, migrate
+from playhouse.migrate import migrate
+
+from iopreport.store import dialect
 
 SCHEMA_VERSION = 5
 
 
-def _to_v2(database: pw.SqliteDatabase) -> None:
-    migrator = SqliteMigrator(database)
+def _to_v2(database: pw.Database) -> None:
+    migrator = dialect.migrator(database)
     migrate(
         *(
             migrator.add_column("photo_pol_result", name, pw.FloatField(null=True))
@@ -53,38 +58,39 @@ def _to_v2(database: pw.SqliteDatabase) -> None:
     )
     database.execute_sql(
         "CREATE TABLE IF NOT EXISTS heartbeat ("
-        " id INTEGER NOT NULL PRIMARY KEY,"
+        f" {dialect.id_column(database)},"
         " name VARCHAR(255) NOT NULL,"
         " pid INTEGER NOT NULL,"
         " hostname VARCHAR(255) NOT NULL,"
-        " started_at DATETIME NOT NULL,"
-        " beat_at DATETIME NOT NULL,"
+        f" started_at {dialect.datetime_type(database)} NOT NULL,"
+        f" beat_at {dialect.datetime_type(database)} NOT NULL,"
         " state VARCHAR(255) NOT NULL)"
     )
     database.execute_sql("CREATE UNIQUE INDEX IF NOT EXISTS heartbeat_name ON heartbeat (name)")
 
 
-def _to_v3(database: pw.SqliteDatabase) -> None:
-    migrator = SqliteMigrator(database)
+def _to_v3(database: pw.Database) -> None:
+    migrator = dialect.migrator(database)
     migrate(migrator.add_column("reduced_fit", "inputs_key", pw.CharField(default="")))
 
 
-def _to_v4(database: pw.SqliteDatabase) -> None:
-    migrator = SqliteMigrator(database)
+def _to_v4(database: pw.Database) -> None:
+    migrator = dialect.migrator(database)
     migrate(
         *(
             migrator.add_column("photo_pol_result", name, pw.FloatField(null=True))
             for name in ("mag_sys_err", "p_sys_err", "chi_sys_err")
         )
     )
+    real = dialect.float_type(database)
     database.execute_sql(
         "CREATE TABLE IF NOT EXISTS field_star_flux ("
-        " id INTEGER NOT NULL PRIMARY KEY,"
+        f" {dialect.id_column(database)},"
         " reducedfit_id INTEGER NOT NULL REFERENCES reduced_fit (id) ON DELETE CASCADE,"
-        " ra_deg REAL NOT NULL,"
-        " dec_deg REAL NOT NULL,"
-        " flux_counts REAL,"
-        " flux_counts_err REAL,"
+        f" ra_deg {real} NOT NULL,"
+        f" dec_deg {real} NOT NULL,"
+        f" flux_counts {real},"
+        f" flux_counts_err {real},"
         " flags INTEGER NOT NULL)"
     )
     database.execute_sql(
@@ -93,14 +99,14 @@ def _to_v4(database: pw.SqliteDatabase) -> None:
     )
 
 
-def _to_v5(database: pw.SqliteDatabase) -> None:
+def _to_v5(database: pw.Database) -> None:
     from iopreport.store import changes
 
     changes.install(database)
 
 
 #: Step that upgrades a database *to* each version.
-MIGRATIONS: dict[int, Callable[[pw.SqliteDatabase], None]] = {
+MIGRATIONS: dict[int, Callable[[pw.Database], None]] = {
     2: _to_v2,
     3: _to_v3,
     4: _to_v4,
