@@ -21,6 +21,8 @@ demo: $(STAMP)
 test: $(STAMP)
 	# browser tests drive Debian's chromium (Playwright's own browser downloads are not used)
 	test -x /usr/bin/chromium || (apt-get update && apt-get install -y chromium)
+	# the store tests start a PostgreSQL server of their own (initdb/pg_ctl of Debian's package)
+	ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 || (apt-get update && apt-get install -y postgresql)
 	$(BIN)/ruff check iopreport tests benchmarks
 	$(BIN)/ruff format --check iopreport tests benchmarks
 	$(BIN)/python -m pytest

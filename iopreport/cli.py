@@ -226,6 +226,36 @@ def build_parser() -> argparse.ArgumentParser:
     flags_remove = flag_actions.add_parser("remove", help="delete a flag from flags.toml")
     flags_remove.add_argument("--id", dest="flag_id", metavar="ID", required=True)
     flags.set_defaults(handler=cmd_flags)
+    reprocess = commands.add_parser(
+        "reprocess",
+        help="reduce every night with raw data in a period again, then build the site once",
+        description="A reprocessing campaign: the masters of every night in the period first "
+        "(a night may borrow a later night's), then each date's frames and polarimetry, in "
+        "date order, then the site build. Runs on the local pool or the Dask cluster of "
+        "[cluster]; killed and started again with the same arguments it continues where it "
+        "stopped. Work already done for the same inputs is skipped unless --force.",
+    )
+    reprocess.add_argument("--from", dest="start", type=_night, required=True, metavar="YYYY-MM-DD")
+    reprocess.add_argument("--to", dest="end", type=_night, required=True, metavar="YYYY-MM-DD")
+    reprocess.add_argument("--telescope", action="append", type=_telescope, metavar="T")
+    reprocess.add_argument("--force", action="store_true", help="redo everything")
+    reprocess.add_argument("--workers", type=int, default=None, help="processes (default: config)")
+    reprocess.add_argument("--no-build", action="store_true", help="skip the site build at the end")
+    reprocess.set_defaults(handler=cmd_reprocess)
+
+    store = commands.add_parser(
+        "store",
+        help="copy a store between SQLite and PostgreSQL",
+        description="`store copy SRC DST` copies every table of the store SRC into the new, "
+        "empty store DST (a SQLite file or a postgresql:// URL; a password in $PGPASSWORD), "
+        "then checks that every table has the same number of rows.",
+    )
+    store_actions = store.add_subparsers(dest="action", metavar="ACTION", required=True)
+    store_copy = store_actions.add_parser("copy", help="copy SRC into the empty store DST")
+    store_copy.add_argument("source", metavar="SRC")
+    store_copy.add_argument("destination", metavar="DST")
+    store.set_defaults(handler=cmd_store)
+
     build = commands.add_parser(
         "build",
         help="render the static site into paths.site_dir (only pages whose inputs changed)",
@@ -381,24 +411,87 @@ def cmd_migrate(args: argparse.Namespace) -> int:
     from iopreport.store import SCHEMA_VERSION, open_store, schema_version
     from iopreport.store.database import read_schema_version
 
+    from iopreport.config import is_database_url
+    from iopreport.store.dialect import describe
+
     config = _load_config(args, log_to_file=True)
     path = config.database_path
-    if not path.exists():
+    url = is_database_url(path)
+    if not url and not path.exists():
         print(f"{path}: no database yet; it is created at the current schema when first needed")
         return EXIT_OK
     from iopreport.runlog import recorded_run
 
+    name = describe(path)
     before = read_schema_version(path)
+    if url and before == 0:
+        print(f"{name}: no store yet; it is created at the current schema when first needed")
+        return EXIT_OK
     database = open_store(path)
     after = schema_version(database)
     if before != after:
-        with recorded_run("migrate", [str(path)]) as run:
+        with recorded_run("migrate", [name]) as run:
             run.detail = f"schema {before} -> {after}"
     database.close()
     if before == after:
-        print(f"{path}: already at schema {SCHEMA_VERSION}")
+        print(f"{name}: already at schema {SCHEMA_VERSION}")
+    elif url:
+        print(f"{name}: upgraded schema {before} -> {after} in one transaction")
     else:
         print(f"{path}: upgraded schema {before} -> {after}; old file kept as {path}.v{before}.bak")
+    return EXIT_OK
+
+
+def cmd_reprocess(args: argparse.Namespace) -> int:
+    """``iopreport reprocess --from --to``: exit 1 when a night, frame or master failed."""
+    from iopreport.reprocess import reprocess
+    from iopreport.runlog import recorded_run
+    from iopreport.store import open_store
+
+    config = _load_config(args, log_to_file=True)
+    _check_telescopes(args.telescope, config)
+    if args.end < args.start:
+        raise UsageError(f"--to {args.end} is before --from {args.start}")
+    open_store(config.database_path)
+    with recorded_run("reprocess", sys.argv[1:]) as run:
+        report = reprocess(
+            config,
+            args.start,
+            args.end,
+            telescopes=args.telescope,
+            force=args.force,
+            build=not args.no_build,
+            workers=args.workers,
+        )
+        if not report.nights:
+            print(f"no raw data from {args.start} to {args.end}; run `iopreport fetch` first")
+            return EXIT_OK
+        table = report.table()
+        run.detail = table
+        if report.failed:
+            run.outcome = "failed"
+    print(table)
+    for line in report.nights:
+        if line.error:
+            print(f"  {line.telescope} {line.night}: {line.error}")
+    if report.built:
+        print(report.build_summary)
+    print(f"{len(report.nights)} nights in {report.seconds:.1f} s")
+    return EXIT_WORK_FAILED if report.failed else EXIT_OK
+
+
+def cmd_store(args: argparse.Namespace) -> int:
+    """``iopreport store copy SRC DST``."""
+    from iopreport.config import is_database_url, url_with_password
+    from iopreport.store.copy import copy_store
+
+    def location(text: str):
+        return url_with_password(text, "PGPASSWORD") if is_database_url(text) else Path(text)
+
+    counts = copy_store(location(args.source), location(args.destination))
+    for table, n in counts.items():
+        print(f"{table}: {n} rows")
+    print(f"copied {sum(counts.values())} rows in {len(counts)} tables; every count checked")
     return EXIT_OK
 
 

@@ -43,6 +43,7 @@ DATA_SUBDIRS = (
     "logs",
     "astrosource",
     "summaries",
+    "campaigns",  # reprocessing journals (iopreport.reprocess)
 )
 
 _ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -427,13 +428,13 @@ class Config:
         or the ``postgresql://`` URL, with the password from ``database_password_env``."""
         value = self.paths.database
         if is_database_url(value):
-            return _with_password(str(value), self.paths.database_password_env)
+            return url_with_password(str(value), self.paths.database_password_env)
         if str(value) not in ("", "."):
             return Path(value)
         return self.paths.datadir / "iopreport.db"
 
 
-def _with_password(url: str, variable: str) -> str:
+def url_with_password(url: str, variable: str) -> str:
     """``url`` with the password read from environment variable ``variable`` (if set)."""
     from urllib.parse import quote, urlsplit, urlunsplit
 

@@ -156,6 +156,7 @@ def reduce_nights(
     force: bool = False,
     progress: bool = False,
     executor: Executor | None = None,
+    stages: str = "all",
 ) -> ReductionRun:
     """Reduce several (telescope, night) pairs together in one worker pool.
 
@@ -167,7 +168,15 @@ def reduce_nights(
     correction run here. The pool is ``executor`` when given (left open, for
     the caller's next nights), else the one ``[cluster]`` asks for
     (:func:`iopreport.reduce.executor.make_executor`), closed at the end.
+    ``stages="masters"`` builds only the nights' masters (a campaign builds
+    every night's masters before any frame, so that a night may borrow a later
+    night's); ``"frames"`` then reduces the frames with the stored masters.
     """
+    kinds = {
+        "all": frozenset(("bias", "dark", "flat", "frames", "subframes")),
+        "masters": frozenset(("bias", "dark", "flat")),
+        "frames": frozenset(("frames", "subframes")),
+    }[stages]
     folders = {}
     for telescope, night in nights:
         folders[telescope, night] = folder = raw_night_dir(config, telescope, night)
@@ -191,7 +200,7 @@ def reduce_nights(
     started = time.perf_counter()
     pool = executor if executor is not None else make_executor(config, workers)
     try:
-        scheduler = Scheduler(config, catalog, states, force, pool, progress)
+        scheduler = Scheduler(config, catalog, states, force, pool, progress, kinds)
         scheduler.run()
     finally:
         if executor is None:
@@ -200,6 +209,8 @@ def reduce_nights(
     if scheduler.masters_finished_s is not None:
         run.seconds["masters finished after"] = scheduler.masters_finished_s
 
+    if stages == "masters":
+        return run
     for state in states:
         check_transparency(state.epoch, state.report)
     started = time.perf_counter()

@@ -59,7 +59,17 @@ class Group:
 class Scheduler:
     """Runs every master and frame of a run's nights as soon as its inputs are stored."""
 
-    def __init__(self, config, catalog, states: list, force: bool, pool: Executor, progress):
+    def __init__(
+        self,
+        config,
+        catalog,
+        states: list,
+        force: bool,
+        pool: Executor,
+        progress,
+        kinds: frozenset[str] = frozenset(PRIORITY),
+    ):
+        self.kinds = kinds  # the kinds of job of this run (masters only, frames only, all)
         self.config = config
         self.catalog = catalog
         self.states = states
@@ -100,6 +110,8 @@ class Scheduler:
                 detector = (info.instrument, size, info.binning_text)
                 self.frames_total += 1
             else:
+                continue
+            if kind not in self.kinds:
                 continue
             key = (kind, detector)
             if key not in groups:

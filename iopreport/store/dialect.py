@@ -58,7 +58,11 @@ class PostgresStore(pw.PostgresqlDatabase):
     ``strftime('%H:%M:%S', ...)``) is given to the driver with ``%s``
     placeholders and ``%%``; a statement without parameters is passed without
     any, so its ``%`` signs stay literal.
+    A ``FloatField`` is a double, as on SQLite (peewee's PostgreSQL default, REAL,
+    is single precision and would round magnitudes and coordinates).
     """
+
+    field_types = {**pw.PostgresqlDatabase.field_types, "FLOAT": "DOUBLE PRECISION"}
 
     def _execute_cursor(self, sql, params, **cursor_options):
         sql, params = translate(sql, params)
