@@ -408,10 +408,9 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 def cmd_migrate(args: argparse.Namespace) -> int:
     """``iopreport migrate``."""
+    from iopreport.config import is_database_url
     from iopreport.store import SCHEMA_VERSION, open_store, schema_version
     from iopreport.store.database import read_schema_version
-
-    from iopreport.config import is_database_url
     from iopreport.store.dialect import describe
 
     config = _load_config(args, log_to_file=True)

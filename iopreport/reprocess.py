@@ -166,12 +166,17 @@ def reprocess(
     build: bool = True,
     workers: int | None = None,
     progress: bool | None = None,
+    executor=None,
 ) -> CampaignReport:
     """Reduce every night with raw data from ``start`` to ``end``, then build the site once.
 
     The store must be open. ``force`` redoes work whose inputs did not change
     (a resumed forced campaign does not redo the steps it already finished).
+    The jobs run on ``executor`` when given (left open), else on the pool that
+    ``[cluster]`` asks for.
     """
+    import contextlib
+
     from iopreport.catalog import load_catalog, sync_catalog
     from iopreport.reduce.executor import make_executor
     from iopreport.reduce.night import reduce_nights
@@ -199,7 +204,7 @@ def reprocess(
     for n in nights:
         lines[n].resumed = journal.done("nights", n)
     with (
-        make_executor(config, workers) as executor,
+        contextlib.nullcontext(executor) if executor else make_executor(config, workers) as pool,
         Progress(
             total_files, "reprocess", unit="frame", enabled=progress, initial=done_files
         ) as bar,
@@ -209,7 +214,7 @@ def reprocess(
         for first in range(0, len(todo), MASTER_BATCH_NIGHTS):
             batch = todo[first : first + MASTER_BATCH_NIGHTS]
             run = reduce_nights(
-                config, catalog, batch, force=force, executor=executor, stages="masters"
+                config, catalog, batch, force=force, executor=pool, stages="masters"
             )
             for night_report in run.reports:
                 key = (night_report.telescope, night_report.night)
@@ -224,7 +229,7 @@ def reprocess(
         for date, batch in by_date.items():
             try:
                 run = reduce_nights(
-                    config, catalog, batch, force=force, executor=executor, stages="frames"
+                    config, catalog, batch, force=force, executor=pool, stages="frames"
                 )
             except Exception as exc:  # one date's trouble does not stop the campaign
                 log.exception("reprocess %s: failed", date)

@@ -149,30 +149,6 @@ def import_distributed():
     return distributed
 
 
-class SolverPlugin:
-    """Per-worker state of a Dask worker: the plate solver loaded once at start.
-
-    Registered with ``Client.register_plugin``; Dask calls :meth:`setup` on
-    every worker, including those that join later or replace a lost one. The
-    cached masters of :mod:`iopreport.reduce.frame` live in the same process
-    and so persist between the worker's tasks.
-    """
-
-    name = "iopreport-solver"
-
-    def __init__(self, index_dir: str) -> None:
-        self.index_dir = index_dir
-
-    def setup(self, worker=None) -> None:
-        init_worker(self.index_dir)
-
-    def teardown(self, worker=None) -> None:
-        pass
-
-    def transition(self, key, start, finish, **kwargs) -> None:
-        pass
-
-
 def _read_visibility(path: str) -> str:
     """On a worker: the content of ``path``, or why it cannot be read."""
     import socket
@@ -220,6 +196,8 @@ class DaskPool:
                 raise ClusterError(
                     f"[cluster] scheduler {address}: cannot connect ({exc})"
                 ) from None
+        from iopreport.reduce.daskplugin import SolverPlugin  # needs distributed
+
         self.client.register_plugin(SolverPlugin(str(config.paths.astrometry_index_dir)))
         self.workers = max(1, sum(self.client.nthreads().values()))
         self.check_data_visible(config.paths.datadir)

@@ -22,6 +22,7 @@ module covers the rest:
 from __future__ import annotations
 
 from pathlib import Path
+from typing import ClassVar
 from urllib.parse import unquote, urlsplit
 
 import peewee as pw
@@ -62,7 +63,7 @@ class PostgresStore(pw.PostgresqlDatabase):
     is single precision and would round magnitudes and coordinates).
     """
 
-    field_types = {**pw.PostgresqlDatabase.field_types, "FLOAT": "DOUBLE PRECISION"}
+    field_types: ClassVar[dict] = {**pw.PostgresqlDatabase.field_types, "FLOAT": "DOUBLE PRECISION"}
 
     def _execute_cursor(self, sql, params, **cursor_options):
         sql, params = translate(sql, params)
