@@ -67,7 +67,7 @@ def snapshot(rounding: int | None = None) -> dict[str, list[tuple]]:
         raw = row.__data__.get(name)
         if isinstance(field, pw.ForeignKeyField):
             return natural(field.rel_model, raw)
-        value = _value(field.python_value(raw) if raw is not None else None)
+        value = _value(raw)
         if rounding is not None and isinstance(value, float):
             value = round(value, rounding)
         return str(value) if hasattr(value, "isoformat") else value
@@ -95,5 +95,11 @@ def differences(one: dict, other: dict, limit: int = 5) -> list[str]:
             continue
         only_a = [r for r in a if r not in b][:limit]
         only_b = [r for r in b if r not in a][:limit]
-        found.append(f"{table}: {len(a)} vs {len(b)} rows; only in first {only_a}; second {only_b}")
+        columns = [
+            f"column {i}: {x!r} vs {y!r}"
+            for ra, rb in zip(only_a, only_b, strict=False)
+            for i, (x, y) in enumerate(zip(ra, rb, strict=True))
+            if x != y
+        ]
+        found.append(f"{table}: {len(a)} vs {len(b)} rows; differing {columns[:limit]}")
     return found
