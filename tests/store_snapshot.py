@@ -39,6 +39,9 @@ NATURAL = {
     MasterFlat: ("filename",),
     PhotoPolResult: ("astrosource", "members_key", "method"),
 }
+#: Columns that depend on where and when the project's files were written: the hash of a
+#: reduced frame's inputs includes the masters' absolute paths and modification times.
+PLACE_AND_TIME = ("inputs_key",)
 #: Tables of what ran when, not of results.
 SKIPPED = (RunLog, SentSummary, Heartbeat)
 
@@ -79,7 +82,7 @@ def snapshot(rounding: int | None = None) -> dict[str, list[tuple]]:
         names = [
             f.name
             for f in model._meta.sorted_fields
-            if not isinstance(f, (pw.AutoField, pw.DateTimeField))
+            if not isinstance(f, (pw.AutoField, pw.DateTimeField)) and f.name not in PLACE_AND_TIME
         ]
         rows = [tuple(resolve(model, row, n) for n in names) for row in model.select()]
         found[model._meta.table_name] = sorted(rows, key=repr)

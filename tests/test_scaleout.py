@@ -205,6 +205,9 @@ def test_a_worker_that_cannot_see_the_data_folder_is_refused(tmp_path):
 
 
 def _campaign(project: Path, *extra: str) -> subprocess.Popen:
+    # output to a file, not a pipe: the pool's processes inherit the pipe and would keep a
+    # reader waiting after the campaign is killed
+    log = open(project / "campaign.log", "a")  # noqa: SIM115 - closed with the process
     return subprocess.Popen(
         [
             sys.executable,
@@ -220,10 +223,14 @@ def _campaign(project: Path, *extra: str) -> subprocess.Popen:
             "--no-build",
             *extra,
         ],
-        stdout=subprocess.PIPE,
+        stdout=log,
         stderr=subprocess.STDOUT,
-        text=True,
     )
+
+
+def _finish(run: subprocess.Popen, project: Path) -> str:
+    run.wait(timeout=600)
+    return (project / "campaign.log").read_text()
 
 
 def _journal(project: Path) -> Path:
@@ -234,7 +241,7 @@ def _journal(project: Path) -> Path:
 def test_campaign_killed_twice_and_resumed_equals_an_uninterrupted_run(tmp_path):
     reference = _project(tmp_path / "ref", nights=CAMPAIGN)
     done = _campaign(reference)
-    out, _ = done.communicate(timeout=600)
+    out = _finish(done, reference)
     assert done.returncode in (0, 1), out
     assert "total" in out
     open_store(load_config(reference / "config.toml").database_path)
@@ -251,11 +258,13 @@ def test_campaign_killed_twice_and_resumed_equals_an_uninterrupted_run(tmp_path)
                 break
             time.sleep(0.2)
         time.sleep(1.0)  # into the next step
+        assert run.poll() is None, "the campaign ended before it could be killed"
         run.send_signal(signal.SIGKILL)
-        run.communicate(timeout=60)
+        run.wait(timeout=60)
     resumed = _campaign(project)
-    out, _ = resumed.communicate(timeout=600)
+    out = _finish(resumed, project)
     assert resumed.returncode in (0, 1), out
+    assert out.count(" nights in ") == 1, out  # only the last run got to the final table
     open_store(load_config(project / "config.toml").database_path)
     found = snapshot()
     close_store()
