@@ -713,8 +713,12 @@ def cmd_flags(args: argparse.Namespace) -> int:
     if action in ("add", "remove"):  # the edited file is checked whole before it is written
         return _edit_flags(args, config, load_catalog(config.paths.catalog))
     _catalog, flagset = load_inputs(config)  # InputError naming the line -> exit 2
+    from iopreport.config import is_database_url
+    from iopreport.store.dialect import describe
+
     store = config.database_path
-    if not store.exists():
+    url = is_database_url(store)
+    if not url and not store.exists():
         print(f"{path}: {len(flagset)} flags, valid")
         print(f"{store}: no database yet, so raw files and matches are not checked")
         return EXIT_OK
@@ -733,7 +737,8 @@ def cmd_flags(args: argparse.Namespace) -> int:
     if problems:
         print(f"{path}: {len(flagset)} flags, {len(problems)} problems")
         return EXIT_USAGE
-    print(f"{path}: {len(flagset)} flags, valid; each selects something in {store.name}")
+    name = describe(store) if url else store.name
+    print(f"{path}: {len(flagset)} flags, valid; each selects something in {name}")
     return EXIT_OK
 
 

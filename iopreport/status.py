@@ -68,12 +68,16 @@ def render_status(
             or "none configured"
         ),
     ]
-    if not config.database_path.exists():
-        lines.append(f"database:  {config.database_path} (not created yet)")
+    from iopreport.config import is_database_url
+    from iopreport.store.dialect import describe
+
+    where = describe(config.database_path)  # a PostgreSQL URL without its password
+    if not is_database_url(config.database_path) and not config.database_path.exists():
+        lines.append(f"database:  {where} (not created yet)")
         return "\n".join(lines)
 
     database = open_store(config.database_path, upgrade=False)
-    lines.append(f"database:  {config.database_path} (schema {schema_version(database)})")
+    lines.append(f"database:  {where} (schema {schema_version(database)})")
     epochs = list(Epoch.select().order_by(Epoch.night.desc(), Epoch.telescope).limit(nights))
     total_epochs = Epoch.select().count()
     lines.append(f"nights:    {total_epochs}" + (" (latest first)" if epochs else ""))
