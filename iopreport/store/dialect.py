@@ -14,6 +14,7 @@ module covers the rest:
   the two SQLite functions the site's queries use, with SQLite's semantics
   (SQLite "Date And Time Functions": a number is a Julian day, rounded to the
   millisecond), so the same query gives the same page on both;
+* values: dates and timestamps are read as text on both (SQLite keeps text);
 * triggers: SQLite's trigger bodies become PL/pgSQL functions
   (:mod:`iopreport.store.changes` renders both);
 * sequences after rows were copied with their ids (``store copy``).
@@ -64,6 +65,17 @@ class PostgresStore(pw.PostgresqlDatabase):
     """
 
     field_types: ClassVar[dict] = {**pw.PostgresqlDatabase.field_types, "FLOAT": "DOUBLE PRECISION"}
+
+    def _connect(self):
+        """A connection whose dates and timestamps come back as text, as SQLite gives
+        them (the models' fields parse text; raw queries then see the same values)."""
+        import psycopg2.extensions as extensions
+
+        connection = super()._connect()
+        for oid, name in ((1082, "DATE_AS_TEXT"), (1114, "TIMESTAMP_AS_TEXT")):
+            as_text = extensions.new_type((oid,), name, lambda value, cursor: value)
+            extensions.register_type(as_text, connection)
+        return connection
 
     def _execute_cursor(self, sql, params, **cursor_options):
         sql, params = translate(sql, params)
