@@ -299,3 +299,39 @@ def test_a_worker_killed_during_a_campaign_changes_nothing(tmp_path, local_sqlit
     assert not report.failed, report.table()
     assert not differences(local_sqlite[1], snapshot())
     close_store()
+
+
+def test_migrate_upgrades_a_postgresql_store(tmp_path, postgres_url, iopreport_exe):
+    """A schema-3 store on PostgreSQL (made by removing what schemas 4 and 5 added) is
+    upgraded by `iopreport migrate` with the same steps as SQLite's."""
+    from iopreport.store import SCHEMA_VERSION, Epoch, RawFit
+    from iopreport.store.changes import epoch_changes, trigger_sql
+    from iopreport.store.dialect import set_schema_version
+
+    database = open_store(postgres_url)
+    functions = {statement.split()[4].removesuffix("()") for statement in trigger_sql(True)[::3]}
+    for name in functions:
+        database.execute_sql(f"DROP FUNCTION {name}() CASCADE")
+    database.execute_sql("DROP TABLE epoch_change, source_change, field_star_flux")
+    for column in ("mag_sys_err", "p_sys_err", "chi_sys_err"):
+        database.execute_sql(f"ALTER TABLE photo_pol_result DROP COLUMN {column}")
+    set_schema_version(database, 3)
+    close_store()
+    project = tmp_path / "p"
+    init_project(project)
+    document = tomlkit.parse((project / "config.toml").read_text())
+    document["paths"]["database"] = postgres_url
+    write_text_atomic(project / "config.toml", tomlkit.dumps(document))
+    out = subprocess.run(
+        [iopreport_exe, "--config", str(project / "config.toml"), "migrate"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert f"upgraded schema 3 -> {SCHEMA_VERSION} in one transaction" in out
+    database = open_store(postgres_url, upgrade=False)
+    columns = {c.name for c in database.get_columns("photo_pol_result")}
+    assert {"mag_sys_err", "p_sys_err", "chi_sys_err"} <= columns
+    epoch = Epoch.create(telescope="OSN-T090", night=NIGHT)
+    RawFit.create(epoch=epoch, filename="a.fits")
+    assert epoch_changes() == {epoch.id: 1}  # the counters' triggers are back
