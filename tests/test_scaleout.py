@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 import tomlkit
+from pgserver import free_port
 from store_snapshot import differences, snapshot
 
 from iopreport.archive.local import fetch_night
@@ -335,3 +336,81 @@ def test_migrate_upgrades_a_postgresql_store(tmp_path, postgres_url, iopreport_e
     epoch = Epoch.create(telescope="OSN-T090", night=NIGHT)
     RawFit.create(epoch=epoch, filename="a.fits")
     assert epoch_changes() == {epoch.id: 1}  # the counters' triggers are back
+
+
+@pytest.mark.slow
+def test_reprocess_through_a_dask_scheduler_and_two_workers(tmp_path, local_sqlite):
+    """docs/operations.md step by step: `dask scheduler`, two `dask worker`, then
+    `iopreport reprocess` through them gives the local pool's results."""
+    dask = Path(sys.executable).parent / "dask"
+    port = free_port()
+    address = f"tcp://127.0.0.1:{port}"
+    project = _project(tmp_path, cluster={"scheduler": address})
+    logs = open(tmp_path / "dask.log", "w")  # noqa: SIM115 - closed below
+    commands = [
+        [dask, "scheduler", "--host", "127.0.0.1", "--port", str(port), "--no-dashboard"],
+        *[[dask, "worker", address, "--nworkers", "1", "--nthreads", "1", "--no-dashboard"]] * 2,
+    ]
+    processes = []
+    try:
+        for command in commands:
+            processes.append(subprocess.Popen(command, stdout=logs, stderr=subprocess.STDOUT))
+            time.sleep(1.0)
+        run = subprocess.run(
+            [
+                sys.executable, "-m", "iopreport", "--config", str(project / "config.toml"),
+                "reprocess", "--from", str(NIGHT), "--to", str(NIGHT), "--no-build",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )  # fmt: skip
+    finally:
+        for process in reversed(processes):
+            process.terminate()
+        for process in processes:
+            process.wait(timeout=60)
+        logs.close()
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "2 worker threads" in run.stderr, run.stderr
+    open_store(load_config(project / "config.toml").database_path)
+    assert not differences(local_sqlite[1], snapshot())
+    close_store()
+
+
+def test_a_plain_install_names_the_extra(tmp_path):
+    """Without Dask and psycopg2 (hidden from the interpreter), a config asking for a
+    cluster or a PostgreSQL store is refused with the extra to install."""
+    project = tmp_path / "p"
+    init_project(project)
+    document = tomlkit.parse((project / "config.toml").read_text())
+    document["paths"]["database"] = "postgresql://me@127.0.0.1:1/iop"
+    write_text_atomic(project / "config.toml", tomlkit.dumps(document))
+    hide = "import sys; sys.modules.update(distributed=None, psycopg2=None); "
+    run = subprocess.run(
+        [
+            sys.executable, "-c",
+            hide + "from iopreport.cli import main; sys.exit(main(sys.argv[1:]))",
+            "--config", str(project / "config.toml"), "status",
+        ],
+        capture_output=True,
+        text=True,
+    )  # fmt: skip
+    assert run.returncode == 2, run.stderr
+    assert "pip install 'iopreport[cluster]'" in run.stderr
+    document["paths"]["database"] = ""
+    document["cluster"]["scheduler"] = "local"
+    write_text_atomic(project / "config.toml", tomlkit.dumps(document))
+    (project / "data" / "raw" / TELESCOPE / str(NIGHT)).mkdir(parents=True)
+    run = subprocess.run(
+        [
+            sys.executable, "-c",
+            hide + "from iopreport.cli import main; sys.exit(main(sys.argv[1:]))",
+            "--config", str(project / "config.toml"), "reduce", "--night", str(NIGHT),
+        ],
+        capture_output=True,
+        text=True,
+    )  # fmt: skip
+    assert run.returncode == 2, run.stderr
+    assert "[cluster] scheduler needs Dask" in run.stderr
+    assert "pip install 'iopreport[cluster]'" in run.stderr

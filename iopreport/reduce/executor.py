@@ -23,11 +23,10 @@ from typing import Protocol
 from iopreport.config import Config
 from iopreport.errors import IopreportError, UsageError
 from iopreport.reduce.frame import init_worker, one_thread_per_worker, reduce_frame
+from iopreport.store.dialect import CLUSTER_EXTRA
 
 log = logging.getLogger(__name__)
 
-#: The optional extra that brings Dask and the PostgreSQL driver.
-CLUSTER_EXTRA = "pip install 'iopreport[cluster]'"
 #: File written in the data folder to check that every worker sees the same folder.
 VISIBILITY_FILE = ".iopreport-cluster-check"
 
