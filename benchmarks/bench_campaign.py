@@ -11,8 +11,9 @@ three times, each into a fresh store:
 (c) the same cluster, store on a PostgreSQL server started here (as the
     ``postgres`` user when run as root; Debian's postgresql package).
 
-CPU is that of this process and its children (the pool's or the cluster's
-workers, reaped at the end) plus, for (c), the PostgreSQL server's processes.
+CPU is that of this process, of every process it started (the pool's or the
+cluster's workers, sampled from /proc) and, for (c), of the PostgreSQL
+server's processes.
 The ratios (b)/(a) and (c)/(a) of the throughputs are printed at the end.
 """
 
@@ -26,6 +27,7 @@ import resource
 import shutil
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -49,10 +51,53 @@ def _self_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def _children_cpu() -> float:
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    children = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return usage.ru_utime + usage.ru_stime + children.ru_utime + children.ru_stime
+def _proc_stat(entry: Path) -> tuple[int, int, float] | None:
+    """(ppid, start time, own CPU seconds) of a process from /proc, or None if gone."""
+    try:
+        fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    ticks = os.sysconf("SC_CLK_TCK")
+    return int(fields[1]), int(fields[19]), (int(fields[11]) + int(fields[12])) / ticks
+
+
+class TreeCpu(threading.Thread):
+    """CPU of every descendant of this process, sampled from /proc every 0.2 s.
+
+    RUSAGE_CHILDREN misses the local pool's workers: they are children of the
+    forkserver, which lives on until this process ends. Each descendant's own
+    CPU at its last sample counts (a process that ends loses at most 0.2 s).
+    """
+
+    def __init__(self) -> None:
+        super().__init__(daemon=True)
+        self.seen: dict[tuple[int, int], float] = {}
+        self.halt = threading.Event()
+
+    def run(self) -> None:
+        while not self.halt.wait(0.2):
+            self.sample()
+
+    def sample(self) -> None:
+        stats = {}
+        for entry in Path("/proc").iterdir():
+            if entry.name.isdigit() and (stat := _proc_stat(entry)) is not None:
+                stats[int(entry.name)] = stat
+        mine, frontier = set(), [os.getpid()]
+        while frontier:
+            parent = frontier.pop()
+            children = [pid for pid, (ppid, _, _) in stats.items() if ppid == parent]
+            mine.update(children)
+            frontier += children
+        for pid in mine:
+            _, started, cpu = stats[pid]
+            self.seen[pid, started] = cpu
+
+    def total(self) -> float:
+        self.halt.set()
+        self.join()
+        self.sample()
+        return sum(self.seen.values())
 
 
 def _user_cpu(user: str) -> float:
@@ -106,14 +151,20 @@ def _configure(project: Path, database: str, scheduler: str, workers: int) -> No
 def _run(project: Path, label: str, server_user: str | None) -> dict:
     config = load_config(project / "config.toml")
     open_store(config.database_path)
-    cpu0, server0, wall0 = _children_cpu(), _user_cpu(server_user or ""), time.perf_counter()
-    self0 = _self_cpu()
+    server0, wall0, self0 = _user_cpu(server_user or ""), time.perf_counter(), _self_cpu()
+    tree = TreeCpu()
+    tree.sample()
+    before = dict(tree.seen)  # processes left from an earlier configuration
+    tree.start()
     report = reprocess(
         config, FIRST_NIGHT, FIRST_NIGHT + dt.timedelta(days=400), build=False, progress=False
     )
     wall = time.perf_counter() - wall0
     writer = _self_cpu() - self0  # this process: planning, storing every outcome (the writer)
-    cpu = _children_cpu() - cpu0 + (_user_cpu(server_user) - server0 if server_user else 0.0)
+    tree.total()
+    workers = sum(cpu - before.get(key, 0.0) for key, cpu in tree.seen.items())
+    server = _user_cpu(server_user) - server0 if server_user else 0.0
+    cpu = writer + workers + server
     science = RawFit.select().where(RawFit.imgtype == "light").count()
     frames = sum(n.files for n in report.nights)
     close_store()
