@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -58,7 +59,24 @@ def _project(tmp_path: Path, nights=(NIGHT,), telescopes=(TELESCOPE,), **setting
     return project
 
 
-def _reduce(project: Path) -> dict:
+#: A page's generation time (the only text that differs between two builds of one store).
+GENERATED = re.compile(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2} UTC")
+
+
+def _pages(config) -> dict[str, str]:
+    """The site's night and source pages and data files, generation times masked."""
+    site = Path(config.paths.site_dir).resolve()
+    return {
+        str(path.relative_to(site)): GENERATED.sub("<time>", path.read_text())
+        for path in sorted(site.rglob("*"))
+        if path.is_file()
+        and path.suffix in (".html", ".json", ".csv")
+        and path.name not in ("status.html", "index.html")  # run log, last update
+        and not path.name.startswith(".")  # the incremental build's own bookkeeping
+    }
+
+
+def _reduce(project: Path, build: bool = False) -> dict:
     config = load_config(project / "config.toml")
     open_store(config.database_path)
     catalog = load_catalog(config.paths.catalog)
@@ -66,6 +84,11 @@ def _reduce(project: Path) -> dict:
     run = reduce_nights(config, catalog, [(TELESCOPE, NIGHT)], workers=2)
     assert run.reports[0].frames_reduced > 0
     found = snapshot()
+    if build:
+        from iopreport.build import run_build
+
+        run_build(config)
+        found["pages"] = _pages(config)
     close_store()
     return found
 
@@ -74,14 +97,16 @@ def _reduce(project: Path) -> dict:
 def local_sqlite(tmp_path_factory) -> tuple[Path, dict]:
     """The tiny night reduced by the local pool into SQLite: the reference."""
     project = _project(tmp_path_factory.mktemp("local"))
-    return project, _reduce(project)
+    return project, _reduce(project, build=True)
 
 
 @pytest.mark.slow
 def test_local_cluster_gives_every_stored_value_of_the_local_pool(tmp_path, local_sqlite):
     project = _project(tmp_path, cluster={"scheduler": "local", "local_workers": 2})
-    found = _reduce(project)
+    found = _reduce(project, build=True)
     assert found["photo_pol_result"], "the night gave no results"
+    assert len(found["pages"]) > 10
+    assert found["pages"] == local_sqlite[1]["pages"]  # the same site pages
     assert not differences(local_sqlite[1], found)
 
 
@@ -89,7 +114,8 @@ def test_local_cluster_gives_every_stored_value_of_the_local_pool(tmp_path, loca
 def test_postgresql_store_gives_every_stored_value_of_sqlite(tmp_path, local_sqlite, postgres_url):
     project = _project(tmp_path, paths={"database": postgres_url})
     assert load_config(project / "config.toml").database_path == postgres_url
-    found = _reduce(project)
+    found = _reduce(project, build=True)
+    assert found["pages"] == local_sqlite[1]["pages"]  # the same site pages
     assert not differences(local_sqlite[1], found)
 
 
