@@ -34,7 +34,7 @@ from iopreport.store.copy import copy_store
 NIGHT = dt.date(2024, 10, 8)
 TELESCOPE = "OSN-T090"
 #: Nights of the campaign tests (one telescope, tiny preset: a few seconds each).
-CAMPAIGN = [NIGHT + dt.timedelta(days=i) for i in range(3)]
+CAMPAIGN = [NIGHT + dt.timedelta(days=i) for i in range(5)]
 
 
 def _project(tmp_path: Path, nights=(NIGHT,), telescopes=(TELESCOPE,), **settings) -> Path:
