@@ -26,6 +26,8 @@ test: $(STAMP)
 	test -x /usr/bin/build-astrometry-index || (apt-get update && apt-get install -y astrometry.net)
 	# IOP4 from PyPI in its own test-only venv: the import tests build a real IOP4 database
 	sh tests/iop4_fixture/make_venv.sh $(IOP4_VENV)
+	# the store tests start a PostgreSQL server of their own (initdb/pg_ctl of Debian's package)
+	ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 || (apt-get update && apt-get install -y postgresql)
 	$(BIN)/ruff check iopreport tests benchmarks
 	$(BIN)/ruff format --check iopreport tests benchmarks
 	$(BIN)/lint-imports

@@ -324,6 +324,37 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("--night", type=_night, metavar="YYYY-MM-DD")
     compare.add_argument("--source", metavar="NAME")
     importer.set_defaults(handler=cmd_import)
+
+    reprocess = commands.add_parser(
+        "reprocess",
+        help="reduce every night with raw data in a period again, then build the site once",
+        description="A reprocessing campaign: the masters of every night in the period first "
+        "(a night may borrow a later night's), then each date's frames and polarimetry, in "
+        "date order, then the site build. Runs on the local pool or the Dask cluster of "
+        "[cluster]; killed and started again with the same arguments it continues where it "
+        "stopped. Work already done for the same inputs is skipped unless --force.",
+    )
+    reprocess.add_argument("--from", dest="start", type=_night, required=True, metavar="YYYY-MM-DD")
+    reprocess.add_argument("--to", dest="end", type=_night, required=True, metavar="YYYY-MM-DD")
+    reprocess.add_argument("--telescope", action="append", type=_telescope, metavar="T")
+    reprocess.add_argument("--force", action="store_true", help="redo everything")
+    reprocess.add_argument("--workers", type=int, default=None, help="processes (default: config)")
+    reprocess.add_argument("--no-build", action="store_true", help="skip the site build at the end")
+    reprocess.set_defaults(handler=cmd_reprocess)
+
+    store = commands.add_parser(
+        "store",
+        help="copy a store between SQLite and PostgreSQL",
+        description="`store copy SRC DST` copies every table of the store SRC into the new, "
+        "empty store DST (a SQLite file or a postgresql:// URL; a password in $PGPASSWORD), "
+        "then checks that every table has the same number of rows.",
+    )
+    store_actions = store.add_subparsers(dest="action", metavar="ACTION", required=True)
+    store_copy = store_actions.add_parser("copy", help="copy SRC into the empty store DST")
+    store_copy.add_argument("source", metavar="SRC")
+    store_copy.add_argument("destination", metavar="DST")
+    store.set_defaults(handler=cmd_store)
+
     build = commands.add_parser(
         "build",
         help="render the static site into paths.site_dir (only pages whose inputs changed)",
@@ -611,27 +642,89 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 def cmd_migrate(args: argparse.Namespace) -> int:
     """``iopreport migrate``."""
+    from iopreport.config import is_database_url
     from iopreport.store import SCHEMA_VERSION, open_store, schema_version
     from iopreport.store.database import read_schema_version
+    from iopreport.store.dialect import describe
 
     config = _load_config(args, log_to_file=True)
     path = config.database_path
-    if not path.exists():
+    url = is_database_url(path)
+    if not url and not path.exists():
         print(f"{path}: no database yet; it is created at the current schema when first needed")
         return EXIT_OK
     from iopreport.runlog import recorded_run
 
+    name = describe(path)
     before = read_schema_version(path)
+    if url and before == 0:
+        print(f"{name}: no store yet; it is created at the current schema when first needed")
+        return EXIT_OK
     database = open_store(path)
     after = schema_version(database)
     if before != after:
-        with recorded_run("migrate", [str(path)]) as run:
+        with recorded_run("migrate", [name]) as run:
             run.detail = f"schema {before} -> {after}"
     database.close()
     if before == after:
-        print(f"{path}: already at schema {SCHEMA_VERSION}")
+        print(f"{name}: already at schema {SCHEMA_VERSION}")
+    elif url:
+        print(f"{name}: upgraded schema {before} -> {after} in one transaction")
     else:
         print(f"{path}: upgraded schema {before} -> {after}; old file kept as {path}.v{before}.bak")
+    return EXIT_OK
+
+
+def cmd_reprocess(args: argparse.Namespace) -> int:
+    """``iopreport reprocess --from --to``: exit 1 when a night, frame or master failed."""
+    from iopreport.reprocess import reprocess
+    from iopreport.runlog import recorded_run
+    from iopreport.store import open_store
+
+    config = _load_config(args, log_to_file=True)
+    _check_telescopes(args.telescope, config)
+    if args.end < args.start:
+        raise UsageError(f"--to {args.end} is before --from {args.start}")
+    open_store(config.database_path)
+    with recorded_run("reprocess", sys.argv[1:]) as run:
+        report = reprocess(
+            config,
+            args.start,
+            args.end,
+            telescopes=args.telescope,
+            force=args.force,
+            build=not args.no_build,
+            workers=args.workers,
+        )
+        if not report.nights:
+            print(f"no raw data from {args.start} to {args.end}; run `iopreport fetch` first")
+            return EXIT_OK
+        table = report.table()
+        run.detail = table
+        if report.failed:
+            run.outcome = "failed"
+    print(table)
+    for line in report.nights:
+        if line.error:
+            print(f"  {line.telescope} {line.night}: {line.error}")
+    if report.built:
+        print(report.build_summary)
+    print(f"{len(report.nights)} nights in {report.seconds:.1f} s")
+    return EXIT_WORK_FAILED if report.failed else EXIT_OK
+
+
+def cmd_store(args: argparse.Namespace) -> int:
+    """``iopreport store copy SRC DST``."""
+    from iopreport.config import is_database_url, url_with_password
+    from iopreport.store.copy import copy_store
+
+    def location(text: str):
+        return url_with_password(text, "PGPASSWORD") if is_database_url(text) else Path(text)
+
+    counts = copy_store(location(args.source), location(args.destination))
+    for table, n in counts.items():
+        print(f"{table}: {n} rows")
+    print(f"copied {sum(counts.values())} rows in {len(counts)} tables; every count checked")
     return EXIT_OK
 
 
@@ -747,6 +840,13 @@ def _fetch_progress():
             bars.pop().close()
 
     return SyncHooks(listed=listed, file_done=file_done, night_done=night_done)
+
+
+def _store_exists(config) -> bool:
+    """Whether the store may hold data: a PostgreSQL URL, or a SQLite file that exists."""
+    from iopreport.config import is_database_url
+
+    return is_database_url(config.database_path) or config.database_path.exists()
 
 
 def _printer(args: argparse.Namespace):
@@ -912,8 +1012,12 @@ def cmd_flags(args: argparse.Namespace) -> int:
     if action in ("add", "remove"):  # the edited file is checked whole before it is written
         return _edit_flags(args, config, load_catalog(config.paths.catalog))
     _catalog, flagset = load_inputs(config)  # InputError naming the line -> exit 2
+    from iopreport.config import is_database_url
+    from iopreport.store.dialect import describe
+
     store = config.database_path
-    if not store.exists():
+    url = is_database_url(store)
+    if not url and not store.exists():
         print(f"{path}: {len(flagset)} flags, valid")
         print(f"{store}: no database yet, so raw files and matches are not checked")
         return EXIT_OK
@@ -932,7 +1036,8 @@ def cmd_flags(args: argparse.Namespace) -> int:
     if problems:
         print(f"{path}: {len(flagset)} flags, {len(problems)} problems")
         return EXIT_USAGE
-    print(f"{path}: {len(flagset)} flags, valid; each selects something in {store.name}")
+    name = describe(store) if url else store.name
+    print(f"{path}: {len(flagset)} flags, valid; each selects something in {name}")
     return EXIT_OK
 
 
@@ -1000,7 +1105,7 @@ def cmd_import(args: argparse.Namespace) -> int:
         from iopreport.importers.compare import compare_rows, compare_text
         from iopreport.store import open_store
 
-        if not config.database_path.exists():
+        if not _store_exists(config):
             raise UsageError(f"{config.database_path}: no database yet; nothing to compare")
         open_store(config.database_path, create=False)
         print(compare_text(compare_rows(night=args.night, source=args.source)))
@@ -1122,7 +1227,7 @@ def cmd_export(args: argparse.Namespace) -> int:
             raise UsageError(
                 f"cannot tell the format from {args.out}; give --format ({', '.join(FORMATS)})"
             )
-    if not config.database_path.exists():
+    if not _store_exists(config):
         raise UsageError(f"{config.database_path}: no database yet; nothing to export")
     open_store(config.database_path, create=False, upgrade=False)
     selection = ExportFilter(

@@ -45,6 +45,7 @@ DATA_SUBDIRS = (
     "logs",
     "astrosource",
     "summaries",
+    "campaigns",  # reprocessing journals (iopreport.reprocess)
 )
 
 _ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -61,6 +62,24 @@ def _setting(default: Any = dataclasses.MISSING, *, check: Check | None = None, 
     if isinstance(default, types.MappingProxyType):  # unhashable: a factory per instance
         return field(default_factory=lambda: default, metadata=metadata)
     return field(default=default, metadata=metadata)
+
+
+def _database(value: str) -> str | None:
+    if not is_database_url(value):
+        return None
+    from urllib.parse import urlsplit
+
+    if urlsplit(value).password:
+        return (
+            "never write a password in config.toml; put it in an environment variable "
+            "and give that variable's name as database_password_env"
+        )
+    return None
+
+
+def is_database_url(value: object) -> bool:
+    """Whether a ``paths.database`` value names a PostgreSQL server rather than a file."""
+    return str(value).startswith(("postgresql://", "postgres://"))
 
 
 def _positive(value: float) -> str | None:
@@ -164,7 +183,10 @@ class PathsConfig:
     """Where things live. Relative paths are relative to the config file."""
 
     datadir: Path = _setting(Path("~/.iopreport"))
-    database: Path = _setting(Path(""))
+    #: the SQLite file, or a ``postgresql://user@host:port/name`` URL (no password in it)
+    database: str = _setting("", check=_database)
+    #: name of the environment variable holding the PostgreSQL password (as for SMTP)
+    database_password_env: str = _setting("", check=_env_name)
     astrometry_index_dir: Path = _setting(Path("~/.iopreport/astrometry-index"))
     site_dir: Path = _setting(Path("site_out"))
     outbox_dir: Path = _setting(Path("outbox"))
@@ -421,6 +443,26 @@ class GenericInstrumentConfig:
     oe_offset_std_px: tuple[float, ...] = _setting((), check=_pair)
 
 
+def _scheduler(value: str) -> str | None:
+    if value in ("", "local") or value.startswith(("tcp://", "tls://", "inproc://")):
+        return None
+    return 'must be "", "local" or a Dask scheduler address such as "tcp://host:8786"'
+
+
+def _not_negative_int(value: int) -> str | None:
+    return None if value >= 0 else "must be 0 or more"
+
+
+@dataclass(frozen=True)
+class ClusterConfig:
+    """Where reductions run: ``scheduler = ""`` the local process pool (default),
+    ``"local"`` a Dask LocalCluster here, ``"tcp://host:8786"`` a Dask scheduler."""
+
+    scheduler: str = _setting("", check=_scheduler)
+    local_workers: int = _setting(0, check=_not_negative_int)  # 0: processing.workers
+    connect_timeout_s: float = _setting(30.0, check=_positive)
+
+
 @dataclass(frozen=True)
 class LoggingConfig:
     """Log verbosity (logs go to the terminal and to <datadir>/logs/)."""
@@ -476,16 +518,37 @@ class Config:
     alerts: AlertsConfig = field(default_factory=AlertsConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
     safety: SafetyConfig = field(default_factory=SafetyConfig)
+    cluster: ClusterConfig = field(default_factory=ClusterConfig)
 
     @property
-    def database_path(self) -> Path:
-        """The SQLite file: ``paths.database``, or ``<datadir>/iopreport.db``."""
-        if str(self.paths.database) not in ("", "."):
-            return self.paths.database
+    def database_path(self) -> Path | str:
+        """The store: the SQLite file ``paths.database`` (default ``<datadir>/iopreport.db``),
+        or the ``postgresql://`` URL, with the password from ``database_password_env``."""
+        value = self.paths.database
+        if is_database_url(value):
+            return url_with_password(str(value), self.paths.database_password_env)
+        if str(value) not in ("", "."):
+            return Path(value)
         return self.paths.datadir / "iopreport.db"
 
 
+def url_with_password(url: str, variable: str) -> str:
+    """``url`` with the password read from environment variable ``variable`` (if set)."""
+    from urllib.parse import quote, urlsplit, urlunsplit
+
+    password = os.environ.get(variable, "") if variable else ""
+    if not password:
+        return url
+    parts = urlsplit(url)
+    user = quote(parts.username or "", safe="")
+    host = parts.hostname or ""
+    port = f":{parts.port}" if parts.port else ""
+    netloc = f"{user}:{quote(password, safe='')}@{host}{port}"
+    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+
+
 _SECTIONS = {
+    "cluster": ClusterConfig,
     "paths": PathsConfig,
     "processing": ProcessingConfig,
     "astrometry": AstrometryConfig,
@@ -625,9 +688,11 @@ def _resolve_paths(paths: PathsConfig, base: Path) -> PathsConfig:
     changes = {}
     for item in dataclasses.fields(paths):
         value = getattr(paths, item.name)
-        if item.name == "database" and str(value) in ("", "."):
+        if item.name == "database_password_env":
             continue
-        changes[item.name] = _resolve(value, base)
+        if item.name == "database" and (str(value) in ("", ".") or is_database_url(value)):
+            continue
+        changes[item.name] = _resolve(Path(value), base)
     return dataclasses.replace(paths, **changes)
 
 

@@ -75,6 +75,7 @@ def run_demo(
     from iopreport.skeleton import init_project
     from iopreport.status import render_status
     from iopreport.store import open_store
+    from iopreport.store.dialect import describe
 
     directory = directory.resolve()
     config_path = directory / "config.toml"
@@ -117,7 +118,7 @@ def run_demo(
     print("What the demo made:")
     print(f"  project:   {config_path}")
     print(f"  catalog:   {config.paths.catalog} ({len(catalog)} sources)")
-    print(f"  database:  {config.database_path}")
+    print(f"  database:  {describe(config.database_path)}")
     print(f"  archive:   {archive} (served by FTP during the run)")
     print(f"  summary:   {site_copy}")
     for item in outbox:

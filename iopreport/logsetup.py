@@ -13,7 +13,7 @@ import logging.handlers
 import os
 from pathlib import Path
 
-from iopreport.config import Config
+from iopreport.config import Config, is_database_url
 from iopreport.fileio import create_private, ensure_dir
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(processName)s %(name)s: %(message)s"
@@ -85,7 +85,8 @@ def apply_file_modes(config: Config) -> None:
     """
     safety = config.safety
     database = config.database_path
-    for path in (database, Path(f"{database}-wal"), Path(f"{database}-shm")):
+    stores = () if is_database_url(database) else (database, f"{database}-wal", f"{database}-shm")
+    for path in map(Path, stores):  # a PostgreSQL store's files are the server's
         if path.is_file():
             os.chmod(path, safety.file_mode)
     logs = config.paths.data_subdir("logs")

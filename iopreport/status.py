@@ -102,6 +102,8 @@ def status_data(
     config: Config, *, nights: int = 10, failures: int = 5, now: dt.datetime | None = None
 ) -> dict:
     """Everything `status` shows, as JSON-ready values; never writes or creates the store."""
+    from iopreport.config import is_database_url
+    from iopreport.store.dialect import describe
     from iopreport.store.models import utcnow
 
     now = now or utcnow()
@@ -120,8 +122,8 @@ def status_data(
             for name, a in config.archives.items()
         ],
         "database": {
-            "path": str(config.database_path),
-            "exists": config.database_path.exists(),
+            "path": describe(config.database_path),  # a PostgreSQL URL without its password
+            "exists": is_database_url(config.database_path) or config.database_path.exists(),
             "schema": None,
         },
     }

@@ -36,11 +36,11 @@ def project(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def store(tmp_path: Path):
-    """An empty store in a temporary file, closed afterwards."""
+def store(backend_location):
+    """An empty store, once in a SQLite file and once on PostgreSQL, closed afterwards."""
     from iopreport.store import close_store, open_store
 
-    database = open_store(tmp_path / "store.db")
+    database = open_store(backend_location)
     yield database
     close_store()
 
@@ -53,3 +53,33 @@ def iopreport_exe() -> str:
     )
     assert exe, "the iopreport console script is not installed in this environment"
     return exe
+
+
+@pytest.fixture(scope="session")
+def postgres_server():
+    """A PostgreSQL server for the session (tests/pgserver.py), stopped at the end."""
+    from pgserver import PostgresServer
+
+    server = PostgresServer().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def postgres_url(postgres_server) -> str:
+    """The URL of a new, empty PostgreSQL database, dropped afterwards."""
+    from iopreport.store import close_store
+
+    url = postgres_server.database()
+    yield url
+    close_store()
+    postgres_server.drop(url)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def backend_location(request, tmp_path: Path):
+    """Where a store lives, once for each back end: a SQLite file, then a PostgreSQL URL."""
+    if request.param == "sqlite":
+        yield tmp_path / "store.db"
+        return
+    yield request.getfixturevalue("postgres_url")

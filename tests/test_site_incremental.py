@@ -14,6 +14,7 @@ import os
 from pathlib import Path
 
 import pytest
+import tomlkit
 
 from iopreport import urls
 from iopreport.catalog import load_catalog, sync_catalog
@@ -86,8 +87,13 @@ def add_night(night: dt.date, names: list[str]) -> Epoch:
 
 
 @pytest.fixture
-def project(project: Path):
-    """The project with its catalog synced, three nights, and a first build."""
+def project(project: Path, backend_location):
+    """The project with its catalog synced, three nights, and a first build; the store
+    once in SQLite and once on PostgreSQL."""
+    if isinstance(backend_location, str):  # a PostgreSQL URL
+        document = tomlkit.parse((project / "config.toml").read_text())
+        document["paths"]["database"] = backend_location
+        (project / "config.toml").write_text(tomlkit.dumps(document))
     config = load_config(project / "config.toml")
     open_store(config.database_path)
     sync_catalog(load_catalog(config.paths.catalog))

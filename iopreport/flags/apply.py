@@ -371,8 +371,9 @@ def _write(rows: list[tuple], columns: tuple[str, ...]) -> None:
     if not rows:
         return
     meta = PhotoPolResult._meta
-    names = ", ".join(f'"{meta.fields[c].column_name}" = ?' for c in columns)
-    sql = f'UPDATE "{meta.table_name}" SET {names} WHERE "id" = ?'
+    mark = database_proxy.param  # the driver's placeholder: ? (SQLite) or %s (PostgreSQL)
+    names = ", ".join(f'"{meta.fields[c].column_name}" = {mark}' for c in columns)
+    sql = f'UPDATE "{meta.table_name}" SET {names} WHERE "id" = {mark}'
     reasons = meta.fields["flag_reasons"]
     prepared = []
     for *values, rid in rows:

@@ -37,6 +37,7 @@ from iopreport.reduce.classify import (
     FrameInfo,
     classify_file,
 )
+from iopreport.reduce.executor import Executor, make_executor
 from iopreport.reduce.frame import (
     FrameOutcome,
     FrameTask,
@@ -54,7 +55,7 @@ from iopreport.reduce.masters import (
 from iopreport.reduce.measure import SkySource
 from iopreport.reduce.photometry import zero_point
 from iopreport.reduce.polnight import compute_night_polarimetry
-from iopreport.reduce.schedule import Scheduler, WorkerPool
+from iopreport.reduce.schedule import Scheduler
 from iopreport.store import (
     AperPhotResult,
     AstroSource,
@@ -189,6 +190,8 @@ def reduce_nights(
     workers: int | None = None,
     force: bool = False,
     progress: bool = False,
+    executor: Executor | None = None,
+    stages: str = "all",
 ) -> ReductionRun:
     """Reduce several (telescope, night) pairs together in one worker pool.
 
@@ -197,8 +200,18 @@ def reduce_nights(
     (:class:`iopreport.reduce.schedule.Scheduler`: masters first, a frame once
     its detector's masters exist, DIPOL sub-frames once the photometry frames
     they match against are solved); then each night's polarimetry and host
-    correction run here.
+    correction run here. The pool is ``executor`` when given (left open, for
+    the caller's next nights), else the one ``[cluster]`` asks for
+    (:func:`iopreport.reduce.executor.make_executor`), closed at the end.
+    ``stages="masters"`` builds only the nights' masters (a campaign builds
+    every night's masters before any frame, so that a night may borrow a later
+    night's); ``"frames"`` then reduces the frames with the stored masters.
     """
+    kinds = {
+        "all": frozenset(("bias", "dark", "flat", "frames", "subframes")),
+        "masters": frozenset(("bias", "dark", "flat")),
+        "frames": frozenset(("frames", "subframes")),
+    }[stages]
     folders = {}
     for telescope, night in nights:
         folders[telescope, night] = folder = raw_night_dir(config, telescope, night)
@@ -230,15 +243,22 @@ def reduce_nights(
             log.warning("%s", run.warnings[-1])
 
     started = time.perf_counter()
-    with WorkerPool(config, workers) as pool:
-        scheduler = Scheduler(config, catalog, states, force, pool, progress)
+    pool = executor if executor is not None else make_executor(config, workers)
+    try:
+        scheduler = Scheduler(config, catalog, states, force, pool, progress, kinds)
         scheduler.run()
-        for state in states:
-            remeasure_off_trend(catalog, state, pool)
+        if stages != "masters":
+            for state in states:
+                remeasure_off_trend(catalog, state, pool)
+    finally:
+        if executor is None:
+            pool.close()
     run.seconds["masters and frames"] = time.perf_counter() - started
     if scheduler.masters_finished_s is not None:
         run.seconds["masters finished after"] = scheduler.masters_finished_s
 
+    if stages == "masters":
+        return run
     for state in states:
         check_transparency(state.epoch, state.report)
         report_still_failed(state.epoch, state.report)
@@ -608,7 +628,7 @@ def check_transparency(epoch: Epoch, report: NightReport | None = None) -> list[
     return failed
 
 
-def remeasure_off_trend(catalog, state: _NightState, pool: WorkerPool) -> list[str]:
+def remeasure_off_trend(catalog, state: _NightState, pool: Executor) -> list[str]:
     """Reduce again, with the night's seeing trend as a hint, the frames stored in this run
     whose seeing is far from that of the frames taken around them
     (:func:`iopreport.reduce.seeingtrend.off_trend`). Returns their names."""

@@ -17,22 +17,14 @@ from __future__ import annotations
 
 import concurrent.futures as futures
 import logging
-import multiprocessing
-import os
 import sys
 import time
 from dataclasses import dataclass, field
 
-from iopreport.config import Config
 from iopreport.progress import Progress
 from iopreport.reduce.classify import classify_file
-from iopreport.reduce.frame import (
-    FrameOutcome,
-    FrameTask,
-    init_worker,
-    one_thread_per_worker,
-    reduce_frame,
-)
+from iopreport.reduce.executor import Executor, LocalPool
+from iopreport.reduce.frame import FrameOutcome, FrameTask, reduce_frame
 from iopreport.store import RawFitFlags
 
 log = logging.getLogger(__name__)
@@ -41,79 +33,8 @@ log = logging.getLogger(__name__)
 PRIORITY = {"bias": 0, "dark": 1, "flat": 2, "frames": 3, "subframes": 4}
 
 
-class WorkerPool:
-    """The process pool of one reduction run (or the calling process, for one worker).
-
-    Workers start from a forkserver (forking this process could copy thread
-    state of native libraries and deadlock the children), load the
-    astrometry.net index once (:func:`init_worker`), keep their numeric
-    libraries to one thread, and end if this process is killed. A pool is
-    replaced after ``solver_recycle_frames`` frames per worker, since the
-    upstream solver leaks memory (ProcessPoolExecutor's own max_tasks_per_child
-    hung on Python 3.11 once a worker retired): the scheduler stops handing out
-    frames, lets the running jobs finish and calls :meth:`recycle`.
-    """
-
-    def __init__(self, config: Config, workers: int | None = None) -> None:
-        self.workers = workers or config.processing.workers or os.cpu_count() or 1
-        if self.workers > 1:
-            # before the forkserver starts: it preloads numpy, whose BLAS reads this once
-            one_thread_per_worker()
-        self.index_dir = str(config.paths.astrometry_index_dir)
-        self.frames_per_pool = max(1, self.workers * config.processing.solver_recycle_frames)
-        self.frames_served = 0
-        self._executor: futures.ProcessPoolExecutor | None = None
-        self._initialised_here = False
-
-    def __enter__(self) -> WorkerPool:
-        return self
-
-    def __exit__(self, *exc_info) -> None:
-        self.close()
-
-    @property
-    def worn_out(self) -> bool:
-        """Whether this pool's solvers have served their frames (recycle before more)."""
-        return self.workers > 1 and self.frames_served >= self.frames_per_pool
-
-    def close(self) -> None:
-        if self._executor is not None:
-            self._executor.shutdown(wait=True, cancel_futures=True)
-            self._executor = None
-
-    def recycle(self) -> None:
-        self.close()
-        self.frames_served = 0
-
-    def submit(self, function, item) -> futures.Future:
-        """Start ``function(item)``; with one worker it runs here, now."""
-        if function is reduce_frame:
-            self.frames_served += 1
-        if self.workers <= 1:
-            if function is reduce_frame and not self._initialised_here:
-                init_worker(self.index_dir)
-                self._initialised_here = True
-            done: futures.Future = futures.Future()
-            try:
-                done.set_result(function(item))
-            except Exception as exc:
-                done.set_exception(exc)
-            return done
-        if self._executor is None:
-            context = multiprocessing.get_context("forkserver")
-            context.set_forkserver_preload(["iopreport.reduce.frame"])
-            self._executor = futures.ProcessPoolExecutor(
-                max_workers=self.workers,
-                mp_context=context,
-                initializer=init_worker,
-                initargs=(self.index_dir, os.getpid()),
-            )
-        return self._executor.submit(function, item)
-
-    def broken(self) -> None:
-        """A worker died: the pool cannot take more jobs; the next submit starts a new one."""
-        self.close()
-        self.frames_served = 0
+#: The local process pool under its former name (see :mod:`iopreport.reduce.executor`).
+WorkerPool = LocalPool
 
 
 @dataclass
@@ -139,7 +60,17 @@ class Group:
 class Scheduler:
     """Runs every master and frame of a run's nights as soon as its inputs are stored."""
 
-    def __init__(self, config, catalog, states: list, force: bool, pool: WorkerPool, progress):
+    def __init__(
+        self,
+        config,
+        catalog,
+        states: list,
+        force: bool,
+        pool: Executor,
+        progress,
+        kinds: frozenset[str] = frozenset(PRIORITY),
+    ):
+        self.kinds = kinds  # the kinds of job of this run (masters only, frames only, all)
         self.config = config
         self.catalog = catalog
         self.states = states
@@ -181,6 +112,8 @@ class Scheduler:
                 detector = (info.instrument, size, info.binning_text)
                 self.frames_total += 1
             else:
+                continue
+            if kind not in self.kinds:
                 continue
             key = (kind, detector)
             if key not in groups:

@@ -556,7 +556,7 @@ def _nights_chunk(chunk: list[int], sources: dict[int, SourceInfo]) -> dict[int,
         rows = _sql(
             f"SELECT id, epoch_id, filename, instrument, n_frames, level, noise, flags, error,"
             f" {extra} FROM master_{kind} WHERE epoch_id IN ({marks}) OR id IN ({id_marks})"
-            " ORDER BY id",
+            " ORDER BY filename",  # not id: masters are stored in the order they finish
             [*chunk, *ids],
         )
         for mid, eid, filename, instrument, n_frames, level, noise, flags, error, *rest in rows:

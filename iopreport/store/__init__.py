@@ -1,4 +1,4 @@
-"""The iopreport store: Peewee models over SQLite, usable from scripts and notebooks.
+"""The iopreport store: Peewee models over SQLite or PostgreSQL, usable from scripts and notebooks.
 
 >>> from iopreport.store import open_store, last_epoch
 >>> open_store("~/.iopreport/iopreport.db")          # doctest: +SKIP

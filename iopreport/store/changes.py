@@ -22,6 +22,12 @@ counter, so an epoch made again with the same id goes on counting from it).
 This SQL is schema 5 as written by :func:`iopreport.store.migrations._to_v5`
 and by a new store; changing it needs a new schema version whose step drops
 and recreates the triggers.
+
+On PostgreSQL the same triggers are rendered as PL/pgSQL: each body becomes a
+trigger function (``RETURN NULL``, as for every ``AFTER ... FOR EACH ROW``
+trigger), ``IS NOT`` becomes ``IS DISTINCT FROM`` and the upsert names the
+counter's table (PostgreSQL documentation, "CREATE TRIGGER" and "INSERT ... ON
+CONFLICT").
 """
 
 from __future__ import annotations
@@ -105,6 +111,15 @@ _COUNT_EPOCH = " ON CONFLICT (epoch_id) DO UPDATE SET changes = changes + 1;"
 _COUNT_SOURCE = " ON CONFLICT (astrosource_id) DO UPDATE SET changes = changes + 1;"
 
 
+#: The same upserts as PostgreSQL writes them (the updated column names its table).
+_PG_COUNT = {
+    _COUNT_EPOCH: " ON CONFLICT (epoch_id) DO UPDATE SET changes = epoch_change.changes + 1;",
+    _COUNT_SOURCE: (
+        " ON CONFLICT (astrosource_id) DO UPDATE SET changes = source_change.changes + 1;"
+    ),
+}
+
+
 def _epoch(expression: str) -> str:
     return f"INSERT INTO epoch_change (epoch_id, changes) VALUES ({expression}, 1){_COUNT_EPOCH}"
 
@@ -144,8 +159,29 @@ def _trigger(name: str, event: str, table: str, body: list[str], when: str = "")
     )
 
 
-def trigger_sql() -> list[str]:
-    """``CREATE TRIGGER`` statements of every change counter."""
+def _pg_trigger(sqlite_trigger: str) -> list[str]:
+    """The PL/pgSQL function and trigger of one SQLite ``CREATE TRIGGER`` statement."""
+    head, body = sqlite_trigger.split(" BEGIN ", 1)
+    body = body.removesuffix(" END")
+    for sqlite_upsert, pg_upsert in _PG_COUNT.items():
+        body = body.replace(sqlite_upsert, pg_upsert)
+    words = head.removeprefix("CREATE TRIGGER IF NOT EXISTS ").split(" ", 5)
+    name, _after, event, _on, table = words[:5]
+    when = words[5].removeprefix("WHEN ") if len(words) > 5 else ""
+    when = f" WHEN ({when.replace(' IS NOT ', ' IS DISTINCT FROM ')})" if when else ""
+    return [
+        f"CREATE OR REPLACE FUNCTION {name}() RETURNS trigger LANGUAGE plpgsql AS $$"
+        f" BEGIN {body} RETURN NULL; END $$",
+        f"DROP TRIGGER IF EXISTS {name} ON {table}",
+        f"CREATE TRIGGER {name} AFTER {event} ON {table} FOR EACH ROW{when}"
+        f" EXECUTE FUNCTION {name}()",
+    ]
+
+
+def trigger_sql(postgres: bool = False) -> list[str]:
+    """``CREATE TRIGGER`` statements of every change counter (PL/pgSQL with ``postgres``)."""
+    if postgres:
+        return [pg for sqlite in trigger_sql() for pg in _pg_trigger(sqlite)]
     triggers = []
     for table, columns, own in (
         ("raw_fit", RAW_COLUMNS, _epoch),
@@ -232,8 +268,10 @@ IMPORTED_COLUMNS = (
 )
 
 
-def imported_trigger_sql() -> list[str]:
+def imported_trigger_sql(postgres: bool = False) -> list[str]:
     """``CREATE TRIGGER`` statements counting imported results as changes of their source."""
+    if postgres:
+        return [pg for sqlite in imported_trigger_sql() for pg in _pg_trigger(sqlite)]
     table = "imported_result"
     return [
         _trigger(f"{table}_change_ins", "INSERT", table, [_source("NEW.astrosource_id")]),
@@ -248,15 +286,19 @@ def imported_trigger_sql() -> list[str]:
     ]
 
 
-def install_imported(database: pw.SqliteDatabase) -> None:
+def install_imported(database: pw.Database) -> None:
     """Create the triggers of the ``imported_result`` table (schema 7; a no-op where they exist)."""
-    for statement in imported_trigger_sql():
+    from iopreport.store.dialect import is_postgres
+
+    for statement in imported_trigger_sql(postgres=is_postgres(database)):
         database.execute_sql(statement)
 
 
-def install(database: pw.SqliteDatabase) -> None:
+def install(database: pw.Database) -> None:
     """Create the counter tables and triggers (a no-op where they exist)."""
-    for statement in (*TABLES, *trigger_sql()):
+    from iopreport.store.dialect import is_postgres
+
+    for statement in (*TABLES, *trigger_sql(postgres=is_postgres(database))):
         database.execute_sql(statement)
 
 

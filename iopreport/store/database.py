@@ -1,4 +1,7 @@
-"""Opening the store: SQLite in WAL mode, created or upgraded as needed."""
+"""Opening the store: SQLite in WAL mode or PostgreSQL, created or upgraded as needed.
+
+Where the two differ is said in :mod:`iopreport.store.dialect`.
+"""
 
 from __future__ import annotations
 
@@ -8,9 +11,10 @@ from pathlib import Path
 
 import peewee as pw
 
+from iopreport.config import is_database_url
 from iopreport.errors import StoreError
 from iopreport.fileio import create_private
-from iopreport.store import changes
+from iopreport.store import changes, dialect
 from iopreport.store.migrations import MIGRATIONS, SCHEMA_VERSION
 from iopreport.store.models import ALL_MODELS, database_proxy
 
@@ -32,14 +36,16 @@ PRAGMAS = {
 NEW_STORE_MODE = 0o600
 
 
-def open_store(path: Path | str, *, upgrade: bool = True, create: bool = True) -> pw.SqliteDatabase:
+def open_store(path: Path | str, *, upgrade: bool = True, create: bool = True) -> pw.Database:
     """Open (creating or upgrading) the database at ``path`` and bind the models to it.
 
     Parameters
     ----------
-    path : path-like
+    path : path-like or str
         The SQLite file; its folder is created if missing. ``":memory:"`` gives
-        a throw-away store.
+        a throw-away store. A ``postgresql://user:password@host:port/name`` URL
+        opens a PostgreSQL database instead (which must exist; its tables are
+        created when it has none).
     upgrade : bool
         Upgrade an older schema in place (after keeping a ``.v<N>.bak`` copy).
         With False an older schema raises :class:`StoreError`.
@@ -50,7 +56,7 @@ def open_store(path: Path | str, *, upgrade: bool = True, create: bool = True) -
 
     Returns
     -------
-    peewee.SqliteDatabase
+    peewee.Database
         The open database, also bound to every model in :mod:`iopreport.store.models`.
 
     Raises
@@ -58,27 +64,34 @@ def open_store(path: Path | str, *, upgrade: bool = True, create: bool = True) -
     StoreError
         The file is not an iopreport store, or was written by a newer iopreport.
     """
+    url = is_database_url(path)
     in_memory = str(path) == ":memory:"
-    if not in_memory:
+    if not in_memory and not url:
         path = Path(path).expanduser()
         if not create and not path.exists():
             raise StoreError(f"{path}: no such database")
         path.parent.mkdir(parents=True, exist_ok=True)
         create_private(path, NEW_STORE_MODE)  # SQLite gives -wal and -shm the same mode
-    database = pw.SqliteDatabase(str(path), pragmas=PRAGMAS)
+    database = dialect.connect(path, PRAGMAS)
+    name = dialect.describe(path)  # the URL without its password
     try:
         database.connect(reuse_if_open=True)
         version = schema_version(database)
-        tables = set(database.get_tables())
+        tables = dialect.store_tables(database)
     except pw.DatabaseError as exc:
-        raise StoreError(f"{path}: not a readable SQLite database ({exc})") from None
+        kind = "PostgreSQL" if url else "SQLite"
+        raise StoreError(f"{name}: not a readable {kind} database ({exc})") from None
     database_proxy.initialize(database)
+    path = name
 
     if not tables:
+        if url and not create:
+            raise StoreError(f"{path}: no iopreport store in this database")
         with database.atomic():
             database.create_tables(ALL_MODELS)
             changes.install(database)
             changes.install_imported(database)
+            dialect.install_functions(database)
             _set_schema_version(database, SCHEMA_VERSION)
         log.info("created store %s (schema %d)", path, SCHEMA_VERSION)
     elif version == 0:
@@ -101,7 +114,16 @@ def open_store(path: Path | str, *, upgrade: bool = True, create: bool = True) -
 
 
 def read_schema_version(path: Path | str) -> int:
-    """Schema version of a database file, read without opening it as a store."""
+    """Schema version of a database file or URL, read without opening it as a store."""
+    if is_database_url(path):
+        database = dialect.connect(path, PRAGMAS)
+        try:
+            database.connect()
+            return dialect.schema_version(database)
+        except pw.DatabaseError as exc:
+            raise StoreError(f"{dialect.describe(path)}: cannot read ({exc})") from None
+        finally:
+            database.close()
     connection = sqlite3.connect(f"file:{Path(path)}?mode=ro", uri=True)
     try:
         return connection.execute("PRAGMA user_version").fetchone()[0]
@@ -111,17 +133,20 @@ def read_schema_version(path: Path | str) -> int:
         connection.close()
 
 
-def schema_version(database: pw.SqliteDatabase) -> int:
-    """The version stored in ``PRAGMA user_version`` (0 for a new file)."""
-    return database.execute_sql("PRAGMA user_version").fetchone()[0]
+def schema_version(database: pw.Database) -> int:
+    """The stored schema version (``PRAGMA user_version`` on SQLite; 0 for a new store)."""
+    return dialect.schema_version(database)
 
 
-def _set_schema_version(database: pw.SqliteDatabase, version: int) -> None:
-    database.execute_sql(f"PRAGMA user_version = {int(version)}")
+def _set_schema_version(database: pw.Database, version: int) -> None:
+    dialect.set_schema_version(database, version)
 
 
-def _upgrade(database: pw.SqliteDatabase, path: Path | str, version: int) -> None:
-    if str(path) != ":memory:":
+def _upgrade(database: pw.Database, path: Path | str, version: int) -> None:
+    if dialect.is_postgres(database):
+        # PostgreSQL changes the schema inside the transaction: a failed step leaves it as it was
+        log.info("upgrading %s in one transaction (take a pg_dump first to keep a copy)", path)
+    elif str(path) != ":memory:":
         backup = Path(f"{path}.v{version}.bak")
         source = sqlite3.connect(str(path))
         target = sqlite3.connect(str(backup))
@@ -134,6 +159,7 @@ def _upgrade(database: pw.SqliteDatabase, path: Path | str, version: int) -> Non
         for target_version in range(version + 1, SCHEMA_VERSION + 1):
             MIGRATIONS[target_version](database)
             log.info("upgraded store %s to schema %d", path, target_version)
+        dialect.install_functions(database)
         _set_schema_version(database, SCHEMA_VERSION)
 
 
@@ -143,8 +169,11 @@ def write_transaction():
     A writer that first reads in a deferred transaction and then writes fails
     at once with "database is locked" when another process wrote in between
     (SQLite cannot upgrade a stale read snapshot); taking the lock first makes
-    it wait up to ``busy_timeout`` instead.
+    it wait up to ``busy_timeout`` instead. PostgreSQL's row locks need no such
+    mode: there it is a plain transaction.
     """
+    if dialect.is_postgres(database_proxy.obj):
+        return database_proxy.atomic()
     return database_proxy.atomic("IMMEDIATE")
 
 

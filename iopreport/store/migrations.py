@@ -1,12 +1,15 @@
 """Schema versions and the steps between them.
 
-The schema version lives in SQLite's ``PRAGMA user_version``. A new database
+The schema version lives in SQLite's ``PRAGMA user_version`` (on PostgreSQL in
+a one-row table, :mod:`iopreport.store.dialect`). A new database
 is created from the current models at :data:`SCHEMA_VERSION`; an older one is
 upgraded by running every step above its version, in one transaction, after a
 copy of the file is kept beside it (``<db>.v<N>.bak``).
 
 A step must describe its change with frozen names and field definitions (never
-by importing the current model, which may have moved on since).
+by importing the current model, which may have moved on since), and work on
+both back ends: the migrator and column types come from
+:mod:`iopreport.store.dialect`.
 
 History
 -------
@@ -47,13 +50,15 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import peewee as pw
-from playhouse.migrate import SqliteMigrator, migrate
+from playhouse.migrate import migrate
+
+from iopreport.store import dialect
 
 SCHEMA_VERSION = 7
 
 
-def _to_v2(database: pw.SqliteDatabase) -> None:
-    migrator = SqliteMigrator(database)
+def _to_v2(database: pw.Database) -> None:
+    migrator = dialect.migrator(database)
     migrate(
         *(
             migrator.add_column("photo_pol_result", name, pw.FloatField(null=True))
@@ -62,38 +67,39 @@ def _to_v2(database: pw.SqliteDatabase) -> None:
     )
     database.execute_sql(
         "CREATE TABLE IF NOT EXISTS heartbeat ("
-        " id INTEGER NOT NULL PRIMARY KEY,"
+        f" {dialect.id_column(database)},"
         " name VARCHAR(255) NOT NULL,"
         " pid INTEGER NOT NULL,"
         " hostname VARCHAR(255) NOT NULL,"
-        " started_at DATETIME NOT NULL,"
-        " beat_at DATETIME NOT NULL,"
+        f" started_at {dialect.datetime_type(database)} NOT NULL,"
+        f" beat_at {dialect.datetime_type(database)} NOT NULL,"
         " state VARCHAR(255) NOT NULL)"
     )
     database.execute_sql("CREATE UNIQUE INDEX IF NOT EXISTS heartbeat_name ON heartbeat (name)")
 
 
-def _to_v3(database: pw.SqliteDatabase) -> None:
-    migrator = SqliteMigrator(database)
+def _to_v3(database: pw.Database) -> None:
+    migrator = dialect.migrator(database)
     migrate(migrator.add_column("reduced_fit", "inputs_key", pw.CharField(default="")))
 
 
-def _to_v4(database: pw.SqliteDatabase) -> None:
-    migrator = SqliteMigrator(database)
+def _to_v4(database: pw.Database) -> None:
+    migrator = dialect.migrator(database)
     migrate(
         *(
             migrator.add_column("photo_pol_result", name, pw.FloatField(null=True))
             for name in ("mag_sys_err", "p_sys_err", "chi_sys_err")
         )
     )
+    real = dialect.float_type(database)
     database.execute_sql(
         "CREATE TABLE IF NOT EXISTS field_star_flux ("
-        " id INTEGER NOT NULL PRIMARY KEY,"
+        f" {dialect.id_column(database)},"
         " reducedfit_id INTEGER NOT NULL REFERENCES reduced_fit (id) ON DELETE CASCADE,"
-        " ra_deg REAL NOT NULL,"
-        " dec_deg REAL NOT NULL,"
-        " flux_counts REAL,"
-        " flux_counts_err REAL,"
+        f" ra_deg {real} NOT NULL,"
+        f" dec_deg {real} NOT NULL,"
+        f" flux_counts {real},"
+        f" flux_counts_err {real},"
         " flags INTEGER NOT NULL)"
     )
     database.execute_sql(
@@ -102,7 +108,7 @@ def _to_v4(database: pw.SqliteDatabase) -> None:
     )
 
 
-def _to_v5(database: pw.SqliteDatabase) -> None:
+def _to_v5(database: pw.Database) -> None:
     from iopreport.store import changes
 
     changes.install(database)
@@ -124,20 +130,22 @@ def _to_v6(database: pw.SqliteDatabase) -> None:
     )
 
 
+#: ``{id}``, ``{float}`` and ``{datetime}`` are the back end's types (:mod:`.dialect`).
 _IMPORTED_RESULT_SQL = (
-    'CREATE TABLE IF NOT EXISTS "imported_result" ("id" INTEGER NOT NULL PRIMARY KEY,'
+    'CREATE TABLE IF NOT EXISTS "imported_result" ({id},'
     ' "astrosource_id" INTEGER NOT NULL, "method" VARCHAR(255) NOT NULL,'
     ' "origin_id" INTEGER NOT NULL, "members_key" TEXT NOT NULL,'
     ' "telescope" VARCHAR(255) NOT NULL, "night" DATE NOT NULL, "mode" VARCHAR(255) NOT NULL,'
     ' "reduction" VARCHAR(255) NOT NULL, "instrument" VARCHAR(255) NOT NULL,'
-    ' "band" VARCHAR(255) NOT NULL, "exptime" REAL, "juliandate" REAL NOT NULL,'
-    ' "juliandate_min" REAL NOT NULL, "juliandate_max" REAL NOT NULL,'
-    ' "n_frames" INTEGER NOT NULL, "aperture_px" REAL, "flux_counts" REAL,'
-    ' "flux_counts_err" REAL, "mag_inst" REAL, "mag_inst_err" REAL, "mag_zp" REAL,'
-    ' "mag_zp_err" REAL, "mag" REAL, "mag_err" REAL, "q_raw" REAL, "u_raw" REAL, "p" REAL,'
-    ' "p_err" REAL, "chi" REAL, "chi_err" REAL, "mag_host_corrected" REAL,'
-    ' "mag_host_corrected_err" REAL, "p_host_corrected" REAL, "p_host_corrected_err" REAL,'
-    ' "flags" INTEGER NOT NULL, "modified" DATETIME NOT NULL,'
+    ' "band" VARCHAR(255) NOT NULL, "exptime" {float}, "juliandate" {float} NOT NULL,'
+    ' "juliandate_min" {float} NOT NULL, "juliandate_max" {float} NOT NULL,'
+    ' "n_frames" INTEGER NOT NULL, "aperture_px" {float}, "flux_counts" {float},'
+    ' "flux_counts_err" {float}, "mag_inst" {float}, "mag_inst_err" {float}, "mag_zp" {float},'
+    ' "mag_zp_err" {float}, "mag" {float}, "mag_err" {float}, "q_raw" {float},'
+    ' "u_raw" {float}, "p" {float},'
+    ' "p_err" {float}, "chi" {float}, "chi_err" {float}, "mag_host_corrected" {float},'
+    ' "mag_host_corrected_err" {float}, "p_host_corrected" {float}, "p_host_corrected_err" {float},'
+    ' "flags" INTEGER NOT NULL, "modified" {datetime} NOT NULL,'
     ' FOREIGN KEY ("astrosource_id") REFERENCES "astro_source" ("id") ON DELETE CASCADE)',
     'CREATE INDEX IF NOT EXISTS "imported_result_astrosource_id"'
     ' ON "imported_result" ("astrosource_id")',
@@ -148,16 +156,21 @@ _IMPORTED_RESULT_SQL = (
 )
 
 
-def _to_v7(database: pw.SqliteDatabase) -> None:
+def _to_v7(database: pw.Database) -> None:
     from iopreport.store import changes
 
+    types = {
+        "id": dialect.id_column(database),
+        "float": dialect.float_type(database),
+        "datetime": dialect.datetime_type(database),
+    }
     for statement in _IMPORTED_RESULT_SQL:
-        database.execute_sql(statement)
+        database.execute_sql(statement.format(**types))
     changes.install_imported(database)
 
 
 #: Step that upgrades a database *to* each version.
-MIGRATIONS: dict[int, Callable[[pw.SqliteDatabase], None]] = {
+MIGRATIONS: dict[int, Callable[[pw.Database], None]] = {
     2: _to_v2,
     3: _to_v3,
     4: _to_v4,

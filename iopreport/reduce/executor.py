@@ -1,0 +1,281 @@
+"""Where a reduction's jobs run: the local process pool or a Dask cluster.
+
+Both executors take the same pure jobs (:func:`iopreport.reduce.frame.reduce_frame`,
+:func:`iopreport.reduce.night.make_master`) and return ``concurrent.futures``
+futures of the same outcomes; the calling process stays the single writer of
+the store (docs/architecture.md). :func:`make_executor` picks one from the
+configuration: ``[cluster] scheduler = ""`` (the default) is the local pool,
+``"local"`` a Dask ``LocalCluster`` of worker processes on this machine, and
+``"tcp://host:8786"`` an existing Dask scheduler (Rocklin 2015, "Dask: parallel
+computation with blocked algorithms and task scheduling", Proc. SciPy).
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as futures
+import logging
+import multiprocessing
+import os
+import uuid
+from pathlib import Path
+from typing import Protocol
+
+from iopreport.config import Config
+from iopreport.errors import IopreportError, UsageError
+from iopreport.reduce.frame import init_worker, one_thread_per_worker, reduce_frame
+from iopreport.store.dialect import CLUSTER_EXTRA
+
+log = logging.getLogger(__name__)
+
+#: File written in the data folder to check that every worker sees the same folder.
+VISIBILITY_FILE = ".iopreport-cluster-check"
+
+
+class ClusterError(IopreportError):
+    """The cluster cannot run this reduction (a worker cannot see the data folder, ...)."""
+
+
+class Executor(Protocol):
+    """What the reduction scheduler needs of a pool of workers."""
+
+    #: Jobs that may run at once (the scheduler keeps one more waiting).
+    workers: int
+
+    @property
+    def worn_out(self) -> bool:
+        """Whether the workers' solvers must be recycled before more frames."""
+
+    def submit(self, function, item) -> futures.Future:
+        """Start ``function(item)`` on a worker."""
+
+    def broken(self) -> None:
+        """A worker died: the next submit starts afresh."""
+
+    def recycle(self) -> None:
+        """Replace the workers (their solvers leak memory)."""
+
+    def close(self) -> None:
+        """Stop the workers this executor started."""
+
+    def __enter__(self): ...
+
+    def __exit__(self, *exc_info) -> None: ...
+
+
+class LocalPool:
+    """The process pool of one reduction run (or the calling process, for one worker).
+
+    Workers start from a forkserver (forking this process could copy thread
+    state of native libraries and deadlock the children), load the
+    astrometry.net index once (:func:`init_worker`), keep their numeric
+    libraries to one thread, and end if this process is killed. A pool is
+    replaced after ``solver_recycle_frames`` frames per worker, since the
+    upstream solver leaks memory (ProcessPoolExecutor's own max_tasks_per_child
+    hung on Python 3.11 once a worker retired): the scheduler stops handing out
+    frames, lets the running jobs finish and calls :meth:`recycle`.
+    """
+
+    def __init__(self, config: Config, workers: int | None = None) -> None:
+        self.workers = workers or config.processing.workers or os.cpu_count() or 1
+        if self.workers > 1:
+            # before the forkserver starts: it preloads numpy, whose BLAS reads this once
+            one_thread_per_worker()
+        self.index_dir = str(config.paths.astrometry_index_dir)
+        self.frames_per_pool = max(1, self.workers * config.processing.solver_recycle_frames)
+        self.frames_served = 0
+        self._executor: futures.ProcessPoolExecutor | None = None
+        self._initialised_here = False
+
+    def __enter__(self) -> LocalPool:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+    @property
+    def worn_out(self) -> bool:
+        """Whether this pool's solvers have served their frames (recycle before more)."""
+        return self.workers > 1 and self.frames_served >= self.frames_per_pool
+
+    def close(self) -> None:
+        if self._executor is not None:
+            self._executor.shutdown(wait=True, cancel_futures=True)
+            self._executor = None
+
+    def recycle(self) -> None:
+        self.close()
+        self.frames_served = 0
+
+    def submit(self, function, item) -> futures.Future:
+        """Start ``function(item)``; with one worker it runs here, now."""
+        if function is reduce_frame:
+            self.frames_served += 1
+        if self.workers <= 1:
+            if function is reduce_frame and not self._initialised_here:
+                init_worker(self.index_dir)
+                self._initialised_here = True
+            done: futures.Future = futures.Future()
+            try:
+                done.set_result(function(item))
+            except Exception as exc:
+                done.set_exception(exc)
+            return done
+        if self._executor is None:
+            context = multiprocessing.get_context("forkserver")
+            context.set_forkserver_preload(["iopreport.reduce.frame"])
+            self._executor = futures.ProcessPoolExecutor(
+                max_workers=self.workers,
+                mp_context=context,
+                initializer=init_worker,
+                initargs=(self.index_dir, os.getpid()),
+            )
+        return self._executor.submit(function, item)
+
+    def broken(self) -> None:
+        """A worker died: the pool cannot take more jobs; the next submit starts a new one."""
+        self.close()
+        self.frames_served = 0
+
+
+def import_distributed():
+    """The ``distributed`` package, or a clear error naming the extra to install."""
+    try:
+        import distributed
+    except ImportError:
+        raise UsageError(
+            "[cluster] scheduler needs Dask, which is not installed; " + CLUSTER_EXTRA
+        ) from None
+    return distributed
+
+
+def _read_visibility(path: str) -> str:
+    """On a worker: the content of ``path``, or why it cannot be read."""
+    import socket
+
+    try:
+        return Path(path).read_text()
+    except OSError as exc:
+        return f"unreadable on {socket.gethostname()}: {exc.strerror or exc}"
+
+
+class DaskPool:
+    """Jobs on a Dask cluster: an existing scheduler, or a ``LocalCluster`` started here.
+
+    The tasks are the local pool's; the futures handed back are
+    ``concurrent.futures`` futures, so the scheduler waits on them the same
+    way. A task whose worker dies is run again on another worker by the Dask
+    scheduler (``distributed.scheduler.allowed-failures`` times); if it still
+    fails, this class submits it once more before reporting the failure.
+    Workers must see the data folder at the same path (a shared file system):
+    :meth:`check_data_visible` refuses to start otherwise.
+    """
+
+    #: Times a job lost with its worker is submitted again by this class.
+    RESUBMITS = 2
+
+    def __init__(self, config: Config, workers: int | None = None) -> None:
+        distributed = import_distributed()
+        self._distributed = distributed
+        address = config.cluster.scheduler
+        self._cluster = None
+        if address == "local":
+            n = workers or config.cluster.local_workers or config.processing.workers or 1
+            self._cluster = distributed.LocalCluster(
+                n_workers=n,
+                threads_per_worker=1,
+                processes=True,
+                dashboard_address=None,
+                silence_logs=logging.WARNING,
+            )
+            self.client = distributed.Client(self._cluster)
+        else:
+            try:
+                self.client = distributed.Client(address, timeout=config.cluster.connect_timeout_s)
+            except OSError as exc:
+                raise ClusterError(
+                    f"[cluster] scheduler {address}: cannot connect ({exc})"
+                ) from None
+        from iopreport.reduce.daskplugin import SolverPlugin  # needs distributed
+
+        self.client.register_plugin(SolverPlugin(str(config.paths.astrometry_index_dir)))
+        self.workers = max(1, sum(self.client.nthreads().values()))
+        self.check_data_visible(config.paths.datadir)
+        self.resubmitted = 0
+        log.info("dask cluster %s: %d worker threads", self.client.scheduler.address, self.workers)
+
+    def __enter__(self) -> DaskPool:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+    @property
+    def worn_out(self) -> bool:
+        return False  # Dask restarts its own workers (`dask worker --lifetime`)
+
+    def check_data_visible(self, datadir: Path) -> None:
+        """Refuse to run when a worker cannot read the data folder at the same path."""
+        datadir = Path(datadir).expanduser()
+        datadir.mkdir(parents=True, exist_ok=True)
+        token = uuid.uuid4().hex
+        probe = datadir / VISIBILITY_FILE
+        probe.write_text(token)
+        try:
+            seen = self.client.run(_read_visibility, str(probe))
+        finally:
+            probe.unlink(missing_ok=True)
+        blind = {worker: text for worker, text in seen.items() if text != token}
+        if blind:
+            lines = "; ".join(f"{w}: {t[:120] or 'another folder'}" for w, t in blind.items())
+            raise ClusterError(
+                f"the data folder {datadir} is not visible at the same path on every Dask "
+                f"worker (it must be on a shared file system): {lines}"
+            )
+
+    def submit(self, function, item) -> futures.Future:
+        """Start ``function(item)`` on the cluster; a ``concurrent.futures`` future."""
+        done: futures.Future = futures.Future()
+        done.set_running_or_notify_cancel()
+        self._submit(function, item, done, self.RESUBMITS)
+        return done
+
+    def _submit(self, function, item, done: futures.Future, resubmits: int) -> None:
+        remote = self.client.submit(
+            function, item, pure=False, key=f"{function.__name__}-{uuid.uuid4().hex}"
+        )
+
+        def finished(remote) -> None:
+            try:
+                done.set_result(remote.result())
+            except self._distributed.KilledWorker:
+                if resubmits > 0:  # every worker that ran it died: try once more
+                    self.resubmitted += 1
+                    log.warning("job %s lost with its workers; submitted again", remote.key)
+                    self._submit(function, item, done, resubmits - 1)
+                else:
+                    done.set_exception(RuntimeError(f"{remote.key}: workers died running it"))
+            except BaseException as exc:
+                done.set_exception(exc)
+
+        remote.add_done_callback(finished)
+
+    def broken(self) -> None:
+        pass  # a lost worker's jobs are rescheduled by Dask
+
+    def recycle(self) -> None:
+        pass
+
+    def close(self) -> None:
+        if self.client is not None:
+            self.client.close()
+            self.client = None
+        if self._cluster is not None:
+            self._cluster.close()
+            self._cluster = None
+
+
+def make_executor(config: Config, workers: int | None = None) -> Executor:
+    """The executor the configuration asks for (``[cluster] scheduler``)."""
+    if not config.cluster.scheduler:
+        return LocalPool(config, workers)
+    return DaskPool(config, workers)
