@@ -1,13 +1,16 @@
 """`iopreport demo`: the whole product on a simulated archive served over FTP.
 
-The demo simulates a night at the three telescopes into ``<dir>/archive/``
-(each archive in its own layout), serves that folder with a real FTP server
-on 127.0.0.1, points the project's archives at it, and runs one daemon cycle:
-fetch, reduce (photometry, polarimetry, host correction), build the site, send
-the summaries due (none: the demo has no subscribers). It
-then writes the night's summary to the outbox, rebuilds the site so that it
-carries the summary, compares the results with the simulation's truth and
-prints where to look. ``--serve`` serves the site on http://127.0.0.1.
+The demo serves ``<dir>/archive/`` with a real FTP server on 127.0.0.1, points
+the project's archives at it, and then lets a few consecutive nights appear
+there (``--nights N``, default 3): each night is simulated at the three
+telescopes (each archive in its own layout) and the daemon polls the archive,
+running one cycle as it would when the night's files arrive: fetch, reduce
+(photometry, polarimetry, host correction), build the site, send the summaries
+due (none: the demo has no subscribers). BL Lac flares on the third night
+(:data:`iopreport.simulate.targets.FLARES`), so the last summary carries an
+alert. The demo then writes each night's summary to the outbox, rebuilds the
+site so that it carries them, compares the results with the simulation's truth
+and prints where to look. ``--serve`` serves the site on http://127.0.0.1.
 """
 
 from __future__ import annotations
@@ -22,9 +25,21 @@ from iopreport.errors import EXIT_OK, EXIT_WORK_FAILED
 from iopreport.fileio import write_text_atomic
 from iopreport.telescopes import TELESCOPES
 
-#: The simulated demo night (an autumn night when BL Lac and the standards are up).
+#: The first simulated demo night (an autumn night when BL Lac and the standards are up).
 DEMO_NIGHT = dt.date(2024, 10, 8)
 DEMO_SEED = 2024
+#: Consecutive nights the demo simulates by default (light curves get a time axis,
+#: summaries a previous night to compare with, and the flare of the third night an alert).
+DEMO_NIGHTS = 3
+
+
+def demo_nights(count: int = DEMO_NIGHTS) -> list[dt.date]:
+    """The demo's consecutive nights, from :data:`DEMO_NIGHT`."""
+    if count < 1:
+        from iopreport.errors import UsageError
+
+        raise UsageError(f"--nights must be at least 1 (got {count})")
+    return [DEMO_NIGHT + dt.timedelta(days=k) for k in range(count)]
 
 
 def point_archives_at(config_path: Path, archive: Path) -> None:
@@ -59,7 +74,12 @@ def point_archives_at_server(config_path: Path, table: dict) -> None:
 
 
 def run_demo(
-    directory: Path, *, preset: str = "small", verbose: bool = False, serve: bool = False
+    directory: Path,
+    *,
+    preset: str = "small",
+    nights: int = DEMO_NIGHTS,
+    verbose: bool = False,
+    serve: bool = False,
 ) -> int:
     """Create (or reuse) the demo project in ``directory`` and run the whole pipeline."""
     from iopreport.archive.testserver import FtpTestServer
@@ -69,6 +89,7 @@ def run_demo(
     from iopreport.daemon import Daemon
     from iopreport.logsetup import configure_logging
     from iopreport.mail import dry_run
+    from iopreport.mail.content import build_night_summary
     from iopreport.runlog import recorded_run
     from iopreport.simulate import simulate_night
     from iopreport.simulate.evaluate import evaluate_night, evaluate_polarimetry
@@ -76,6 +97,7 @@ def run_demo(
     from iopreport.status import render_status
     from iopreport.store import open_store
 
+    dates = demo_nights(nights)
     directory = directory.resolve()
     config_path = directory / "config.toml"
     archive = directory / "archive"
@@ -85,33 +107,48 @@ def run_demo(
         init_project(directory)
         point_archives_at(config_path, archive)
         print(f"Created demo project {directory}")
-    print(f"Simulating {DEMO_NIGHT} at {', '.join(TELESCOPES)} ({preset} preset) ...")
-    nights = simulate_night(archive, DEMO_NIGHT, preset=preset, seed=DEMO_SEED)
+    archive.mkdir(parents=True, exist_ok=True)
+    simulated = []
+    codes = []
     with FtpTestServer(archive) as server:
         point_archives_at_server(config_path, server.archive_table())
         config = load_config(config_path)
         configure_logging(config, verbose=verbose)
         print(
-            f"Serving the archive by FTP on 127.0.0.1:{server.port}; one daemon cycle "
-            "(fetch, reduce, build, summaries due) ..."
+            f"Serving the archive by FTP on 127.0.0.1:{server.port}; {len(dates)} night(s) "
+            f"appear there, the daemon polling as each does ({preset} preset)."
         )
-        cycle_code = Daemon(config).run(once=True)
+        for night in dates:
+            print(f"Night {night}: simulating {', '.join(TELESCOPES)} ...")
+            for result in simulate_night(archive, night, preset=preset, seed=DEMO_SEED):
+                simulated.append((night, result))
+            print("  daemon cycle (fetch, reduce, build, summaries due) ...")
+            codes.append(Daemon(config).run(once=True))
+    cycle_code = next((code for code in codes if code != EXIT_OK), EXIT_OK)
     catalog = load_catalog(config.paths.catalog)
     open_store(config.database_path)
-    with recorded_run("demo", [str(directory), preset]) as run:
-        site_copy, outbox = dry_run(config, DEMO_NIGHT)
+    with recorded_run("demo", [str(directory), preset, f"{len(dates)} nights"]) as run:
+        written = [dry_run(config, night) for night in dates]
         build = run_build(config)
-        run.detail = f"daemon cycle exit {cycle_code}; summary {site_copy}; {build.summary()}"
+        run.detail = (
+            f"daemon cycles exit {codes}; summaries {[str(w[0]) for w in written]}; "
+            f"{build.summary()}"
+        )
+        alerts = build_night_summary(config, dates[-1], plots=False).alerts
 
     print()
     print(render_status(config, failures=2))
     print()
+    print(f"Alerts in the summary of {dates[-1]}:" if alerts else f"No alert on {dates[-1]}.")
+    for alert in alerts:
+        print(f"  {alert.source} [{alert.rule}]: {alert.message}")
+    print()
     print("Compared with the simulation's truth:")
-    for night in nights:
-        print(f"  {night.telescope}")
-        evaluation = evaluate_night(night.folder, config.paths.datadir, night.telescope)
+    for night, result in simulated:
+        print(f"  {result.telescope} {night}")
+        evaluation = evaluate_night(result.folder, config.paths.datadir, result.telescope)
         print("    " + evaluation.summary().replace("\n", "\n    "))
-        for check in evaluate_polarimetry(night.folder, night.telescope):
+        for check in evaluate_polarimetry(result.folder, result.telescope):
             print("    " + check.line())
     print()
     print("What the demo made:")
@@ -119,9 +156,10 @@ def run_demo(
     print(f"  catalog:   {config.paths.catalog} ({len(catalog)} sources)")
     print(f"  database:  {config.database_path}")
     print(f"  archive:   {archive} (served by FTP during the run)")
-    print(f"  summary:   {site_copy}")
-    for item in outbox:
-        print(f"  outbox:    {item.eml}")
+    for site_copy, outbox in written:
+        print(f"  summary:   {site_copy}")
+        for item in outbox:
+            print(f"  outbox:    {item.eml}")
     index = config.paths.site_dir / "index.html"
     print(f"Site: {index}")
     if serve:
