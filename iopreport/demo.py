@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import math
 from pathlib import Path
 
 import tomlkit
@@ -31,6 +32,11 @@ DEMO_SEED = 2024
 #: Consecutive nights the demo simulates by default (light curves get a time axis,
 #: summaries a previous night to compare with, and the flare of the third night an alert).
 DEMO_NIGHTS = 3
+#: Preset of the nights after the first: BL Lac monitored at every telescope (the first
+#: night, at ``--preset``, observes the standards and the other targets too).
+MONITORING_PRESET = "tiny"
+#: Polarimeters whose calibration from the standards observed the demo prints.
+DEMO_POLARIMETERS = ("AndorT90", "AndorT150", "DIPOL", "CAFOS")
 
 
 def demo_nights(count: int = DEMO_NIGHTS) -> list[dt.date]:
@@ -116,11 +122,12 @@ def run_demo(
         configure_logging(config, verbose=verbose)
         print(
             f"Serving the archive by FTP on 127.0.0.1:{server.port}; {len(dates)} night(s) "
-            f"appear there, the daemon polling as each does ({preset} preset)."
+            "appear there, the daemon polling as each does."
         )
         for night in dates:
-            print(f"Night {night}: simulating {', '.join(TELESCOPES)} ...")
-            for result in simulate_night(archive, night, preset=preset, seed=DEMO_SEED):
+            plan = preset if night == dates[0] else MONITORING_PRESET
+            print(f"Night {night}: simulating {', '.join(TELESCOPES)} ({plan} preset) ...")
+            for result in simulate_night(archive, night, preset=plan, seed=DEMO_SEED):
                 simulated.append((night, result))
             print("  daemon cycle (fetch, reduce, build, summaries due) ...")
             codes.append(Daemon(config).run(once=True))
@@ -151,6 +158,10 @@ def run_demo(
         for check in evaluate_polarimetry(result.folder, result.telescope):
             print("    " + check.line())
     print()
+    print("Polarimeters calibrated from the standards observed (calibrate-pol, R band):")
+    for line in calibration_lines(catalog):
+        print(f"  {line}")
+    print()
     print("What the demo made:")
     print(f"  project:   {config_path}")
     print(f"  catalog:   {config.paths.catalog} ({len(catalog)} sources)")
@@ -165,6 +176,31 @@ def run_demo(
     if serve:
         serve_site(config.paths.site_dir)
     return EXIT_OK if cycle_code == EXIT_OK else EXIT_WORK_FAILED
+
+
+def calibration_lines(catalog) -> list[str]:
+    """One line per polarimeter: its instrumental polarization and zero angle as fitted
+    from the standards of the store (``iopreport calibrate-pol``), or what is missing."""
+    from iopreport.reduce.calibratepol import fit_instrumental, standard_observations
+
+    lines = []
+    for name in DEMO_POLARIMETERS:
+        fit = fit_instrumental(standard_observations(catalog, name, "R"), name, "R")
+        counts = f"{fit.n_unpolarized} unpolarized + {fit.n_polarized} polarized"
+        parts = []
+        if math.isfinite(fit.q_inst):
+            parts.append(
+                f"q_inst {fit.q_inst * 100:+.3f}+-{fit.q_inst_err * 100:.3f}% "
+                f"u_inst {fit.u_inst * 100:+.3f}+-{fit.u_inst_err * 100:.3f}%"
+            )
+        if math.isfinite(fit.zero_angle_deg):
+            parts.append(f"zero angle {fit.zero_angle_deg:+.2f}+-{fit.zero_angle_err_deg:.2f} deg")
+        if not fit.n_unpolarized + fit.n_polarized:
+            parts.append("no standard observed")
+        elif not fit.complete:
+            parts += fit.problems[:1] or ["incomplete"]
+        lines.append(f"{name:<9} {counts:<26} {'; '.join(parts)}")
+    return lines
 
 
 def serve_site(folder: Path, port: int = 8000) -> None:
