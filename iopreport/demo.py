@@ -32,9 +32,10 @@ DEMO_SEED = 2024
 #: Consecutive nights the demo simulates by default (light curves get a time axis,
 #: summaries a previous night to compare with, and the flare of the third night an alert).
 DEMO_NIGHTS = 3
-#: Preset of the nights after the first: BL Lac monitored at every telescope (the first
-#: night, at ``--preset``, observes the standards and the other targets too).
-MONITORING_PRESET = "tiny"
+#: Preset of the nights after the first: BL Lac monitored at every telescope, and a
+#: standard at each polarimeter (the first night, at ``--preset``, observes the
+#: other targets and standards).
+MONITORING_PRESET = "monitor"
 #: Polarimeters whose calibration from the standards observed the demo prints.
 DEMO_POLARIMETERS = ("AndorT90", "AndorT150", "DIPOL", "CAFOS")
 

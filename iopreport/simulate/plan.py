@@ -341,6 +341,74 @@ PRESETS: dict[str, Preset] = {
 }
 
 
+#: The demo's nights after the first (iopreport/demo.py): BL Lac monitored at every
+#: telescope, and at each polarimeter a standard of the kind the first (small) night
+#: lacks, so that every polarimeter's instrumental polarization and zero angle can be
+#: fitted from the nights together (unpolarized BD+32 3739 for DIPOL, both kinds for
+#: AndorT150). Binnings as in ``tiny``, CAFOS unbinned as in ``small`` (a bright
+#: standard's short exposure then still shows enough stars to plate-solve).
+PRESETS["monitor"] = Preset(
+    "monitor",
+    {
+        "OSN-T090": (
+            InstrumentPlan(
+                "AndorT90",
+                4,
+                _blocks(
+                    Block("bias", 3),
+                    *_flats("R", 3),
+                    *_flats("R", 3, WHEEL),
+                    _phot("2200+420", "R"),
+                    _pol("2200+420"),
+                    _pol("Hiltner 960"),
+                ),
+            ),
+            InstrumentPlan(
+                "DIPOL",
+                4,
+                _blocks(
+                    Block("bias", 3),
+                    Block("dark", 3),
+                    *_flats("R", 3),
+                    _phot("2200+420", "R"),
+                    _pol("2200+420", subframe=True),
+                    _pol("BD+32 3739", subframe=True),
+                ),
+            ),
+        ),
+        "OSN-T150": (
+            InstrumentPlan(
+                "AndorT150",
+                4,
+                _blocks(
+                    Block("bias", 3),
+                    *_flats("R", 3),
+                    *_flats("R", 3, WHEEL),
+                    _phot("2200+420", "R"),
+                    _pol("2200+420"),
+                    _pol("Hiltner 960"),
+                    _pol("BD+32 3739"),
+                ),
+            ),
+        ),
+        "CAHA-T220": (
+            InstrumentPlan(
+                "CAFOS",
+                1,
+                _blocks(
+                    Block("bias", 3),
+                    *_flats("R", 3),
+                    *_flats("R", 3, HWP_CAFOS),
+                    _phot("2200+420", "R"),
+                    _pol("2200+420"),
+                    _pol("Hiltner 960"),
+                ),
+            ),
+        ),
+    },
+)
+
+
 def osn_t090_camera(night: dt.date) -> str:
     """AndorT90, or RoperT90 for nights before the 2021-10-23 camera swap (reference/iop4.md §3)."""
     from iopreport.instruments.keywords import ROPER_UNTIL
