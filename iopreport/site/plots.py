@@ -193,7 +193,7 @@ def source_figure(
         "height": 220 * n + 120,
         "margin": {"l": 70, "r": 20, "t": 30, "b": 50},
         "hovermode": "closest",
-        "legend": {"orientation": "h", "y": -0.08},
+        "legend": {"orientation": "h", "x": 0, "y": 1.0, "yanchor": "bottom"},
         "xaxis": {
             "type": "date",
             "title": {"text": "date (UTC)"},
