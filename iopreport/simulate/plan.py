@@ -59,8 +59,9 @@ POL_IMAGE_FRACTION = 0.55
 TYPICAL_SEEING_ARCSEC = 2.2
 #: Highest fraction of the detector's range above bias that the brightest star may
 #: reach at the best seeing of the night: observers shorten the exposure of a bright
-#: standard so that it stays in the linear range when the seeing improves.
-BEST_SEEING_PEAK_FRACTION = 0.8
+#: standard so that it does not saturate when the seeing improves (the planned peak,
+#: a Moffat profile centred on a pixel, is the highest the star can reach).
+BEST_SEEING_PEAK_FRACTION = 1.0
 
 #: DIPOL polarimetry sub-frame size at 2x2 binning (about 2.5' x 2.0'; seed 004 §6.3).
 DIPOL_SUBFRAME_2X2 = (1120, 900)
@@ -658,6 +659,7 @@ def dipol_subframe(spec: InstrumentSpec, binning: int, flip: bool) -> Window:
 MAX_EXPTIME_S = {"DIPOL": 60.0, "CAFOS": 180.0}
 NICE_EXPTIMES = (
     0.1,
+    0.15,
     0.2,
     0.5,
     1.0,
