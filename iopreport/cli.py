@@ -430,10 +430,10 @@ def build_parser() -> argparse.ArgumentParser:
         "demo",
         help="simulate an archive, serve it by FTP, run a daemon cycle, build the site",
         description="Create a self-contained demo project under DIR (config.toml, catalog, "
-        "archive/, data, site_out, outbox): simulate a night at the three telescopes, serve it "
-        "with an FTP server on 127.0.0.1, run one daemon cycle (fetch, reduce, build, "
-        "summaries due), write the night summary to the outbox, compare the results with "
-        "the simulation's truth and print where to look.",
+        "archive/, data, site_out, outbox): serve a simulated archive with an FTP server on "
+        "127.0.0.1 where a few consecutive nights at the three telescopes appear, run a daemon "
+        "cycle (fetch, reduce, build, summaries due) as each does, write the night summaries "
+        "to the outbox, compare the results with the simulation's truth and print where to look.",
     )
     demo.add_argument("--dir", type=Path, default=Path("demo"), help="demo folder (default ./demo)")
     demo.add_argument(
@@ -441,6 +441,12 @@ def build_parser() -> argparse.ArgumentParser:
         choices=("tiny", "small", "full"),
         default="small",
         help="size of the simulated night (default small)",
+    )
+    demo.add_argument(
+        "--nights",
+        type=int,
+        default=3,
+        help="consecutive nights simulated, the daemon polling as each appears (default 3)",
     )
     demo.add_argument(
         "--serve", action="store_true", help="then serve the site on http://127.0.0.1:8000"
@@ -1253,7 +1259,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
     """``iopreport demo``: the whole product on a simulated archive served by FTP."""
     from iopreport.demo import run_demo
 
-    return run_demo(args.dir, preset=args.preset, verbose=args.verbose, serve=args.serve)
+    return run_demo(
+        args.dir, preset=args.preset, nights=args.nights, verbose=args.verbose, serve=args.serve
+    )
 
 
 if __name__ == "__main__":  # pragma: no cover

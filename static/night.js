@@ -34,6 +34,18 @@
       .map(function (bit) { return bit[1]; }).join(", ");
   }
 
+  // A result's source link opens its light curve at the result's band, around this night.
+  var CONTEXT_DAYS = 15;
+  function sourceView(band) {
+    var night = Date.parse(data.night + "T12:00:00Z");
+    function day(offset) { return new Date(night + offset * 86400000).toISOString().slice(0, 10); }
+    var query = new URLSearchParams();
+    if (band) query.set("band", band);
+    query.set("from", day(-CONTEXT_DAYS));
+    query.set("to", day(CONTEXT_DAYS + 1));
+    return "?" + query.toString();
+  }
+
   var f = {};
   data.frame_columns.forEach(function (name, i) { f[name] = i; });
   var byType = {};
@@ -90,7 +102,8 @@
       var tr = document.createElement("tr");
       if (row[r.flagged]) tr.className = "flagged";
       var link = document.createElement("a");
-      link.href = root + row[r.source_page];
+      link.href = root + row[r.source_page] + sourceView(row[r.band]);
+      link.title = "light curve in " + row[r.band] + " around this night";
       link.textContent = row[r.source];
       tr.insertCell().appendChild(link);
       cell(tr, row[r.time]);
@@ -108,5 +121,59 @@
       body.appendChild(tr);
     });
     results.tBodies[0].appendChild(body);
+  }
+
+  // Observing conditions: seeing, zero point and sky level against time, one trace per
+  // instrument and panel; flagged frames as red crosses.
+  var plotDiv = document.getElementById("conditions-plot");
+  if (plotDiv && window.Plotly) {
+    var c = {};
+    data.condition_columns.forEach(function (name, i) { c[name] = i; });
+    var panels = [
+      { key: "seeing", title: "seeing (″)", axis: "y" },
+      { key: "zero_point", title: "zero point (mag)", axis: "y2" },
+      { key: "sky", title: "sky (ADU s⁻¹ px⁻¹)", axis: "y3" }
+    ];
+    var instruments = [];
+    data.conditions.forEach(function (row) {
+      if (instruments.indexOf(row[c.instrument]) < 0) instruments.push(row[c.instrument]);
+    });
+    var colours = ["#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#8c564b", "#17becf"];
+    var traces = [];
+    panels.forEach(function (panel, p) {
+      instruments.forEach(function (name, k) {
+        [false, true].forEach(function (flagged) {
+          var chosen = data.conditions.filter(function (row) {
+            return row[c.instrument] === name && row[c.flagged] === flagged && row[c[panel.key]] !== null;
+          });
+          if (!chosen.length) return;
+          traces.push({
+            type: "scatter", mode: flagged ? "markers" : "lines+markers",
+            name: flagged ? name + " (flagged)" : name,
+            legendgroup: name + (flagged ? " flagged" : ""),
+            showlegend: !traces.some(function (t) { return t.legendgroup === name + (flagged ? " flagged" : ""); }),
+            x: chosen.map(function (row) { return row[c.date]; }),
+            y: chosen.map(function (row) { return row[c[panel.key]]; }),
+            text: chosen.map(function (row) {
+              return row[c.filename] + " (" + row[c.band] + ")" + (row[c.why] ? "<br>" + row[c.why].replace(/</g, "&lt;") : "");
+            }),
+            hovertemplate: "%{x}<br>%{y}<br>%{text}<extra></extra>",
+            xaxis: "x", yaxis: panel.axis,
+            marker: flagged ? { color: "#d62728", symbol: "x", size: 9 } : { color: colours[k % colours.length], size: 5 },
+            line: { width: 1 },
+            meta: { panel: panel.key, instrument: name, flagged: flagged }
+          });
+        });
+      });
+    });
+    var layout = {
+      height: 620, margin: { l: 70, r: 20, t: 20, b: 50 }, hovermode: "closest",
+      legend: { orientation: "h", y: -0.12 },
+      xaxis: { type: "date", title: { text: "time (UTC)" }, anchor: "y3" },
+      yaxis: { domain: [0.70, 1.0], title: { text: panels[0].title } },
+      yaxis2: { domain: [0.36, 0.66], title: { text: panels[1].title } },
+      yaxis3: { domain: [0.0, 0.32], title: { text: panels[2].title } }
+    };
+    Plotly.newPlot(plotDiv, traces, layout, { responsive: true, displaylogo: false });
   }
 })();

@@ -39,20 +39,27 @@
       th.addEventListener("keydown", function (event) { if (event.key === "Enter") activate(); });
     });
   });
+  // Search box and the "never observed" toggle: a row shows when it matches the search
+  // and is observed (or the toggle shows the sources never observed).
   var search = document.getElementById("search");
   if (search) {
     var table = document.querySelector("table.sortable");
     var none = document.getElementById("no-match");
-    search.addEventListener("input", function () {
+    var unobserved = document.getElementById("show-unobserved");
+    var filter = function () {
       var words = search.value.toLowerCase().split(/\s+/).filter(Boolean);
+      var showAll = !unobserved || unobserved.checked;
       var shown = 0;
       Array.prototype.forEach.call(table.tBodies[0].rows, function (row) {
         var text = (row.getAttribute("data-search") || row.textContent).toLowerCase();
         var match = words.every(function (word) { return text.indexOf(word) >= 0; });
-        row.hidden = !match;
-        if (match) shown += 1;
+        var show = match && (showAll || !row.classList.contains("unobserved"));
+        row.hidden = !show;
+        if (show) shown += 1;
       });
       if (none) none.hidden = shown > 0;
-    });
+    };
+    search.addEventListener("input", filter);
+    if (unobserved) unobserved.addEventListener("change", filter);
   }
 })();

@@ -110,7 +110,8 @@ def test_bad_catalog_exits_2_naming_line(iopreport_exe, project):
 
 
 def test_demo_runs_the_whole_product_over_ftp(iopreport_exe, tmp_path):
-    """Issue 9: one daemon cycle on an FTP-served simulated archive, site and outbox made."""
+    """Daemon cycles on an FTP-served simulated archive as three nights appear; site, outbox
+    and summaries made, and the flare of the third night raises an alert."""
     demo = ("demo", "--dir", str(tmp_path / "demo"), "--preset", "tiny")
     result = run(iopreport_exe, *demo, timeout=900)
     assert result.returncode == 0, result.stderr + result.stdout
@@ -129,7 +130,17 @@ def test_demo_runs_the_whole_product_over_ftp(iopreport_exe, tmp_path):
         assert archive.protocol == "ftp" and archive.host == "127.0.0.1", telescope
     site = tmp_path / "demo" / "site_out" / "index.html"
     assert site.exists() and f"Site: {site}" in result.stdout
-    assert (tmp_path / "demo" / "site_out" / "summaries" / "2024-10-08.html").exists()
+    for night in ("2024-10-08", "2024-10-09", "2024-10-10"):  # three nights, by default
+        assert (tmp_path / "demo" / "site_out" / "summaries" / f"{night}.html").exists()
+    with sqlite3.connect(database) as connection:
+        nights = connection.execute("SELECT COUNT(DISTINCT night) FROM epoch").fetchone()[0]
+        cycles = connection.execute(
+            "SELECT COUNT(*) FROM run_log WHERE command = 'daemon once'"
+        ).fetchone()[0]
+    assert nights == 3 and cycles == 3  # the daemon polled as each night appeared
+    # BL Lac's flare on the third night fires an alert rule
+    assert "Alerts in the summary of 2024-10-10:" in result.stdout
+    assert "2200+420 [mag_change]" in result.stdout
     assert list((tmp_path / "demo" / "outbox").rglob("*.eml"))
     assert "Not run yet" not in result.stdout
     # running it again reuses the project and fetches nothing new

@@ -65,14 +65,14 @@ date = 2024-10-10
 [[flag]]
 id = "trails"
 what = "frame"
-file = ["OSN-T150/2024-10-08/BLLac-0019R.fit", "caf-20241008-19:49:13-sci-agui.fits"]
+file = ["OSN-T150/2024-10-08/BLLac-0019R.fit", "caf-20241008-19:49:04-sci-agui.fits"]
 reason = "satellite trails"
 author = "A. B."
 date = 2024-10-10
 """
 EXCLUDED = {
     "OSN-T150/2024-10-08/BLLac-0019R.fit",
-    "CAHA-T220/2024-10-08/caf-20241008-19:49:13-sci-agui.fits",
+    "CAHA-T220/2024-10-08/caf-20241008-19:49:04-sci-agui.fits",
 }
 
 
@@ -151,10 +151,10 @@ def test_the_build_flags_what_the_file_says(roundtrip):
         "manual: polarimetry [wheel] wheel position uncertain (J. Doe, 2024-10-09)"
         in t150_pol["flag_reasons"]
     )
-    cafos_bl = by_file["caf-20241008-19:45:41-sci-agui.fits"]
+    cafos_bl = by_file["caf-20241008-19:45:40-sci-agui.fits"]
     assert cafos_bl["manual_flags"] == ManualFlags.BAD_PHOTOMETRY | ManualFlags.BAD_POLARIMETRY
     # Hiltner 960 lost one of its four angles to the frame flag: CAFOS needs four
-    hiltner = by_file["caf-20241008-19:48:33-sci-agui.fits"]
+    hiltner = by_file["caf-20241008-19:48:24-sci-agui.fits"]
     assert hiltner["manual_flags"] == 0 and hiltner["p"] is None
     assert hiltner["flags"] & ResultFlags.BAD_POLARIMETRY
 

@@ -27,12 +27,14 @@ from iopreport.demo import point_archives_at
 from iopreport.reduce.night import reduce_night
 from iopreport.simulate import simulate_night
 from iopreport.site import publish, render_site
+from iopreport.site.context import MAG_MANUAL_FLAGS, MAG_RESULT_FLAGS
 from iopreport.site.plots import MAX_POINTS_PER_SERIES, bin_points, source_figure
 from iopreport.site.render import script_json
 from iopreport.skeleton import init_project
 from iopreport.store import (
     AstroSource,
     Epoch,
+    EpochFlags,
     Heartbeat,
     ManualFlags,
     PhotoPolMember,
@@ -55,6 +57,13 @@ OBJECT_MARKUP = '<img src=x onerror="alert(1)">Bias</b>'
 REASON_MARKUP = 'seeing </script><script>alert("flag")</script> & clouds'
 COMMENT_MARKUP = "<script>alert('catalog')</script>"
 EXTRA_NIGHTS = 6
+#: A polarization standard with one epoch whose only result has a magnitude flag.
+ONE_EPOCH_STANDARD = "HD 204827"
+ONE_EPOCH_P, ONE_EPOCH_CHI = 0.0493, 59.4
+#: Nights of BL Lac photometry in several bands from two instruments at OSN-T090.
+BAND_NIGHTS = 3
+BAND_TELESCOPE = "OSN-T090"
+BAND_RESULTS = {"AndorT90": "BVRI", "DIPOL": "R"}
 #: Pages made on every build: index, catalog, status and the summaries list.
 ALWAYS_MADE = 4
 ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
@@ -157,6 +166,118 @@ def _add_standard_results() -> dict:
     return counts
 
 
+def _add_one_epoch_standard() -> None:
+    """One polarimetric result of a second standard, flagged FEW_CALIBRATORS (a magnitude
+    flag), on the oldest of the extra nights."""
+    source = AstroSource.get(AstroSource.name == ONE_EPOCH_STANDARD)
+    night = NIGHT - dt.timedelta(days=10 * EXTRA_NIGHTS)
+    epoch = Epoch.get(telescope=TELESCOPE, night=night)
+    raws = [
+        RawFit.create(
+            epoch=epoch,
+            filename=f"HD204827R{angle:+.0f}.fit",
+            instrument="AndorT150",
+            imgtype="light",
+            obsmode="polarimetry",
+            band="R",
+            angle=angle,
+            juliandate=_jd(night, 3 + angle / 1000),
+            exptime=10.0,
+            object_name="HD204827",
+            target=source,
+        )
+        for angle in (0.0, 45.0, 90.0, -45.0)
+    ]
+    result = PhotoPolResult.create(
+        astrosource=source,
+        epoch=epoch,
+        members_key=PhotoPolResult.make_members_key(r.fileloc for r in raws),
+        mode="polarimetry",
+        method="osn-wheel",
+        instrument="AndorT150",
+        band="R",
+        exptime=10.0,
+        juliandate=_jd(night, 3.01),
+        juliandate_min=_jd(night, 3.0),
+        juliandate_max=_jd(night, 3.02),
+        n_frames=4,
+        mag=7.31,
+        mag_err=0.02,
+        q=-0.02,
+        q_err=0.001,
+        u=0.045,
+        u_err=0.001,
+        p=ONE_EPOCH_P,
+        p_err=0.001,
+        chi=ONE_EPOCH_CHI,
+        chi_err=0.4,
+        flags=int(ResultFlags.FEW_CALIBRATORS),
+        flag_reasons=["auto FEW_CALIBRATORS: 1 calibrator < 2"],
+    )
+    for raw in raws:
+        PhotoPolMember.create(result=result, rawfit=raw)
+
+
+def _add_band_results() -> dict[str, int]:
+    """BL Lac photometry in several bands by two instruments on nights at OSN-T090."""
+    source = AstroSource.get(AstroSource.name == BLLAC)
+    counts: dict[str, int] = {}
+    for k in range(BAND_NIGHTS):
+        night = NIGHT - dt.timedelta(days=3 * (BAND_NIGHTS - k))
+        epoch = Epoch.create(telescope=BAND_TELESCOPE, night=night)
+        for instrument, bands in BAND_RESULTS.items():
+            for j, band in enumerate(bands):
+                raw = RawFit.create(
+                    epoch=epoch,
+                    filename=f"BLLac-{instrument}-{k}{band}.fit",
+                    instrument=instrument,
+                    imgtype="light",
+                    obsmode="photometry",
+                    band=band,
+                    juliandate=_jd(night, 2 + j / 10 + (instrument == "DIPOL")),
+                    exptime=60.0,
+                    object_name="BLLac",
+                    target=source,
+                )
+                result = PhotoPolResult.create(
+                    astrosource=source,
+                    epoch=epoch,
+                    members_key=raw.fileloc,
+                    mode="photometry",
+                    method="relphot",
+                    instrument=instrument,
+                    band=band,
+                    exptime=60.0,
+                    juliandate=raw.juliandate,
+                    juliandate_min=raw.juliandate,
+                    juliandate_max=raw.juliandate,
+                    n_frames=1,
+                    mag=13.2 + "BVRI".index(band) * -0.4 + 0.05 * k,
+                    mag_err=0.01,
+                )
+                PhotoPolMember.create(result=result, rawfit=raw)
+                counts[band] = counts.get(band, 0) + 1
+    return counts
+
+
+def _flag_a_frame(config) -> str:
+    """Mark the last reduced light frame of the night as lost to clouds (as reduce would)."""
+    from iopreport.store import ReducedFit, ReducedFitFlags
+
+    frame = (
+        ReducedFit.select()
+        .join(RawFit)
+        .where(RawFit.imgtype == "light")
+        .order_by(RawFit.juliandate.desc())
+        .first()
+    )
+    flags = int(ReducedFitFlags.LOW_TRANSPARENCY | ReducedFitFlags.ERROR_PHOTOMETRY)
+    ReducedFit.update(flags=ReducedFit.flags.bin_or(flags), error="photometry: clouds").where(
+        ReducedFit.id == frame.id
+    ).execute()
+    return frame.rawfit.filename
+
+
 @pytest.fixture(scope="module")
 def site(tmp_path_factory):
     """A project with one reduced tiny night, extra standard results, and a built site."""
@@ -180,7 +301,13 @@ def site(tmp_path_factory):
     # the reduction's own polarimetric sequences are replaced by hand-made rows whose
     # values and flags the assertions know (the pages are what is tested here)
     PhotoPolResult.delete().where(PhotoPolResult.mode == "polarimetry").execute()
+    Epoch.update(flags=Epoch.flags.bin_or(int(EpochFlags.REDUCED | EpochFlags.CLOSED))).where(
+        Epoch.night == NIGHT
+    ).execute()
     counts = _add_standard_results()
+    _add_one_epoch_standard()
+    band_counts = _add_band_results()
+    flagged_frame = _flag_a_frame(config)
     AstroSource.update(comment=COMMENT_MARKUP).where(AstroSource.name == STANDARD).execute()
     summaries = config.paths.datadir / "summaries"
     summaries.mkdir(parents=True, exist_ok=True)
@@ -196,7 +323,14 @@ def site(tmp_path_factory):
         beat_at=utcnow() - dt.timedelta(hours=5),
     )
     report = render_site(config)
-    yield {"project": project, "config": config, "report": report, "counts": counts}
+    yield {
+        "project": project,
+        "config": config,
+        "report": report,
+        "counts": counts,
+        "band_counts": band_counts,
+        "flagged_frame": flagged_frame,
+    }
     close_store()
 
 
@@ -236,7 +370,7 @@ def test_every_page_is_written(site):
     ):
         assert (out / path).is_file(), path
     nights = list((out / "nights").rglob("*.html"))
-    assert len(nights) == 1 + EXTRA_NIGHTS
+    assert len(nights) == 1 + EXTRA_NIGHTS + BAND_NIGHTS
     assert not list(out.parent.glob(f".{out.name}.new-*")), "fresh folder left behind"
 
 
@@ -263,7 +397,9 @@ def test_figure_holds_every_result_with_flags_apart(site):
         len(t["customdata"]) for t in traces if t["meta"]["panel"] == "p" and t["meta"]["flagged"]
     )
     assert p_flagged == counts["flagged"]
-    references = [t["name"] for t in figure["data"] if t["meta"]["kind"] == "reference"]
+    references = [shape["name"] for shape in figure["layout"]["shapes"]]
+    assert figure["shape_bands"] == ["R"] * len(references)
+    assert all(shape["xref"] == "x domain" for shape in figure["layout"]["shapes"])
     assert "R catalog 9.786" in references  # catalog magnitude
     assert any("literature p 5.21" in name for name in references)  # StandardPolarization
     assert any("literature χ 54.5" in name for name in references)
@@ -624,10 +760,10 @@ def _shot(page, name: str) -> None:
     page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
 
 
-_COUNT = """(flaggedToo) => {
+_COUNT = """([flaggedToo, panel]) => {
   const plot = document.getElementById('plot');
   return plot.data
-    .filter(t => t.meta && t.meta.kind === 'data' && t.meta.panel === 'mag')
+    .filter(t => t.meta && t.meta.kind === 'data' && t.meta.panel === (panel || 'mag'))
     .filter(t => flaggedToo || t.visible !== false)
     .reduce((n, t) => n + t.x.length, 0);
 }"""
@@ -656,7 +792,7 @@ def test_browser_source_page_plot_and_flag_toggle(site, browser, server, scheme)
     page.wait_for_function("document.getElementById('plot').data !== undefined")
     counts = site["counts"]
     total = counts["photometry"] + counts["polarimetry"]
-    assert page.evaluate(_COUNT, False) == total
+    assert page.evaluate(_COUNT, [False, "mag"]) == total
     assert page.locator(".js-plotly-plot .scatterlayer .point").count() > total
     assert page.locator("#points tbody tr").count() == total
     _shot(page, f"source-{scheme}")
@@ -665,10 +801,17 @@ def test_browser_source_page_plot_and_flag_toggle(site, browser, server, scheme)
         (PhotoPolResult.flags != 0) | (PhotoPolResult.manual_flags != 0),
         PhotoPolResult.astrosource == AstroSource.get(AstroSource.name == STANDARD),
     )
-    assert page.evaluate(_COUNT, False) == total - flagged.count()
+    # a flag hides the quantity it concerns: the fixture's flags are all polarization
+    # flags (an earlier test may have flagged a magnitude by hand)
+    mag_flagged = sum(
+        1 for r in flagged if r.flags & MAG_RESULT_FLAGS or r.manual_flags & MAG_MANUAL_FLAGS
+    )
+    assert mag_flagged < flagged.count()
+    assert page.evaluate(_COUNT, [False, "mag"]) == total - mag_flagged
+    assert page.evaluate(_COUNT, [False, "p"]) == counts["polarimetry"] - counts["flagged"]
     assert page.locator("#points tbody tr:not([hidden])").count() == total - flagged.count()
     page.uncheck("#hide-flagged")
-    assert page.evaluate(_COUNT, False) == total
+    assert page.evaluate(_COUNT, [False, "p"]) == counts["polarimetry"]
     assert problems == []
     page.close()
 
@@ -699,8 +842,12 @@ def test_browser_downloads_hold_exactly_what_is_plotted(site, browser, server):
     auto = [r for r in rows if r["auto_flags"]]
     assert auto[0]["auto_flags"] == "BAD_POLARIMETRY|LARGE_POL_ERROR"
     assert {r["flagged"] for r in rows} == {"true", "false"}
+    standard = AstroSource.get(AstroSource.name == STANDARD)
     stored = sorted(
-        r.p * 100 for r in PhotoPolResult.select().where(PhotoPolResult.mode == "polarimetry")
+        r.p * 100
+        for r in PhotoPolResult.select().where(
+            PhotoPolResult.mode == "polarimetry", PhotoPolResult.astrosource == standard
+        )
     )
     assert sorted(float(r["p_pct"]) for r in rows if r["p_pct"]) == pytest.approx(stored, abs=1e-3)
     assert problems == []
@@ -772,5 +919,291 @@ def test_browser_every_page_loads_without_errors(site, browser, server):
         page.close()
 
 
-def test_browser_artifacts_are_ignored_by_git(repo_root):
-    assert "/tests/artifacts/" in (repo_root / ".gitignore").read_text().splitlines()
+#: Screenshots kept in the repository (the others the tests write are ignored by git).
+KEPT_SCREENSHOTS = ("index.png", "source-bands.png", "night.png")
+
+
+def test_browser_artifacts_kept_are_the_chosen_screenshots(repo_root):
+    lines = (repo_root / ".gitignore").read_text().splitlines()
+    assert "/tests/artifacts/*" in lines
+    assert {f"!/tests/artifacts/{name}" for name in KEPT_SCREENSHOTS} <= set(lines)
+
+
+# --------------------------------------------------------------------------- views
+
+_SHAPES = """() => {
+  const plot = document.getElementById('plot');
+  const full = plot._fullLayout;
+  const left = full.xaxis._offset, width = full.xaxis._length;
+  return Array.from(plot.querySelectorAll('.shapelayer path')).map(path => {
+    const box = path.getBoundingClientRect(), origin = plot.getBoundingClientRect();
+    return {left: box.left - origin.left - left, width: box.width, axis: width};
+  });
+}"""
+
+
+def _wait_plot(page) -> None:
+    page.wait_for_function(
+        "document.getElementById('plot') && document.getElementById('plot')._fullLayout"
+    )
+
+
+@pytest.mark.parametrize("name", [ONE_EPOCH_STANDARD, STANDARD])
+def test_browser_literature_lines_span_the_whole_time_axis(site, browser, server, name):
+    page, problems = _open(browser, server + urls.source_page(name))
+    _wait_plot(page)
+    shapes = page.evaluate(_SHAPES)
+    figure = _script_json(_page(site, urls.source_page(name)), "figure-data")
+    names = [shape["name"] for shape in figure["layout"]["shapes"]]
+    assert any("literature p" in n for n in names) and any("literature χ" in n for n in names)
+    assert len(shapes) == len(names)
+    for shape in shapes:  # every line from the left end of the axis to the right end
+        assert shape["left"] == pytest.approx(0, abs=2)
+        assert shape["width"] == pytest.approx(shape["axis"], abs=2)
+    legend = page.locator(".legend").text_content()
+    assert "literature p" in legend and "literature χ" in legend
+    page.close()
+    assert problems == []
+
+
+def _ticks(page) -> list[str]:
+    texts = page.locator("#plot .xtick text").evaluate_all("els => els.map(e => e.textContent)")
+    return [t.strip() for t in texts if t.strip()]
+
+
+def test_browser_short_span_ticks_and_mjd_toggle(site, browser, server):
+    page, problems = _open(browser, server + urls.source_page(ONE_EPOCH_STANDARD))
+    _wait_plot(page)
+    low, high = page.evaluate("document.getElementById('plot').layout.xaxis.range")
+    span = (dt.datetime.fromisoformat(high) - dt.datetime.fromisoformat(low)).total_seconds()
+    assert 86400 <= span <= 1.2 * 86400  # one epoch: shown over a day
+    ticks = _ticks(page)
+    assert len(ticks) >= 3
+    assert not any(re.search(r"\d:\d\d\.\d", t) for t in ticks), ticks  # no sub-second ticks
+    assert any(re.search(r"\d\d:\d\d", t) for t in ticks), ticks  # labelled in hours
+    page.check("input[name=time-axis][value=mjd]")
+    page.wait_for_function("document.getElementById('plot').layout.xaxis.type === 'linear'")
+    data = _script_json(_page(site, urls.source_page(ONE_EPOCH_STANDARD)), "points-data")
+    mjd = data["rows"][0][data["columns"].index("mjd")]
+    xs = page.evaluate(
+        "document.getElementById('plot').data.filter(t => t.meta && t.meta.kind === 'data')"
+        ".flatMap(t => t.x)"
+    )
+    assert xs and all(x == pytest.approx(mjd) for x in xs)
+    values = [float(t.replace(",", "")) for t in _ticks(page)]
+    assert values and all(mjd - 1 <= v <= mjd + 1 for v in values)
+    assert "MJD" in page.locator("#plot .g-xtitle").text_content()
+    assert "x=mjd" in page.get_attribute("#view-link", "href")
+    page.check("input[name=time-axis][value=date]")
+    page.wait_for_function("document.getElementById('plot').layout.xaxis.type === 'date'")
+    assert "date" in page.locator("#plot .g-xtitle").text_content()
+    page.close()
+    assert problems == []
+
+
+_VISIBLE = """() => document.getElementById('plot').data
+  .filter(t => t.meta && t.meta.kind === 'data' && t.visible !== false)
+  .map(t => [t.meta.band, t.meta.instrument, t.x.length])"""
+
+
+def test_browser_band_selector_and_instrument_toggle(site, browser, server):
+    page, problems = _open(browser, server + urls.source_page(BLLAC))
+    _wait_plot(page)
+    _shot(page, "source-bands")
+    options = page.locator("#band-select option").all_inner_texts()
+    assert options == ["all bands", "B", "V", "R", "I"]
+    assert {band for band, _, _ in page.evaluate(_VISIBLE)} == set("BVRI")
+    page.select_option("#band-select", "V")
+    visible = page.evaluate(_VISIBLE)
+    assert {band for band, _, _ in visible} == {"V"}
+    assert sum(n for _, _, n in visible) == site["band_counts"]["V"]
+    rows = page.locator("#points tbody tr:not([hidden])")
+    assert rows.count() == site["band_counts"]["V"]
+    page.select_option("#band-select", "R")
+    instruments = {i for _, i, _ in page.evaluate(_VISIBLE)}
+    assert {"AndorT90", "DIPOL"} <= instruments
+    page.uncheck(".instrument-toggle[value=AndorT90]")
+    visible = page.evaluate(_VISIBLE)
+    assert visible and {i for _, i, _ in visible} == instruments - {"AndorT90"}
+    shown = page.locator("#points tbody tr:not([hidden])").all_inner_texts()
+    assert shown and not any("AndorT90" in row for row in shown)
+    link = page.get_attribute("#view-link", "href")
+    assert "band=R" in link and "instrument=" in link and "AndorT90" not in link
+    page.check(".instrument-toggle[value=AndorT90]")
+    page.select_option("#band-select", "")
+    assert {band for band, _, _ in page.evaluate(_VISIBLE)} == set("BVRI")
+    page.close()
+    assert problems == []
+
+
+def test_browser_url_opens_a_band_and_time_range(site, browser, server):
+    start, end = NIGHT - dt.timedelta(days=7), NIGHT - dt.timedelta(days=2)
+    query = f"?band=V&from={start.isoformat()}&to={end.isoformat()}"
+    page, problems = _open(browser, server + urls.source_page(BLLAC) + query)
+    _wait_plot(page)
+    assert page.input_value("#band-select") == "V"
+    assert {band for band, _, _ in page.evaluate(_VISIBLE)} == {"V"}
+    low, high = page.evaluate("document.getElementById('plot').layout.xaxis.range")
+    assert low.startswith(start.isoformat()) and high.startswith(end.isoformat())
+    page.close()
+    # the same in MJD
+    mjd = (NIGHT - dt.date(1858, 11, 17)).days
+    page, problems2 = _open(
+        browser, server + urls.source_page(BLLAC) + f"?from={mjd - 10}&to={mjd + 1.5}&x=mjd"
+    )
+    _wait_plot(page)
+    assert page.input_value("#band-select") == ""
+    assert page.evaluate("document.getElementById('plot').layout.xaxis.range") == [
+        mjd - 10,
+        mjd + 1.5,
+    ]
+    page.close()
+    # a night page's result links open the source at the result's band, around that night
+    page, problems3 = _open(browser, server + urls.night_page(NIGHT, TELESCOPE))
+    link = page.locator("#results-table a").first
+    href = link.get_attribute("href")
+    assert "band=R" in href and f"from={(NIGHT - dt.timedelta(days=15)).isoformat()}" in href
+    with page.expect_navigation():
+        link.click()
+    _wait_plot(page)
+    assert page.input_value("#band-select") == "R"
+    low, high = page.evaluate("document.getElementById('plot').layout.xaxis.range")
+    assert low.startswith((NIGHT - dt.timedelta(days=15)).isoformat())
+    assert high.startswith((NIGHT + dt.timedelta(days=16)).isoformat())
+    # and the index's last magnitude opens the light curve in its band
+    page.goto(server + urls.index_page())
+    href = page.locator(f"#sources a[href^='{urls.source_page(BLLAC)}?band=']").get_attribute(
+        "href"
+    )
+    assert href.endswith("?band=R")
+    page.close()
+    assert problems == problems2 == problems3 == []
+
+
+def test_browser_standard_polarization_survives_a_magnitude_flag(site, browser, server):
+    page, problems = _open(browser, server + urls.index_page())
+    row = page.locator("#sources tbody tr", has_text=ONE_EPOCH_STANDARD)
+    cells = row.locator("td").all_inner_texts()
+    assert cells[3].strip() == "—"  # its only magnitude is FEW_CALIBRATORS-flagged
+    assert cells[4].strip() == f"{ONE_EPOCH_P * 100:.2f}" and cells[5].strip() == "59.4"
+    page.goto(server + urls.source_page(ONE_EPOCH_STANDARD))
+    _wait_plot(page)
+    page.check("#hide-flagged")
+    assert page.evaluate(_COUNT, [False, "p"]) == 1  # p and chi stay
+    assert page.evaluate(_COUNT, [False, "chi"]) == 1
+    assert page.evaluate(_COUNT, [False, "mag"]) == 0  # the magnitude is what is flagged
+    page.close()
+    assert problems == []
+
+
+def test_browser_index_shows_observed_sources_first(site, browser, server):
+    page, problems = _open(browser, server + urls.index_page())
+    _shot(page, "index")
+    visible = page.locator("#sources tbody tr:not([hidden])")
+    hidden = page.locator("#sources tbody tr.unobserved")
+    n_observed = visible.count()
+    observed = PhotoPolResult.select(PhotoPolResult.astrosource).distinct().count()
+    assert n_observed == observed >= 3  # Hiltner 960, HD 204827, BL Lac, ...
+    assert (
+        hidden.count() > 5 and page.locator("#sources tbody tr[hidden]").count() == hidden.count()
+    )
+    nights = [int(t) for t in visible.locator("td:nth-child(7)").all_inner_texts()]
+    assert all(n > 0 for n in nights)
+    page.check("#show-unobserved")
+    assert page.locator("#sources tbody tr:not([hidden])").count() == n_observed + hidden.count()
+    first = page.locator("#sources tbody tr").first.locator("td").nth(6).inner_text()
+    assert int(first) > 0  # observed first
+    page.fill("#search", "hiltner")
+    assert page.locator("#sources tbody tr:not([hidden])").count() == 1
+    page.fill("#search", "")
+    page.uncheck("#show-unobserved")
+    assert page.locator("#sources tbody tr:not([hidden])").count() == n_observed
+    assert "never observed" in page.locator(".lead").inner_text()
+    page.close()
+    assert problems == []
+
+
+def test_browser_night_header_is_separated(site, browser, server):
+    page, problems = _open(browser, server + urls.night_page(NIGHT, TELESCOPE))
+    lead = page.locator("p.lead").inner_text()
+    assert re.search(r"failures · State: [A-Z_, ]+ · Night summary$", lead.strip()), lead
+    page.close()
+    assert problems == []
+
+
+_CHART_PIXELS = """(img) => {
+  const canvas = document.createElement('canvas');
+  canvas.width = img.naturalWidth; canvas.height = img.naturalHeight;
+  const context = canvas.getContext('2d');
+  context.drawImage(img, 0, 0);
+  const data = context.getImageData(0, 0, canvas.width, canvas.height).data;
+  const grey = [];
+  for (let i = 0; i < data.length; i += 4) grey.push(data[i]);
+  grey.sort((a, b) => a - b);
+  const dark = grey.filter(v => v < 16).length / grey.length;
+  return {width: img.naturalWidth, median: grey[grey.length >> 1], dark: dark};
+}"""
+
+
+def test_browser_finding_chart_asinh_on_zscale(site, browser, server):
+    """The chart's sky is a light grey, not noise at full contrast; stars stay dark."""
+    import numpy as np
+    from astropy.visualization import ZScaleInterval
+
+    from iopreport.site import charts
+
+    page, problems = _open(browser, server + urls.source_page(BLLAC))
+    image = page.locator("figure.chart img")
+    page.wait_for_function("document.querySelector('figure.chart img').complete")
+    pixels = image.evaluate(_CHART_PIXELS)
+    assert pixels["width"] == 320
+    assert 150 <= pixels["median"] <= 240, pixels  # sky a light grey (gray_r: white is faint)
+    assert 0.0 < pixels["dark"] < 0.05, pixels  # the stars' cores, and little else
+    page.close()
+    assert problems == []
+    from iopreport.site.context import chart_frame, load_sources
+
+    source = next(s for s in load_sources().values() if s.name == BLLAC)
+    frame = chart_frame(source, site["config"].paths.datadir)
+    data, _ = charts._read_image(frame.path)
+    low, high = ZScaleInterval(contrast=charts.ZSCALE_CONTRAST).get_limits(data)
+    scaled = charts._stretch(data)
+    assert scaled.min() == 0.0 and scaled.max() == 1.0
+    assert np.all(scaled[data <= low] == 0.0) and np.all(scaled[data >= high] == 1.0)
+    middle = (data > low) & (data < high)
+    linear = (data[middle] - low) / (high - low)
+    assert np.all(scaled[middle] >= linear - 1e-6)  # asinh lifts the faint end
+
+
+_CONDITIONS = """() => document.getElementById('conditions-plot').data
+  .map(t => [t.meta.panel, t.meta.instrument, t.meta.flagged, t.x.length, t.y])"""
+
+
+def test_browser_night_observing_conditions(site, browser, server):
+    from iopreport.store import ReducedFit
+
+    page, problems = _open(browser, server + urls.night_page(NIGHT, TELESCOPE))
+    page.wait_for_function("document.getElementById('conditions-plot')._fullLayout")
+    traces = page.evaluate(_CONDITIONS)
+    assert {panel for panel, *_ in traces} == {"seeing", "zero_point", "sky"}
+    seeing = sorted(y for panel, *_, ys in traces if panel == "seeing" for y in ys)
+    stored = sorted(
+        round(f.seeing_fwhm_arcsec, 2)
+        for f in ReducedFit.select().join(RawFit).where(RawFit.imgtype == "light")
+        if f.seeing_fwhm_arcsec is not None and f.rawfit.epoch.night == NIGHT
+    )
+    assert seeing == pytest.approx(stored)
+    flagged = [t for t in traces if t[2]]
+    assert flagged and all(n == 1 for _, _, _, n, _ in flagged)  # the clouded frame
+    symbols = page.evaluate(
+        "document.getElementById('conditions-plot').data.filter(t => t.meta.flagged)"
+        ".map(t => t.marker.symbol)"
+    )
+    assert set(symbols) == {"x"}
+    hover = page.evaluate(
+        "document.getElementById('conditions-plot').data.filter(t => t.meta.flagged)[0].text[0]"
+    )
+    assert site["flagged_frame"] in hover and "LOW_TRANSPARENCY" in hover
+    assert page.locator("#conditions-plot .xtick").count() >= 2
+    page.close()
+    assert problems == []

@@ -49,6 +49,20 @@ OBJECT_NAMES = {
     "BD+32 3739": {"osn": "BD+323739", "dipol": "BD323739", "cafos": "BD+323739"},
     "HD 212311": {"osn": "HD212311", "dipol": "HD212311", "cafos": "HD212311"},
 }
+#: Relative swing of the seeing through a simulated night (simulator assumption).
+SEEING_SWING = 0.15
+#: Largest fraction of the flux one polarimetric image receives: a polarizer, or one
+#: Wollaston beam behind a half-wave plate, passes (1 + p)/2 (optics.py), with p up to 10 %.
+POL_IMAGE_FRACTION = 0.55
+#: Seeing (arcsec) at which the usual exposure puts the brightest star at a third of
+#: saturation (a typical night; simulator assumption).
+TYPICAL_SEEING_ARCSEC = 2.2
+#: Highest fraction of the detector's range above bias that the brightest star may
+#: reach at the best seeing of the night: observers shorten the exposure of a bright
+#: standard so that it does not saturate when the seeing improves (the planned peak,
+#: a Moffat profile centred on a pixel, is the highest the star can reach).
+BEST_SEEING_PEAK_FRACTION = 1.0
+
 #: DIPOL polarimetry sub-frame size at 2x2 binning (about 2.5' x 2.0'; seed 004 §6.3).
 DIPOL_SUBFRAME_2X2 = (1120, 900)
 
@@ -353,6 +367,74 @@ PRESETS["unbinned"] = Preset(
 )
 
 
+#: The demo's nights after the first (iopreport/demo.py): BL Lac monitored at every
+#: telescope, and at each polarimeter a standard of the kind the first (small) night
+#: lacks, so that every polarimeter's instrumental polarization and zero angle can be
+#: fitted from the nights together (unpolarized BD+32 3739 for DIPOL, both kinds for
+#: AndorT150). Binnings as in ``tiny``, CAFOS unbinned as in ``small`` (a bright
+#: standard's short exposure then still shows enough stars to plate-solve).
+PRESETS["monitor"] = Preset(
+    "monitor",
+    {
+        "OSN-T090": (
+            InstrumentPlan(
+                "AndorT90",
+                4,
+                _blocks(
+                    Block("bias", 3),
+                    *_flats("R", 3),
+                    *_flats("R", 3, WHEEL),
+                    _phot("2200+420", "R"),
+                    _pol("2200+420"),
+                    _pol("Hiltner 960"),
+                ),
+            ),
+            InstrumentPlan(
+                "DIPOL",
+                4,
+                _blocks(
+                    Block("bias", 3),
+                    Block("dark", 3),
+                    *_flats("R", 3),
+                    _phot("2200+420", "R"),
+                    _pol("2200+420", subframe=True),
+                    _pol("BD+32 3739", subframe=True),
+                ),
+            ),
+        ),
+        "OSN-T150": (
+            InstrumentPlan(
+                "AndorT150",
+                4,
+                _blocks(
+                    Block("bias", 3),
+                    *_flats("R", 3),
+                    *_flats("R", 3, WHEEL),
+                    _phot("2200+420", "R"),
+                    _pol("2200+420"),
+                    _pol("Hiltner 960"),
+                    _pol("BD+32 3739"),
+                ),
+            ),
+        ),
+        "CAHA-T220": (
+            InstrumentPlan(
+                "CAFOS",
+                1,
+                _blocks(
+                    Block("bias", 3),
+                    *_flats("R", 3),
+                    *_flats("R", 3, HWP_CAFOS),
+                    _phot("2200+420", "R"),
+                    _pol("2200+420"),
+                    _pol("Hiltner 960"),
+                ),
+            ),
+        ),
+    },
+)
+
+
 def osn_t090_camera(night: dt.date) -> str:
     """AndorT90, or RoperT90 for nights before the 2021-10-23 camera swap (reference/iop4.md §3)."""
     from iopreport.instruments.keywords import ROPER_UNTIL
@@ -381,11 +463,16 @@ class _Night:
         """Seeing FWHM (arcsec) and transparency at ``when``: slow drifts, optional cirrus."""
         hours = (when - dt.datetime.combine(self.night, EVENING_START_UTC)).total_seconds() / 3600
         phase = 2 * math.pi * hours / 5.0 + self.seeing_phase
-        seeing = self.base_seeing * (1.0 + 0.15 * math.sin(phase))
+        seeing = self.base_seeing * (1.0 + SEEING_SWING * math.sin(phase))
         transparency = 0.97 - 0.08 * hours / 10.0
         if self.cirrus:
             transparency *= self.rng.uniform(0.90, 1.0)
         return seeing, transparency
+
+    @property
+    def best_seeing(self) -> float:
+        """The best seeing of the night (arcsec): what an observer sets exposures for."""
+        return self.base_seeing * (1.0 - SEEING_SWING)
 
     def advance(self, exptime: float, overhead: float) -> dt.datetime:
         start = self.clock
@@ -447,6 +534,7 @@ def _plan_instrument(state: _Night, instrument_plan: InstrumentPlan, sources, br
         "window": Window(0, 0, nx, ny),
     }
     flip_by_target: dict[str, bool] = {}
+    best = state.best_seeing
     science: list[dict] = []
     sequence_counter = 0
     for block in instrument_plan.blocks:
@@ -457,7 +545,9 @@ def _plan_instrument(state: _Night, instrument_plan: InstrumentPlan, sources, br
         for repeat in range(block.count):
             if block.kind == "phot":
                 for band_index, band in enumerate(block.bands):
-                    t = choose_exptime(spec, binning, name, block.target, band, brightness, 1.0)
+                    t = choose_exptime(
+                        spec, binning, name, block.target, band, brightness, 1.0, best
+                    )
                     science.append(
                         {
                             "block": block,
@@ -468,7 +558,9 @@ def _plan_instrument(state: _Night, instrument_plan: InstrumentPlan, sources, br
                     )
             else:
                 sequence_counter += 1
-                t = choose_exptime(spec, binning, name, block.target, "R", brightness, 0.5)
+                t = choose_exptime(
+                    spec, binning, name, block.target, "R", brightness, POL_IMAGE_FRACTION, best
+                )
                 science.append(
                     {"block": block, "sequence": sequence_counter, "exptime": t, "spelling": repeat}
                 )
@@ -592,6 +684,7 @@ def dipol_subframe(spec: InstrumentSpec, binning: int, flip: bool) -> Window:
 MAX_EXPTIME_S = {"DIPOL": 60.0, "CAFOS": 180.0}
 NICE_EXPTIMES = (
     0.1,
+    0.15,
     0.2,
     0.5,
     1.0,
@@ -612,21 +705,32 @@ NICE_EXPTIMES = (
 )
 
 
-def choose_exptime(spec, binning, name, target, band, brightness, transmission) -> float:
-    """Longest usual exposure that keeps the target's peak near a third of saturation.
+def choose_exptime(
+    spec, binning, name, target, band, brightness, transmission, best_seeing_arcsec=None
+) -> float:
+    """Longest usual exposure that keeps the brightest star of interest unsaturated.
 
-    ``brightness(target, band)`` gives the magnitude of the brightest star of
-    interest in the field (target or calibrator).
+    As observers plan: the brightest star in the field (target or calibrator,
+    ``brightness(target, band)``) peaks near a third of saturation in typical seeing
+    (:data:`TYPICAL_SEEING_ARCSEC`), and below :data:`BEST_SEEING_PEAK_FRACTION` of the
+    range above bias at the night's best seeing (``best_seeing_arcsec``), so that a
+    bright standard gets a short exposure. ``transmission`` is the largest fraction of
+    the flux one image receives (1 for photometry, :data:`POL_IMAGE_FRACTION` for a
+    polarizer position or a Wollaston beam).
     """
     from iopreport.simulate.render import moffat_peak_fraction
 
     magnitude = brightness(target, band)
     rate = ZERO_MAG_RATE_R[name] * BAND_THROUGHPUT[band] * 10 ** (-0.4 * magnitude) * transmission
-    fwhm_px = 2.2 / spec.pixscale_at(binning)
-    peak_adu_per_s = rate * moffat_peak_fraction(fwhm_px) / spec.gain_e_per_adu
-    if spec.polarimetry == "hwp":
-        peak_adu_per_s *= 0.5 * 1.1
-    wanted = spec.saturation_adu / 3.0 / max(peak_adu_per_s, 1e-9)
+
+    def peak_adu_per_s(seeing_arcsec: float) -> float:
+        fwhm_px = seeing_arcsec / spec.pixscale_at(binning)
+        return rate * moffat_peak_fraction(fwhm_px) / spec.gain_e_per_adu
+
+    wanted = spec.saturation_adu / 3.0 / max(peak_adu_per_s(TYPICAL_SEEING_ARCSEC), 1e-9)
+    if best_seeing_arcsec is not None:
+        headroom = BEST_SEEING_PEAK_FRACTION * (spec.saturation_adu - spec.bias_level_adu)
+        wanted = min(wanted, headroom / max(peak_adu_per_s(best_seeing_arcsec), 1e-9))
     wanted = min(wanted, MAX_EXPTIME_S.get(name, NICE_EXPTIMES[-1]))
     fitting = [t for t in NICE_EXPTIMES if t <= wanted]
     return fitting[-1] if fitting else NICE_EXPTIMES[0]

@@ -41,6 +41,42 @@ PERIOD_DAYS = 3.0
 
 
 @dataclass(frozen=True)
+class Flare:
+    """A flare of a blazar: a Gaussian brightening in time, with the polarization rising.
+
+    ``peak`` is naive UTC; ``amplitude_mag`` the brightening at the peak (positive),
+    ``sigma_days`` its width and ``p_rise`` the added degree of polarization at the peak.
+    """
+
+    peak: dt.datetime
+    amplitude_mag: float
+    sigma_days: float
+    p_rise: float = 0.0
+
+    def strength(self, when: dt.datetime) -> float:
+        """0 far from the flare, 1 at its peak."""
+        days = (when - self.peak).total_seconds() / 86400.0
+        return math.exp(-0.5 * (days / self.sigma_days) ** 2)
+
+
+#: Simulated flares by source (simulator assumption): BL Lac brightens by 0.6 mag on
+#: the demo's third night (2024-10-10), enough for the summary's ``mag_change`` alert
+#: (0.3 mag in the skeleton's config.toml) against the night before. The flare is
+#: flat within a night (its width is a day), so a polarizer-wheel sequence still
+#: sees a steady source.
+FLARES: dict[str, tuple[Flare, ...]] = {
+    "2200+420": (
+        Flare(
+            peak=dt.datetime(2024, 10, 10, 22, 0),
+            amplitude_mag=0.6,
+            sigma_days=0.5,
+            p_rise=0.04,
+        ),
+    ),
+}
+
+
+@dataclass(frozen=True)
 class TargetModel:
     """The truth for one source on one night; ``epoch`` is the night's reference time."""
 
@@ -55,6 +91,13 @@ class TargetModel:
     epoch: dt.datetime
     phase: float = 0.0
     pol_by_band: dict[str, tuple[float, float]] = field(default_factory=dict)
+    flares: tuple[Flare, ...] = ()
+
+    def _flare(self, when: dt.datetime) -> tuple[float, float]:
+        """(brightening in mag, added p) of the source's flares at ``when``."""
+        mag = sum(f.amplitude_mag * f.strength(when) for f in self.flares)
+        p = sum(f.p_rise * f.strength(when) for f in self.flares)
+        return mag, p
 
     def _days(self, when: dt.datetime) -> float:
         return (when - self.epoch).total_seconds() / 86400.0
@@ -65,7 +108,12 @@ class TargetModel:
         if not self.variable:
             return base
         days = self._days(when)
-        return base + MAG_AMPLITUDE * math.sin(2 * math.pi * days / PERIOD_DAYS + self.phase)
+        flare_mag, _ = self._flare(when)
+        return (
+            base
+            + MAG_AMPLITUDE * math.sin(2 * math.pi * days / PERIOD_DAYS + self.phase)
+            - flare_mag
+        )
 
     def polarization(self, when: dt.datetime, band: str = "R") -> tuple[float, float]:
         """True (p, chi in degrees) at ``when``."""
@@ -73,6 +121,7 @@ class TargetModel:
             return self.pol_by_band.get(band, (self.p, self.chi_deg))
         days = self._days(when)
         p = self.p + P_AMPLITUDE * math.sin(2 * math.pi * days / PERIOD_DAYS + self.phase + 1.0)
+        p += self._flare(when)[1]
         chi = (self.chi_deg + CHI_DRIFT_DEG_PER_DAY * days) % 180.0
         return max(p, 0.0), chi
 
@@ -95,6 +144,7 @@ def target_model(source: CatalogSource, night: dt.date, seed: int) -> TargetMode
             chi_deg=chi,
             epoch=epoch,
             phase=phase,
+            flares=FLARES.get(source.name, ()),
         )
     mags = {band: m.value for band, m in source.mags.items()}
     mag_r = mags.get("R", STANDARD_R_FALLBACK.get(source.name, mags.get("V", 10.4) - 0.4))

@@ -20,8 +20,14 @@ from matplotlib.figure import Figure
 THUMBNAIL_PX = 160
 #: Half side of a finding chart cut-out, pixels of the reduced frame.
 CHART_HALF_PX = 150
-#: Display stretch: percentiles mapped to black and white (as DS9's "99.5 %" scale).
-STRETCH_PERCENTILES = (1.0, 99.5)
+#: Display stretch: zscale limits (IRAF's ``display`` algorithm, as astropy.visualization
+#: implements it) with an asinh stretch (Lupton et al. 2004, PASP 116, 133). The limits
+#: follow the sky and its noise, not the brightest pixels, so crowded or noisy fields are
+#: not flooded with noise. The zscale contrast is wider than IRAF's 0.25 so the sky is a
+#: light grey with faint grain; the asinh softness ``a`` (astropy's ``AsinhStretch``)
+#: lifts faint stars while bright cores keep their shape.
+ZSCALE_CONTRAST = 0.1
+ASINH_A = 0.5
 #: Length of the N/E arrows on a finding chart, as a fraction of the cut-out side.
 ARROW_FRACTION = 0.15
 
@@ -35,12 +41,20 @@ def _read_image(path: Path) -> tuple[np.ndarray, fits.Header]:
 
 
 def _stretch(image: np.ndarray) -> np.ndarray:
-    finite = image[np.isfinite(image)]
-    if finite.size == 0:
+    """Image scaled to [0, 1]: zscale limits, asinh stretch (astropy.visualization)."""
+    from astropy.visualization import AsinhStretch, ImageNormalize, ZScaleInterval
+
+    finite = np.isfinite(image)
+    if not finite.any():
         return np.zeros_like(image)
-    low, high = np.percentile(finite, STRETCH_PERCENTILES)
-    scaled = (np.nan_to_num(image, nan=low) - low) / max(high - low, 1e-9)
-    return np.clip(scaled, 0.0, 1.0)
+    filled = np.where(finite, image, np.nanmedian(image[finite]))
+    norm = ImageNormalize(
+        filled,
+        interval=ZScaleInterval(contrast=ZSCALE_CONTRAST),
+        stretch=AsinhStretch(ASINH_A),
+        clip=True,
+    )
+    return np.asarray(norm(filled).filled(0.0), dtype=np.float32)
 
 
 def thumbnail_png(path: Path, *, size: int = THUMBNAIL_PX) -> bytes:

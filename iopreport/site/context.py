@@ -22,6 +22,7 @@ from iopreport.store.bits import (
     EpochFlags,
     ManualFlags,
     MasterFlags,
+    RawFitFlags,
     ReducedFitFlags,
     ResultFlags,
 )
@@ -45,6 +46,55 @@ TREND_POINTS = 40
 RECENT_NIGHTS = 60
 #: Band preferred for the index's "last magnitude" and trend (the monitoring band).
 MAIN_BAND = "R"
+
+#: Automatic and manual flag bits that concern a magnitude. A flag acts on what it
+#: concerns: FEW_CALIBRATORS (a magnitude-calibration flag) leaves p and chi standing.
+MAG_RESULT_FLAGS = int(
+    ResultFlags.BAD_PHOTOMETRY
+    | ResultFlags.LARGE_MAG_ERROR
+    | ResultFlags.FEW_CALIBRATORS
+    | ResultFlags.ASTROMETRY_FAILED
+    | ResultFlags.TARGET_SATURATED
+    | ResultFlags.HOST_NOT_CORRECTED
+    | ResultFlags.LOW_TRANSPARENCY
+)
+MAG_MANUAL_FLAGS = int(ManualFlags.BAD_PHOTOMETRY | ManualFlags.BAD_FRAME)
+#: Flag bits that concern the polarization (p, chi, q, u).
+POL_RESULT_FLAGS = int(
+    ResultFlags.BAD_POLARIMETRY
+    | ResultFlags.P_OUT_OF_RANGE
+    | ResultFlags.LARGE_POL_ERROR
+    | ResultFlags.ASTROMETRY_FAILED
+    | ResultFlags.TARGET_SATURATED
+    | ResultFlags.HOST_NOT_CORRECTED
+)
+POL_MANUAL_FLAGS = int(ManualFlags.BAD_POLARIMETRY | ManualFlags.BAD_FRAME)
+
+
+def flags_concern(quantity: str, auto_labels: str, manual_labels: str) -> bool:
+    """Whether a result's flags (bit names joined by ``|``) concern ``quantity``.
+
+    ``quantity`` is ``"mag"`` or one of the polarization panels (p, chi, q, u).
+    """
+    auto_mask, manual_mask = (
+        (MAG_RESULT_FLAGS, MAG_MANUAL_FLAGS)
+        if quantity == "mag"
+        else (POL_RESULT_FLAGS, POL_MANUAL_FLAGS)
+    )
+    auto = _bits(ResultFlags, auto_labels)
+    manual = _bits(ManualFlags, manual_labels)
+    return bool(auto & auto_mask or manual & manual_mask)
+
+
+@functools.lru_cache(maxsize=1024)
+def _bits(enum, labels: str) -> int:
+    """Integer of flag bit names joined by ``|`` or ``, `` (unknown names ignored)."""
+    value = 0
+    for name in labels.replace(",", "|").split("|"):
+        member = enum.__members__.get(name.strip())
+        if member is not None:
+            value |= int(member)
+    return value
 
 
 def _sql(query: str, params: Sequence = ()) -> list[tuple]:
@@ -321,7 +371,10 @@ class SourceSummary:
 def source_summaries(pages: Iterable[SourceInfo], stats: dict[int, tuple[int, int]]) -> list:
     """The index rows: last observation, last magnitude (R preferred), last p and chi, trend.
 
-    ``stats`` gives (number of results, number of nights) by source id.
+    ``stats`` gives (number of results, number of nights) by source id. Observed
+    sources come first (most recently observed first), then the never-observed ones
+    by name. Each value skips only the results whose flags concern it
+    (:data:`MAG_RESULT_FLAGS`, :data:`POL_RESULT_FLAGS`).
     """
     summaries = []
     for source in pages:
@@ -353,9 +406,9 @@ def source_summaries(pages: Iterable[SourceInfo], stats: dict[int, tuple[int, in
             band = bands[0][0]
             mags = _sql(
                 "SELECT mag, mag_err FROM photo_pol_result WHERE astrosource_id = ?"
-                " AND band = ? AND mag IS NOT NULL AND flags = 0 AND manual_flags = 0"
+                " AND band = ? AND mag IS NOT NULL AND (flags & ?) = 0 AND (manual_flags & ?) = 0"
                 " ORDER BY juliandate DESC LIMIT ?",
-                (source.id, band, TREND_POINTS),
+                (source.id, band, MAG_RESULT_FLAGS, MAG_MANUAL_FLAGS, TREND_POINTS),
             )
             if mags:
                 summary.last_mag_band = band
@@ -363,13 +416,16 @@ def source_summaries(pages: Iterable[SourceInfo], stats: dict[int, tuple[int, in
                 summary.trend = [m for m, _ in reversed(mags)]
         pol = _sql(
             "SELECT p, chi FROM photo_pol_result WHERE astrosource_id = ? AND p IS NOT NULL"
-            " AND flags = 0 AND manual_flags = 0 ORDER BY juliandate DESC LIMIT 1",
-            (source.id,),
+            " AND (flags & ?) = 0 AND (manual_flags & ?) = 0 ORDER BY juliandate DESC LIMIT 1",
+            (source.id, POL_RESULT_FLAGS, POL_MANUAL_FLAGS),
         )
         if pol:
             summary.last_p_pct = _scaled(pol[0][0], 100.0, 2)
             summary.last_chi = _round(pol[0][1], 1)
-    return summaries
+    observed = sorted((s for s in summaries if s.n_results), key=lambda s: s.source.name)
+    observed.sort(key=lambda s: s.last_date, reverse=True)
+    never = [s for s in summaries if not s.n_results]
+    return observed + never
 
 
 # --------------------------------------------------------------------------- nights
@@ -502,6 +558,7 @@ def _nights_chunk(chunk: list[int], sources: dict[int, SourceInfo]) -> dict[int,
             "failures": [],
             "results": [],
             "header_wcs": 0,  # frames placed by their header's WCS (checked, not solved)
+            "conditions": [],
         }
         for eid in chunk
     }
@@ -636,7 +693,79 @@ def _nights_chunk(chunk: list[int], sources: dict[int, SourceInfo]) -> dict[int,
         if error:
             name = source.name if source else source_id
             contexts[eid]["failures"].append({"what": f"result of {name}", "reason": error})
+    _conditions_chunk(chunk, contexts)
     return contexts
+
+
+#: Columns of a night's observing-conditions rows (one per reduced light frame).
+CONDITION_COLUMNS = (
+    "date",
+    "instrument",
+    "band",
+    "filename",
+    "seeing",
+    "zero_point",
+    "sky",
+    "flagged",
+    "why",
+)
+#: Frame flags that mark a frame on the conditions plots (its values are suspect).
+RAW_BAD_FLAGS = int(RawFitFlags.SATURATED | RawFitFlags.EXCLUDED | RawFitFlags.ERROR_CLASSIFY)
+REDUCED_BAD_FLAGS = int(
+    ReducedFitFlags.ERROR_CALIBRATION
+    | ReducedFitFlags.ERROR_ASTROMETRY
+    | ReducedFitFlags.ERROR_PHOTOMETRY
+    | ReducedFitFlags.LOW_TRANSPARENCY
+)
+
+
+def _conditions_chunk(chunk: list[int], contexts: dict[int, dict]) -> None:
+    """Seeing, zero point and sky level of every reduced light frame of the epochs.
+
+    The zero point is per second of exposure, ``mag_zp - 2.5 log10(exptime)``
+    (magnitude giving 1 ADU/s, from the frame's relative-photometry result, as the
+    transparency check uses it); the sky level is the mean background per pixel
+    per second in the frame's apertures (ADU s⁻¹ px⁻¹).
+    """
+    marks = ",".join("?" * len(chunk))
+    rows = _sql(
+        "SELECT r.epoch_id, strftime('%Y-%m-%dT%H:%M:%S', r.juliandate), r.instrument, r.band,"
+        " r.filename, r.exptime, f.seeing_fwhm_arcsec, r.flags, f.flags, f.error,"
+        " (SELECT min(p.mag_zp) FROM photo_pol_member m"
+        "  JOIN photo_pol_result p ON m.result_id = p.id WHERE m.rawfit_id = r.id"
+        "  AND p.method = 'relphot' AND p.mag_zp IS NOT NULL),"
+        " (SELECT avg(a.bkg_counts / (3.141592653589793 * a.aperture_px * a.aperture_px))"
+        "  FROM aper_phot_result a WHERE a.reducedfit_id = f.id AND a.bkg_counts IS NOT NULL"
+        "  AND a.aperture_px > 0)"
+        " FROM raw_fit r JOIN reduced_fit f ON f.rawfit_id = r.id"
+        f" WHERE r.epoch_id IN ({marks}) AND r.imgtype = 'light'"
+        " ORDER BY r.epoch_id, r.juliandate, r.filename",
+        chunk,
+    )
+    for row in rows:
+        eid, date, instrument, band, filename, exptime, seeing, raw_flags, flags, error = row[:10]
+        zp, sky = row[10:]
+        exposed = exptime is not None and exptime > 0
+        zp_per_s = zp - 2.5 * math.log10(exptime) if zp is not None and exposed else None
+        sky_per_s = sky / exptime if sky is not None and exposed else None
+        bad_raw = (raw_flags or 0) & RAW_BAD_FLAGS
+        bad = (flags or 0) & REDUCED_BAD_FLAGS
+        why = ", ".join(RawFitFlags.labels(bad_raw) + ReducedFitFlags.labels(bad))
+        if error and bad:
+            why += f": {error}"
+        contexts[eid].setdefault("conditions", []).append(
+            [
+                date,
+                instrument,
+                band,
+                filename,
+                _round(seeing, 2),
+                _round(zp_per_s, 3),
+                _round(sky_per_s, 3),
+                bool(bad_raw or bad),
+                why,
+            ]
+        )
 
 
 def epoch_flag_labels(flags: int) -> str:

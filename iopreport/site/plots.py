@@ -16,6 +16,7 @@ import math
 from collections import defaultdict
 from collections.abc import Sequence
 
+from iopreport.site.context import flags_concern
 from iopreport.stokes import angle_mean, mean_polarization, weighted_mean
 from iopreport.store.columns import MJD_OFFSET, jd_to_datetime
 
@@ -23,6 +24,11 @@ from iopreport.store.columns import MJD_OFFSET, jd_to_datetime
 MAX_POINTS_PER_SERIES = 4000
 #: Smallest bin width, days (one night); doubled until the series is short enough.
 BIN_DAYS = 1.0
+#: Shortest time axis, days: one night's results (or a single one) are shown over a
+#: day, so the axis is labelled in hours rather than in fractions of a second.
+MIN_SPAN_DAYS = 1.0
+#: Margin left on each side of the results on the time axis, as a fraction of the span.
+PAD_FRACTION = 0.05
 
 #: Panels: (key, y column, error column, axis title, reversed axis).
 PANELS = (
@@ -157,6 +163,18 @@ def _combine(group: list[dict]) -> dict:
     return point
 
 
+def time_range(points: Sequence[dict]) -> list[float] | None:
+    """The time axis range (MJD) of the points: their span with a margin, at least a day."""
+    mjds = [p["mjd"] for p in points if p.get("mjd") is not None]
+    if not mjds:
+        return None
+    low, high = min(mjds), max(mjds)
+    span = max(high - low, MIN_SPAN_DAYS / (1.0 + 2.0 * PAD_FRACTION))
+    centre = (low + high) / 2.0
+    half = span * (0.5 + PAD_FRACTION)
+    return [round(centre - half, 5), round(centre + half, 5)]
+
+
 def _axis_names(index: int) -> tuple[str, str]:
     """Trace axis reference and layout key of panel ``index`` (0 → y / yaxis)."""
     suffix = "" if index == 0 else str(index + 1)
@@ -188,8 +206,12 @@ def source_figure(
     Returns
     -------
     dict
-        ``{"data": [...], "layout": {...}}``; data traces have ``meta = {"kind": "data",
-        "panel": ..., "flagged": bool}``, reference lines ``meta = {"kind": "reference"}``.
+        ``{"data": [...], "layout": {...}, "time_range_mjd": [lo, hi], "shape_bands": [...]}``;
+        data traces have ``meta = {"kind": "data", "panel": ..., "flagged": bool, "band":
+        ..., "instrument": ...}``, where ``flagged`` means flags that concern the panel's
+        quantity (:func:`iopreport.site.context.flags_concern`). Literature values are
+        layout shapes spanning the whole time axis (``xref = "x domain"``), with the band
+        of each in ``shape_bands``.
     """
     present = [
         panel for panel in PANELS if any(p[panel[1]] is not None for p in (*points, *imported))
@@ -207,8 +229,13 @@ def source_figure(
         "height": 220 * n + 120,
         "margin": {"l": 70, "r": 20, "t": 30, "b": 50},
         "hovermode": "closest",
-        "legend": {"orientation": "h", "y": -0.08},
-        "xaxis": {"type": "date", "title": {"text": "date (UTC)"}, "anchor": _axis_names(n - 1)[0]},
+        "legend": {"orientation": "h", "x": 0, "y": 1.0, "yanchor": "bottom"},
+        "xaxis": {
+            "type": "date",
+            "title": {"text": "date (UTC)"},
+            "anchor": _axis_names(n - 1)[0],
+            "hoverformat": "%Y-%m-%d %H:%M:%S",
+        },
         "showlegend": True,
     }
     axis_of = {}
@@ -238,7 +265,7 @@ def source_figure(
                 chosen = [
                     i
                     for i in groups[group]
-                    if points[i][y_col] is not None and points[i]["flagged"] == flagged
+                    if points[i][y_col] is not None and _flagged_for(points[i], key) == flagged
                 ]
                 if not chosen:
                     continue
@@ -271,12 +298,20 @@ def source_figure(
                             "flagged": flagged,
                             "y": y_col,
                             "err": err_col,
+                            "band": band,
+                            "instrument": instrument,
                         },
                     }
                 )
     data.extend(_imported_traces(imported, present, axis_of))
-    data.extend(_reference_lines(points, axis_of, literature_mags or {}, standard_pol))
-    return {"data": data, "layout": layout}
+    lines = _reference_lines(points, axis_of, literature_mags or {}, standard_pol)
+    layout["shapes"] = [shape for _, shape in lines]
+    return {
+        "data": data,
+        "layout": layout,
+        "time_range_mjd": time_range(points),
+        "shape_bands": [band for band, _ in lines],
+    }
 
 
 #: Marker colour of imported results (grey: another pipeline's, not this one's).
@@ -328,7 +363,7 @@ def _imported_traces(imported: Sequence[dict], present, axis_of: dict) -> list[d
                         "name": name,
                         "legendgroup": "imported",
                         "showlegend": key == present[0][0],
-                        "x": [p["date"] for p in chosen],
+                        "x": [p["date"] for p in chosen],  # source.js: by the time axis
                         "y": [p[y_col] for p in chosen],
                         "error_y": {
                             "type": "data",
@@ -347,48 +382,69 @@ def _imported_traces(imported: Sequence[dict], present, axis_of: dict) -> list[d
                         },
                         "yaxis": axis_of[key],
                         "xaxis": "x",
-                        "meta": {"kind": "imported", "panel": key, "flagged": flagged},
+                        "meta": {
+                            "kind": "imported",
+                            "panel": key,
+                            "flagged": flagged,
+                            "band": band,
+                            "date": [p["date"] for p in chosen],
+                            "mjd": [p["mjd"] for p in chosen],
+                        },
                     }
                 )
     return traces
 
 
-def _reference_lines(points, axis_of, literature_mags, standard_pol) -> list[dict]:
+def _flagged_for(point: dict, panel: str) -> bool:
+    """Whether the point's flags concern the quantity of ``panel`` (mag, or polarization)."""
+    if not point["flagged"]:
+        return False
+    return flags_concern(panel, point["auto_flags"], point["manual_flags"])
+
+
+def _reference_lines(points, axis_of, literature_mags, standard_pol) -> list[tuple[str, dict]]:
+    """(band, shape) of every literature value: a dashed line across the whole time axis.
+
+    The line is a layout shape on the x axis's domain (0 to 1), so it spans the axis
+    whatever its range, a single epoch included; it has its own legend entry.
+    """
     if not points:
         return []
-    x = [points[0]["date"], points[-1]["date"]]
     bands = {p["band"] for p in points if p["mag"] is not None}
     lines = []
 
-    def line(name: str, value: float, axis: str) -> dict:
-        return {
-            "type": "scatter",
-            "mode": "lines",
+    def line(band: str, name: str, value: float, axis: str) -> tuple[str, dict]:
+        return band, {
+            "type": "line",
             "name": name,
-            "x": x,
-            "y": [value, value],
-            "yaxis": axis,
-            "xaxis": "x",
-            "line": {"dash": "dash", "width": 1, "color": "#555"},
-            "hoverinfo": "name",
-            "meta": {"kind": "reference"},
+            "showlegend": True,
+            "legendgroup": f"literature|{band}",
+            "xref": "x domain",
+            "x0": 0,
+            "x1": 1,
+            "yref": axis,
+            "y0": value,
+            "y1": value,
+            "layer": "below",
+            "line": {"dash": "dash", "width": 1.5, "color": "#555"},
         }
 
     if "mag" in axis_of:
         for band in sorted(bands & set(literature_mags)):
             value, error = literature_mags[band]
             text = f"{band} catalog {value:.3f}" + (f" ± {error:.3f}" if error else "")
-            lines.append(line(text, value, axis_of["mag"]))
+            lines.append(line(band, text, value, axis_of["mag"]))
     pol_bands = {p["band"] for p in points if p["p_pct"] is not None}
     for standard in standard_pol:
-        if standard["band"] not in pol_bands:
+        band = standard["band"]
+        if band not in pol_bands:
             continue
         if "p" in axis_of:
-            text = f"{standard['band']} literature p {standard['p'] * 100:.2f} %"
-            lines.append(line(text, round(standard["p"] * 100, 3), axis_of["p"]))
+            text = f"{band} literature p {standard['p'] * 100:.2f} %"
+            lines.append(line(band, text, round(standard["p"] * 100, 3), axis_of["p"]))
         if "chi" in axis_of and standard.get("chi") is not None:
-            text = f"{standard['band']} literature χ {standard['chi']:.1f}°"
-            lines.append(line(text, standard["chi"], axis_of["chi"]))
+            text = f"{band} literature χ {standard['chi']:.1f}°"
+            lines.append(line(band, text, standard["chi"], axis_of["chi"]))
     return lines
 
 

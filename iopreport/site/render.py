@@ -558,11 +558,22 @@ def _make_source(build: _Build, source: context.SourceInfo, count, frame) -> lis
         n_imported=sum(p["n_binned"] for p in imported),
         bin_days=bin_days,
         download_name=stem.rsplit("/", 1)[-1],
+        bands=_ordered_bands({p["band"] for p in plotted}),
+        instruments=sorted({p["instrument"] for p in plotted}),
         chart=chart,
         chart_frame=frame,
         nights=nights,
     )
     return files
+
+
+#: Order of the band selector: the usual photometric bands blue to red, then any other.
+BAND_ORDER = "UBVRI"
+
+
+def _ordered_bands(bands: set[str]) -> list[str]:
+    known = [band for band in BAND_ORDER if band in bands]
+    return known + sorted(band for band in bands if band not in BAND_ORDER)
 
 
 def _plan_nights(
@@ -648,6 +659,9 @@ def _make_night(build: _Build, epoch, before, after, summary, night: dict) -> li
             "result_columns": context.RESULT_COLUMNS,
             "results": night["results"],
             "thumbs": thumbs,
+            "night": epoch.night.isoformat(),
+            "condition_columns": context.CONDITION_COLUMNS,
+            "conditions": night["conditions"],
         },
     )
     return files
