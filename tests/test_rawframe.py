@@ -61,3 +61,13 @@ def test_bad_section_in_a_header_names_the_keyword(tmp_path, shared_dir):
     fits.PrimaryHDU(data, header).writeto(path)
     with pytest.raises(SectionError, match="TRIMSEC"):
         read_raw(path, _generic_spec(trim_keyword="TRIMSEC"))
+
+
+def test_trimming_moves_the_header_wcs_reference_pixel(tmp_path, shared_dir):
+    data = fits.getdata(shared_dir / SAAO)
+    header = fits.getheader(shared_dir / SAAO)
+    header["CRPIX1"], header["CRPIX2"] = 300.0, 200.0
+    path = tmp_path / "wcs.fits"
+    fits.PrimaryHDU(data, header).writeto(path)
+    frame = read_raw(path, _generic_spec(trim_keyword="TRIMSEC"))  # [17:528,1:520]
+    assert frame.header["CRPIX1"] == 284.0 and frame.header["CRPIX2"] == 200.0

@@ -12,7 +12,7 @@ from iopreport.instruments.polarization import (
     InstrumentalPolarization,
     instrumental_polarization,
 )
-from iopreport.instruments.specs import INSTRUMENTS, InstrumentSpec, instrument
+from iopreport.instruments.specs import INSTRUMENTS, InstrumentSpec, instrument, quad_instruments
 
 __all__ = [
     "INSTRUMENTAL_POLARIZATION",
@@ -21,4 +21,5 @@ __all__ = [
     "InstrumentalPolarization",
     "instrument",
     "instrumental_polarization",
+    "quad_instruments",
 ]

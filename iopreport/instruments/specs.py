@@ -60,6 +60,16 @@ class InstrumentSpec:
         least-squares fit over all angles, or per 4-position cycle with the
         iterative 2-3 sigma weights of DIPOL's reduction software (Piirola et
         al. 2020); ``[polarimetry] hwp_average`` in config.toml overrides it.
+    pairs_in_photometry : bool
+        Whether photometric frames show O/E pairs too (IOP4's ``has_pairs``
+        hook: CAFOS's Wollaston is in the beam only in polarimetry).
+    subframes_by_quads : bool
+        Whether cut-out sub-frames (``XORGSUBF``/``YORGSUBF``) are placed by
+        quads against a solved full frame of the same target (DIPOL's
+        polarimetry cuts) instead of being solved on their own.
+    flats_per_pol_setup : bool
+        Whether a polarimetric frame needs flats taken with its own
+        polarimetric setup (mode and angle); DIPOL's flats serve every angle.
     hwp_fit_method : str
         The method name stored for a one-fit half-wave-plate result
         (``PhotoPolResult.method``; DIPOL's is ``"dipol-16"``).
@@ -96,10 +106,23 @@ class InstrumentSpec:
     sky_rotation_deg: float = 0.0
     hwp_average: Literal["fit", "cycles"] = "fit"
     hwp_fit_method: str = "hwp-lsq"
+    pairs_in_photometry: bool = True
+    subframes_by_quads: bool = False
+    flats_per_pol_setup: bool = True
     overscan_section: str = ""
     overscan_keyword: str = ""
     trim_section: str = ""
     trim_keyword: str = ""
+
+    def has_pairs(self, obsmode: str | None) -> bool:
+        """Whether a frame in ``obsmode`` shows O/E image pairs (IOP4's ``has_pairs``)."""
+        if self.oe_offset_px is None:
+            return False
+        return obsmode == "polarimetry" or self.pairs_in_photometry
+
+    def solves_by_quads(self, subframe_origin: tuple[int, int]) -> bool:
+        """Whether a frame cut at ``subframe_origin`` is placed by quads (see the attribute)."""
+        return self.subframes_by_quads and subframe_origin != (0, 0)
 
     def pixscale_at(self, binning: int) -> float:
         """Pixel scale in arcsec/px at ``binning`` (reference/iop4.md §4.1)."""
@@ -198,6 +221,7 @@ INSTRUMENTS: dict[str, InstrumentSpec] = {
             min_pol_angles=4,
             oe_offset_px=(-35.72, -0.197),
             oe_offset_std_px=(1.34, 1.02),
+            pairs_in_photometry=False,
         ),
         InstrumentSpec(
             name="DIPOL",
@@ -220,6 +244,8 @@ INSTRUMENTS: dict[str, InstrumentSpec] = {
             needs_darks=True,
             hwp_average="cycles",
             hwp_fit_method="dipol-16",
+            subframes_by_quads=True,
+            flats_per_pol_setup=False,
             sky_rotation_deg=177.6,
         ),
     )
@@ -233,3 +259,8 @@ def instrument(name: str) -> InstrumentSpec:
         return INSTRUMENTS[key]
     except KeyError:
         raise KeyError(f"unknown instrument {name!r}; known: {', '.join(INSTRUMENTS)}") from None
+
+
+def quad_instruments() -> tuple[str, ...]:
+    """Names of the instruments whose sub-frames are placed by quads (``subframes_by_quads``)."""
+    return tuple(name for name, spec in INSTRUMENTS.items() if spec.subframes_by_quads)

@@ -245,9 +245,7 @@ def _reduce_frame(task: FrameTask, outcome: FrameOutcome) -> FrameOutcome:
 
     solver = _get_solver(task.index_dir)
     offset = spec.oe_offset_at(info.binning[0])
-    has_pairs = offset is not None and not (
-        info.instrument == "CAFOS" and info.obsmode != "polarimetry"
-    )
+    has_pairs = offset is not None and spec.has_pairs(info.obsmode)
     if has_pairs and info.flipped:
         offset = (offset[0], -offset[1])
     solution = None
@@ -255,7 +253,7 @@ def _reduce_frame(task: FrameTask, outcome: FrameOutcome) -> FrameOutcome:
     detections = None
     attempts = []
     wcs = None
-    if info.instrument == "DIPOL" and info.subframe_origin != (0, 0) and offset is not None:
+    if spec.solves_by_quads(info.subframe_origin) and offset is not None:
         # too few stars for a blind solve: quads against a solved photometry frame
         wcs, pair_offset, detections, method, error = _solve_subframe(task, image, offset)
         lap("astrometry")
@@ -436,7 +434,7 @@ def _solve_subframe(task: FrameTask, image: np.ndarray, offset: tuple[float, flo
     spec = task.spec
     detections = detect(image, threshold_sigma=SUBFRAME_THRESHOLD)
     sub_xy = np.column_stack([detections.x, detections.y])
-    scatter = quads.default_scatter(offset)
+    scatter = quads.default_scatter(offset, task.spec.name)
     pairs = find_pairs(detections.x, detections.y, offset, scatter) if len(detections) else None
     pair_offset = pairs.offset if pairs is not None else offset
     rotation, flip = spec.sky_rotation_deg, info.flipped

@@ -29,7 +29,7 @@ from iopreport.catalog import Catalog
 from iopreport.config import Config
 from iopreport.errors import IopreportError
 from iopreport.identify import identify_target
-from iopreport.instruments import InstrumentSpec, instrument
+from iopreport.instruments import InstrumentSpec, instrument, quad_instruments
 from iopreport.nightlayout import FITS_NAME
 from iopreport.reduce.classify import (
     JD_PLAUSIBLE,
@@ -818,10 +818,10 @@ def _science_tasks(
             drop_frame_products(rawfit)
             continue
         info = infos[rawfit.filename] if infos else _info(rawfit, folder)
-        is_subframe = info.instrument == "DIPOL" and info.subframe_origin != (0, 0)
+        spec = instrument(info.instrument)
+        is_subframe = spec.solves_by_quads(info.subframe_origin)
         if is_subframe != subframes:
             continue
-        spec = instrument(info.instrument)
         full = spec.shape_at(info.binning[0])
         size = info.imgsize if info.subframe_origin == (0, 0) else f"{full[0]}x{full[1]}"
         bias = _match(MasterBias, epoch, info.instrument, size, info.binning_text, config)
@@ -831,7 +831,7 @@ def _science_tasks(
             else None
         )
         flat_keys = {"band": info.band}
-        if info.instrument != "DIPOL":
+        if spec.flats_per_pol_setup:
             flat_keys.update(obsmode=info.obsmode, angle=info.angle)
         flat = _match(
             MasterFlat, epoch, info.instrument, size, info.binning_text, config, **flat_keys
@@ -936,7 +936,7 @@ class _SolvedDipolFrames:
             ReducedFit.select(ReducedFit, RawFit)
             .join(RawFit)
             .where(
-                (RawFit.instrument == "DIPOL")
+                RawFit.instrument.in_(quad_instruments())
                 & (RawFit.obsmode == "photometry")
                 & (RawFit.imgtype == "light")
                 & (ReducedFit.flags.bin_and(int(ReducedFitFlags.ASTROMETRY_OK)) != 0)

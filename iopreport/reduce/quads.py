@@ -873,11 +873,14 @@ def central_pair_wcs(
     return wcs
 
 
-def default_scatter(oe_offset: tuple[float, float]) -> tuple[float, float]:
-    """3 sigma of DIPOL's O/E displacement scatter, scaled to ``oe_offset``'s binning."""
-    from iopreport.instruments import instrument
+def default_scatter(oe_offset: tuple[float, float], name: str | None = None) -> tuple[float, float]:
+    """3 sigma of the O/E displacement scatter of instrument ``name``, scaled to ``oe_offset``.
 
-    spec = instrument("DIPOL")
+    ``name`` defaults to the instrument whose sub-frames are placed by quads.
+    """
+    from iopreport.instruments import instrument, quad_instruments
+
+    spec = instrument(name or quad_instruments()[0])
     reference = math.hypot(*spec.oe_offset_px)
     factor = math.hypot(*oe_offset) / reference
     sx, sy = spec.oe_offset_std_px

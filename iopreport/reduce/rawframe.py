@@ -74,6 +74,11 @@ def prepare(data: np.ndarray, header: fits.Header, spec: InstrumentSpec) -> RawF
         level = float(np.median(section))
     if trim is not None:
         ccd = trim_image(ccd, fits_section=trim[0].replace(" ", ""))
+        # a header WCS refers to the untrimmed pixels: move its reference pixel with the cut
+        rows, columns = trim_slices
+        for key, start in (("CRPIX1", columns.start), ("CRPIX2", rows.start)):
+            if start and isinstance(header.get(key), int | float):
+                header[key] = header[key] - start
     prepared = np.ascontiguousarray(ccd.data, dtype=np.float32)
     return RawFrame(
         prepared,

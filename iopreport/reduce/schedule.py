@@ -105,8 +105,9 @@ class Scheduler:
                     epoch = state.epoch
                     info = classify_file(folder / rawfit.filename, epoch.telescope, epoch.night)
                     state.infos[rawfit.filename] = info
-                full = instrument(info.instrument).shape_at(info.binning[0])
-                subframe = info.instrument == "DIPOL" and info.subframe_origin != (0, 0)
+                spec = instrument(info.instrument)
+                full = spec.shape_at(info.binning[0])
+                subframe = spec.solves_by_quads(info.subframe_origin)
                 size = f"{full[0]}x{full[1]}" if subframe else info.imgsize
                 kind = "subframes" if subframe else "frames"
                 detector = (info.instrument, size, info.binning_text)
@@ -139,10 +140,11 @@ class Scheduler:
                 continue
             if other.kind in needs and other.detector == group.detector:
                 return False
+            # sub-frames wait for their instrument's full frames (their quad references)
             if (
                 group.kind == "subframes"
                 and other.kind == "frames"
-                and other.detector[0] == "DIPOL"
+                and other.detector[0] == group.detector[0]
             ):
                 return False
         return True
