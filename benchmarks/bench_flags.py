@@ -1,4 +1,4 @@
-"""Speed of a build's flag step on a big store (issue 6).
+"""Speed of a build's flag step on a big store.
 
 Usage: python benchmarks/bench_flags.py [--sources 200] [--results 500000] [--flags 100]
 

@@ -16,7 +16,7 @@ B, V, R and I photometry (one raw frame each) and one R polarimetry result
 * the size of the largest source page (without plotly.js, which is served once
   from static/) and of the whole site,
 
-and prints them with the peak memory of the process. Targets (issue 7): full
+and prints them with the peak memory of the process. Targets: full
 build under 60 s, incremental under 5 s, a source page under 1.5 MB.
 """
 

@@ -35,7 +35,7 @@ from iopreport.tomlsource import KeyPath, TomlSource
 CONFIG_ENV = "IOPREPORT_CONFIG"
 DEFAULT_CONFIG_NAME = "config.toml"
 
-# Sub-folders of the data directory, as in the IOP4 concepts seed (seeds/000).
+# Sub-folders of the data directory, as in the IOP4 concepts seed (IOP4's documentation).
 DATA_SUBDIRS = (
     "raw",
     "masterbias",
@@ -365,7 +365,7 @@ class InstrumentalPolarizationConfig:
 
     Valid from ``valid_from`` (UTC) until the next entry of the same
     instrument (and band, when given): an instrument changes when a mirror is
-    cleaned (reference/iop4.md §8.3). Seed 004 Eqs. 4-7, 15, 19-20.
+    cleaned (IOP4's polarimetry). Escudero Pedrosa et al. 2024, Eqs. 4-7, 15, 19-20.
     """
 
     instrument: str = _setting()

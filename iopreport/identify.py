@@ -1,7 +1,7 @@
 """Which catalog source a frame is pointed at, from its OBJECT keyword.
 
 The reference matches substrings and can pick an arbitrary source for a bare
-"+" (reference/iop4.md §4.1, §17.9). Here names are compared whole after
+"+" (IOP4's instrument classes). Here names are compared whole after
 folding case and dropping spaces, '-', '+' and '_'; a prefix match (DIPOL's
 "S50716" for "S5 0716+714") is accepted only when it is unique and at least
 five characters long.

@@ -1,4 +1,4 @@
-"""How each archive names its night folders (reference/iop4.md §3), as configurable patterns.
+"""How each archive names its night folders (IOP4's telescope classes), as configurable patterns.
 
 A pattern is a folder name, or several joined by ``/``, with the night's
 evening date written as ``{night:FORMAT}`` (``strftime`` directives):

@@ -1,13 +1,13 @@
 """Telescopes and instruments iopreport knows, with the names the store uses.
 
-Names follow the IOP4 reference (reference/iop4.md §2 "Enums", §3), except
+Names follow the IOP4 reference (IOP4's data model "Enums", §3), except
 CAFOS, which IOP4 calls ``CAFOS2.2``; iopreport writes ``CAFOS`` and accepts
 the old spelling when reading.
 """
 
 from __future__ import annotations
 
-#: Telescope names as stored in ``Epoch.telescope`` (reference/iop4.md §3).
+#: Telescope names as stored in ``Epoch.telescope`` (IOP4's telescope classes).
 TELESCOPES: tuple[str, ...] = ("OSN-T090", "OSN-T150", "CAHA-T220")
 
 #: Short forms accepted on the command line (IOP4's abbreviations).

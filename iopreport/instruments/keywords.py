@@ -1,6 +1,6 @@
 """Header keyword conventions of each instrument, shared by the reader and the simulator.
 
-Source: reference/iop4.md §3 (INSTRUME, TELESCOP and their dated quirks) and
+Source: IOP4's telescope classes (INSTRUME, TELESCOP and their dated quirks) and
 §4.2 (per-instrument keywords and values).
 """
 

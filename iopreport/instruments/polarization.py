@@ -1,7 +1,7 @@
 """Instrumental polarization and zero angle of each instrument, as dated tables.
 
-Correction model (seed 004 Eqs. 4-7 for the OSN wheel, 15 and 19-20 for the
-half-wave-plate instruments; reference/iop4.md §8.2-8.3): the measured Stokes
+Correction model (Escudero Pedrosa et al. 2024 Eqs. 4-7 for the OSN wheel, 15 and 19-20 for the
+half-wave-plate instruments; IOP4's polarimetry): the measured Stokes
 parameters in the instrument frame are
 
     q_raw = q_c + q_inst,  u_raw = u_c + u_inst,
@@ -13,7 +13,7 @@ chi_sky = chi_instrument + theta0. This is the sign the reference code uses
 (Stokes.correct adds CPA; the OSN rotation by -18 deg); the paper's Eq. 15
 writes chi - CPA, and its Eq. 7 has a typo (u_c for q_c in the first term).
 
-These tables are the defaults; issue 5 moves them into configuration.
+These tables are the defaults; [[polarimetry.instrumental]] in config.toml overrides them.
 """
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ _OSN_WHEEL = InstrumentalPolarization(
     0.0023,
     -18.0,
     0.001,
-    "IOP4 OSNCCDCamera.compute_relative_polarimetry (reference/iop4.md §8.2)",
+    "IOP4 OSNCCDCamera.compute_relative_polarimetry (IOP4's polarimetry)",
 )
 
 INSTRUMENTAL_POLARIZATION: dict[str, tuple[InstrumentalPolarization, ...]] = {
@@ -61,7 +61,7 @@ INSTRUMENTAL_POLARIZATION: dict[str, tuple[InstrumentalPolarization, ...]] = {
             0.0005,
             -1.5,
             1.5,
-            "IOP4 CAFOS.get_instrumental_polarization (reference/iop4.md §8.3)",
+            "IOP4 CAFOS.get_instrumental_polarization (IOP4's polarimetry)",
         ),
     ),
     "DIPOL": (
@@ -73,7 +73,7 @@ INSTRUMENTAL_POLARIZATION: dict[str, tuple[InstrumentalPolarization, ...]] = {
             0.00005,
             44.5,
             0.05,
-            "IOP4 v1.6.0 dipol.py, before the 2023-09-28 mirror cleaning (reference/iop4.md §8.3)",
+            "IOP4 v1.6.0 dipol.py, before the 2023-09-28 mirror cleaning (IOP4's polarimetry)",
         ),
         InstrumentalPolarization(
             dt.datetime(2023, 9, 28, 12, 0),
@@ -83,7 +83,7 @@ INSTRUMENTAL_POLARIZATION: dict[str, tuple[InstrumentalPolarization, ...]] = {
             0.0007,
             41.0,
             3.0,
-            "IOP4 DIPOL.get_instrumental_polarization, #198 (reference/iop4.md §8.3)",
+            "IOP4 DIPOL.get_instrumental_polarization, #198 (IOP4's polarimetry)",
         ),
     ),
 }

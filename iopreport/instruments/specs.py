@@ -1,4 +1,4 @@
-"""Instrument specifications (reference/iop4.md §4.2, seed 004 §6)."""
+"""Instrument specifications (IOP4's instrument classes, Escudero Pedrosa et al. 2024 §6)."""
 
 from __future__ import annotations
 
@@ -19,15 +19,15 @@ class InstrumentSpec:
     telescope : str
         Telescope the instrument is mounted on.
     telescop_keyword : str
-        Value of the TELESCOP header keyword (reference/iop4.md §3).
+        Value of the TELESCOP header keyword (IOP4's telescope classes).
     pixscale_arcsec : float
-        Pixel scale at ``reference_binning`` (reference/iop4.md §4.2).
+        Pixel scale at ``reference_binning`` (IOP4's instrument classes).
     reference_binning : int
         Binning at which ``pixscale_arcsec`` and ``full_shape`` hold.
     full_shape : tuple of int
         Detector (NAXIS1, NAXIS2) at ``reference_binning``.
     gain_e_per_adu : float
-        Detector gain (reference/iop4.md §4.2; DIPOL's 1.0 is IOP4's placeholder).
+        Detector gain (IOP4's instrument classes; DIPOL's 1.0 is IOP4's placeholder).
     pixel_size_um : float
         Physical pixel size at ``reference_binning`` (camera data sheets:
         Andor iKon-L and Roper 13.5 um, CAFOS SITe 24 um, DIPOL's ZWO ASI
@@ -38,23 +38,23 @@ class InstrumentSpec:
         Bias pedestal (simulator assumption).
     dark_e_per_s : float
         Mean dark current per pixel (simulator assumption; the OSN CCDs and
-        CAFOS are cooled so far that it is negligible, seed 004 §6.1-6.2).
+        CAFOS are cooled so far that it is negligible, Escudero Pedrosa et al. 2024 §6.1-6.2).
     saturation_adu : int
         ADC limit of the 16-bit converters.
     polarimetry : str
-        "wheel" (OSN polarizer filter wheel, seed 004 Eqs. 1-9) or "hwp"
+        "wheel" (OSN polarizer filter wheel, Escudero Pedrosa et al. 2024 Eqs. 1-9) or "hwp"
         (half-wave plate + Wollaston, Eqs. 10-20).
     pol_angles : tuple of float
-        The polarizer or HWP angles of a full sequence (reference/iop4.md §4.2).
+        The polarizer or HWP angles of a full sequence (IOP4's instrument classes).
     min_pol_angles : int
         Fewest angles a sequence may have and still be reduced.
     oe_offset_px : tuple of float or None
         Signed displacement from the right-hand image to the left-hand one of
-        a Wollaston pair, at ``reference_binning`` (reference/iop4.md §4.2, §6.4).
+        a Wollaston pair, at ``reference_binning`` (IOP4's instrument classes).
     oe_offset_std_px : tuple of float or None
         Scatter of that displacement.
     needs_darks : bool
-        Whether master darks are built and applied (only DIPOL; reference/iop4.md §4.2).
+        Whether master darks are built and applied (only DIPOL; IOP4's instrument classes).
     hwp_average : {"fit", "cycles"}
         How a half-wave-plate sequence's Stokes parameters are averaged: one
         least-squares fit over all angles, or per 4-position cycle with the
@@ -82,7 +82,7 @@ class InstrumentSpec:
         (``TRIMSEC``, ``DATASEC``). Empty: the whole frame is kept.
     sky_rotation_deg : float
         Typical position angle of the image +y axis East of North (DIPOL:
-        177.6 deg, reference/iop4.md §4.2; others: aligned, simulator assumption).
+        177.6 deg, IOP4's instrument classes; others: aligned, simulator assumption).
     """
 
     name: str
@@ -125,7 +125,7 @@ class InstrumentSpec:
         return self.subframes_by_quads and subframe_origin != (0, 0)
 
     def pixscale_at(self, binning: int) -> float:
-        """Pixel scale in arcsec/px at ``binning`` (reference/iop4.md §4.1)."""
+        """Pixel scale in arcsec/px at ``binning`` (IOP4's instrument classes)."""
         return self.pixscale_arcsec / self.reference_binning * binning
 
     def shape_at(self, binning: int) -> tuple[int, int]:
@@ -146,11 +146,11 @@ class InstrumentSpec:
         return (self.oe_offset_px[0] * factor, self.oe_offset_px[1] * factor)
 
 
-#: OSN filter-wheel angles (FILTER R_45, R0, R45, R90; reference/iop4.md §4.2).
+#: OSN filter-wheel angles (FILTER R_45, R0, R45, R90; IOP4's instrument classes).
 OSN_WHEEL_ANGLES = (-45.0, 0.0, 45.0, 90.0)
-#: CAFOS INSPOROT values of a sequence (reference/iop4.md §4.2).
+#: CAFOS INSPOROT values of a sequence (IOP4's instrument classes).
 CAFOS_HWP_ANGLES = (0.0, 22.48, 44.98, 67.48)
-#: DIPOL's 16 HWP angles in 22.5 degree steps (reference/iop4.md §4.2).
+#: DIPOL's 16 HWP angles in 22.5 degree steps (IOP4's instrument classes).
 DIPOL_HWP_ANGLES = tuple(22.5 * i for i in range(16))
 
 _OSN_CCD = {
@@ -168,7 +168,7 @@ INSTRUMENTS: dict[str, InstrumentSpec] = {
             name="AndorT90",
             telescope="OSN-T090",
             telescop_keyword="T90-OSN",
-            pixscale_arcsec=0.387,  # 13.2' field (seed 004 §6.1)
+            pixscale_arcsec=0.387,  # 13.2' field (Escudero Pedrosa et al. 2024 §6.1)
             full_shape=(2048, 2048),
             gain_e_per_adu=4.5,
             pixel_size_um=13.5,
@@ -194,7 +194,7 @@ INSTRUMENTS: dict[str, InstrumentSpec] = {
             name="AndorT150",
             telescope="OSN-T150",
             telescop_keyword="T150-OSN",
-            pixscale_arcsec=0.232,  # 7.92' field (seed 004 §6.1)
+            pixscale_arcsec=0.232,  # 7.92' field (Escudero Pedrosa et al. 2024 §6.1)
             full_shape=(2048, 2048),
             gain_e_per_adu=4.5,
             pixel_size_um=13.5,
@@ -209,7 +209,10 @@ INSTRUMENTS: dict[str, InstrumentSpec] = {
             telescop_keyword="CA-2.2",
             pixscale_arcsec=0.530,
             reference_binning=1,
-            full_shape=(800, 800),  # the 800x800 cut normally used (seed 004 §6.2)
+            full_shape=(
+                800,
+                800,
+            ),  # the 800x800 cut normally used (Escudero Pedrosa et al. 2024 §6.2)
             gain_e_per_adu=1.45,
             pixel_size_um=24.0,
             read_noise_e=5.0,
@@ -227,7 +230,7 @@ INSTRUMENTS: dict[str, InstrumentSpec] = {
             name="DIPOL",
             telescope="OSN-T090",
             telescop_keyword="T90-OSN",
-            pixscale_arcsec=0.134,  # at 2x2 (reference/iop4.md §4.2)
+            pixscale_arcsec=0.134,  # at 2x2 (IOP4's instrument classes)
             reference_binning=2,
             full_shape=(4128, 2812),  # 9.22' x 6.28' field at 0.134"/px
             gain_e_per_adu=1.0,

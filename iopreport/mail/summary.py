@@ -16,7 +16,7 @@ from iopreport import urls
 from iopreport.config import SubscriberConfig
 from iopreport.stokes import Estimate, wrap_chi_difference
 
-#: Days of history drawn in each source's plot (the issue: "the last 30 days").
+#: Days of history drawn in each source's plot.
 PLOT_DAYS = 30
 #: Spreads (with tonight's error) at or below these are too small to compare with.
 SPREAD_FLOOR = {"mag": 1e-4, "p": 1e-5, "chi": 1e-3}

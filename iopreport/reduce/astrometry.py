@@ -1,12 +1,12 @@
 """Plate solving with astrometry.net through the ``astrometry`` package, and Wollaston pairs.
 
-Against the reference (reference/iop4.md §6, §17.1): one :class:`PlateSolver`
+Against the reference (IOP4's astrometry): one :class:`PlateSolver`
 per worker process is kept alive (the pool recycles workers after a number of
 frames, since the upstream solver leaks memory) instead of a new process per
 attempt; the retry ladder is a fixed, ordered list; each solve has a
 wall-clock budget, and quads come from the brightest stars only, so a hopeless
 frame fails in a fraction of a second instead of minutes
-(reference/astrometry-offline.md).
+(astrometry.net's documentation).
 """
 
 from __future__ import annotations
@@ -168,7 +168,7 @@ def find_pairs(
 
     The offset is refined from the histogram of all displacements within
     ``tolerance`` of the expected one (the instrument's known offset seeds
-    it; reference/iop4.md §6.4), then each source keeps its closest partner.
+    it; IOP4's astrometry), then each source keeps its closest partner.
     """
     from scipy.spatial import cKDTree
 

@@ -1,6 +1,6 @@
 """Calibration of a science frame: (raw - bias - dark_rate * t) / flat, and cosmic-ray masks.
 
-The formula is the reference's (reference/iop4.md §5.3). Unlike the reference,
+The formula is the reference's (IOP4's master calibration). Unlike the reference,
 DIPOL sub-frames are cut from full-frame masters at XORGSUBF/YORGSUBF, flats are
 applied to every frame, and cosmic rays are found and replaced where photometry
 looks (in the apertures), so a single hit on a comparison star cannot move a
@@ -60,7 +60,7 @@ def calibrate(
     flat: np.ndarray | None,
     origin: tuple[int, int] = (0, 0),
 ) -> np.ndarray:
-    """(raw - bias - dark_rate * exptime) / flat, in ADU, float32 (reference/iop4.md §5.3).
+    """(raw - bias - dark_rate * exptime) / flat, in ADU, float32 (IOP4's master calibration).
 
     Missing masters are skipped (the caller records which); masters larger
     than ``raw`` are cut at ``origin``.

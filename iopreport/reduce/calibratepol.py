@@ -1,6 +1,6 @@
 """Instrumental polarization and zero angle from observed polarization standards.
 
-The raw Stokes parameters of a standard obey (seed 004 Eqs. 4-7, 15, 19-20)
+The raw Stokes parameters of a standard obey (Escudero Pedrosa et al. 2024 Eqs. 4-7, 15, 19-20)
 
     (q_raw, u_raw) = R(-2 theta0) (q_lit, u_lit) + (q_inst, u_inst),
 

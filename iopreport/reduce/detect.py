@@ -2,7 +2,7 @@
 
 Detection is where the time goes in a reduction (about 70 ms per 2048x2048
 frame with SEP against ~740 ms with photutils segmentation at default settings,
-measured on this kind of machine; issue 4), so SEP does it.
+measured on this kind of machine), so SEP does it.
 """
 
 from __future__ import annotations
@@ -100,7 +100,7 @@ class Detections:
         (NaN if fewer than 3).
 
         Each star is fitted with a circular 2-D Gaussian plus a constant, as
-        the reference measures the seeing (reference/iop4.md §7.1, there with
+        the reference measures the seeing (IOP4's photometry, there with
         photutils ``fit_fwhm``; here with :func:`gaussian_fwhm`, the same model
         without that machinery's ~100 ms per frame); the detection moments only
         size the fitting box. Candidates pass the shape test of :meth:`star_like`

@@ -5,7 +5,7 @@ host flux is interpolated at the result's aperture radius and seeing (both in
 arcsec, from the member frames) and removed from the observed flux; p is
 scaled by F_obs / F_corr (:func:`iopreport.reduce.host.correct`). A
 polarimetric sequence uses its own total-flux magnitude, so it needs no
-interpolation in the light curve as the reference does (reference/iop4.md §9.1).
+interpolation in the light curve as the reference does (IOP4's code).
 Results where a table exists but the correction cannot be made get
 ``HOST_NOT_CORRECTED`` and the reason among their notes.
 """

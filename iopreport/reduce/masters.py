@@ -1,6 +1,6 @@
 """Master bias, dark (as a rate) and flat (normalised): selection and robust combination.
 
-Improvements over the reference (reference/iop4.md §5.1, §17.5): frames are
+Improvements over the reference (IOP4's master calibration): frames are
 checked before use (saturation, flat level), combined with sigma clipping
 instead of a plain median, read once each, and combined in row strips so that
 memory stays bounded however many frames a night has. Thresholds follow the

@@ -4,7 +4,7 @@ Projects every catalog source that falls on the frame, measures the seeing
 from the detected stars, cleans cosmic rays around the sources, and measures
 each source (and, for Wollaston images, both of its beams) with apertures that
 follow the seeing. The beam at the WCS position (the right-hand image) is
-labelled "O" and the other "E", as IOP4 labels them (reference/iop4.md §6.4).
+labelled "O" and the other "E", as IOP4 labels them (IOP4's astrometry).
 """
 
 from __future__ import annotations
@@ -93,7 +93,7 @@ def measure_frame(
         Also measure up to this many bright, isolated, unsaturated detected
         stars that are not catalog sources (single-beam images only): the
         comparison stars of polarizer-wheel sequences whose target has no
-        catalog calibrators in the field (issue 5, transparency normalisation).
+        catalog calibrators in the field (transparency normalisation).
     seeing_hint_px : float, optional
         The night's seeing trend around this frame, when its own seeing disagreed
         with it (:meth:`Detections.seeing_fwhm_px`).

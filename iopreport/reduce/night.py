@@ -762,7 +762,7 @@ def _store_master(config, item: _MasterWork, result: MasterJobResult) -> None:
 def _match(model, epoch, instrument_name, imgsize, binning, config, **extra):
     """The master to use: same night first, otherwise the nearest night within the
     validity window; same instrument, size, binning (and band, mode, angle for
-    flats); never one flagged bad (reference/iop4.md §5.2, improved per §17.5)."""
+    flats); never one flagged bad (IOP4's master calibration, improved per §17.5)."""
     from iopreport.store import MasterFlags
 
     query = (

@@ -1,6 +1,6 @@
 """Aperture photometry and calibrated magnitudes.
 
-Apertures follow the measured seeing as in the reference (reference/iop4.md
+Apertures follow the measured seeing as in the reference (IOP4's code
 §7.1: r = 3 sigma, annulus 5-9 sigma of the image FWHM), with three fixes of
 its weaknesses (§7.2, §17.3): the annulus background is sigma-clipped with the
 other beam and every other detected source masked; the flux error includes the
@@ -20,7 +20,7 @@ from iopreport.store.bits import PhotometryFlags
 
 #: FWHM -> Gaussian sigma.
 FWHM_TO_SIGMA = 1.0 / (2.0 * math.sqrt(2.0 * math.log(2.0)))
-#: Aperture and annulus radii in units of the image's PSF sigma (reference/iop4.md §7.1).
+#: Aperture and annulus radii in units of the image's PSF sigma (IOP4's photometry).
 APERTURE_SIGMAS = 3.0
 ANNULUS_SIGMAS = (5.0, 9.0)
 #: Smallest aperture radius in pixels. On undersampled frames (FWHM below ~2.4 px,
@@ -343,7 +343,7 @@ def zero_point(
     the statistical part sqrt(sum w_i^2 err_inst_i^2) / sum w_i and the
     systematic part (the same with err_lit), both inflated by sqrt(max(1,
     chi2/dof)) so that the scatter of the calibrators, not only their stated
-    errors, limits the claim (the reference's "full" mode, reference/iop4.md §7.3).
+    errors, limits the claim (the reference's "full" mode, IOP4's photometry).
     """
     values, inst_errors, lit_errors = [], [], []
     for mag_inst, err_inst, mag_lit, err_lit in calibrators:

@@ -3,13 +3,13 @@
 Pure functions on arrays; the night orchestration (:mod:`iopreport.reduce.polnight`)
 groups frames into sequences and feeds them here.
 
-Conventions (seed 004 Eqs. 8-9): q = p cos 2chi, u = p sin 2chi, chi East of
+Conventions (Escudero Pedrosa et al. 2024 Eqs. 8-9): q = p cos 2chi, u = p sin 2chi, chi East of
 North. Instrument-frame ("raw") Stokes parameters are turned into sky ones by
 :func:`correct_instrumental` (Eqs. 4-7, 15, 19-20; the sign of the zero
 angle follows the reference code, see :mod:`iopreport.instruments.polarization`).
 
 Beams of a Wollaston image: the reference labels the right-hand image "O"
-and then swaps the labels before computing (reference/iop4.md §6.4, §8.3), so
+and then swaps the labels before computing (IOP4's astrometry), so
 the beam that carries ``(1 + q cos 4t + u sin 4t)/2`` is the left-hand image,
 which the store labels ``"E"`` (:data:`PLUS_BEAM`).
 """
@@ -58,13 +58,13 @@ class Corrected:
 def correct_instrumental(raw: Stokes, inst: Instrumental) -> Corrected:
     """Sky Stokes parameters from instrument-frame ones.
 
-    q_c = q_raw - q_inst, u_c = u_raw - u_inst (seed 004 Eqs. 4-5, 19-20), then
+    q_c = q_raw - q_inst, u_c = u_raw - u_inst (Escudero Pedrosa et al. 2024 Eqs. 4-5, 19-20), then
     a rotation by the zero angle (Eqs. 6-7, 15; chi_sky = chi_c + theta0, the
     reference code's sign). The errors of the result are the statistical ones
     of the measurement; the uncertainties of the instrumental polarization and
     of the zero angle are the same for every sequence of an instrument period,
     so they are returned apart as systematic errors of p and chi (the
-    reference adds them in quadrature, reference/iop4.md §8.2-8.3).
+    reference adds them in quadrature, IOP4's polarimetry).
     """
     offset = Stokes(raw.q - inst.q_inst, raw.u - inst.u_inst, raw.q_err, raw.u_err, raw.cov_qu)
     sky = offset.rotated(inst.zero_angle_deg)
@@ -74,7 +74,7 @@ def correct_instrumental(raw: Stokes, inst: Instrumental) -> Corrected:
 
 
 # ---------------------------------------------------------------------------
-# OSN polarizer wheel (seed 004 Eqs. 1-3)
+# OSN polarizer wheel (Escudero Pedrosa et al. 2024 Eqs. 1-3)
 
 
 def wheel_modulation(q: float, u: float, angle_deg: np.ndarray) -> np.ndarray:
@@ -86,12 +86,12 @@ def wheel_modulation(q: float, u: float, angle_deg: np.ndarray) -> np.ndarray:
 def wheel_stokes(
     angles: Sequence[float], flux: Sequence[float], flux_err: Sequence[float]
 ) -> Stokes:
-    """q_raw, u_raw from the four polarizer angles (seed 004 Eqs. 2-3).
+    """q_raw, u_raw from the four polarizer angles (Escudero Pedrosa et al. 2024 Eqs. 2-3).
 
     q = (f0 - f90)/(f0 + f90), u = (f45 - f-45)/(f45 + f-45). The errors are
     the exact first-order propagation, sigma_q = 2 sqrt(f90^2 s0^2 + f0^2
     s90^2) / (f0 + f90)^2, which, unlike the reference's formula inherited from
-    IOP3 (reference/iop4.md §8.2, §17.3), does not depend on the sign of q.
+    IOP3 (IOP4's polarimetry), does not depend on the sign of q.
 
     Raises
     ------
@@ -146,7 +146,7 @@ def transparency_factors(
     modulation : ndarray, shape (n_frames,)
         The known relative transmission of an unpolarized star in each frame
         (for the wheel 1 + q_inst cos 2t + u_inst sin 2t: the instrumental
-        polarization modulates every star, issue 5).
+        polarization modulates every star).
 
     Each star gives r_sk = f_sk / m_k / mean_k(f_sk / m_k); the factor of frame
     k is the inverse-variance weighted mean of r_sk over stars. Stars not
@@ -171,13 +171,13 @@ def transparency_factors(
 
 
 # ---------------------------------------------------------------------------
-# Half-wave plate + Wollaston (seed 004 Eqs. 10-20)
+# Half-wave plate + Wollaston (Escudero Pedrosa et al. 2024 Eqs. 10-20)
 
 
 def beam_difference(
     plus: np.ndarray, plus_err: np.ndarray, minus: np.ndarray, minus_err: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
-    """F_i = (f+ - f-)/(f+ + f-) and its error (seed 004 Eq. 18)."""
+    """F_i = (f+ - f-)/(f+ + f-) and its error (Escudero Pedrosa et al. 2024 Eq. 18)."""
     plus = np.asarray(plus, dtype=float)
     minus = np.asarray(minus, dtype=float)
     total = plus + minus
@@ -210,7 +210,7 @@ def hwp_least_squares(
     """Weighted least squares of F = c + q cos 4t + u sin 4t over the HWP angles.
 
     For a complete sequence of equally spaced angles this is exactly the
-    analytic sums of Patat & Romaniello (2006) used by the paper (seed 004
+    analytic sums of Patat & Romaniello (2006) used by the paper (Escudero Pedrosa et al. 2024
     Eqs. 16-17); unlike them it stays correct with missing angles and weights
     each angle by its error. The constant ``c`` absorbs a transmission
     difference between the two beams (a first-order form of the reference's
@@ -222,8 +222,8 @@ def hwp_least_squares(
     With ``clip_sigma``, points whose normalised residual exceeds
     ``clip_sigma`` times max(1, robust spread) are rejected one at a time
     (worst first), never more than ``max_rejected_fraction`` of the points
-    and never below ``min_points`` (the robust outlier rejection the issue asks
-    for DIPOL's 16 angles; a satellite trail or a missed cosmic ray).
+    and never below ``min_points`` (robust outlier rejection for DIPOL's 16
+    angles: a satellite trail or a missed cosmic ray).
     """
     t = np.radians(4.0 * np.asarray(angles, dtype=float))
     y = np.asarray(value, dtype=float)
@@ -434,7 +434,7 @@ def hwp_ratio(
     minus: Sequence[float],
     minus_err: Sequence[float],
 ) -> Stokes:
-    """The ratio method for four HWP angles (seed 004 Eqs. 11-14; Zapatero Osorio et al. 2005).
+    """The ratio method for four HWP angles (IOP4 paper Eqs. 11-14; Zapatero Osorio et al. 2005).
 
     R_Q = sqrt((f+_0/f-_0)/(f+_45/f-_45)), Q = (R_Q - 1)/(R_Q + 1), and the same
     with 22.5 and 67.5 for U. A transmission difference between the beams
@@ -483,7 +483,7 @@ def one_beam_fit(
     it is a weighted least-squares fit whose estimate is unbiased; the
     reference's fallback instead fakes the missing beam by shifting the
     measured one by one angle step, which returns p/sqrt(2) and chi - 22.5 deg
-    (reference/iop4.md §8.3, §17.4). ``sign`` is +1 for the beam carrying
+    (IOP4's polarimetry). ``sign`` is +1 for the beam carrying
     (1 + ...), -1 for the other.
     """
     t = np.radians(4.0 * np.asarray(angles, dtype=float))

@@ -290,7 +290,7 @@ def compute_sequence(
 
 
 def _wheel(config, result, members, calibrators, inst) -> None:
-    """OSN polarizer wheel: seed 004 Eqs. 1-3 on transparency-normalised fluxes."""
+    """OSN polarizer wheel: the IOP4 paper Eqs. 1-3 on transparency-normalised fluxes."""
     target = result.target
     usable = [m for m in members if m.get(target, "") is not None]
     missing = [m.frame.fileloc.rsplit("/", 1)[-1] for m in members if m not in usable]

@@ -46,7 +46,7 @@ describes (the right-hand, O, images when the reference was solved on them,
 as :mod:`iopreport.reduce.frame` does); the other beam's WCS is
 :func:`iopreport.reduce.astrometry.pair_wcs` of it.
 
-Against the reference (reference/iop4.md §6.5 "photo quads"): a
+Against the reference (IOP4's astrometry "photo quads"): a
 scale-invariant hash instead of side lengths in pixels, all detections
 instead of the 10 brightest per frame, quads matched by a tree instead of a
 fixed distance cut, reflections handled by hashing the mirror image instead
@@ -59,7 +59,7 @@ measured figures.
 The fallback, :func:`central_pair_wcs`, builds a WCS from the single O/E pair
 nearest the image centre, at the target's catalog position, with a rotation
 and parity known from elsewhere (e.g. :func:`rotation_from_wcs` of a solved
-photometry frame; reference/iop4.md §6.5 "target_O_and_E").
+photometry frame; IOP4's astrometry "target_O_and_E").
 """
 
 from __future__ import annotations
@@ -641,10 +641,10 @@ def rotation_from_wcs(wcs: WCS) -> tuple[float, bool]:
     """(rotation_deg, flip) of a celestial WCS, in the convention of :func:`central_pair_wcs`.
 
     The rotation is the position angle of the image +y axis East of North
-    for an unflipped image (DIPOL: about 177.6 deg, reference/iop4.md §4.2);
+    for an unflipped image (DIPOL: about 177.6 deg, IOP4's instrument classes);
     ``flip`` is True when the image has the other parity. IOP4 takes the
     same angle from the photometry frames of the night ("history angle",
-    reference/iop4.md §6.5).
+    IOP4's astrometry).
     """
     cd = wcs.pixel_scale_matrix
     flip = float(np.linalg.det(cd)) > 0.0  # a North-up East-left image has det < 0
@@ -722,7 +722,7 @@ def central_pair(
     Two detections pair when the per-axis differences between their
     displacement and ``oe_offset`` are within ``scatter_px`` (an ellipse).
     The right-hand member (larger x) is O, as IOP4 labels it
-    (reference/iop4.md §6.4). "Nearest" compares the pair's midpoint with
+    (IOP4's astrometry). "Nearest" compares the pair's midpoint with
     the image centre (DIPOL centres the cut on the target's pair), or, with
     ``expected_o_xy``, the pair's O image with that position.
 
@@ -827,7 +827,7 @@ def central_pair_wcs(
         Arcsec per pixel at this binning.
     scatter_px : (sx, sy) or None
         Allowed deviation from ``oe_offset``; by default 3 sigma of DIPOL's
-        measured scatter (12, 16) px at 2x2 (reference/iop4.md §6.4), scaled
+        measured scatter (12, 16) px at 2x2 (IOP4's astrometry), scaled
         like ``oe_offset``.
     expected_o_xy : (x, y) or None
         Where the target's O image is expected; by default the pair whose

@@ -1,6 +1,6 @@
 """The jobs of a reduction run and when each may start: masters and frames in one pool.
 
-A night's work is a small dependency graph (reference/iop4.md §5): a dark
+A night's work is a small dependency graph (IOP4's master calibration): a dark
 needs the bias of its detector (instrument, frame size, binning), a flat
 needs the bias and, for instruments that take them, the dark; a science frame
 needs every master of its detector (it is matched to them when it starts);

@@ -2,7 +2,7 @@
 
 The reference groups frames by the first word of OBJECT, instrument, band and
 exposure time and pops one frame per angle with no time check, so one missing
-angle shifts frames into the next group (reference/iop4.md §8.1, §17.2). Here a
+angle shifts frames into the next group (IOP4's polarimetry). Here a
 sequence is a run of frames of the same identified target, instrument, band and
 exposure time, taken within minutes of each other: a new sequence starts when
 the gap to the previous frame exceeds ``gap_minutes`` (plus the exposure) or

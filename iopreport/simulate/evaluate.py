@@ -25,7 +25,7 @@ PULL_RANGE_PROBABILITY = 0.95
 class PullStatistics:
     """How a set of pulls (measured - true) / error compares with unit-normal pulls.
 
-    ``mad_width`` is 1.4826 x the MAD about the median, the figure issue 4's
+    ``mad_width`` is 1.4826 x the MAD about the median, the figure the reduction's
     acceptance quotes. With the five or so target results of one simulated
     night it says little: for correct errors it falls inside 0.8-1.3 in only
     about 30% of nights (median 0.75, 5-95%: 0.18-1.72). ``rms`` is the root

@@ -1,8 +1,8 @@
 """Header keywords and file names exactly as each instrument writes them.
 
-Rules from reference/iop4.md §3 (TELESCOP, INSTRUME and their dated quirks,
+Rules from IOP4's telescope classes (TELESCOP, INSTRUME and their dated quirks,
 archive layouts) and §4.2 (per-instrument keywords), and from the real
-MaxIm DL / Andor headers in shared/data/real for keyword style.
+MaxIm DL / Andor headers in the real test frames for keyword style.
 """
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ CAFOS_IMAGETYP_WRITTEN = {kind: value for value, kind in CAFOS_IMAGETYP.items()}
 
 
 def instrume_keyword(plan: FramePlan) -> str:
-    """INSTRUME as written on that night (reference/iop4.md §3)."""
+    """INSTRUME as written on that night (IOP4's telescope classes)."""
     if plan.instrument in ("AndorT90", "RoperT90"):
         return plan.instrument
     if plan.instrument == "AndorT150":
@@ -156,7 +156,7 @@ def _slug(text: str) -> str:
 
 
 def file_name(plan: FramePlan, counter: int) -> str:
-    """File name in each archive's own pattern (reference/iop4.md §3, §14)."""
+    """File name in each archive's own pattern (IOP4's telescope classes)."""
     if plan.instrument == "CAFOS":
         stamp = plan.start.strftime("%Y%m%d-%H:%M:%S")
         kind = {"bias": "bia", "flat": "fla", "light": "sci", "dark": "dar"}[plan.imgtype]

@@ -1,8 +1,8 @@
 """How polarization reaches the detector: the forward model the simulator applies.
 
-Conventions: q = p cos 2chi, u = p sin 2chi, chi East of North (seed 004 Eqs.
+Conventions: q = p cos 2chi, u = p sin 2chi, chi East of North (Escudero Pedrosa et al. 2024 Eqs.
 8-9). The instrument turns sky Stokes parameters into instrument-frame ones
-by the inverse of the correction the reduction applies (seed 004 Eqs. 4-7, 15,
+by the inverse of the correction the reduction applies (Escudero Pedrosa et al. 2024 Eqs. 4-7, 15,
 19-20; see :mod:`iopreport.instruments.polarization`):
 
     (q_c, u_c) = R(-2 theta0) (q, u);  q_raw = q_c + q_inst;  u_raw = u_c + u_inst.
@@ -18,14 +18,14 @@ import numpy as np
 
 
 def stokes_from_polarization(p, chi_deg):
-    """(q, u) from degree ``p`` (fraction) and angle ``chi_deg`` (seed 004 Eqs. 8-9 inverted)."""
+    """(q, u) from degree ``p`` (a fraction) and angle ``chi_deg`` (IOP4 paper Eqs. 8-9)."""
     two_chi = np.deg2rad(2.0 * np.asarray(chi_deg, dtype=float))
     p = np.asarray(p, dtype=float)
     return p * np.cos(two_chi), p * np.sin(two_chi)
 
 
 def polarization_from_stokes(q, u):
-    """(p, chi in [0, 180) deg) from (q, u) (seed 004 Eqs. 8-9)."""
+    """(p, chi in [0, 180) deg) from (q, u) (Escudero Pedrosa et al. 2024 Eqs. 8-9)."""
     q = np.asarray(q, dtype=float)
     u = np.asarray(u, dtype=float)
     chi = 0.5 * np.rad2deg(np.arctan2(u, q))
@@ -33,7 +33,7 @@ def polarization_from_stokes(q, u):
 
 
 def rotate_stokes(q, u, angle_deg):
-    """Rotate (q, u) by ``angle_deg`` on the sky: chi -> chi + angle (seed 004 Eqs. 6-7)."""
+    """Rotate (q, u) by ``angle_deg`` on the sky: chi -> chi + angle (the IOP4 paper Eqs. 6-7)."""
     two = np.deg2rad(2.0 * np.asarray(angle_deg, dtype=float))
     return q * np.cos(two) - u * np.sin(two), q * np.sin(two) + u * np.cos(two)
 
@@ -41,7 +41,7 @@ def rotate_stokes(q, u, angle_deg):
 def sky_to_instrument(q, u, *, q_inst: float, u_inst: float, zero_angle_deg: float):
     """Instrument-frame (q_raw, u_raw) of a source with sky (q, u).
 
-    The inverse of seed 004 Eqs. 4-7 (wheel) and 15, 19-20 (half-wave plate):
+    The inverse of Escudero Pedrosa et al. 2024 Eqs. 4-7 (wheel) and 15, 19-20 (half-wave plate):
     rotate by minus the zero angle, then add the instrumental polarization.
     """
     q_c, u_c = rotate_stokes(q, u, -zero_angle_deg)
@@ -63,7 +63,7 @@ def wollaston_beams(q_raw, u_raw, hwp_angle_deg):
         ``(1 + q cos 4t + u sin 4t)/2`` and ``(1 - q cos 4t - u sin 4t)/2``.
         The simulator puts ``plus`` on the left-hand image (the one displaced by
         the instrument's O/E offset from the right-hand image), matching the
-        reference's processing after its O/E label swap (reference/iop4.md §6.4, §8.3).
+        reference's processing after its O/E label swap (IOP4's astrometry).
     """
     t = np.deg2rad(4.0 * np.asarray(hwp_angle_deg, dtype=float))
     modulation = q_raw * np.cos(t) + u_raw * np.sin(t)

@@ -63,7 +63,7 @@ TYPICAL_SEEING_ARCSEC = 2.2
 #: a Moffat profile centred on a pixel, is the highest the star can reach).
 BEST_SEEING_PEAK_FRACTION = 1.0
 
-#: DIPOL polarimetry sub-frame size at 2x2 binning (about 2.5' x 2.0'; seed 004 §6.3).
+#: DIPOL polarimetry sub-frame size at 2x2 binning (about 2.5' x 2.0'; the IOP4 paper §6.3).
 DIPOL_SUBFRAME_2X2 = (1120, 900)
 
 
@@ -436,7 +436,7 @@ PRESETS["monitor"] = Preset(
 
 
 def osn_t090_camera(night: dt.date) -> str:
-    """AndorT90, or RoperT90 for nights before the 2021-10-23 camera swap (reference/iop4.md §3)."""
+    """AndorT90, or RoperT90 for nights before the 2021-10-23 camera swap (IOP4's code)."""
     from iopreport.instruments.keywords import ROPER_UNTIL
 
     return "RoperT90" if night < ROPER_UNTIL else "AndorT90"

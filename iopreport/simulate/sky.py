@@ -47,7 +47,7 @@ PLANE_SCALE_DEG = 10.0
 #: No synthetic star this close to a catalog source (keeps calibrators clean).
 EXCLUSION_ARCSEC = 8.0
 #: R magnitudes of standards whose catalog entry has none (IOP3 calibrator
-#: catalogue values, reference/catalogs; simulator assumption where absent).
+#: catalogue values, the IOP3 calibrator catalogue; simulator assumption where absent).
 STANDARD_R_FALLBACK = {"HD 204827": 7.25, "HD 212311": 8.0, "BD+64 106": 10.0}
 
 

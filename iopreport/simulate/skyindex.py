@@ -7,7 +7,7 @@ Usage::
 Needs Debian's ``build-astrometry-index`` (``apt-get install astrometry.net``);
 the files it writes are committed, so nothing else needs it. One index file
 per field and quad-size preset: presets -3..2 cover fields from about 3' to
-the 13.2' of the AndorT90 (reference/astrometry-offline.md: -1..3 for 13'
+the 13.2' of the AndorT90 (astrometry.net's documentation: -1..3 for 13'
 fields, -3..1 for 7' fields); ``-E`` because each field is a small patch of
 sky, ``-S MAG`` so the brightest stars are kept, one ``-I`` id per file.
 """

@@ -14,7 +14,7 @@ both back ends: the migrator and column types come from
 History
 -------
 1
-    First schema: IOP4's model (reference/iop4.md §2) with identity keys,
+    First schema: IOP4's model (IOP4's data model) with identity keys,
     error texts, run log and summary log.
 2
     Corrected q and u with errors and the Ricean-debiased p in

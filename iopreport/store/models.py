@@ -1,7 +1,7 @@
 """Peewee models of the iopreport store.
 
-The tables follow IOP4's data model (seeds/000 "IOP4 concepts";
-reference/iop4.md §2) and mend the weaknesses listed there:
+The tables follow IOP4's data model (IOP4's documentation "IOP4 concepts";
+IOP4's data model) and mend the weaknesses listed there:
 
 * a result's identity does not depend on database ids: a photometry result is
   (source, raw file) and a polarimetric one (source, sorted member files),
@@ -359,7 +359,7 @@ class PhotoPolResult(BaseModel):
     mag_err = pw.FloatField(null=True)  # statistical: photon noise and zero-point scatter
     mag_sys_err = pw.FloatField(null=True)  # systematic: calibrators' literature errors
     n_calibrators = pw.IntegerField(null=True)
-    # polarimetry, before instrumental correction (seed 004 Eqs. 1-3, 10-12, 16-18)
+    # polarimetry, before instrumental correction (the IOP4 paper Eqs. 1-3, 10-12, 16-18)
     q_raw = pw.FloatField(null=True)
     q_raw_err = pw.FloatField(null=True)
     u_raw = pw.FloatField(null=True)
