@@ -33,7 +33,7 @@ from pathlib import Path
 
 import tomlkit
 
-from iopreport.archive.local import fetch_night
+from iopreport.archive.sync import fetch_night
 from iopreport.config import load_config
 from iopreport.demo import point_archives_at
 from iopreport.fileio import write_text_atomic

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from iopreport.archive.local import fetch_night
+from iopreport.archive.sync import fetch_night
 from iopreport.catalog import load_catalog, sync_catalog
 from iopreport.config import load_config
 from iopreport.demo import point_archives_at

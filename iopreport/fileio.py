@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import tempfile
 import unicodedata
@@ -109,3 +110,16 @@ def create_private(path: Path | str, mode: int = 0o600) -> None:
     except FileExistsError:
         return
     os.close(handle)
+
+
+#: Bytes read at a time when hashing a file.
+HASH_BLOCK_SIZE = 1 << 20
+
+
+def sha256_of(path: Path) -> str:
+    """SHA-256 of a file's bytes, as hex (raw files are identified by it)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as stream:
+        for block in iter(lambda: stream.read(HASH_BLOCK_SIZE), b""):
+            digest.update(block)
+    return digest.hexdigest()

@@ -20,12 +20,13 @@ from pathlib import Path
 import pytest
 from archive_helpers import NIGHT, copy_archive, fits_names, load, make_project, simulate
 
-from iopreport.archive.base import ArchiveError, RemoteFile, open_archive
+from iopreport.archive.backends import open_archive
+from iopreport.archive.base import ArchiveError, RemoteFile
 from iopreport.archive.ftp import FtpArchive, parse_list_line
-from iopreport.archive.local import sha256_of
 from iopreport.archive.sync import close_time, download_file, part_path, sync_archive
 from iopreport.archive.testserver import FtpTestServer, SftpTestServer, silent_port
 from iopreport.config import ArchiveConfig
+from iopreport.fileio import sha256_of
 from iopreport.nightlayout import night_folder
 from iopreport.store import Epoch, EpochFlags, RawFit, RawFitFlags, close_store, open_store
 

@@ -6,8 +6,10 @@ import datetime as dt
 import os
 import stat
 
-from iopreport.archive.local import fetch_night, list_nights, sha256_of
+from iopreport.archive.local import list_nights
+from iopreport.archive.sync import fetch_night
 from iopreport.catalog import load_catalog
+from iopreport.fileio import sha256_of
 from iopreport.identify import identify_target
 from iopreport.nightlayout import night_folder, night_from_folder
 from iopreport.skeleton import skeleton_dir

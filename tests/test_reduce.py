@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from astropy.io import fits
 
-from iopreport.archive.local import fetch_night
+from iopreport.archive.sync import fetch_night
 from iopreport.catalog import load_catalog, sync_catalog
 from iopreport.config import load_config
 from iopreport.demo import point_archives_at

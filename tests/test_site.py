@@ -19,7 +19,7 @@ import pytest
 from astropy.io import fits
 
 from iopreport import urls
-from iopreport.archive.local import fetch_night
+from iopreport.archive.sync import fetch_night
 from iopreport.catalog import load_catalog, sync_catalog
 from iopreport.cli import main
 from iopreport.config import load_config

@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
-from iopreport.config import ArchiveConfig
 from iopreport.fileio import UnsafeNameError, check_name
 
 #: Most entries one folder listing may have; a longer (or endless) listing is refused.
@@ -117,20 +116,3 @@ class Archive(Protocol):
     def close(self) -> None:
         """Log out and close."""
         ...
-
-
-def open_archive(config: ArchiveConfig) -> Archive:
-    """The backend for one ``[archives.<TELESCOPE>]`` table."""
-    if config.protocol == "ftp":
-        from iopreport.archive.ftp import FtpArchive
-
-        return FtpArchive(config)
-    if config.protocol == "sftp":
-        from iopreport.archive.sftp import SftpArchive
-
-        return SftpArchive(config)
-    if config.protocol == "local":
-        from iopreport.archive.local import LocalArchive
-
-        return LocalArchive(Path(config.root), config.telescope, config.night_folder)
-    raise ValueError(f"unknown archive protocol {config.protocol!r}")

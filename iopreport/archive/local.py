@@ -8,22 +8,14 @@ SHA-256 is known, so every copy is checked against it.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 from pathlib import Path
 
 from iopreport.archive.base import ArchiveError, RemoteFile, listed_file
+from iopreport.fileio import sha256_of
 from iopreport.nightlayout import night_layout, walk_nights
 
 #: Bytes per read when copying.
 BLOCK_SIZE = 1 << 20
-
-
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as stream:
-        for block in iter(lambda: stream.read(BLOCK_SIZE), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _folders(path: str) -> list[str]:
@@ -89,20 +81,3 @@ class LocalArchive:
 
     def close(self) -> None:
         pass
-
-
-def fetch_night(
-    root: Path,
-    telescope: str,
-    night: dt.date,
-    raw_dir: Path,
-    patterns: tuple[str, ...] = (),
-):
-    """Copy one night's FITS files from ``root`` into ``raw_dir/<TEL>/<YYYY-MM-DD>/``.
-
-    Files only, no store: the daemon and ``iopreport fetch`` use
-    :func:`iopreport.archive.sync.sync_archive`, which also records them.
-    """
-    from iopreport.archive.sync import download_night
-
-    return download_night(LocalArchive(root, telescope), night, raw_dir, patterns)

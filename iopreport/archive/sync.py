@@ -37,10 +37,11 @@ from pathlib import Path
 
 import peewee as pw
 
-from iopreport.archive.base import Archive, ArchiveError, RemoteFile, open_archive
-from iopreport.archive.local import sha256_of
+from iopreport.archive.backends import open_archive
+from iopreport.archive.base import Archive, ArchiveError, RemoteFile
+from iopreport.archive.local import LocalArchive
 from iopreport.config import ArchiveConfig, Config
-from iopreport.fileio import UnsafeNameError, path_inside
+from iopreport.fileio import UnsafeNameError, path_inside, sha256_of
 from iopreport.nightlayout import FITS_NAME
 
 log = logging.getLogger(__name__)
@@ -512,3 +513,18 @@ def _sync_night(
         epoch.flags = int(flags)
         epoch.save()
     return report, new
+
+
+def fetch_night(
+    root: Path,
+    telescope: str,
+    night: dt.date,
+    raw_dir: Path,
+    patterns: tuple[str, ...] = (),
+):
+    """Copy one night's FITS files from ``root`` into ``raw_dir/<TEL>/<YYYY-MM-DD>/``.
+
+    Files only, no store: the daemon and ``iopreport fetch`` use
+    :func:`iopreport.archive.sync.sync_archive`, which also records them.
+    """
+    return download_night(LocalArchive(root, telescope), night, raw_dir, patterns)

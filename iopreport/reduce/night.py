@@ -24,10 +24,10 @@ from pathlib import Path
 import numpy as np
 
 from iopreport import __version__
-from iopreport.archive.local import sha256_of
 from iopreport.catalog import Catalog
 from iopreport.config import Config
 from iopreport.errors import IopreportError
+from iopreport.fileio import sha256_of
 from iopreport.identify import identify_target
 from iopreport.instruments import InstrumentSpec, instrument, quad_instruments
 from iopreport.nightlayout import FITS_NAME
@@ -55,7 +55,7 @@ from iopreport.reduce.masters import (
 from iopreport.reduce.measure import SkySource
 from iopreport.reduce.photometry import zero_point
 from iopreport.reduce.polnight import compute_night_polarimetry
-from iopreport.reduce.schedule import Scheduler
+from iopreport.reduce.schedule import NightWork, Scheduler
 from iopreport.store import (
     AperPhotResult,
     AstroSource,
@@ -245,7 +245,9 @@ def reduce_nights(
     started = time.perf_counter()
     pool = executor if executor is not None else make_executor(config, workers)
     try:
-        scheduler = Scheduler(config, catalog, states, force, pool, progress, kinds)
+        scheduler = Scheduler(
+            config, catalog, states, force, pool, progress, kinds, work=_night_work()
+        )
         scheduler.run()
         if stages != "masters":
             for state in states:
@@ -1243,3 +1245,16 @@ def _master_row(model, path, datadir):
 
 def _finite(value):
     return value if value is not None and math.isfinite(value) else None
+
+
+def _night_work() -> NightWork:
+    """This module's planning and storing, as the scheduler asks for them."""
+    return NightWork(
+        night_folder=raw_night_dir,
+        master_work=_master_work,
+        make_master=make_master,
+        science_tasks=_science_tasks,
+        store_master=_store_master,
+        store_frame=store_frame,
+        failed_master=lambda reason: MasterJobResult([], {}, None, None, reason),
+    )

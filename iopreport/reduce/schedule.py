@@ -19,6 +19,7 @@ import concurrent.futures as futures
 import logging
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from iopreport.progress import Progress
@@ -57,6 +58,23 @@ class Group:
         return (PRIORITY[self.kind], self.state.report.telescope, self.detector)
 
 
+@dataclass(frozen=True)
+class NightWork:
+    """What the scheduler asks of its caller (:mod:`iopreport.reduce.night`): where a
+    night's raw files are, the jobs of a group, and how to store what a job returns.
+
+    Passed in, so that this module imports nothing of the caller's.
+    """
+
+    night_folder: Callable  # (config, telescope, night) -> Path
+    master_work: Callable  # (config, state, kind, force, detector) -> [job item]
+    make_master: Callable  # job item -> master result (runs in a worker)
+    science_tasks: Callable  # (config, catalog, epoch, rawfits, force, report, ...) -> [task]
+    store_master: Callable  # (config, item, result)
+    store_frame: Callable  # (catalog, state, task, outcome)
+    failed_master: Callable  # reason -> master result of a job whose worker crashed
+
+
 class Scheduler:
     """Runs every master and frame of a run's nights as soon as its inputs are stored."""
 
@@ -69,7 +87,10 @@ class Scheduler:
         pool: Executor,
         progress,
         kinds: frozenset[str] = frozenset(PRIORITY),
+        *,
+        work: NightWork,
     ):
+        self.work = work
         self.kinds = kinds  # the kinds of job of this run (masters only, frames only, all)
         self.config = config
         self.catalog = catalog
@@ -89,9 +110,8 @@ class Scheduler:
         """Groups of this night's calibration frames by kind and detector, and of its
         light frames by detector (DIPOL sub-frames apart)."""
         from iopreport.instruments import instrument
-        from iopreport.reduce.night import raw_night_dir
 
-        folder = raw_night_dir(self.config, state.epoch.telescope, state.epoch.night)
+        folder = self.work.night_folder(self.config, state.epoch.telescope, state.epoch.night)
         groups: dict[tuple, Group] = {}
         for rawfit in state.rawfits:
             if not rawfit.flags & RawFitFlags.CLASSIFIED:
@@ -205,18 +225,16 @@ class Scheduler:
 
     def _start(self, group: Group) -> list[tuple]:
         """The jobs of a group that has become ready (matching masters now exist)."""
-        from iopreport.reduce.night import _master_work, _science_tasks, make_master
-
         group.submitted = True
         state = group.state
         names = set(group.names)
         if group.kind in ("bias", "dark", "flat"):
-            work = _master_work(self.config, state, group.kind, self.force, group.detector)
-            jobs = [(group, make_master, item) for item in work]
+            work = self.work.master_work(self.config, state, group.kind, self.force, group.detector)
+            jobs = [(group, self.work.make_master, item) for item in work]
         else:
             rawfits = [r for r in state.rawfits if r.filename in names]
             infos = {name: state.infos[name] for name in names}
-            tasks = _science_tasks(
+            tasks = self.work.science_tasks(
                 self.config,
                 self.catalog,
                 state.epoch,
@@ -235,8 +253,6 @@ class Scheduler:
 
     def _finish(self, group: Group, function, item, future: futures.Future) -> None:
         """Store a finished job's result (a failure of its own, never of the run)."""
-        from iopreport.reduce.night import MasterJobResult, _store_master, store_frame
-
         state = group.state
         if function is reduce_frame:
             try:
@@ -247,18 +263,18 @@ class Scheduler:
                 )
                 if isinstance(exc, futures.BrokenExecutor):
                     self.pool.broken()
-            store_frame(self.catalog, state, item, outcome)
+            self.work.store_frame(self.catalog, state, item, outcome)
             self._tick(item, outcome)
             return
         try:
             result = future.result()
         except Exception as exc:  # the master fails alone; its frames look elsewhere
-            result = MasterJobResult([], {}, None, None, f"worker: {exc}")
+            result = self.work.failed_master(f"worker: {exc}")
             if isinstance(exc, futures.BrokenExecutor):
                 self.pool.broken()
         state.worker_seconds["masters cpu"] += result.cpu_s
         state.report.worker_peak_rss_mb = max(state.report.worker_peak_rss_mb, result.peak_rss_mb)
-        _store_master(self.config, item, result)
+        self.work.store_master(self.config, item, result)
 
     def _tick(self, task: FrameTask, outcome: FrameOutcome) -> None:
         self.frames_done += 1
