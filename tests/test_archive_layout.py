@@ -19,6 +19,9 @@ from iopreport.errors import InputError
 from iopreport.nightlayout import LayoutError, NightLayout, night_folder, night_from_folder
 from iopreport.store import close_store, open_store
 
+#: Simulates or reduces nights, or starts servers: run by `make test`, not by `-m "not slow"`.
+pytestmark = pytest.mark.slow
+
 NIGHTS = (dt.date(2024, 10, 8), dt.date(2024, 10, 9))
 NOW = dt.datetime(2024, 10, 11, 3, 0)
 

@@ -9,6 +9,9 @@ import pytest
 from iopreport.reduce.classify import ClassificationError, classify_file
 from iopreport.simulate import simulate_night
 
+#: Simulates or reduces nights, or starts servers: run by `make test`, not by `-m "not slow"`.
+pytestmark = pytest.mark.slow
+
 NIGHT = dt.date(2022, 9, 8)
 
 

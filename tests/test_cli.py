@@ -7,9 +7,14 @@ import sqlite3
 import subprocess
 from pathlib import Path
 
+import pytest
+
 from iopreport import __version__
 from iopreport.catalog import load_catalog
 from iopreport.config import load_config
+
+#: Simulates or reduces nights, or starts servers: run by `make test`, not by `-m "not slow"`.
+pytestmark = pytest.mark.slow
 
 
 def run(exe: str, *args: str, cwd: Path | None = None, env: dict | None = None, timeout=120):

@@ -19,6 +19,9 @@ from archive_helpers import NIGHT, make_project, simulate
 
 from iopreport.archive.testserver import FtpTestServer
 
+#: Simulates or reduces nights, or starts servers: run by `make test`, not by `-m "not slow"`.
+pytestmark = pytest.mark.slow
+
 #: Kills with SIGKILL the crash test must land on a running daemon.
 KILLS = 10
 #: Seconds a killed daemon's worker processes get to notice and end themselves.

@@ -15,6 +15,9 @@ from iopreport.simulate.plan import (
     choose_exptime,
 )
 
+#: Simulates or reduces nights, or starts servers: run by `make test`, not by `-m "not slow"`.
+pytestmark = pytest.mark.slow
+
 #: The demo's nights and seed (iopreport/demo.py), where the standards used to saturate.
 NIGHTS = (dt.date(2024, 10, 8), dt.date(2024, 10, 9))
 SEED = 2024

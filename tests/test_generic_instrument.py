@@ -24,6 +24,9 @@ from iopreport.store import (
     open_store,
 )
 
+#: Simulates or reduces nights, or starts servers: run by `make test`, not by `-m "not slow"`.
+pytestmark = pytest.mark.slow
+
 EFOSC2 = """
 [instruments.EFOSC2]
 telescope = "NTT"

@@ -21,6 +21,9 @@ from iopreport.archive.testserver import FtpTestServer, SftpTestServer
 from iopreport.fileio import UnsafeNameError, check_name, path_inside
 from iopreport.store import Epoch, EpochFlags, close_store, open_store
 
+#: Simulates or reduces nights, or starts servers: run by `make test`, not by `-m "not slow"`.
+pytestmark = pytest.mark.slow
+
 NIGHT = dt.date(2024, 10, 8)
 FOLDER = "/20241008"  # OSN layout
 LATE = dt.datetime(2024, 10, 9, 3, 0)

@@ -20,6 +20,9 @@ from iopreport.reduce.headerwcs import (
 )
 from iopreport.reduce.quads import tan_wcs
 
+#: Simulates or reduces nights, or starts servers: run by `make test`, not by `-m "not slow"`.
+pytestmark = pytest.mark.slow
+
 SCALE = 0.5  # arcsec per pixel
 SHAPE = (800, 800)
 

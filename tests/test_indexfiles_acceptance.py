@@ -18,6 +18,9 @@ from iopreport.indexfiles.series import SERIES
 from iopreport.instruments.specs import INSTRUMENTS
 from iopreport.skeleton import init_project, skeleton_dir
 
+#: Simulates or reduces nights, or starts servers: run by `make test`, not by `-m "not slow"`.
+pytestmark = pytest.mark.slow
+
 NIGHT = dt.date(2024, 10, 8)
 SHIPPED_CATALOG = skeleton_dir() / "catalog.toml"
 

@@ -13,6 +13,9 @@ from archive_helpers import NIGHT, make_project, simulate
 
 from iopreport.cli import main
 
+#: Simulates or reduces nights, or starts servers: run by `make test`, not by `-m "not slow"`.
+pytestmark = pytest.mark.slow
+
 SCHEMAS = Path(__file__).resolve().parents[1] / "docs" / "schemas"
 
 

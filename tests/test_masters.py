@@ -15,6 +15,9 @@ from iopreport.reduce.masters import CalibrationFrame, build_master, master_head
 from iopreport.simulate import simulate_night
 from iopreport.simulate.render import bias_structure, flat_pattern, hot_pixels
 
+#: Simulates or reduces nights, or starts servers: run by `make test`, not by `-m "not slow"`.
+pytestmark = pytest.mark.slow
+
 NIGHT = dt.date(2022, 9, 8)
 
 

@@ -20,6 +20,9 @@ from iopreport.reduce.photometry import zero_point
 from iopreport.simulate import simulate_night
 from iopreport.skeleton import skeleton_dir
 
+#: Simulates or reduces nights, or starts servers: run by `make test`, not by `-m "not slow"`.
+pytestmark = pytest.mark.slow
+
 NIGHT = dt.date(2022, 9, 8)
 
 

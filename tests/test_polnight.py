@@ -27,6 +27,9 @@ from iopreport.store import (
     open_store,
 )
 
+#: Simulates or reduces nights, or starts servers: run by `make test`, not by `-m "not slow"`.
+pytestmark = pytest.mark.slow
+
 TELESCOPES = ("OSN-T090", "OSN-T150", "CAHA-T220")
 
 

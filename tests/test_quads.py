@@ -35,6 +35,9 @@ from iopreport.reduce.quads import (
 from iopreport.simulate import simulate_night
 from iopreport.simulate.night import simulator_catalog
 
+#: Simulates or reduces nights, or starts servers: run by `make test`, not by `-m "not slow"`.
+pytestmark = pytest.mark.slow
+
 NIGHT = dt.date(2024, 10, 8)
 REF_SHAPE = (1400, 2000)  # (ny, nx) of the synthetic reference frame
 SUB_SHAPE = (450, 560)

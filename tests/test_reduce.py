@@ -33,6 +33,9 @@ from iopreport.store import (
     open_store,
 )
 
+#: Simulates or reduces nights, or starts servers: run by `make test`, not by `-m "not slow"`.
+pytestmark = pytest.mark.slow
+
 NIGHT = dt.date(2024, 10, 8)
 
 

@@ -31,6 +31,9 @@ from iopreport.skeleton import init_project
 from iopreport.store import PhotoPolResult, ReducedFit, close_store, open_store
 from iopreport.store.copy import copy_store
 
+#: Simulates or reduces nights, or starts servers: run by `make test`, not by `-m "not slow"`.
+pytestmark = pytest.mark.slow
+
 NIGHT = dt.date(2024, 10, 8)
 TELESCOPE = "OSN-T090"
 #: Nights of the campaign tests (one telescope, tiny preset: a few seconds each).

@@ -13,6 +13,9 @@ import pytest
 from iopreport.reduce.detect import detect
 from iopreport.simulate.render import add_cosmic_rays, add_stars
 
+#: Simulates or reduces nights, or starts servers: run by `make test`, not by `-m "not slow"`.
+pytestmark = pytest.mark.slow
+
 SHAPE = (1024, 1024)
 FWHM_PX = 5.0  # 2" seeing at AndorT90's 0.387"/px, unbinned
 SKY_E = 400.0

@@ -25,6 +25,9 @@ from photutils.aperture import ApertureStats, CircularAnnulus, CircularAperture
 from iopreport.simulate import simulate_night
 from iopreport.simulate.faults import FAULTS
 
+#: Simulates or reduces nights, or starts servers: run by `make test`, not by `-m "not slow"`.
+pytestmark = pytest.mark.slow
+
 NIGHT = dt.date(2022, 9, 8)
 
 

@@ -897,6 +897,7 @@ def test_browser_click_on_a_point_opens_its_night(site, browser, server):
     page.close()
 
 
+@pytest.mark.slow  # every page of the site in the browser: 12 s
 def test_browser_every_page_loads_without_errors(site, browser, server):
     out = _site(site)
     pages = sorted(p.relative_to(out).as_posix() for p in out.rglob("*.html"))

@@ -34,6 +34,9 @@ from iopreport.store import (
 )
 from iopreport.store.models import database_proxy
 
+#: Simulates or reduces nights, or starts servers: run by `make test`, not by `-m "not slow"`.
+pytestmark = pytest.mark.slow
+
 TELESCOPE = "OSN-T090"
 NIGHTS = [dt.date(2024, 5, 1), dt.date(2024, 5, 2), dt.date(2024, 5, 3)]
 BLLAC = "2200+420"

@@ -14,6 +14,9 @@ import pytest
 
 from iopreport.store import PhotoPolResult, RawFit, ReducedFit, RunLog, close_store, open_store
 
+#: Simulates or reduces nights, or starts servers: run by `make test`, not by `-m "not slow"`.
+pytestmark = pytest.mark.slow
+
 NIGHT = "2024-10-08"
 
 
