@@ -848,13 +848,6 @@ def _fetch_progress():
     return SyncHooks(listed=listed, file_done=file_done, night_done=night_done)
 
 
-def _store_exists(config) -> bool:
-    """Whether the store may hold data: a PostgreSQL URL, or a SQLite file that exists."""
-    from iopreport.config import is_database_url
-
-    return is_database_url(config.database_path) or config.database_path.exists()
-
-
 def _printer(args: argparse.Namespace):
     """``print`` for the text summary; nothing when ``--json`` prints a document instead."""
     return (lambda *_a, **_k: None) if getattr(args, "json", False) else print
@@ -1111,7 +1104,7 @@ def cmd_import(args: argparse.Namespace) -> int:
         from iopreport.importers.compare import compare_rows, compare_text
         from iopreport.store import open_store
 
-        if not _store_exists(config):
+        if not config.store_exists:
             raise UsageError(f"{config.database_path}: no database yet; nothing to compare")
         open_store(config.database_path, create=False)
         print(compare_text(compare_rows(night=args.night, source=args.source)))
@@ -1233,7 +1226,7 @@ def cmd_export(args: argparse.Namespace) -> int:
             raise UsageError(
                 f"cannot tell the format from {args.out}; give --format ({', '.join(FORMATS)})"
             )
-    if not _store_exists(config):
+    if not config.store_exists:
         raise UsageError(f"{config.database_path}: no database yet; nothing to export")
     open_store(config.database_path, create=False, upgrade=False)
     selection = ExportFilter(

@@ -531,6 +531,12 @@ class Config:
             return Path(value)
         return self.paths.datadir / "iopreport.db"
 
+    @property
+    def store_exists(self) -> bool:
+        """Whether the store may hold data: a PostgreSQL URL, or a SQLite file that exists."""
+        path = self.database_path
+        return is_database_url(path) or Path(path).exists()
+
 
 def url_with_password(url: str, variable: str) -> str:
     """``url`` with the password read from environment variable ``variable`` (if set)."""

@@ -102,7 +102,6 @@ def status_data(
     config: Config, *, nights: int = 10, failures: int = 5, now: dt.datetime | None = None
 ) -> dict:
     """Everything `status` shows, as JSON-ready values; never writes or creates the store."""
-    from iopreport.config import is_database_url
     from iopreport.store.dialect import describe
     from iopreport.store.models import utcnow
 
@@ -123,7 +122,7 @@ def status_data(
         ],
         "database": {
             "path": describe(config.database_path),  # a PostgreSQL URL without its password
-            "exists": is_database_url(config.database_path) or config.database_path.exists(),
+            "exists": config.store_exists,
             "schema": None,
         },
     }

@@ -20,6 +20,7 @@ from typing import Any
 
 from iopreport.flags.model import MODES, SELECTORS, WHAT, Flag, FlagSet
 from iopreport.instruments import INSTRUMENTS
+from iopreport.store.columns import JD_UNIX_EPOCH
 from iopreport.telescopes import BANDS, TELESCOPE_ALIASES, TELESCOPES
 from iopreport.tomlsource import KeyPath, TomlSource
 
@@ -27,8 +28,6 @@ FLAG_KEYS = ("id", "what", *SELECTORS, "from", "to", "reason", "author", "date")
 _REQUIRED = ("id", "what", "reason", "author", "date")
 _ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 _FILE_RE = re.compile(r"^(?:[^/\s]+/\d{4}-\d{2}-\d{2}/)?[^/]+$")
-#: UTC Julian date of the Unix epoch (1970-01-01T00:00:00 UTC).
-JD_UNIX_EPOCH = 2440587.5
 #: Julian dates accepted in ``from``/``to``: 1858-11-17 (MJD 0) to 2132-08-31.
 JD_RANGE = (2400000.5, 2500000.5)
 #: Slack for "in the future" (a curator east of UTC writes tomorrow's UTC date).

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from iopreport.config import is_database_url
 from iopreport.errors import InputError
 from iopreport.fileio import write_text_atomic
 from iopreport.importers.iop4catalog import merge_catalog
@@ -85,7 +84,7 @@ def import_iop4(
     todo = []
     if results:
         store_path = config.database_path
-        if is_database_url(store_path) or Path(store_path).exists():
+        if config.store_exists:
             from iopreport.store import open_store
 
             open_store(store_path, create=False, upgrade=not dry_run)

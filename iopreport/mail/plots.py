@@ -17,8 +17,9 @@ import dataclasses
 import datetime as dt
 import io
 
-from iopreport.mail.summary import PLOT_DAYS, PlotPoint, SourceLine, jd_to_datetime
+from iopreport.mail.summary import PLOT_DAYS, PlotPoint, SourceLine
 from iopreport.stokes import angle_mean, wrap_chi_difference
+from iopreport.store.columns import jd_to_datetime
 
 #: Figure size in inches and resolution: 640 x 150 px per panel + margins.
 WIDTH_IN, PANEL_IN, DPI = 6.4, 1.5, 100

@@ -20,13 +20,6 @@ from iopreport.stokes import Estimate, wrap_chi_difference
 PLOT_DAYS = 30
 #: Spreads (with tonight's error) at or below these are too small to compare with.
 SPREAD_FLOOR = {"mag": 1e-4, "p": 1e-5, "chi": 1e-3}
-#: Julian date of 1970-01-01 00:00 UTC.
-_JD_UNIX_EPOCH = 2440587.5
-
-
-def jd_to_datetime(jd: float) -> dt.datetime:
-    """UTC datetime (naive) of a Julian date."""
-    return dt.datetime(1970, 1, 1) + dt.timedelta(days=jd - _JD_UNIX_EPOCH)
 
 
 @dataclass(frozen=True)
