@@ -16,6 +16,7 @@ import codecs
 import dataclasses
 import difflib
 import email.utils
+import functools
 import math
 import os
 import re
@@ -28,6 +29,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from iopreport.errors import InputError
+from iopreport.instruments.registry import InstrumentRegistry
 from iopreport.instruments.sections import section_problem
 from iopreport.telescopes import TELESCOPES
 from iopreport.tomlsource import KeyPath, TomlSource
@@ -519,6 +521,11 @@ class Config:
     logging: LoggingConfig = field(default_factory=LoggingConfig)
     safety: SafetyConfig = field(default_factory=SafetyConfig)
     cluster: ClusterConfig = field(default_factory=ClusterConfig)
+
+    @functools.cached_property
+    def registry(self) -> InstrumentRegistry:
+        """Every instrument this configuration knows: the built-in ones and ``[instruments]``."""
+        return InstrumentRegistry.builtin().with_generic(self.instruments.values())
 
     @property
     def database_path(self) -> Path | str:

@@ -161,98 +161,99 @@ _OSN_CCD = {
     "reference_binning": 1,
 }
 
-INSTRUMENTS: dict[str, InstrumentSpec] = {
-    spec.name: spec
-    for spec in (
-        InstrumentSpec(
-            name="AndorT90",
-            telescope="OSN-T090",
-            telescop_keyword="T90-OSN",
-            pixscale_arcsec=0.387,  # 13.2' field (Escudero Pedrosa et al. 2024 §6.1)
-            full_shape=(2048, 2048),
-            gain_e_per_adu=4.5,
-            pixel_size_um=13.5,
-            read_noise_e=7.0,
-            bias_level_adu=1000.0,
-            dark_e_per_s=0.0005,
-            **_OSN_CCD,
-        ),
-        InstrumentSpec(
-            name="RoperT90",
-            telescope="OSN-T090",
-            telescop_keyword="T90-OSN",
-            pixscale_arcsec=0.387,
-            full_shape=(2048, 2048),
-            gain_e_per_adu=7.14,
-            pixel_size_um=13.5,
-            read_noise_e=9.0,
-            bias_level_adu=600.0,
-            dark_e_per_s=0.001,
-            **_OSN_CCD,
-        ),
-        InstrumentSpec(
-            name="AndorT150",
-            telescope="OSN-T150",
-            telescop_keyword="T150-OSN",
-            pixscale_arcsec=0.232,  # 7.92' field (Escudero Pedrosa et al. 2024 §6.1)
-            full_shape=(2048, 2048),
-            gain_e_per_adu=4.5,
-            pixel_size_um=13.5,
-            read_noise_e=7.0,
-            bias_level_adu=1000.0,
-            dark_e_per_s=0.0005,
-            **_OSN_CCD,
-        ),
-        InstrumentSpec(
-            name="CAFOS",
-            telescope="CAHA-T220",
-            telescop_keyword="CA-2.2",
-            pixscale_arcsec=0.530,
-            reference_binning=1,
-            full_shape=(
-                800,
-                800,
-            ),  # the 800x800 cut normally used (Escudero Pedrosa et al. 2024 §6.2)
-            gain_e_per_adu=1.45,
-            pixel_size_um=24.0,
-            read_noise_e=5.0,
-            bias_level_adu=650.0,
-            dark_e_per_s=0.0,
-            saturation_adu=65535,
-            polarimetry="hwp",
-            pol_angles=CAFOS_HWP_ANGLES,
-            min_pol_angles=4,
-            oe_offset_px=(-35.72, -0.197),
-            oe_offset_std_px=(1.34, 1.02),
-            pairs_in_photometry=False,
-        ),
-        InstrumentSpec(
-            name="DIPOL",
-            telescope="OSN-T090",
-            telescop_keyword="T90-OSN",
-            pixscale_arcsec=0.134,  # at 2x2 (IOP4's instrument classes)
-            reference_binning=2,
-            full_shape=(4128, 2812),  # 9.22' x 6.28' field at 0.134"/px
-            gain_e_per_adu=1.0,
-            pixel_size_um=7.52,
-            read_noise_e=3.0,
-            bias_level_adu=500.0,
-            dark_e_per_s=0.05,
-            saturation_adu=65535,
-            polarimetry="hwp",
-            pol_angles=DIPOL_HWP_ANGLES,
-            min_pol_angles=8,
-            oe_offset_px=(-209.0, 13.0),
-            oe_offset_std_px=(12.0, 16.0),
-            needs_darks=True,
-            hwp_average="cycles",
-            hwp_fit_method="dipol-16",
-            subframes_by_quads=True,
-            flats_per_pol_setup=False,
-            sky_rotation_deg=177.6,
-        ),
-    )
-}
+#: The built-in instruments, in the order they are listed.
+BUILTIN_SPECS: tuple[InstrumentSpec, ...] = (
+    InstrumentSpec(
+        name="AndorT90",
+        telescope="OSN-T090",
+        telescop_keyword="T90-OSN",
+        pixscale_arcsec=0.387,  # 13.2' field (Escudero Pedrosa et al. 2024 §6.1)
+        full_shape=(2048, 2048),
+        gain_e_per_adu=4.5,
+        pixel_size_um=13.5,
+        read_noise_e=7.0,
+        bias_level_adu=1000.0,
+        dark_e_per_s=0.0005,
+        **_OSN_CCD,
+    ),
+    InstrumentSpec(
+        name="RoperT90",
+        telescope="OSN-T090",
+        telescop_keyword="T90-OSN",
+        pixscale_arcsec=0.387,
+        full_shape=(2048, 2048),
+        gain_e_per_adu=7.14,
+        pixel_size_um=13.5,
+        read_noise_e=9.0,
+        bias_level_adu=600.0,
+        dark_e_per_s=0.001,
+        **_OSN_CCD,
+    ),
+    InstrumentSpec(
+        name="AndorT150",
+        telescope="OSN-T150",
+        telescop_keyword="T150-OSN",
+        pixscale_arcsec=0.232,  # 7.92' field (Escudero Pedrosa et al. 2024 §6.1)
+        full_shape=(2048, 2048),
+        gain_e_per_adu=4.5,
+        pixel_size_um=13.5,
+        read_noise_e=7.0,
+        bias_level_adu=1000.0,
+        dark_e_per_s=0.0005,
+        **_OSN_CCD,
+    ),
+    InstrumentSpec(
+        name="CAFOS",
+        telescope="CAHA-T220",
+        telescop_keyword="CA-2.2",
+        pixscale_arcsec=0.530,
+        reference_binning=1,
+        full_shape=(
+            800,
+            800,
+        ),  # the 800x800 cut normally used (Escudero Pedrosa et al. 2024 §6.2)
+        gain_e_per_adu=1.45,
+        pixel_size_um=24.0,
+        read_noise_e=5.0,
+        bias_level_adu=650.0,
+        dark_e_per_s=0.0,
+        saturation_adu=65535,
+        polarimetry="hwp",
+        pol_angles=CAFOS_HWP_ANGLES,
+        min_pol_angles=4,
+        oe_offset_px=(-35.72, -0.197),
+        oe_offset_std_px=(1.34, 1.02),
+        pairs_in_photometry=False,
+    ),
+    InstrumentSpec(
+        name="DIPOL",
+        telescope="OSN-T090",
+        telescop_keyword="T90-OSN",
+        pixscale_arcsec=0.134,  # at 2x2 (IOP4's instrument classes)
+        reference_binning=2,
+        full_shape=(4128, 2812),  # 9.22' x 6.28' field at 0.134"/px
+        gain_e_per_adu=1.0,
+        pixel_size_um=7.52,
+        read_noise_e=3.0,
+        bias_level_adu=500.0,
+        dark_e_per_s=0.05,
+        saturation_adu=65535,
+        polarimetry="hwp",
+        pol_angles=DIPOL_HWP_ANGLES,
+        min_pol_angles=8,
+        oe_offset_px=(-209.0, 13.0),
+        oe_offset_std_px=(12.0, 16.0),
+        needs_darks=True,
+        hwp_average="cycles",
+        hwp_fit_method="dipol-16",
+        subframes_by_quads=True,
+        flats_per_pol_setup=False,
+        sky_rotation_deg=177.6,
+    ),
+)
+
+#: Process-wide table of the transition; prefer ``config.registry`` (:mod:`.registry`).
+INSTRUMENTS: dict[str, InstrumentSpec] = {spec.name: spec for spec in BUILTIN_SPECS}
 
 
 def instrument(name: str) -> InstrumentSpec:

@@ -1,0 +1,75 @@
+"""The instrument registry: built from a Config, immutable, picklable, no process-wide state."""
+
+from __future__ import annotations
+
+import pickle
+
+import pytest
+
+from iopreport.config import config_from_source
+from iopreport.instruments.registry import InstrumentRegistry
+from iopreport.tomlsource import TomlSource
+
+CAMERA = """
+[instruments.TESTCAM]
+telescope = "TEST"
+instrume = "TESTCAM"
+telescop = "TEST-1M"
+pixscale_arcsec = 0.5
+gain_e_per_adu = 1.3
+read_noise_e = 4.0
+saturation_adu = 60000
+type_keyword = "IMAGETYP"
+types = { BIAS = "bias", FLAT = "flat", LIGHT = "light" }
+filter_keyword = "FILTER"
+bands = { R = "R" }
+date_keyword = "DATE-OBS"
+ra_keyword = "RA"
+dec_keyword = "DEC"
+
+[archives.TEST]
+protocol = "local"
+root = "archive"
+"""
+
+
+def _config(text: str, tmp_path):
+    path = tmp_path / "config.toml"
+    path.write_text(text)
+    return config_from_source(TomlSource.read(path))
+
+
+def test_builtin_registry_knows_the_instruments_and_aliases():
+    registry = InstrumentRegistry.builtin()
+    assert registry.names() == ("AndorT90", "RoperT90", "AndorT150", "CAFOS", "DIPOL")
+    assert registry.get("CAFOS2.2") is registry.get("CAFOS")
+    assert "CAFOS2.2" in registry and "TESTCAM" not in registry
+    assert registry.quad_instruments() == ("DIPOL",)
+    with pytest.raises(KeyError, match="unknown instrument 'NOPE'; known: AndorT90"):
+        registry.get("NOPE")
+
+
+def test_config_registry_adds_configured_instruments_without_touching_others(tmp_path):
+    config = _config(CAMERA, tmp_path)
+    registry = config.registry
+    assert registry is config.registry  # built once per Config
+    spec = registry.get("TESTCAM")
+    assert (spec.telescope, spec.gain_e_per_adu, spec.read_noise_e) == ("TEST", 1.3, 4.0)
+    assert registry.generic["TESTCAM"].instrume == "TESTCAM"
+    assert "TESTCAM" not in InstrumentRegistry.builtin()  # no process-wide state
+    plain = _config("", tmp_path)
+    assert "TESTCAM" not in plain.registry
+
+
+def test_registry_travels_to_worker_processes(tmp_path):
+    registry = _config(CAMERA, tmp_path).registry
+    copy = pickle.loads(pickle.dumps(registry))
+    assert copy.names() == registry.names()
+    assert copy.get("TESTCAM") == registry.get("TESTCAM")
+    assert copy.generic["TESTCAM"] == registry.generic["TESTCAM"]
+
+
+def test_a_configured_instrument_may_not_reuse_a_builtin_name(tmp_path):
+    config = _config(CAMERA.replace("TESTCAM]", "CAFOS]"), tmp_path)
+    with pytest.raises(ValueError, match="'CAFOS' is built in"):
+        _ = config.registry
