@@ -5,14 +5,17 @@ family's own keywords (frame type, band, polarimetric mode and angle, start
 time, pointing). Classification (:mod:`iopreport.reduce.classify`) asks the
 dialects and applies the checks every frame shares, so a new instrument family
 is a new dialect here, never a name compared in the reduction. The keyword
-values are in :mod:`iopreport.instruments.keywords`, which the simulator writes
-from.
+values are in :mod:`iopreport.instruments.keywords`. Each dialect also *writes*
+its keywords (:meth:`HeaderDialect.header_for`, :meth:`HeaderDialect.file_name`):
+the inverse of its reading, used by the simulator, so that what is written and
+what is read are defined in one place.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import math
+import re
 from dataclasses import dataclass
 
 from astropy.io import fits
@@ -39,8 +42,36 @@ class FrameFields:
     binning: tuple[int, int] | None = None
 
 
+@dataclass(frozen=True)
+class FrameKeywords:
+    """What a frame is, to be written as its family's header keywords (the simulator's input).
+
+    ``start`` is naive UTC; ``spelling`` picks among equivalent spellings a family
+    uses for one value (the OSN wheel's ``R_45``/``R-45``); ``subframe_origin`` is
+    DIPOL's ``XORGSUBF``/``YORGSUBF``.
+    """
+
+    instrument: str
+    night: dt.date
+    imgtype: str  # bias | dark | flat | light
+    start: dt.datetime
+    exptime: float
+    binning: int
+    object_name: str = ""
+    band: str | None = None
+    obsmode: str | None = None
+    angle: float | None = None
+    pointing: tuple[float, float] | None = None
+    spelling: int = 0
+    subframe_origin: tuple[int, int] = (0, 0)
+    flip: bool = False
+
+
 class HeaderDialect:
     """Base of a family's dialect: the hooks classification calls, with their defaults."""
+
+    #: OBJECT of a sky flat as the family's observers write it.
+    flat_object_name = "FLAT"
 
     def instrument(self, header: fits.Header, night: dt.date) -> str | None:
         """The instrument ``header`` designates on ``night`` (its ``INSTRUME``), or None."""
@@ -60,6 +91,44 @@ class HeaderDialect:
 
     def fields(self, header: fits.Header, name: str, filename: str) -> FrameFields:
         """Read the family's keywords (raises :class:`ClassificationError` naming the key)."""
+        raise NotImplementedError
+
+    # Writing: the inverse of the reading above (the simulator's headers).
+
+    def camera_on(self, name: str, night: dt.date) -> str:
+        """The instrument actually mounted for ``name`` on ``night`` (camera swaps)."""
+        return name
+
+    def instrume_value(self, name: str, night: dt.date) -> str:
+        """The ``INSTRUME`` value ``name`` writes on ``night``."""
+        raise NotImplementedError
+
+    def telescop_value(self, name: str, night: dt.date, telescop: str) -> str:
+        """The ``TELESCOP`` value written on ``night`` (``telescop`` unless a quirk says not)."""
+        return telescop
+
+    def header_for(self, frame: FrameKeywords, telescop: str) -> fits.Header:
+        """Every keyword of ``frame``'s raw file except the data-shape ones."""
+        from astropy.time import Time
+
+        header = fits.Header()
+        start = Time(frame.start, scale="utc")
+        header["DATE-OBS"] = (start.isot[:23], "UTC start of exposure")
+        header["EXPTIME"] = (round(frame.exptime, 3), "Exposure time in seconds")
+        header["XBINNING"] = (frame.binning, "Binning factor in width")
+        header["YBINNING"] = (frame.binning, "Binning factor in height")
+        header["OBJECT"] = frame.object_name
+        header["INSTRUME"] = self.instrume_value(frame.instrument, frame.night)
+        header["TELESCOP"] = self.telescop_value(frame.instrument, frame.night, telescop)
+        self.write(header, frame, start.jd, start.isot)
+        return header
+
+    def write(self, header: fits.Header, frame: FrameKeywords, start_jd: float, start_iso: str):
+        """Add the family's own keywords (type, band, mode and angle, time, pointing)."""
+        raise NotImplementedError
+
+    def file_name(self, frame: FrameKeywords, counter: int) -> str:
+        """The raw file's name in the family's archive pattern."""
         raise NotImplementedError
 
 
@@ -113,6 +182,23 @@ def degrees_pointing(
         return float(header[ra_key]), float(header[dec_key])
     except (KeyError, TypeError, ValueError):
         return None
+
+
+def sexagesimal(ra_deg: float, dec_deg: float, sep: str = " ") -> tuple[str, str]:
+    """RA (hours) and Dec (degrees) as written sexagesimally: the inverse of
+    :func:`sexagesimal_pointing`."""
+    from astropy.coordinates import Angle
+
+    ra = Angle(ra_deg, unit="deg").to_string(unit="hourangle", sep=sep, precision=2, pad=True)
+    dec = Angle(dec_deg, unit="deg").to_string(
+        unit="deg", sep=sep, precision=1, alwayssign=True, pad=True
+    )
+    return ra, dec
+
+
+def slug(text: str) -> str:
+    """``text`` with only the characters archives keep in file names."""
+    return re.sub(r"[^A-Za-z0-9+.]", "", text)
 
 
 def instrume(header: fits.Header) -> str:
