@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import pickle
 
 import pytest
@@ -70,6 +71,13 @@ def test_registry_travels_to_worker_processes(tmp_path):
 
 
 def test_a_configured_instrument_may_not_reuse_a_builtin_name(tmp_path):
-    config = _config(CAMERA.replace("TESTCAM]", "CAFOS]"), tmp_path)
+    from iopreport.errors import InputError
+
+    with pytest.raises(
+        InputError, match=r"config.toml:2: instruments.CAFOS: .*'CAFOS' is built in"
+    ):
+        _config(CAMERA.replace("TESTCAM]", "CAFOS]"), tmp_path)
+    config = _config(CAMERA, tmp_path)
+    renamed = dataclasses.replace(config.instruments["TESTCAM"], name="CAFOS")
     with pytest.raises(ValueError, match="'CAFOS' is built in"):
-        _ = config.registry
+        InstrumentRegistry.builtin().with_generic([renamed])

@@ -25,7 +25,6 @@ from astropy.time import Time
 from iopreport.catalog import Catalog
 from iopreport.config import Config
 from iopreport.identify import identify_target
-from iopreport.instruments import instrument
 from iopreport.instruments.polarization import configured_instrumental
 from iopreport.reduce.photometry import ZeroPoint, zero_point
 from iopreport.reduce.polarimetry import (
@@ -263,7 +262,7 @@ def compute_sequence(
     """The polarimetric result of one sequence (never raises for bad data)."""
     first = members[0].frame
     result = SequenceResult(first.target, members)
-    spec = instrument(first.instrument)
+    spec = config.registry.get(first.instrument)
     inst = instrumental_for(config, members)
     entry = catalog.get(first.target)
     calibrators = [c for c in (entry.calibrators if entry else ()) if catalog.get(c)]
