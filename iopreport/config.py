@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from iopreport.errors import InputError
+from iopreport.instruments.polarization import InstrumentalPolarization
 from iopreport.instruments.registry import InstrumentRegistry
 from iopreport.instruments.sections import section_problem
 from iopreport.telescopes import TELESCOPES
@@ -362,12 +363,14 @@ def _non_negative(value: float) -> str | None:
 
 
 @dataclass(frozen=True)
-class InstrumentalPolarizationConfig:
-    """One dated entry of an instrument's instrumental polarization and zero angle.
+class InstrumentalPolarizationTable:
+    """The keys and checks of one ``[[polarimetry.instrumental]]`` table.
 
-    Valid from ``valid_from`` (UTC) until the next entry of the same
-    instrument (and band, when given): an instrument changes when a mirror is
-    cleaned (IOP4's polarimetry). Escudero Pedrosa et al. 2024, Eqs. 4-7, 15, 19-20.
+    Only the schema of the TOML table: it is parsed into an
+    :class:`~iopreport.instruments.polarization.InstrumentalPolarization`, the one
+    type for these values. Valid from ``valid_from`` (UTC) until the next entry of
+    the same instrument (and band, when given): an instrument changes when a mirror
+    is cleaned (IOP4's polarimetry). Escudero Pedrosa et al. 2024, Eqs. 4-7, 15, 19-20.
     """
 
     instrument: str = _setting()
@@ -381,11 +384,25 @@ class InstrumentalPolarizationConfig:
     band: str = _setting("")  # empty: every band
     source: str = _setting("")
 
-    @property
-    def valid_from_time(self):
+    def parsed(self) -> InstrumentalPolarization:
+        """The entry, ``valid_from`` as a naive UTC datetime."""
         import datetime as dt
 
-        return dt.datetime.fromisoformat(self.valid_from).replace(tzinfo=None)
+        valid_from = dt.datetime.fromisoformat(self.valid_from)
+        if valid_from.tzinfo is not None:
+            valid_from = valid_from.astimezone(dt.UTC)
+        return InstrumentalPolarization(
+            q_inst=self.q_inst,
+            q_inst_err=self.q_inst_err,
+            u_inst=self.u_inst,
+            u_inst_err=self.u_inst_err,
+            zero_angle_deg=self.zero_angle_deg,
+            zero_angle_err_deg=self.zero_angle_err_deg,
+            valid_from=valid_from.replace(tzinfo=None),
+            source=self.source or "config.toml",
+            instrument=self.instrument,
+            band=self.band,
+        )
 
 
 @dataclass(frozen=True)
@@ -397,7 +414,7 @@ class PolarimetryConfig:
     hwp_average: Literal["instrument", "fit", "cycles"] = _setting("instrument")
     clip_sigma: float = _setting(4.0, check=_positive)
     normalise_by_comparison_stars: bool = _setting(True)
-    instrumental: tuple[InstrumentalPolarizationConfig, ...] = ()
+    instrumental: tuple[InstrumentalPolarization, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -687,7 +704,7 @@ def _polarimetry(source: TomlSource, value: Any, registry: InstrumentRegistry) -
         entry_table = _expect_table(source, entry_key, entry_table)
         if "valid_from" in entry_table and not isinstance(entry_table["valid_from"], str):
             entry_table = {**entry_table, "valid_from": entry_table["valid_from"].isoformat()}
-        entry = _build(InstrumentalPolarizationConfig, entry_table, source, entry_key)
+        entry = _build(InstrumentalPolarizationTable, entry_table, source, entry_key).parsed()
         if entry.instrument not in registry:
             known = ", ".join(registry.names())
             raise source.error((*entry_key, "instrument"), f"unknown instrument; known: {known}")

@@ -188,3 +188,72 @@ def test_two_configurations_in_one_process_do_not_see_each_others_instruments(tm
     with pytest.raises(ClassificationError, match="unknown INSTRUME 'TPOL'"):
         classify_header(header, "a.fits", "TEST", frame.night, InstrumentRegistry.builtin())
     assert "TESTPOL" not in with_number and "NUMPOL" not in with_pol
+
+
+#: Real-world card damage: an unclosed string and an unparsable number.
+UNCLOSED = "OBSERVER= 'Vilppu "
+UNPARSABLE = "FOCALLEN=             12.3.4 / focal length"
+
+
+def _with_cards(header, *images):
+    """``header`` as a file would hold it, with ``images`` (raw 80-column cards) added."""
+    from astropy.io import fits
+
+    text = "".join(card.image for card in header.cards)
+    text += "".join(image.ljust(80) for image in images)
+    return fits.Header.fromstring(text)
+
+
+@pytest.mark.parametrize(
+    ("name", "telescope", "night"),
+    [
+        ("AndorT90", "OSN-T090", dt.date(2024, 3, 10)),
+        ("CAFOS", "CAHA-T220", dt.date(2024, 3, 10)),
+        ("DIPOL", "OSN-T090", dt.date(2025, 3, 10)),
+        ("TESTPOL", "TEST", dt.date(2024, 3, 10)),
+    ],
+)
+def test_a_malformed_card_is_reported_once_and_the_rest_of_the_header_used(
+    name, telescope, night, tmp_path, caplog
+):
+    registry = _registry(POLARIMETER, tmp_path)
+    angle = registry.get(name).pol_angles[1]
+    frame = next(f for f in _frames(name, night, (angle,)) if f.obsmode == "polarimetry")
+    dialect = registry.dialect_of(name)
+    header = dialect.header_for(frame, registry.get(name).telescop_keyword)
+    header.update({"NAXIS": 2, "NAXIS1": 100, "NAXIS2": 80})
+    damaged = _with_cards(header, UNCLOSED, UNPARSABLE)
+    filename = f"{name}-damaged.fits"
+    with caplog.at_level("WARNING"):
+        for _ in range(2):
+            info = classify_header(damaged, filename, telescope, night, registry)
+            assert (info.instrument, info.obsmode, info.angle) == (name, "polarimetry", angle)
+    reports = [r.getMessage() for r in caplog.records if "malformed header card" in r.message]
+    assert len(reports) == 2  # each card once, though the header was read twice
+    assert all(r.startswith(f"{filename}: ") for r in reports)
+    assert any("FOCALLEN=             12.3.4" in r for r in reports)
+    assert any("OBSERVER= 'Vilppu" in r for r in reports)
+
+
+def test_a_needed_card_that_is_malformed_is_named_in_the_reason():
+    registry = InstrumentRegistry.builtin()
+    frame = next(_frames("AndorT90", dt.date(2024, 3, 10), (0.0,)))  # the bias
+    header = registry.dialect_of("AndorT90").header_for(frame, "T90-OSN")
+    header.update({"NAXIS": 2, "NAXIS1": 100, "NAXIS2": 80})
+    del header["JD"]
+    damaged = _with_cards(header, "JD      = 2460380.38.5 / Julian Date")
+    with pytest.raises(ClassificationError, match=r"JD keyword missing \(its card is malformed: "):
+        classify_header(damaged, "bias.fits", "OSN-T090", frame.night, registry)
+
+
+def test_the_dipol_uf_instrume_card_with_a_quote_in_its_comment_is_read(shared_dir, tmp_path):
+    """The real MaxIm DL card ``INSTRUME= 'Apogee US' /Net'`` is readable: nothing is dropped."""
+    from astropy.io import fits
+
+    from iopreport.instruments.dialect import readable_header
+
+    path = shared_dir / "data/real/dipol/DIPOL-UF_ImageTest_test.fits_HD22484_MaxImDL.fits"
+    header = fits.getheader(path)
+    kept, malformed = readable_header(header, path.name)
+    assert malformed == {} and kept is header
+    assert header["INSTRUME"] == "Apogee US" and header.comments["INSTRUME"] == "Net'"

@@ -14,11 +14,16 @@ what is read are defined in one place.
 from __future__ import annotations
 
 import datetime as dt
+import functools
+import logging
 import math
 import re
+import warnings
 from dataclasses import dataclass
 
 from astropy.io import fits
+
+log = logging.getLogger(__name__)
 
 
 class ClassificationError(ValueError):
@@ -204,3 +209,34 @@ def slug(text: str) -> str:
 def instrume(header: fits.Header) -> str:
     """The header's ``INSTRUME`` value, stripped ('' when missing)."""
     return str(header.get("INSTRUME", "")).strip()
+
+
+def readable_header(header: fits.Header, filename: str) -> tuple[fits.Header, dict[str, str]]:
+    """``header`` without the cards astropy cannot parse, and those cards by keyword.
+
+    Tolerant reading: a malformed card (an unparsable value, an unclosed string) is
+    reported once per file and card, in the log with the file name and the card as
+    written, and the rest of the header is used. The header is returned unchanged
+    (the same object) when every card is readable.
+    """
+    bad: dict[str, str] = {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for card in header.cards:
+            try:
+                _ = card.value
+            except Exception as exc:  # astropy raises VerifyError, ValueError or a warning
+                # the card as written (its ``image`` would try to fix it first)
+                image = (getattr(card, "_image", None) or card.keyword).rstrip()
+                bad[card.keyword] = image
+                _report_malformed(filename, image, f"{type(exc).__name__}: {exc}")
+    if not bad:
+        return header, bad
+    kept = fits.Header([card for card in header.cards if card.keyword not in bad])
+    return kept, bad
+
+
+@functools.lru_cache(maxsize=4096)
+def _report_malformed(filename: str, image: str, reason: str) -> None:
+    """Log a malformed card (once per file and card in a process)."""
+    log.warning("%s: malformed header card %r ignored (%s)", filename, image, reason)

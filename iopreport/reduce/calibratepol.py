@@ -23,6 +23,7 @@ import numpy as np
 from astropy.time import Time
 
 from iopreport.catalog import Catalog
+from iopreport.instruments.polarization import InstrumentalPolarization
 from iopreport.stokes import Stokes, qu_from_p_chi, rotate_qu, wrap_chi_difference
 from iopreport.store import AstroSource, PhotoPolResult
 
@@ -91,23 +92,26 @@ class PolCalibration:
             )
         lines += [f"  ! {problem}" for problem in self.problems]
         if self.complete:
-            first = min(o.juliandate for o in self.observations)
-            since = Time(first, format="jd").to_datetime().date().isoformat()
-            lines += [
-                "  config.toml entry:",
-                "  [[polarimetry.instrumental]]",
-                f'  instrument = "{self.instrument}"',
-                f'  band = "{self.band}"',
-                f'  valid_from = "{since}"',
-                f"  q_inst = {self.q_inst:.5f}",
-                f"  q_inst_err = {self.q_inst_err:.5f}",
-                f"  u_inst = {self.u_inst:.5f}",
-                f"  u_inst_err = {self.u_inst_err:.5f}",
-                f"  zero_angle_deg = {self.zero_angle_deg:.2f}",
-                f"  zero_angle_err_deg = {self.zero_angle_err_deg:.2f}",
-                f'  source = "iopreport calibrate-pol on {dt.date.today().isoformat()}"',
-            ]
+            lines.append("  config.toml entry:")
+            lines += [f"  {line}" for line in self.entry().toml_lines()]
         return "\n".join(lines)
+
+    def entry(self) -> InstrumentalPolarization:
+        """The fitted values as an entry valid from the first standard's night."""
+        first = min(o.juliandate for o in self.observations)
+        since = Time(first, format="jd").to_datetime()
+        return InstrumentalPolarization(
+            q_inst=self.q_inst,
+            q_inst_err=self.q_inst_err,
+            u_inst=self.u_inst,
+            u_inst_err=self.u_inst_err,
+            zero_angle_deg=self.zero_angle_deg,
+            zero_angle_err_deg=self.zero_angle_err_deg,
+            valid_from=dt.datetime.combine(since.date(), dt.time()),
+            source=f"iopreport calibrate-pol on {dt.date.today().isoformat()}",
+            instrument=self.instrument,
+            band=self.band,
+        )
 
 
 def standard_observations(

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from astropy.io import fits
 
-from iopreport.instruments.dialect import ClassificationError, header_number
+from iopreport.instruments.dialect import ClassificationError, header_number, readable_header
 from iopreport.instruments.registry import InstrumentRegistry, transition_registry
 
 #: Julian dates a frame may carry: 1980-01-01 (before any archive this reads) to
@@ -127,14 +127,21 @@ def classify_header(
 ) -> FrameInfo:
     """Classify from an already-read header (see :func:`classify_file`).
 
-    A header card astropy cannot parse (found when its value is read) is a
-    ClassificationError like any other bad value, never another exception.
+    A header card astropy cannot parse is reported once and left out, and the rest
+    of the header is used (:func:`~iopreport.instruments.dialect.readable_header`);
+    when the frame needs that card, the ClassificationError says it is malformed.
     """
     if registry is None:
         registry = transition_registry()
+    header, malformed = readable_header(header, filename)
     try:
         return _classify_header(header, filename, telescope, night, registry)
-    except ClassificationError:
+    except ClassificationError as exc:
+        key = str(exc).split(" ", 1)[0]
+        if key in malformed:  # the reason names a card that was left out
+            raise ClassificationError(
+                f"{exc} (its card is malformed: {malformed[key]!r})"
+            ) from None
         raise
     except (fits.VerifyError, ValueError, TypeError, KeyError, OverflowError) as exc:
         raise ClassificationError(f"header not usable: {type(exc).__name__}: {exc}") from None
