@@ -433,6 +433,11 @@ class GenericInstrumentConfig:
     gain_e_per_adu: float = _setting(check=_positive)
     read_noise_e: float = _setting(5.0, check=_positive)
     saturation_adu: float = _setting(65535.0, check=_positive)
+    #: header keywords of the frame's own gain, read noise and saturation (empty: the values
+    #: above; a frame without a usable value there uses them too)
+    gain_keyword: str = _setting("")
+    read_noise_keyword: str = _setting("")
+    saturation_keyword: str = _setting("")
     bias_level_adu: float = _setting(0.0)
     telescop: str = _setting("")
     type_keyword: str = _setting("IMAGETYP")
@@ -444,6 +449,7 @@ class GenericInstrumentConfig:
     date_keyword: str = _setting("DATE-OBS")
     date_format: Literal["isot", "mjd", "jd"] = _setting("isot")
     binning_keyword: str = _setting("XBINNING")
+    binning_y_keyword: str = _setting("")  # empty: binning_keyword holds both axes
     ra_keyword: str = _setting("RA")
     dec_keyword: str = _setting("DEC")
     overscan: str = _setting("", check=_section)

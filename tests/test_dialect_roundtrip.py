@@ -29,6 +29,7 @@ bands = { Red = "R", Green = "V" }
 date_keyword = "MJD-OBS"
 date_format = "mjd"
 binning_keyword = "BINX"
+binning_y_keyword = "BINY"
 ra_keyword = "RA_DEG"
 dec_keyword = "DEC_DEG"
 polarimetry = "hwp"

@@ -81,3 +81,24 @@ def test_a_configured_instrument_may_not_reuse_a_builtin_name(tmp_path):
     renamed = dataclasses.replace(config.instruments["TESTCAM"], name="CAFOS")
     with pytest.raises(ValueError, match="'CAFOS' is built in"):
         InstrumentRegistry.builtin().with_generic([renamed])
+
+
+def test_detector_keywords_of_a_configured_instrument_reach_its_spec(tmp_path):
+    text = CAMERA.replace(
+        "read_noise_e = 4.0\n",
+        'read_noise_e = 4.0\ngain_keyword = "GAIN"\nread_noise_keyword = "RDNOISE"\n'
+        'saturation_keyword = "SATURATE"\nbinning_keyword = "CCDXBIN"\n'
+        'binning_y_keyword = "CCDYBIN"\n',
+    )
+    config = _config(text, tmp_path)
+    spec = config.registry.get("TESTCAM")
+    assert (spec.gain_keyword, spec.read_noise_keyword, spec.saturation_keyword) == (
+        "GAIN",
+        "RDNOISE",
+        "SATURATE",
+    )
+    assert config.instruments["TESTCAM"].binning_y_keyword == "CCDYBIN"
+    from astropy.io import fits
+
+    frame = spec.for_header(fits.Header({"GAIN": 2.5, "RDNOISE": 6.0, "SATURATE": 40000}))
+    assert (frame.gain_e_per_adu, frame.read_noise_e, frame.saturation_adu) == (2.5, 6.0, 40000)

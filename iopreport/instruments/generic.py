@@ -61,6 +61,9 @@ def spec_of(config) -> InstrumentSpec:
         overscan_keyword=config.overscan_keyword,
         trim_section=config.trim,
         trim_keyword=config.trim_keyword,
+        gain_keyword=config.gain_keyword,
+        read_noise_keyword=config.read_noise_keyword,
+        saturation_keyword=config.saturation_keyword,
     )
 
 
@@ -146,6 +149,7 @@ class GenericDialect(HeaderDialect):
         if imgtype == "light" and config.polarimetry != "none":
             obsmode, angle = _mode_and_angle(header, config)
         binning = _binning(header, config.binning_keyword)
+        binning_y = _binning(header, config.binning_y_keyword or config.binning_keyword)
         return FrameFields(
             imgtype,
             band,
@@ -153,7 +157,7 @@ class GenericDialect(HeaderDialect):
             angle,
             start_jd=_start_jd(header, config),
             pointing=degrees_pointing(header, config.ra_keyword, config.dec_keyword),
-            binning=(binning, binning),
+            binning=(binning, binning_y),
         )
 
     # Writing: the inverse of fields(), from the same table.
@@ -179,6 +183,8 @@ class GenericDialect(HeaderDialect):
         header["TELESCOP"] = self.telescop_value(frame.instrument, frame.night, telescop)
         header[config.exptime_keyword] = round(frame.exptime, 3)
         header[config.binning_keyword] = frame.binning
+        if config.binning_y_keyword:
+            header[config.binning_y_keyword] = frame.binning
         dates = {"isot": start.isot[:23], "mjd": start.mjd, "jd": start.jd}
         header[config.date_keyword] = dates[config.date_format]
         header[config.type_keyword] = _written_type(config, frame)
