@@ -176,10 +176,14 @@ def test_generic_dialect_reads_back_what_it_writes(tmp_path):
 
 
 def test_two_configurations_in_one_process_do_not_see_each_others_instruments(tmp_path):
-    (tmp_path / "a").mkdir()
-    (tmp_path / "b").mkdir()
-    with_pol = _registry(POLARIMETER, tmp_path / "a")
-    with_number = _registry(NUMBER_POLARIMETER, tmp_path / "b")
+    from iopreport.config import load_config
+
+    for folder, text in (("a", POLARIMETER), ("b", NUMBER_POLARIMETER)):
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / "config.toml").write_text(text)
+    # loaded as the commands load them (load_config), one after the other
+    with_pol = load_config(tmp_path / "a" / "config.toml").registry
+    with_number = load_config(tmp_path / "b" / "config.toml").registry
     frame = next(f for f in _frames("TESTPOL", dt.date(2024, 3, 10), (0.0,)) if f.angle == 0.0)
     header = with_pol.dialect_of("TESTPOL").header_for(frame, "TEST-1M")
     header.update({"NAXIS": 2, "NAXIS1": 100, "NAXIS2": 80})
