@@ -60,7 +60,9 @@ def load_inputs(config: Config) -> tuple[Catalog, FlagSet]:
     """catalog.toml and flags.toml, checked (InputError naming the line on any mistake)."""
     catalog = load_catalog(config.paths.catalog)
     telescopes = sorted({i.telescope for i in config.instruments.values()})
-    flagset = load_flags(config.paths.flags, catalog, telescopes=telescopes)
+    flagset = load_flags(
+        config.paths.flags, catalog, telescopes=telescopes, registry=config.registry
+    )
     return catalog, flagset
 
 

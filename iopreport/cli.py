@@ -932,13 +932,14 @@ def cmd_reduce(args: argparse.Namespace) -> int:
 def cmd_calibrate_pol(args: argparse.Namespace) -> int:
     """``iopreport calibrate-pol``: exit 1 when the standards do not constrain the fit."""
     from iopreport.catalog import load_catalog
-    from iopreport.instruments.specs import INSTRUMENTS
     from iopreport.reduce.calibratepol import fit_instrumental, standard_observations
     from iopreport.store import open_store
 
-    if args.instrument not in INSTRUMENTS:
-        raise UsageError(f"unknown instrument {args.instrument!r}; known: {', '.join(INSTRUMENTS)}")
     config = _load_config(args)
+    registry = config.registry
+    if args.instrument not in registry:
+        known = ", ".join(registry.names())
+        raise UsageError(f"unknown instrument {args.instrument!r}; known: {known}")
     catalog = load_catalog(config.paths.catalog)
     open_store(config.database_path)
     observations = standard_observations(
@@ -1050,9 +1051,12 @@ def _edit_flags(args: argparse.Namespace, config, catalog) -> int:
 
     path = config.paths.flags
     telescopes = sorted({i.telescope for i in config.instruments.values()})
+    registry = config.registry
 
     def validate(text: str):
-        return flags_from_source(TomlSource.from_text(text, path), catalog, telescopes=telescopes)
+        return flags_from_source(
+            TomlSource.from_text(text, path), catalog, telescopes=telescopes, registry=registry
+        )
 
     if args.flags_action == "remove":
         remove_flag(path, args.flag_id, validate)
@@ -1166,11 +1170,10 @@ def cmd_index(args: argparse.Namespace) -> int:
     from iopreport.catalog import load_catalog
     from iopreport.indexfiles.plan import make_plan
     from iopreport.indexfiles.report import render_plan
-    from iopreport.instruments.specs import INSTRUMENTS
 
     config = _load_config(args, log_to_file=args.index_action == "fetch")
     catalog = load_catalog(config.paths.catalog)
-    instruments = dict(INSTRUMENTS)
+    instruments = dict(config.registry.specs)
     if args.instrument:
         unknown = [name for name in args.instrument if name not in instruments]
         if unknown:

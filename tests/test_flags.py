@@ -396,7 +396,8 @@ def test_next_id():
 
 
 def test_a_flag_may_name_an_instrument_described_in_config(tmp_path):
-    """One registry: an instrument from config.toml is a known flag selector once loaded."""
+    """One registry: an instrument from config.toml is a known flag selector of that config
+    (and of no other: loading a config changes nothing process-wide)."""
     from iopreport.config import load_config
     from iopreport.skeleton import init_project
 
@@ -413,6 +414,9 @@ def test_a_flag_may_name_an_instrument_described_in_config(tmp_path):
         + '\n[instruments.FLAGCAM]\ntelescope = "OSN-T090"\ninstrume = "FlagCam"\n'
         + "pixscale_arcsec = 0.5\ngain_e_per_adu = 1.0\n"
     )
-    load_config(path)
-    (flag,) = parse(text).flags
+    config = load_config(path)
+    source = TomlSource.from_text(text, "flags.toml")
+    (flag,) = flags_from_source(source, registry=config.registry).flags
     assert flag.instrument == ("FLAGCAM",)
+    with pytest.raises(InputError, match="instrument: unknown value"):
+        parse(text)

@@ -71,3 +71,29 @@ def test_trimming_moves_the_header_wcs_reference_pixel(tmp_path, shared_dir):
     fits.PrimaryHDU(data, header).writeto(path)
     frame = read_raw(path, _generic_spec(trim_keyword="TRIMSEC"))  # [17:528,1:520]
     assert frame.header["CRPIX1"] == 284.0 and frame.header["CRPIX2"] == 200.0
+
+
+def test_gain_read_noise_and_saturation_come_from_the_frames_keywords(shared_dir, tmp_path):
+    """SAAO's GAIN/RDNOISE and EFOSC2's ESO DET OUT1 GAIN/RON reach the frame's spec;
+    a frame without a usable value keeps the configured one."""
+    keywords = {"gain_keyword": "GAIN", "read_noise_keyword": "RDNOISE"}
+    spec = _generic_spec(overscan_keyword="BIASSEC", trim_keyword="TRIMSEC", **keywords)
+    frame = read_raw(shared_dir / SAAO, spec)
+    assert (frame.spec.gain_e_per_adu, frame.spec.read_noise_e) == (1.9, 5.0)
+    assert frame.spec.saturation_adu == spec.saturation_adu
+    efosc = sorted((shared_dir / "data/real/efosc2_ntt").glob("EFOSC*.fits.gz"))[0]
+    eso = _generic_spec(
+        gain_keyword="ESO DET OUT1 GAIN",
+        read_noise_keyword="ESO DET OUT1 RON",
+        saturation_keyword="NO SUCH KEY",
+    )
+    frame = read_raw(efosc, eso)
+    assert (frame.spec.gain_e_per_adu, frame.spec.read_noise_e) == (0.91, 7.8)
+    assert frame.spec.saturation_adu == eso.saturation_adu
+    header = fits.Header({"GAIN": "n/a", "RDNOISE": -3.0, "SATURATE": 50000})
+    fallback = _generic_spec(saturation_keyword="SATURATE", **keywords).for_header(header)
+    assert fallback.gain_e_per_adu == spec.gain_e_per_adu  # not a number
+    assert fallback.read_noise_e == spec.read_noise_e  # not positive
+    assert fallback.saturation_adu == 50000
+    plain = _generic_spec()
+    assert plain.for_header(header) is plain

@@ -651,7 +651,7 @@ def excluded_in_epoch(config, catalog, epoch: Epoch) -> set[str]:
     path = config.paths.flags
     if path.exists():
         telescopes = sorted({i.telescope for i in config.instruments.values()})
-        flagset = load_flags(path, catalog, telescopes=telescopes)
+        flagset = load_flags(path, catalog, telescopes=telescopes, registry=config.registry)
     else:
         flagset = FlagSet(path=path, catalog=catalog)
     prefix = f"{epoch.epochname}/"

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from iopreport.flags.model import MODES, SELECTORS, WHAT, Flag, FlagSet
-from iopreport.instruments import INSTRUMENTS
+from iopreport.instruments.registry import InstrumentRegistry
 from iopreport.store.columns import JD_UNIX_EPOCH
 from iopreport.telescopes import BANDS, TELESCOPE_ALIASES, TELESCOPES
 from iopreport.tomlsource import KeyPath, TomlSource
@@ -47,7 +47,11 @@ def _safe_parts(location: str) -> bool:
 
 
 def load_flags(
-    path: Path | str, catalog=None, *, telescopes: Iterable[str] | None = None
+    path: Path | str,
+    catalog=None,
+    *,
+    telescopes: Iterable[str] | None = None,
+    registry: InstrumentRegistry | None = None,
 ) -> FlagSet:
     """Read and check a flags file.
 
@@ -60,6 +64,9 @@ def load_flags(
         and is stored under the source's main name.
     telescopes : iterable of str, optional
         Telescope names allowed besides the built-in ones (configured instruments).
+    registry : InstrumentRegistry, optional
+        The instruments an ``instrument`` selector may name (``config.registry``;
+        default: the built-in ones); their telescopes are allowed too.
 
     Raises
     ------
@@ -69,25 +76,33 @@ def load_flags(
     """
     path = Path(path)
     if not path.exists() and not path.is_symlink():  # docs/flags.md: a missing file, no flags
-        return flags_from_source(TomlSource.from_text("", path), catalog, telescopes=telescopes)
-    return flags_from_source(TomlSource.read(path), catalog, telescopes=telescopes)
+        source = TomlSource.from_text("", path)
+    else:
+        source = TomlSource.read(path)
+    return flags_from_source(source, catalog, telescopes=telescopes, registry=registry)
 
 
 def flags_from_source(
-    source: TomlSource, catalog=None, *, telescopes: Iterable[str] | None = None
+    source: TomlSource,
+    catalog=None,
+    *,
+    telescopes: Iterable[str] | None = None,
+    registry: InstrumentRegistry | None = None,
 ) -> FlagSet:
-    """Check already-parsed flags TOML and build the :class:`FlagSet`."""
+    """Check already-parsed flags TOML and build the :class:`FlagSet` (see :func:`load_flags`)."""
+    registry = registry or InstrumentRegistry.builtin()
     for key in source.data:
         if key != "flag":
             raise source.error((key,), "unknown key; a flags file holds only [[flag]] tables")
     entries = source.data.get("flag", [])
     if not isinstance(entries, list):
         raise source.error(("flag",), "must be an array of tables: write each flag as [[flag]]")
-    known_telescopes = (*TELESCOPES, *(telescopes or ()))
+    configured = sorted({spec.telescope for spec in registry.specs.values()} - set(TELESCOPES))
+    known_telescopes = tuple(dict.fromkeys((*TELESCOPES, *configured, *(telescopes or ()))))
     flags: list[Flag] = []
     seen: dict[str, Flag] = {}
     for index, entry in enumerate(entries):
-        flag = _parse_flag(source, index, entry, catalog, known_telescopes)
+        flag = _parse_flag(source, index, entry, catalog, known_telescopes, registry.names())
         if flag.id in seen:
             where = seen[flag.id].line
             raise source.error(
@@ -98,7 +113,9 @@ def flags_from_source(
     return FlagSet(path=source.path, flags=tuple(flags), catalog=catalog)
 
 
-def _parse_flag(source: TomlSource, index: int, entry: Any, catalog, telescopes) -> Flag:
+def _parse_flag(
+    source: TomlSource, index: int, entry: Any, catalog, telescopes, instruments
+) -> Flag:
     key: KeyPath = ("flag", index)
     if not isinstance(entry, dict):
         raise source.error(key, "must be a table")
@@ -128,10 +145,8 @@ def _parse_flag(source: TomlSource, index: int, entry: Any, catalog, telescopes)
         selectors["telescope"] = names
     if "instrument" in entry:
         names = _strings(source, (*key, "instrument"), entry["instrument"])
-        # built-in instruments and those config.toml describes (registered when it is loaded)
-        selectors["instrument"] = _canonical(
-            source, (*key, "instrument"), names, tuple(INSTRUMENTS)
-        )
+        # built-in instruments and those config.toml describes (the registry's)
+        selectors["instrument"] = _canonical(source, (*key, "instrument"), names, instruments)
     if "band" in entry:
         names = _strings(source, (*key, "band"), entry["band"])
         selectors["band"] = _canonical(source, (*key, "band"), names, BANDS)

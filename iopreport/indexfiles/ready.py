@@ -24,11 +24,10 @@ class NoIndexError(IopreportError):
 def plan_for(config, catalog, scan: IndexScan | None = None):
     """The index plan of ``catalog``'s sources for every known instrument."""
     from iopreport.indexfiles.plan import make_plan
-    from iopreport.instruments.specs import INSTRUMENTS
 
     return make_plan(
         catalog.sources,
-        INSTRUMENTS,
+        dict(config.registry.specs),
         series=config.astrometry.series,
         index_dir=config.paths.astrometry_index_dir,
         scan=scan,

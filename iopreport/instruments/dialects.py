@@ -1,4 +1,4 @@
-"""Every header dialect, asked in turn which instrument a header designates.
+"""Every header dialect of a registry, asked in turn which instrument a header designates.
 
 The instruments described in config.toml come first, so a configured camera is
 found even where a built-in rule would also claim its ``INSTRUME``.
@@ -7,6 +7,7 @@ found even where a built-in rule would also claim its ``INSTRUME``.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping
 
 from astropy.io import fits
 
@@ -16,26 +17,29 @@ from iopreport.instruments.dipol import DipolDialect
 from iopreport.instruments.generic import GenericDialect
 from iopreport.instruments.osn import OsnCcdDialect
 
-DIALECTS: tuple[HeaderDialect, ...] = (
-    GenericDialect(),
-    OsnCcdDialect(),
-    CafosDialect(),
-    DipolDialect(),
-)
+#: The built-in families' dialects (they hold no state).
+BUILTIN_DIALECTS: tuple[HeaderDialect, ...] = (OsnCcdDialect(), CafosDialect(), DipolDialect())
 
 
-def dialect_for(header: fits.Header, night: dt.date) -> tuple[HeaderDialect, str] | None:
+def dialects(generic: Mapping[str, object]) -> tuple[HeaderDialect, ...]:
+    """The dialects in the order they are asked: config-defined instruments first."""
+    return (GenericDialect(generic), *BUILTIN_DIALECTS)
+
+
+def dialect_for(
+    header: fits.Header, night: dt.date, generic: Mapping[str, object]
+) -> tuple[HeaderDialect, str] | None:
     """The dialect that reads ``header`` and the instrument it names, or None."""
-    for dialect in DIALECTS:
+    for dialect in dialects(generic):
         name = dialect.instrument(header, night)
         if name is not None:
             return dialect, name
     return None
 
 
-def dialect_of(name: str) -> HeaderDialect:
-    """The dialect that reads instrument ``name``'s headers."""
-    for dialect in DIALECTS:
+def dialect_of(name: str, generic: Mapping[str, object]) -> HeaderDialect:
+    """The dialect that reads (and writes) instrument ``name``'s headers."""
+    for dialect in dialects(generic):
         if dialect.owns(name):
             return dialect
     raise KeyError(f"no header dialect reads instrument {name!r}")

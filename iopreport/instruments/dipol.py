@@ -15,23 +15,43 @@ from astropy.io import fits
 from iopreport.instruments.dialect import (
     ClassificationError,
     FrameFields,
+    FrameKeywords,
     HeaderDialect,
     header_number,
     instrume,
+    sexagesimal,
     sexagesimal_pointing,
+    slug,
 )
 from iopreport.instruments.keywords import (
     DIPOL_BANDS,
     DIPOL_EMPTY_TELESCOP_UNTIL,
     DIPOL_IMAGETYP,
+    DIPOL_TELRA_FROM,
 )
+
+#: INSTRUME of DIPOL's ZWO cameras starts so (IOP4's DIPOL class); the simulator writes
+#: the first camera's value.
+DIPOL_INSTRUME_PREFIX = "ASI Camera"
+DIPOL_INSTRUME = f"{DIPOL_INSTRUME_PREFIX} (1)"
+#: FILTER names by band (the inverse of the reader's table).
+FILTER_NAMES = {band: name for name, band in DIPOL_BANDS.items()}
+#: IMAGETYP written per type (sky flats are Light Frames named skyflat).
+IMAGETYP_WRITTEN = {
+    "bias": "Bias Frame",
+    "dark": "Dark Frame",
+    "flat": "Light Frame",
+    "light": "Light Frame",
+}
 
 
 class DipolDialect(HeaderDialect):
     """DIPOL."""
 
+    flat_object_name = "skyflat"
+
     def instrument(self, header: fits.Header, night: dt.date) -> str | None:
-        return "DIPOL" if instrume(header).startswith("ASI Camera") else None
+        return "DIPOL" if instrume(header).startswith(DIPOL_INSTRUME_PREFIX) else None
 
     def owns(self, name: str) -> bool:
         return name == "DIPOL"
@@ -50,6 +70,41 @@ class DipolDialect(HeaderDialect):
             start_jd=header_number(header, "JD"),
             pointing=sexagesimal_pointing(header, "TELRA", "TELDEC"),
         )
+
+    def instrume_value(self, name: str, night: dt.date) -> str:
+        return DIPOL_INSTRUME
+
+    def telescop_value(self, name: str, night: dt.date, telescop: str) -> str:
+        return "" if self.telescop_may_be_empty(name, night) else telescop
+
+    def write(self, header: fits.Header, frame: FrameKeywords, start_jd: float, start_iso: str):
+        header["JD"] = (start_jd, "Julian Date at start of exposure")
+        header["IMAGETYP"] = (IMAGETYP_WRITTEN[frame.imgtype], "Type of image")
+        if frame.band:
+            header["FILTER"] = FILTER_NAMES[frame.band]
+        header["XORGSUBF"] = (frame.subframe_origin[0], "Subframe X position in binned pixels")
+        header["YORGSUBF"] = (frame.subframe_origin[1], "Subframe Y position in binned pixels")
+        if frame.obsmode == "polarimetry":
+            header["NOTES"] = f"{frame.angle:g} deg"
+        else:
+            header["NOTES"] = " "
+        header["FLIPSTAT"] = "Flip" if frame.flip else " "
+        if frame.pointing is not None and frame.night >= DIPOL_TELRA_FROM:
+            ra, dec = sexagesimal(*frame.pointing)
+            header["TELRA"] = (ra, "Telescope RA (hours)")
+            header["TELDEC"] = (dec, "Telescope Dec (deg)")
+        header["SWCREATE"] = "MaxIm DL Version 6.40"
+
+    def file_name(self, frame: FrameKeywords, counter: int) -> str:
+        if frame.imgtype == "bias":
+            return f"bias_IAR-{counter:04d}.fit"
+        if frame.imgtype == "dark":
+            return f"dark_{frame.exptime:g}s_IAR-{counter:04d}.fit"
+        if frame.imgtype == "flat":
+            return f"skyflat_{frame.band}_IAR-{counter:04d}.fit"
+        if frame.obsmode == "polarimetry":
+            return f"{slug(frame.object_name).upper()}_{frame.band}_IAR-{counter:04d}.fts"
+        return f"{slug(frame.object_name)}_IAR-{counter:04d}{frame.band}.fit"
 
 
 def _frame(header: fits.Header, object_name: str):

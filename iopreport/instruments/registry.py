@@ -14,6 +14,9 @@ import types
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 
+from iopreport.instruments.dialect import HeaderDialect
+from iopreport.instruments.dialects import dialect_for, dialect_of
+from iopreport.instruments.generic import spec_of
 from iopreport.instruments.specs import BUILTIN_SPECS, InstrumentSpec
 
 
@@ -58,8 +61,6 @@ class InstrumentRegistry:
         ValueError
             When a configured instrument reuses a built-in name.
         """
-        from iopreport.instruments.generic import spec_of
-
         specs = dict(self.specs)
         generic = dict(self.generic)
         for config in configs:
@@ -99,6 +100,29 @@ class InstrumentRegistry:
         """Every instrument's name, built-in ones first."""
         return tuple(self.specs)
 
+    def dialect_for(self, header, night) -> tuple[HeaderDialect, str] | None:
+        """The header dialect that reads ``header`` and the instrument it names, or None."""
+        return dialect_for(header, night, self.generic)
+
+    def dialect_of(self, name: str) -> HeaderDialect:
+        """The header dialect that reads and writes instrument ``name``'s headers."""
+        return dialect_of(ALIASES.get(name, name), self.generic)
+
     def quad_instruments(self) -> tuple[str, ...]:
         """Names of the instruments whose sub-frames are placed by quads."""
         return tuple(name for name, spec in self.specs.items() if spec.subframes_by_quads)
+
+
+def transition_registry() -> InstrumentRegistry:
+    """Transition only: the registry of the process-wide tables ``load_config`` still fills.
+
+    For callers that have no configuration at hand (reduce/night.py, schedule.py and
+    frame.py until they take ``config.registry``); remove with ``specs.INSTRUMENTS``.
+    """
+    from iopreport.instruments.generic import GENERIC_BY_INSTRUME
+    from iopreport.instruments.specs import INSTRUMENTS
+
+    generic = {config.name: config for config in GENERIC_BY_INSTRUME.values()}
+    return InstrumentRegistry(
+        types.MappingProxyType(dict(INSTRUMENTS)), types.MappingProxyType(generic)
+    )

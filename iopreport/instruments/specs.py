@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+from dataclasses import dataclass, replace
 from typing import Literal
 
 PolarimetryKind = Literal["wheel", "hwp", "none"]
@@ -80,6 +81,11 @@ class InstrumentSpec:
     trim_section, trim_keyword : str
         The data section kept after overscan subtraction, the same way
         (``TRIMSEC``, ``DATASEC``). Empty: the whole frame is kept.
+    gain_keyword, read_noise_keyword, saturation_keyword : str
+        Header keywords holding the frame's own gain (e-/ADU), read noise (e-) and
+        saturation level (ADU), e.g. ``GAIN``/``RDNOISE`` or ESO's
+        ``ESO DET OUT1 GAIN``/``ESO DET OUT1 RON``; a frame without a usable value
+        uses the fixed one above (:meth:`for_header`). Empty: always the fixed value.
     sky_rotation_deg : float
         Typical position angle of the image +y axis East of North (DIPOL:
         177.6 deg, IOP4's instrument classes; others: aligned, simulator assumption).
@@ -113,6 +119,27 @@ class InstrumentSpec:
     overscan_keyword: str = ""
     trim_section: str = ""
     trim_keyword: str = ""
+    gain_keyword: str = ""
+    read_noise_keyword: str = ""
+    saturation_keyword: str = ""
+
+    def for_header(self, header) -> InstrumentSpec:
+        """This spec with the gain, read noise and saturation a frame's header gives.
+
+        Each value comes from its keyword when the header holds a positive finite
+        number there, else stays the fixed one; the spec itself is returned when no
+        keyword changes anything.
+        """
+        changes = {}
+        for keyword, attribute in (
+            (self.gain_keyword, "gain_e_per_adu"),
+            (self.read_noise_keyword, "read_noise_e"),
+            (self.saturation_keyword, "saturation_adu"),
+        ):
+            value = _positive_number(header, keyword)
+            if value is not None and value != getattr(self, attribute):
+                changes[attribute] = int(value) if attribute == "saturation_adu" else value
+        return replace(self, **changes) if changes else self
 
     def has_pairs(self, obsmode: str | None) -> bool:
         """Whether a frame in ``obsmode`` shows O/E image pairs (IOP4's ``has_pairs``)."""
@@ -144,6 +171,17 @@ class InstrumentSpec:
             return None
         factor = self.reference_binning / binning
         return (self.oe_offset_px[0] * factor, self.oe_offset_px[1] * factor)
+
+
+def _positive_number(header, keyword: str) -> float | None:
+    """The positive finite number ``header`` holds under ``keyword``, or None."""
+    if not keyword:
+        return None
+    try:
+        value = float(header.get(keyword))
+    except (TypeError, ValueError, OverflowError):
+        return None
+    return value if math.isfinite(value) and value > 0 else None
 
 
 #: OSN filter-wheel angles (FILTER R_45, R0, R45, R90; IOP4's instrument classes).

@@ -15,6 +15,7 @@ errors; the errors of the result come from the scatter of the observations
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import math
 from dataclasses import dataclass, field
@@ -23,6 +24,7 @@ import numpy as np
 from astropy.time import Time
 
 from iopreport.catalog import Catalog
+from iopreport.instruments.polarization import InstrumentalPolarization
 from iopreport.stokes import Stokes, qu_from_p_chi, rotate_qu, wrap_chi_difference
 from iopreport.store import AstroSource, PhotoPolResult
 
@@ -48,23 +50,30 @@ class StandardObservation:
         return self.p_lit < UNPOLARIZED_P_MAX
 
 
+#: Values not fitted yet.
+UNFITTED = InstrumentalPolarization(*(math.nan,) * 6)
+
+
 @dataclass
 class PolCalibration:
     """The fitted instrumental polarization and zero angle, and what they came from."""
 
     instrument: str
     band: str
-    q_inst: float = math.nan
-    q_inst_err: float = math.nan
-    u_inst: float = math.nan
-    u_inst_err: float = math.nan
-    zero_angle_deg: float = math.nan
-    zero_angle_err_deg: float = math.nan
+    #: The fitted values (NaN until fitted), as the one instrumental-polarization type.
+    values: InstrumentalPolarization = field(default_factory=lambda: UNFITTED)
     n_unpolarized: int = 0
     n_polarized: int = 0
     observations: list[StandardObservation] = field(default_factory=list)
     residuals: list[tuple[str, float, float]] = field(default_factory=list)  # name, dp, dchi
     problems: list[str] = field(default_factory=list)
+
+    q_inst = property(lambda self: self.values.q_inst)
+    q_inst_err = property(lambda self: self.values.q_inst_err)
+    u_inst = property(lambda self: self.values.u_inst)
+    u_inst_err = property(lambda self: self.values.u_inst_err)
+    zero_angle_deg = property(lambda self: self.values.zero_angle_deg)
+    zero_angle_err_deg = property(lambda self: self.values.zero_angle_err_deg)
 
     @property
     def complete(self) -> bool:
@@ -91,23 +100,21 @@ class PolCalibration:
             )
         lines += [f"  ! {problem}" for problem in self.problems]
         if self.complete:
-            first = min(o.juliandate for o in self.observations)
-            since = Time(first, format="jd").to_datetime().date().isoformat()
-            lines += [
-                "  config.toml entry:",
-                "  [[polarimetry.instrumental]]",
-                f'  instrument = "{self.instrument}"',
-                f'  band = "{self.band}"',
-                f'  valid_from = "{since}"',
-                f"  q_inst = {self.q_inst:.5f}",
-                f"  q_inst_err = {self.q_inst_err:.5f}",
-                f"  u_inst = {self.u_inst:.5f}",
-                f"  u_inst_err = {self.u_inst_err:.5f}",
-                f"  zero_angle_deg = {self.zero_angle_deg:.2f}",
-                f"  zero_angle_err_deg = {self.zero_angle_err_deg:.2f}",
-                f'  source = "iopreport calibrate-pol on {dt.date.today().isoformat()}"',
-            ]
+            lines.append("  config.toml entry:")
+            lines += [f"  {line}" for line in self.entry().toml_lines()]
         return "\n".join(lines)
+
+    def entry(self) -> InstrumentalPolarization:
+        """The fitted values as an entry valid from the first standard's night."""
+        first = min(o.juliandate for o in self.observations)
+        since = Time(first, format="jd").to_datetime()
+        return dataclasses.replace(
+            self.values,
+            valid_from=dt.datetime.combine(since.date(), dt.time()),
+            source=f"iopreport calibrate-pol on {dt.date.today().isoformat()}",
+            instrument=self.instrument,
+            band=self.band,
+        )
 
 
 def standard_observations(
@@ -203,8 +210,11 @@ def fit_instrumental(
             u_values.append(o.u_raw - u_lit)
             q_errs.append(o.q_raw_err)
             u_errs.append(o.u_raw_err)
-        fit.q_inst, fit.q_inst_err = _weighted_mean(q_values, q_errs)
-        fit.u_inst, fit.u_inst_err = _weighted_mean(u_values, u_errs)
+        q_inst, q_inst_err = _weighted_mean(q_values, q_errs)
+        u_inst, u_inst_err = _weighted_mean(u_values, u_errs)
+        fit.values = dataclasses.replace(
+            fit.values, q_inst=q_inst, q_inst_err=q_inst_err, u_inst=u_inst, u_inst_err=u_inst_err
+        )
         offsets, offset_errs = [], []
         for o in polarized:
             q_c, u_c = o.q_raw - fit.q_inst, o.u_raw - fit.u_inst
@@ -215,7 +225,9 @@ def fit_instrumental(
         centre = offsets[0]
         offsets = [centre + wrap_chi_difference(v - centre) for v in offsets]
         theta0, theta0_err = _weighted_mean(offsets, offset_errs)
-        fit.zero_angle_deg, fit.zero_angle_err_deg = wrap_chi_difference(theta0), theta0_err
+        fit.values = dataclasses.replace(
+            fit.values, zero_angle_deg=wrap_chi_difference(theta0), zero_angle_err_deg=theta0_err
+        )
     for o in polarized:
         sky = Stokes(
             *rotate_qu(o.q_raw - fit.q_inst, o.u_raw - fit.u_inst, fit.zero_angle_deg), 0.0, 0.0

@@ -22,9 +22,8 @@ from pathlib import Path
 
 from astropy.io import fits
 
-from iopreport.instruments import instrument
-from iopreport.instruments.dialect import ClassificationError, header_number
-from iopreport.instruments.dialects import dialect_for, dialect_of
+from iopreport.instruments.dialect import ClassificationError, header_number, readable_header
+from iopreport.instruments.registry import InstrumentRegistry, transition_registry
 
 #: Julian dates a frame may carry: 1980-01-01 (before any archive this reads) to
 #: 2132-08-31 (JD 2500000.5, the end of the range flags.toml accepts too).
@@ -64,8 +63,16 @@ class FrameInfo:
         return f"{self.binning[0]}x{self.binning[1]}"
 
 
-def classify_file(path: Path | str, telescope: str, night: dt.date) -> FrameInfo:
-    """Read ``path``'s primary header and classify it.
+def classify_file(
+    path: Path | str,
+    telescope: str,
+    night: dt.date,
+    registry: InstrumentRegistry | None = None,
+) -> FrameInfo:
+    """Read ``path``'s primary header and classify it with ``registry``'s dialects.
+
+    ``registry`` is the configuration's (``config.registry``); None is a transition
+    default for callers without one (the tables ``load_config`` still fills).
 
     Raises
     ------
@@ -78,19 +85,21 @@ def classify_file(path: Path | str, telescope: str, night: dt.date) -> FrameInfo
         header = fits.getheader(path, 0)
     except Exception as exc:  # astropy raises many kinds for damaged files
         raise ClassificationError(f"cannot read FITS header: {exc}") from None
-    return classify_header(header, path.name, telescope, night)
+    return classify_header(header, path.name, telescope, night, registry)
 
 
-def instrument_from_header(header: fits.Header, telescope: str, night: dt.date) -> str:
+def instrument_from_header(
+    header: fits.Header, telescope: str, night: dt.date, registry: InstrumentRegistry
+) -> str:
     """The instrument a header designates on ``night``, checked against ``telescope``."""
-    found = dialect_for(header, night)
+    found = registry.dialect_for(header, night)
     if found is None:
         value = str(header.get("INSTRUME", "")).strip()
         if not value:
             raise ClassificationError("INSTRUME keyword missing or empty")
         raise ClassificationError(f"unknown INSTRUME {value!r}")
     dialect, name = found
-    spec = instrument(name)
+    spec = registry.get(name)
     if spec.telescope != telescope:
         value = str(header.get("INSTRUME", "")).strip() or name
         raise ClassificationError(f"INSTRUME {value!r} is not an instrument of {telescope}")
@@ -110,28 +119,45 @@ def instrument_from_header(header: fits.Header, telescope: str, night: dt.date) 
 
 
 def classify_header(
-    header: fits.Header, filename: str, telescope: str, night: dt.date
+    header: fits.Header,
+    filename: str,
+    telescope: str,
+    night: dt.date,
+    registry: InstrumentRegistry | None = None,
 ) -> FrameInfo:
     """Classify from an already-read header (see :func:`classify_file`).
 
-    A header card astropy cannot parse (found when its value is read) is a
-    ClassificationError like any other bad value, never another exception.
+    A header card astropy cannot parse is reported once and left out, and the rest
+    of the header is used (:func:`~iopreport.instruments.dialect.readable_header`);
+    when the frame needs that card, the ClassificationError says it is malformed.
     """
+    if registry is None:
+        registry = transition_registry()
+    header, malformed = readable_header(header, filename)
     try:
-        return _classify_header(header, filename, telescope, night)
-    except ClassificationError:
+        return _classify_header(header, filename, telescope, night, registry)
+    except ClassificationError as exc:
+        key = str(exc).split(" ", 1)[0]
+        if key in malformed:  # the reason names a card that was left out
+            raise ClassificationError(
+                f"{exc} (its card is malformed: {malformed[key]!r})"
+            ) from None
         raise
     except (fits.VerifyError, ValueError, TypeError, KeyError, OverflowError) as exc:
         raise ClassificationError(f"header not usable: {type(exc).__name__}: {exc}") from None
 
 
 def _classify_header(
-    header: fits.Header, filename: str, telescope: str, night: dt.date
+    header: fits.Header,
+    filename: str,
+    telescope: str,
+    night: dt.date,
+    registry: InstrumentRegistry,
 ) -> FrameInfo:
-    name = instrument_from_header(header, telescope, night)
+    name = instrument_from_header(header, telescope, night, registry)
     if header.get("NAXIS") != 2:
         raise ClassificationError(f"NAXIS is {header.get('NAXIS')!r}, not 2")
-    dialect = dialect_of(name)
+    dialect = registry.dialect_of(name)
     exptime = header_number(header, dialect.exptime_keyword(name))
     fields = dialect.fields(header, name, filename)
     binning = fields.binning or (

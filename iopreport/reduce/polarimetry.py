@@ -22,6 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from iopreport.instruments.polarization import InstrumentalPolarization
 from iopreport.stokes import UNIFORM_CHI_STD_DEG, Stokes
 
 #: Store label of the Wollaston beam that carries (1 + q cos 4t + u sin 4t)/2.
@@ -34,16 +35,8 @@ class PolarimetryError(ValueError):
     """A sequence that cannot give a result; the message says why."""
 
 
-@dataclass(frozen=True)
-class Instrumental:
-    """Instrumental polarization and zero angle in force for a sequence."""
-
-    q_inst: float
-    q_inst_err: float
-    u_inst: float
-    u_inst_err: float
-    zero_angle_deg: float
-    zero_angle_err_deg: float
+#: The instrumental polarization and zero angle in force for a sequence (one type for them).
+Instrumental = InstrumentalPolarization
 
 
 @dataclass(frozen=True)

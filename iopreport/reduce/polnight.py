@@ -25,14 +25,12 @@ from astropy.time import Time
 from iopreport.catalog import Catalog
 from iopreport.config import Config
 from iopreport.identify import identify_target
-from iopreport.instruments import instrument
-from iopreport.instruments.polarization import configured_instrumental
+from iopreport.instruments.polarization import InstrumentalPolarization, configured_instrumental
 from iopreport.reduce.photometry import ZeroPoint, zero_point
 from iopreport.reduce.polarimetry import (
     MINUS_BEAM,
     PLUS_BEAM,
     FitResult,
-    Instrumental,
     PolarimetryError,
     Stokes,
     beam_difference,
@@ -240,20 +238,12 @@ def robust_transparency(star_flux, star_err, modulation, max_chi2: float = 9.0):
     return transparency_factors(flux[keep], err[keep], modulation)
 
 
-def instrumental_for(config: Config, members: list[FrameFluxes]) -> Instrumental:
+def instrumental_for(config: Config, members: list[FrameFluxes]) -> InstrumentalPolarization:
     """The instrumental polarization in force at the sequence's first frame."""
     first = members[0].frame
     when = Time(first.juliandate, format="jd", scale="utc").to_datetime()
-    entry = configured_instrumental(
+    return configured_instrumental(
         config.polarimetry.instrumental, first.instrument, when, first.band
-    )
-    return Instrumental(
-        entry.q_inst,
-        entry.q_inst_err,
-        entry.u_inst,
-        entry.u_inst_err,
-        entry.zero_angle_deg,
-        entry.zero_angle_err_deg,
     )
 
 
@@ -263,7 +253,7 @@ def compute_sequence(
     """The polarimetric result of one sequence (never raises for bad data)."""
     first = members[0].frame
     result = SequenceResult(first.target, members)
-    spec = instrument(first.instrument)
+    spec = config.registry.get(first.instrument)
     inst = instrumental_for(config, members)
     entry = catalog.get(first.target)
     calibrators = [c for c in (entry.calibrators if entry else ()) if catalog.get(c)]

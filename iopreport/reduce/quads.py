@@ -72,6 +72,8 @@ from dataclasses import dataclass
 import numpy as np
 from astropy.wcs import WCS
 
+from iopreport.instruments.specs import InstrumentSpec
+
 #: Brightest sub-frame sources whose quads are hashed (15 give 1365 quads).
 N_SUB = 15
 #: Brightest reference sources (inside ``ref_window``) whose quads are hashed.
@@ -873,14 +875,22 @@ def central_pair_wcs(
     return wcs
 
 
-def default_scatter(oe_offset: tuple[float, float], name: str | None = None) -> tuple[float, float]:
-    """3 sigma of the O/E displacement scatter of instrument ``name``, scaled to ``oe_offset``.
+def default_scatter(
+    oe_offset: tuple[float, float], spec: InstrumentSpec | str | None = None
+) -> tuple[float, float]:
+    """3 sigma of the O/E displacement scatter of instrument ``spec``, scaled to ``oe_offset``.
 
-    ``name`` defaults to the instrument whose sub-frames are placed by quads.
+    ``spec`` defaults to the built-in instrument whose sub-frames are placed by quads.
+    A name (looked up in the transition registry) is accepted until reduce/frame.py
+    passes its task's spec.
     """
-    from iopreport.instruments import instrument, quad_instruments
+    from iopreport.instruments.registry import InstrumentRegistry, transition_registry
 
-    spec = instrument(name or quad_instruments()[0])
+    if spec is None:
+        builtin = InstrumentRegistry.builtin()
+        spec = builtin.get(builtin.quad_instruments()[0])
+    elif isinstance(spec, str):
+        spec = transition_registry().get(spec)
     reference = math.hypot(*spec.oe_offset_px)
     factor = math.hypot(*oe_offset) / reference
     sx, sy = spec.oe_offset_std_px

@@ -29,7 +29,11 @@ class RawFrame:
     """A raw frame as the reduction uses it.
 
     ``saturated_fraction`` is measured on the trimmed raw counts, before any
-    level is subtracted, against the instrument's saturation level.
+    level is subtracted, against the frame's saturation level. ``spec`` is the
+    instrument's spec with this frame's gain, read noise and saturation from its
+    header keywords where the instrument names them
+    (:meth:`~iopreport.instruments.InstrumentSpec.for_header`); the calibration and
+    photometry of the frame use it.
     """
 
     data: np.ndarray
@@ -37,6 +41,7 @@ class RawFrame:
     saturated_fraction: float
     overscan_level: float | None = None
     trimmed_from: tuple[int, int] | None = None  # (NAXIS1, NAXIS2) before trimming
+    spec: InstrumentSpec | None = None
 
 
 def section_of(header: fits.Header, keyword: str, fixed: str) -> tuple[str, str] | None:
@@ -50,13 +55,14 @@ def section_of(header: fits.Header, keyword: str, fixed: str) -> tuple[str, str]
 
 def prepare(data: np.ndarray, header: fits.Header, spec: InstrumentSpec) -> RawFrame:
     """Overscan-subtract and trim ``data`` as ``spec`` says (see the module docstring)."""
+    spec = spec.for_header(header)
     overscan = section_of(header, spec.overscan_keyword, spec.overscan_section)
     trim = section_of(header, spec.trim_keyword, spec.trim_section)
     trim_slices = parse_section(trim[0], data.shape, trim[1]) if trim else None
     counted = data[trim_slices] if trim_slices else data
     saturated = float(np.mean(counted >= spec.saturation_adu)) if counted.size else 0.0
     if overscan is None and trim is None:
-        return RawFrame(data, header, saturated)
+        return RawFrame(data, header, saturated, spec=spec)
     from astropy.nddata import CCDData
     from ccdproc import subtract_overscan, trim_image
 
@@ -86,6 +92,7 @@ def prepare(data: np.ndarray, header: fits.Header, spec: InstrumentSpec) -> RawF
         saturated,
         overscan_level=level,
         trimmed_from=(data.shape[1], data.shape[0]) if trim else None,
+        spec=spec,
     )
 
 

@@ -17,6 +17,7 @@ from astropy.wcs import WCS
 from iopreport.catalog import Catalog, load_catalog
 from iopreport.fileio import write_text_atomic
 from iopreport.instruments import instrumental_polarization
+from iopreport.instruments.registry import InstrumentRegistry
 from iopreport.nightlayout import night_folder
 from iopreport.simulate import faults as fault_rules
 from iopreport.simulate.headers import add_header_wcs, build_header, file_name
@@ -80,6 +81,7 @@ def simulate_night(
     header_wcs: bool = False,
     header_wcs_offset_arcsec: float = 0.0,
     cosmic_ray_scale: float | None = None,
+    registry: InstrumentRegistry | None = None,
 ) -> list[NightResult]:
     """Write the raw files of ``night`` for each telescope under ``out``.
 
@@ -89,7 +91,8 @@ def simulate_night(
 
     With ``header_wcs`` every science frame carries a celestial TAN WCS in its
     header, ``header_wcs_offset_arcsec`` north of the truth. ``cosmic_ray_scale``
-    multiplies the cosmic-ray rate (default: the preset's).
+    multiplies the cosmic-ray rate (default: the preset's). ``registry`` holds the
+    instruments' specs and header dialects (default: the built-in instruments).
     """
     if preset not in PRESETS:
         raise ValueError(f"unknown preset {preset!r}; one of {', '.join(PRESETS)}")
@@ -106,6 +109,7 @@ def simulate_night(
         cosmic_ray_scale=(
             PRESETS[preset].cosmic_ray_scale if cosmic_ray_scale is None else cosmic_ray_scale
         ),
+        registry=registry or InstrumentRegistry.builtin(),
     )
     for telescope in telescopes:
         result = _simulate_telescope(
@@ -132,6 +136,7 @@ class _Options:
     header_wcs: bool = False
     header_wcs_offset_arcsec: float = 0.0
     cosmic_ray_scale: float = 1.0
+    registry: InstrumentRegistry = field(default_factory=InstrumentRegistry.builtin)
 
 
 def _simulate_telescope(
@@ -156,7 +161,10 @@ def _simulate_telescope(
         return min(mags)
 
     positions = {name: (m.ra_deg, m.dec_deg) for name, m in models.items()}
-    plans = plan_night(telescope, night, preset, positions, brightness, seed=seed, cirrus=cirrus)
+    registry = options.registry
+    plans = plan_night(
+        telescope, night, preset, positions, brightness, seed=seed, cirrus=cirrus, registry=registry
+    )
     plans, applied = fault_rules.assign(plans, faults)
     folder = out / telescope / night_folder(telescope, night)
     if folder.exists():
@@ -187,13 +195,14 @@ def _simulate_telescope(
     for index, plan in enumerate(plans):
         counter_key = f"{plan.instrument}"
         counters[counter_key] = counters.get(counter_key, 0) + 1
-        name = file_name(plan, counters[counter_key])
+        dialect = registry.dialect_of(plan.instrument)
+        name = file_name(plan, counters[counter_key], dialect)
         rng = np.random.default_rng(stable_seed("frame", seed, telescope, night, index))
         if "missing_angle" in plan.faults:
             truth["faults"].append(fault_rules.describe("missing_angle", name, plan))
             continue
         data, record = render_frame(plan, models, sky, rng, options.cosmic_ray_scale)
-        header = build_header(plan, _telescop(plan))
+        header = build_header(plan, plan.spec.telescop_keyword, dialect)
         if options.header_wcs and plan.imgtype == "light" and plan.centre is not None:
             add_header_wcs(header, frame_wcs(plan), options.header_wcs_offset_arcsec)
         path = folder / name
@@ -239,10 +248,6 @@ def _simulate_telescope(
     truth["applied_faults"] = applied
     write_text_atomic(folder / TRUTH_FILE, json.dumps(truth, indent=1, sort_keys=True) + "\n")
     return result
-
-
-def _telescop(plan: FramePlan) -> str:
-    return plan.spec.telescop_keyword
 
 
 def _sequence_truth(sequence: str, members, models: dict[str, TargetModel]) -> dict:
@@ -302,9 +307,9 @@ def frame_wcs(plan: FramePlan) -> WCS:
 
 def pair_offset(plan: FramePlan) -> tuple[float, float] | None:
     """Pixel displacement of the left-hand Wollaston image from the right-hand one."""
-    offset = plan.spec.oe_offset_at(plan.binning)
-    if offset is None or (plan.instrument == "CAFOS" and plan.obsmode != "polarimetry"):
+    if not plan.spec.has_pairs(plan.obsmode):
         return None
+    offset = plan.spec.oe_offset_at(plan.binning)
     dx, dy = offset
     return (dx, -dy) if plan.flip else (dx, dy)
 

@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from iopreport.instruments import InstrumentSpec, instrument
+from iopreport.instruments import InstrumentSpec
+from iopreport.instruments.registry import InstrumentRegistry
 from iopreport.simulate.render import Window, stable_seed
 
 #: Where the night starts (UTC) for observatories in Spain: evening twilight.
@@ -30,6 +31,13 @@ ZERO_MAG_RATE_R = {
     "AndorT150": 7.0e9,
     "CAFOS": 1.4e10,
 }
+#: Pointing error of the telescope, arcsec RMS per axis (simulator assumption; default 15).
+POINTING_ERROR_ARCSEC = {"CAFOS": 10.0, "DIPOL": 6.0}
+#: Scatter of the camera's position angle between pointings, degrees (simulator
+#: assumption; default 0.4).
+ROTATION_JITTER_DEG = {"DIPOL": 1.0}
+#: Chance that a target is observed after a meridian flip (FLIPSTAT; simulator assumption).
+FLIP_PROBABILITY = {"DIPOL": 0.5}
 #: Throughput in each band relative to R (simulator assumption).
 BAND_THROUGHPUT = {"U": 0.12, "B": 0.55, "V": 0.85, "R": 1.0, "I": 0.65}
 #: Dark-sky brightness, mag per square arcsec (typical of Spanish sites).
@@ -96,10 +104,8 @@ class FramePlan:
     faults: tuple[str, ...] = ()
     trail_px: tuple[float, float] = (0.0, 0.0)
     flat_level_adu: float = 0.0
-
-    @property
-    def spec(self) -> InstrumentSpec:
-        return instrument(self.instrument)
+    #: The instrument's spec, from the registry the night was planned with.
+    spec: InstrumentSpec | None = field(default=None, compare=False, repr=False)
 
     @property
     def mid_time(self) -> dt.datetime:
@@ -435,13 +441,6 @@ PRESETS["monitor"] = Preset(
 )
 
 
-def osn_t090_camera(night: dt.date) -> str:
-    """AndorT90, or RoperT90 for nights before the 2021-10-23 camera swap (IOP4's code)."""
-    from iopreport.instruments.keywords import ROPER_UNTIL
-
-    return "RoperT90" if night < ROPER_UNTIL else "AndorT90"
-
-
 def object_name(target: str, instrument_name: str) -> str:
     style = {"CAFOS": "cafos", "DIPOL": "dipol"}.get(instrument_name, "osn")
     return OBJECT_NAMES.get(target, {}).get(style, target.replace(" ", ""))
@@ -489,11 +488,14 @@ def plan_night(
     *,
     seed: int,
     cirrus: bool = False,
+    registry: InstrumentRegistry | None = None,
 ) -> list[FramePlan]:
     """The exposures of one telescope's night, in time order.
 
     Parameters
     ----------
+    registry : InstrumentRegistry, optional
+        Where the preset's instruments are looked up (default: the built-in ones).
     sources : dict
         Catalog name -> (ra, dec) in degrees, for every target the preset uses.
     brightness : callable
@@ -510,18 +512,18 @@ def plan_night(
         base_seeing=rng.uniform(1.3, 2.2),
         seeing_phase=rng.uniform(0, 2 * math.pi),
     )
+    registry = registry or InstrumentRegistry.builtin()
     plans: list[FramePlan] = []
     for instrument_plan in preset.telescopes.get(telescope, ()):
-        plans.extend(_plan_instrument(state, instrument_plan, sources, brightness))
+        plans.extend(_plan_instrument(state, instrument_plan, sources, brightness, registry))
     return sorted(plans, key=lambda p: (p.start, p.instrument))
 
 
-def _plan_instrument(state: _Night, instrument_plan: InstrumentPlan, sources, brightness):
+def _plan_instrument(state: _Night, instrument_plan: InstrumentPlan, sources, brightness, registry):
     rng = state.rng
-    name = instrument_plan.instrument
-    if name == "AndorT90":
-        name = osn_t090_camera(state.night)
-    spec = instrument(name)
+    dialect = registry.dialect_of(instrument_plan.instrument)
+    name = dialect.camera_on(instrument_plan.instrument, state.night)
+    spec = registry.get(name)
     binning = instrument_plan.binning
     nx, ny = spec.shape_at(binning)
     overhead = OVERHEAD_S[name]
@@ -532,6 +534,7 @@ def _plan_instrument(state: _Night, instrument_plan: InstrumentPlan, sources, br
         "binning": binning,
         "full_shape": (ny, nx),
         "window": Window(0, 0, nx, ny),
+        "spec": spec,
     }
     flip_by_target: dict[str, bool] = {}
     best = state.best_seeing
@@ -540,8 +543,8 @@ def _plan_instrument(state: _Night, instrument_plan: InstrumentPlan, sources, br
     for block in instrument_plan.blocks:
         if block.kind not in ("phot", "pol"):
             continue
-        if name == "DIPOL" and block.target not in flip_by_target:
-            flip_by_target[block.target] = bool(rng.random() < 0.5)
+        if name in FLIP_PROBABILITY and block.target not in flip_by_target:
+            flip_by_target[block.target] = bool(rng.random() < FLIP_PROBABILITY[name])
         for repeat in range(block.count):
             if block.kind == "phot":
                 for band_index, band in enumerate(block.bands):
@@ -595,7 +598,7 @@ def _plan_instrument(state: _Night, instrument_plan: InstrumentPlan, sources, br
                             band=block.band,
                             obsmode="polarimetry" if angle is not None else "photometry",
                             angle=angle,
-                            object_name="skyflat" if name == "DIPOL" else "FLAT",
+                            object_name=dialect.flat_object_name,
                             flat_level_adu=level,
                             spelling=k,
                         )
@@ -607,10 +610,10 @@ def _plan_instrument(state: _Night, instrument_plan: InstrumentPlan, sources, br
         target = block.target
         flip = flip_by_target.get(target, False)
         ra, dec = sources[target]
-        error = {"CAFOS": 10.0, "DIPOL": 6.0}.get(name, 15.0)
+        error = POINTING_ERROR_ARCSEC.get(name, 15.0)
         offset_e, offset_n = rng.normal(0.0, error, 2)
         centre = (ra + offset_e / 3600.0 / math.cos(math.radians(dec)), dec + offset_n / 3600.0)
-        rotation = spec.sky_rotation_deg + rng.normal(0.0, 1.0 if name == "DIPOL" else 0.4)
+        rotation = spec.sky_rotation_deg + rng.normal(0.0, ROTATION_JITTER_DEG.get(name, 0.4))
         window = base["window"]
         if block.kind == "pol" and block.subframe:
             window = dipol_subframe(spec, binning, flip)
