@@ -163,3 +163,35 @@ def test_excluded_frames_are_left_out(planner):
         exclusions=exclusions,
     )  # fmt: skip
     assert [t.raw_path.name for t in tasks] == [lights[1].filename]
+
+
+FLAG = """\
+[[flag]]
+id = "trail"
+what = "frame"
+file = ["light-0007.fit"]
+reason = "satellite trail"
+author = "a"
+date = 2024-10-09
+"""
+
+
+def test_exclusions_are_decided_once_for_the_run(planner):
+    from iopreport.errors import InputError
+    from iopreport.reduce.run import decide_exclusions
+    from iopreport.store import ReducedFit
+
+    config, catalog, state = planner
+    excluded = state.by_name["light-0007.fit"]
+    ReducedFit.create(rawfit=excluded, filename="reduced.fits")
+    config.paths.flags.write_text(FLAG)
+    exclusions = decide_exclusions(config, catalog, [state])
+    assert exclusions.in_night(state.epoch) == {"light-0007.fit"}
+    assert RawFit.get_by_id(excluded.id).flags & RawFitFlags.EXCLUDED
+    assert ReducedFit.get_or_none(ReducedFit.rawfit == excluded) is None  # forgotten
+    config.paths.flags.write_text('[[flag]]\nid = "x"\nwhat = "frame"\n')
+    with pytest.raises(InputError, match=r"flags\.toml"):
+        decide_exclusions(config, catalog, [state])
+    # a run without light frames does not read flags.toml
+    masters_only = NightState(state.epoch, state.rawfits[:3], state.report)
+    assert decide_exclusions(config, catalog, [masters_only]) == Exclusions()
