@@ -130,11 +130,11 @@ def test_a_frame_measured_off_the_trend_is_measured_again(tmp_path):
 
     from iopreport.reduce.night import (
         NightReport,
-        _NightState,
-        _science_tasks,
+        NightState,
         reduce_night,
         remeasure_off_trend,
     )
+    from iopreport.reduce.plan import science_tasks
     from iopreport.reduce.schedule import WorkerPool
     from iopreport.store import Epoch, RawFit, ReducedFit, close_store
 
@@ -151,8 +151,8 @@ def test_a_frame_measured_off_the_trend_is_measured_again(tmp_path):
     epoch = Epoch.get(telescope="OSN-T150", night=NIGHT)
     rawfits = list(RawFit.select().where(RawFit.epoch == epoch))
     report = NightReport("OSN-T150", NIGHT)
-    state = _NightState(epoch, rawfits, report)
-    tasks = _science_tasks(config, catalog, epoch, rawfits, True, report)
+    state = NightState(epoch, rawfits, report)
+    tasks = science_tasks(config, catalog, epoch, rawfits, True, report)
     state.tasks = {task.raw_path.name: task for task in tasks}
     with WorkerPool(config, 1) as pool:
         again = remeasure_off_trend(catalog, state, pool)

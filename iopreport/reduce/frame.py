@@ -13,7 +13,6 @@ import functools
 import math
 import os
 import resource
-import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,6 +29,12 @@ from iopreport.reduce.headerwcs import strip_wcs
 from iopreport.reduce.measure import SkySource, measure_frame
 from iopreport.reduce.photometry import Measurement
 from iopreport.reduce.rawframe import read_raw
+from iopreport.reduce.subframe import solve_subframe
+from iopreport.reduce.worker import (  # noqa: F401  (the executor imports them from here)
+    THREAD_VARIABLES,
+    one_thread_per_worker,
+    watch_owner,
+)
 
 #: Detection thresholds tried in order until a solve succeeds (the retry
 #: ladder; fixed order, so a rerun does the same thing).
@@ -129,43 +134,6 @@ def init_worker(index_dir: str, owner_pid: int | None = None) -> None:
         watch_owner(owner_pid)
 
 
-#: Thread-count variables of the OpenMP and BLAS runtimes.
-THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
-
-
-def one_thread_per_worker() -> None:
-    """Keep a worker's numeric libraries to one thread (unless the user set a count).
-
-    The pool already runs one worker per core; threads on top of that fight
-    over the cores, and each small parallel region then waits for a
-    descheduled thread (L.A.Cosmic's OpenMP loops, used before, took 0.66 s
-    per DIPOL sub-frame with two threads on a busy 2-core machine and 0.05 s
-    with one). Must run before the libraries load (the pool initializer).
-    """
-    for variable in THREAD_VARIABLES:
-        os.environ.setdefault(variable, "1")
-
-
-def watch_owner(owner_pid: int) -> None:
-    """End this worker when ``owner_pid`` is gone (killed with SIGKILL); a pool initializer.
-
-    Also keeps the worker's numeric libraries to one thread (:func:`one_thread_per_worker`).
-    """
-    one_thread_per_worker()
-    threading.Thread(target=_watch_owner, args=(owner_pid,), daemon=True).start()
-
-
-def _watch_owner(pid: int, interval_s: float = 2.0) -> None:
-    while True:
-        time.sleep(interval_s)
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            os._exit(1)
-        except PermissionError:
-            pass
-
-
 def _get_solver(index_dir: Path) -> PlateSolver | None:
     """This process's solver (None, with ``_solver_error`` saying why, if it cannot load)."""
     global _solver, _solver_key, _solver_error
@@ -210,29 +178,54 @@ def reduce_frame(task: FrameTask) -> FrameOutcome:
     return outcome
 
 
-def _reduce_frame(task: FrameTask, outcome: FrameOutcome) -> FrameOutcome:
-    clock = time.perf_counter()
+@dataclass
+class FrameWork:
+    """What the stages of one frame's reduction pass to each other (in one worker)."""
 
-    def lap(stage: str) -> None:
-        nonlocal clock
+    task: FrameTask
+    outcome: FrameOutcome
+    clock: float = field(default_factory=time.perf_counter)
+    raw: np.ndarray | None = None
+    raw_header: fits.Header | None = None
+    saturated_fraction: float = 0.0
+    image: np.ndarray | None = None
+    offset: tuple[float, float] | None = None  # the instrument's O/E offset at this binning
+    has_pairs: bool = False  # O/E pairs in this frame
+    pair_offset: tuple[float, float] | None = None  # the O/E offset measured
+    detections: object = None
+    first_detections: object = None  # the ladder's first (5 sigma): the header-WCS check's
+    solution: object = None  # a plate solution
+    wcs: object = None
+    attempts: list[str] = field(default_factory=list)
+
+    def lap(self, stage: str) -> None:
+        """Add the time since the last lap to ``stage``'s seconds."""
         now = time.perf_counter()
-        outcome.seconds[stage] = outcome.seconds.get(stage, 0.0) + now - clock
-        clock = now
+        seconds = self.outcome.seconds
+        seconds[stage] = seconds.get(stage, 0.0) + now - self.clock
+        self.clock = now
 
-    info = task.info
-    spec = task.spec
+
+def read_stage(work: FrameWork) -> FrameOutcome | None:
+    """Read the raw pixels through the instrument's sections (:func:`.rawframe.read_raw`)."""
     try:
-        prepared = read_raw(task.raw_path, spec)
+        prepared = read_raw(work.task.raw_path, work.task.spec)
     except Exception as exc:
-        return _fail(outcome, "read", f"cannot read the raw data: {exc}")
-    raw, raw_header = prepared.data, prepared.header
-    if not np.isfinite(raw).any():
-        return _fail(outcome, "read", "every pixel is NaN")
-    saturated_fraction = prepared.saturated_fraction
-    lap("read")
+        return _fail(work.outcome, "read", f"cannot read the raw data: {exc}")
+    work.raw, work.raw_header = prepared.data, prepared.header
+    if not np.isfinite(work.raw).any():
+        return _fail(work.outcome, "read", "every pixel is NaN")
+    work.saturated_fraction = prepared.saturated_fraction
+    work.lap("read")
+    return None
+
+
+def calibrate_stage(work: FrameWork) -> FrameOutcome | None:
+    """Subtract the bias and dark, divide by the flat (:func:`.calibrate.calibrate`)."""
+    task, info = work.task, work.task.info
     try:
-        image = calibrate(
-            raw,
+        work.image = calibrate(
+            work.raw,
             exptime=info.exptime,
             bias=_read(task.bias_path),
             dark_rate=_read(task.dark_path),
@@ -240,48 +233,59 @@ def _reduce_frame(task: FrameTask, outcome: FrameOutcome) -> FrameOutcome:
             origin=info.subframe_origin,
         )
     except Exception as exc:
-        return _fail(outcome, "calibrate", f"calibration failed: {exc}")
-    lap("calibrate")
-
-    solver = _get_solver(task.index_dir)
+        return _fail(work.outcome, "calibrate", f"calibration failed: {exc}")
+    work.lap("calibrate")
+    spec = task.spec
     offset = spec.oe_offset_at(info.binning[0])
-    has_pairs = offset is not None and spec.has_pairs(info.obsmode)
-    if has_pairs and info.flipped:
+    work.has_pairs = offset is not None and spec.has_pairs(info.obsmode)
+    if work.has_pairs and info.flipped:
         offset = (offset[0], -offset[1])
-    solution = None
-    pair_offset = None
-    detections = None
-    attempts = []
-    wcs = None
-    if spec.solves_by_quads(info.subframe_origin) and offset is not None:
-        # too few stars for a blind solve: quads against a solved photometry frame
-        wcs, pair_offset, detections, method, error = _solve_subframe(task, image, offset)
-        lap("astrometry")
-        outcome.n_detected = len(detections)
-        if wcs is None:
-            _write_reduced(task, image, raw_header, None, None, outcome)
-            return _fail(outcome, "astrometry", error)
-        outcome.astrometry_method = "quads" if method.startswith("quads") else "central-pair"
-        outcome.astrometry_detail = method
-        outcome.header_wcs = "placed by its header" in method
-    first_detections = None  # the ladder's first (5 sigma): the header-WCS check's
-    for threshold in DETECTION_LADDER if wcs is None else ():
-        detections = detect(image, threshold_sigma=threshold)
-        lap("detect")
-        if first_detections is None:
-            first_detections = detections
+    work.offset = offset
+    return None
+
+
+def subframe_stage(work: FrameWork) -> FrameOutcome | None:
+    """Sub-frames with too few stars for a blind solve: quads against a solved
+    photometry frame (:func:`.subframe.solve_subframe`)."""
+    task, outcome = work.task, work.outcome
+    if not task.spec.solves_by_quads(task.info.subframe_origin) or work.offset is None:
+        return None
+    wcs, work.pair_offset, work.detections, method, error = solve_subframe(
+        task, work.image, work.offset
+    )
+    work.lap("astrometry")
+    outcome.n_detected = len(work.detections)
+    if wcs is None:
+        _write_reduced(task, work.image, work.raw_header, None, None, outcome)
+        return _fail(outcome, "astrometry", error)
+    work.wcs = wcs
+    outcome.astrometry_method = "quads" if method.startswith("quads") else "central-pair"
+    outcome.astrometry_detail = method
+    outcome.header_wcs = "placed by its header" in method
+    return None
+
+
+def plate_solve_stage(work: FrameWork) -> FrameOutcome | None:
+    """Detect and plate-solve, down the :data:`DETECTION_LADDER` until a solve succeeds."""
+    task, info, spec, outcome = work.task, work.task.info, work.task.spec, work.outcome
+    solver = _get_solver(task.index_dir)
+    for threshold in DETECTION_LADDER if work.wcs is None else ():
+        detections = work.detections = detect(work.image, threshold_sigma=threshold)
+        work.lap("detect")
+        if work.first_detections is None:
+            work.first_detections = detections
         xy = np.column_stack([detections.x, detections.y])
         label = f"sep {threshold:g} sigma"
-        if has_pairs:
-            pairs = find_pairs(detections.x, detections.y, offset, _pair_tolerance(spec, info))
+        if work.has_pairs:
+            pairs = find_pairs(detections.x, detections.y, work.offset, _pair_tolerance(spec, info))
             if pairs is None:
-                attempts.append(f"{label}: no O/E pairs")
+                work.attempts.append(f"{label}: no O/E pairs")
                 continue
             xy = xy[pairs.o_index]
-            pair_offset = pairs.offset
+            work.pair_offset = pairs.offset
             label += f", {len(pairs.o_index)} O/E pairs"
         if solver is None:
-            attempts.append(_solver_error)
+            work.attempts.append(_solver_error)
             break  # no index: the header's WCS, if it passes its check, is all there is
         result = solver.solve(
             xy,
@@ -289,72 +293,106 @@ def _reduce_frame(task: FrameTask, outcome: FrameOutcome) -> FrameOutcome:
             position=task.position_hint,
             budget_s=task.budget_s,
         )
-        lap("astrometry")
+        work.lap("astrometry")
         if result.ok:
-            solution = result
+            work.solution = result
             outcome.astrometry_method = "solved"
             outcome.astrometry_detail = (
                 f"{label}; {result.n_stars} stars; logodds {result.logodds:.0f}"
             )
             break
-        attempts.append(f"{label}: {result.error}")
-    if solution is None and wcs is None and first_detections is not None:
-        # no plate solution: the header's own WCS, if the frame confirms it
-        check = _header_fallback(task, raw_header, first_detections, image.shape, has_pairs, offset)
-        lap("astrometry")
-        if check.ok:
-            detections = first_detections
-            wcs = check.wcs
-            outcome.astrometry_method = check.method
-            outcome.header_wcs = True
-            outcome.astrometry_detail = (
-                check.detail + " (plate solving failed: " + "; ".join(attempts) + ")"
-            )
-            if has_pairs:
-                pair_offset = check.pair_offset
-        else:
-            attempts.append(check.error)
-    outcome.n_detected = len(detections) if detections is not None else 0
-    if solution is None and wcs is None:
-        _write_reduced(task, image, raw_header, None, None, outcome)  # calibrated, unsolved
-        return _fail(outcome, "astrometry", "plate solving failed (" + "; ".join(attempts) + ")")
-    if wcs is None:
-        wcs = solution.wcs
-    ny, nx = image.shape
+        work.attempts.append(f"{label}: {result.error}")
+    return None
+
+
+def header_wcs_stage(work: FrameWork) -> FrameOutcome | None:
+    """No plate solution: the header's own WCS, if the frame confirms it."""
+    outcome = work.outcome
+    if work.solution is not None or work.wcs is not None or work.first_detections is None:
+        return None
+    check = _header_fallback(
+        work.task,
+        work.raw_header,
+        work.first_detections,
+        work.image.shape,
+        work.has_pairs,
+        work.offset,
+    )
+    work.lap("astrometry")
+    if check.ok:
+        work.detections = work.first_detections
+        work.wcs = check.wcs
+        outcome.astrometry_method = check.method
+        outcome.header_wcs = True
+        outcome.astrometry_detail = (
+            check.detail + " (plate solving failed: " + "; ".join(work.attempts) + ")"
+        )
+        if work.has_pairs:
+            work.pair_offset = check.pair_offset
+    else:
+        work.attempts.append(check.error)
+    return None
+
+
+def place_stage(work: FrameWork) -> FrameOutcome | None:
+    """The frame's centre, scale and WCS keywords; fails when no WCS was found."""
+    outcome = work.outcome
+    outcome.n_detected = len(work.detections) if work.detections is not None else 0
+    if work.solution is None and work.wcs is None:
+        _write_reduced(work.task, work.image, work.raw_header, None, None, outcome)
+        reasons = "; ".join(work.attempts)
+        return _fail(outcome, "astrometry", "plate solving failed (" + reasons + ")")
+    if work.wcs is None:
+        work.wcs = work.solution.wcs
+    wcs = work.wcs
+    ny, nx = work.image.shape
     centre = wcs.all_pix2world([[nx / 2 - 0.5, ny / 2 - 0.5]], 0)[0]
     outcome.center = (float(centre[0]), float(centre[1]))
     scales = np.sqrt(np.sum(wcs.pixel_scale_matrix**2, axis=0)) * 3600
     outcome.pixscale_arcsec = float(np.mean(scales))
     outcome.wcs_header = {k: v for k, v in wcs.to_header(relax=True).items()}
+    return None
+
+
+def quality_stage(work: FrameWork) -> FrameOutcome | None:
+    """Fail trailed frames (:data:`MAX_ELONGATION`) and saturated ones
+    (:data:`MAX_SATURATED_FRACTION`), written but not measured."""
+    task, outcome = work.task, work.outcome
     elongation = (
-        detections.median_elongation(saturation=spec.saturation_adu)
-        if detections is not None
+        work.detections.median_elongation(saturation=task.spec.saturation_adu)
+        if work.detections is not None
         else float("nan")
     )
     if elongation > MAX_ELONGATION:
-        _write_reduced(task, image, raw_header, wcs, pair_offset, outcome)
+        _write_reduced(task, work.image, work.raw_header, work.wcs, work.pair_offset, outcome)
         return _fail(
             outcome,
             "photometry",
             f"stars trailed or elongated (median a/b {elongation:.2f} > {MAX_ELONGATION:.2f}): "
             "circular apertures and the seeing would be wrong",
         )
-    if saturated_fraction > MAX_SATURATED_FRACTION:
+    if work.saturated_fraction > MAX_SATURATED_FRACTION:
         outcome.saturated = True
-        _write_reduced(task, image, raw_header, wcs, pair_offset, outcome)
-        return _fail(outcome, "photometry", f"{saturated_fraction:.1%} of pixels saturated")
+        _write_reduced(task, work.image, work.raw_header, work.wcs, work.pair_offset, outcome)
+        return _fail(outcome, "photometry", f"{work.saturated_fraction:.1%} of pixels saturated")
+    return None
+
+
+def photometry_stage(work: FrameWork) -> FrameOutcome | None:
+    """Aperture photometry of the catalog sources in the field (:func:`.measure.measure_frame`)."""
+    task, info, outcome = work.task, work.task.info, work.outcome
     photometry = measure_frame(
-        image,
-        raw,
-        wcs,
+        work.image,
+        work.raw,
+        work.wcs,
         list(task.sources),
-        spec,
-        pair_offset=pair_offset if has_pairs else None,
-        detections=detections,
-        field_stars=FIELD_STARS if info.obsmode == "polarimetry" and not has_pairs else 0,
+        task.spec,
+        pair_offset=work.pair_offset if work.has_pairs else None,
+        detections=work.detections,
+        field_stars=FIELD_STARS if info.obsmode == "polarimetry" and not work.has_pairs else 0,
         seeing_hint_px=task.seeing_hint_px,
     )
-    lap("photometry")
+    work.lap("photometry")
     outcome.seeing_fwhm_px = None if math.isnan(photometry.fwhm_px) else photometry.fwhm_px
     outcome.n_cosmic_pixels = photometry.n_cosmic_pixels
     outcome.in_field = photometry.in_field
@@ -363,10 +401,33 @@ def _reduce_frame(task: FrameTask, outcome: FrameOutcome) -> FrameOutcome:
         a = photometry.apertures
         outcome.aperture_px = (a.radius, a.annulus_in, a.annulus_out)
     outcome.measurements = list(photometry.measurements)
-    _write_reduced(task, image, raw_header, wcs, pair_offset, outcome)
-    lap("write")
+    _write_reduced(task, work.image, work.raw_header, work.wcs, work.pair_offset, outcome)
+    work.lap("write")
     if photometry.error:
         return _fail(outcome, "photometry", photometry.error)
+    return None
+
+
+#: The stages of a science frame, in order (as BANZAI's ordered stage list, McCully et
+#: al. 2018): each takes the frame's :class:`FrameWork` and returns the outcome when the
+#: frame fails there (the later stages do not run), None to go on.
+STAGES = (
+    read_stage,
+    calibrate_stage,
+    subframe_stage,
+    plate_solve_stage,
+    header_wcs_stage,
+    place_stage,
+    quality_stage,
+    photometry_stage,
+)
+
+
+def _reduce_frame(task: FrameTask, outcome: FrameOutcome) -> FrameOutcome:
+    work = FrameWork(task, outcome)
+    for stage in STAGES:
+        if stage(work) is not None:
+            break
     return outcome
 
 
@@ -414,112 +475,6 @@ def _header_fallback(task: FrameTask, raw_header, detections, shape, has_pairs, 
     else:
         check.error = f"{kind}: {check.error}"
     return check
-
-
-#: Detection threshold on DIPOL polarimetry sub-frames (sigma above the background).
-SUBFRAME_THRESHOLD = 3.0
-#: Margin around the sub-frame's nominal place in the reference frame, px at 2x2
-#: (pointing differences between the exposures; DIPOL pointing is good to ~6").
-SUBFRAME_WINDOW_MARGIN_2X2 = 300.0
-
-
-def _solve_subframe(task: FrameTask, image: np.ndarray, offset: tuple[float, float]):
-    """WCS of a DIPOL polarimetry sub-frame: quads, else the central O/E pair.
-
-    Returns (wcs, pair_offset, detections, method, error).
-    """
-    from iopreport.reduce import quads
-
-    info = task.info
-    spec = task.spec
-    detections = detect(image, threshold_sigma=SUBFRAME_THRESHOLD)
-    sub_xy = np.column_stack([detections.x, detections.y])
-    scatter = quads.default_scatter(offset, task.spec.name)
-    pairs = find_pairs(detections.x, detections.y, offset, scatter) if len(detections) else None
-    pair_offset = pairs.offset if pairs is not None else offset
-    rotation, flip = spec.sky_rotation_deg, info.flipped
-    if task.orientation is not None and task.orientation[1] == info.flipped:
-        rotation = task.orientation[0]  # measured tonight, on another target's frame
-    reasons = []
-    if task.reference is None:
-        reasons.append("no solved DIPOL photometry frame of this target to match quads against")
-    else:
-        try:
-            ref_wcs, ref_xy, ref_flux, ref_shape, ref_method = _reference_detections(
-                task.reference.path
-            )
-        except Exception as exc:
-            ref_wcs = None
-            reasons.append(f"reference {task.reference.path.name} unreadable: {exc}")
-        if ref_wcs is not None:
-            rotation, flip = quads.rotation_from_wcs(ref_wcs)
-            ratio = info.binning[0] / task.reference.binning
-            x0, y0 = info.subframe_origin
-            ny, nx = image.shape
-            margin = SUBFRAME_WINDOW_MARGIN_2X2 * 2 / task.reference.binning
-            window = (
-                x0 * ratio - margin,
-                y0 * ratio - margin,
-                (x0 + nx) * ratio + margin,
-                (y0 + ny) * ratio + margin,
-            )
-            match = quads.match_to_reference(
-                sub_xy,
-                detections.flux,
-                ref_xy,
-                ref_flux,
-                flip=info.flipped != task.reference.flipped,
-                scale_ratio=ratio,
-                oe_offset=offset,
-                ref_window=window,
-                ref_shape=ref_shape,
-            )
-            if match is not None:
-                wcs = quads.wcs_from_reference(ref_wcs, match.transform, image.shape)
-                method = (
-                    f"quads against {task.reference.path.name}: {match.n_matched} sources "
-                    f"matched, rms {match.rms_px:.2f} px"
-                )
-                if ref_method.startswith("header"):
-                    method += f" (the reference placed by its header WCS: {ref_method})"
-                return wcs, pair_offset, detections, method, ""
-            reasons.append(f"no quad match against {task.reference.path.name}")
-    if task.target_radec is not None and len(detections):
-        wcs = quads.central_pair_wcs(
-            detections,
-            image.shape,
-            task.target_radec,
-            offset,
-            rotation,
-            flip,
-            spec.pixscale_at(info.binning[0]),
-            scatter_px=scatter,
-            field_radec=np.array(task.field_radec) if task.field_radec else None,
-        )
-        if wcs is not None:
-            method = "central O/E pair at the target's catalog position ({})".format(
-                "; ".join(reasons)
-            )
-            return wcs, pair_offset, detections, method, ""
-        reasons.append("no single O/E pair near the centre")
-    return None, None, detections, "", "sub-frame astrometry failed (" + "; ".join(reasons) + ")"
-
-
-@functools.lru_cache(maxsize=4)
-def _reference_detections(path: Path):
-    """WCS (O beam), detections, shape and astrometry method (``IOPASTRO``) of a solved
-    reference frame, cached per worker."""
-    from astropy.wcs import WCS
-
-    with fits.open(path, memmap=False) as hdul:
-        data = np.asarray(hdul[0].data, dtype=np.float32)
-        header = hdul[0].header
-    wcs = WCS(header)
-    if not wcs.has_celestial:
-        raise ValueError("it has no WCS")
-    method = str(header.get("IOPASTRO", ""))
-    found = detect(data, threshold_sigma=SUBFRAME_THRESHOLD)
-    return wcs, np.column_stack([found.x, found.y]), found.flux, data.shape, method
 
 
 def _write_reduced(task, image, raw_header, wcs, pair_offset, outcome) -> None:

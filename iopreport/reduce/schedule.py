@@ -23,15 +23,34 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from iopreport.progress import Progress
-from iopreport.reduce.classify import classify_file
 from iopreport.reduce.executor import Executor, LocalPool
 from iopreport.reduce.frame import FrameOutcome, FrameTask, reduce_frame
-from iopreport.store import RawFitFlags
 
 log = logging.getLogger(__name__)
 
 #: Order of the kinds of job when several are ready (masters unblock frames).
 PRIORITY = {"bias": 0, "dark": 1, "flat": 2, "frames": 3, "subframes": 4}
+#: The kinds of job that build masters (the others reduce frames).
+MASTER_KINDS = frozenset(("bias", "dark", "flat"))
+#: Which kinds of job must all be stored before a job of a kind starts, and what the two
+#: must share: the ``detector`` (instrument, frame size, binning) or the ``instrument``
+#: (sub-frames wait for their instrument's full frames, their quad references). A frame
+#: may use another night's master, so the needs of every night of the run count.
+NEEDS: dict[str, tuple[tuple[str, str], ...]] = {
+    "bias": (),
+    "dark": (("bias", "detector"),),
+    "flat": (("bias", "detector"), ("dark", "detector")),
+    "frames": (("bias", "detector"), ("dark", "detector"), ("flat", "detector")),
+    "subframes": (
+        ("bias", "detector"),
+        ("dark", "detector"),
+        ("flat", "detector"),
+        ("frames", "instrument"),
+    ),
+}
+#: Needs that apply only to instruments that take darks (``InstrumentSpec.needs_darks``):
+#: other instruments' flats do not wait for darks they do not use.
+NEEDS_IF_DARKS = frozenset({("flat", "dark")})
 
 
 #: The local process pool under its former name (see :mod:`iopreport.reduce.executor`).
@@ -43,7 +62,7 @@ class Group:
     """Jobs of one kind for one night and detector, started together when ready."""
 
     kind: str  # bias, dark, flat, frames, subframes
-    state: object  # night._NightState
+    state: object  # iopreport.reduce.state.NightState
     detector: tuple[str, str, str]  # instrument, frame size (full frame), binning
     names: list[str] = field(default_factory=list)  # raw files of the group
     submitted: bool = False
@@ -60,13 +79,14 @@ class Group:
 
 @dataclass(frozen=True)
 class NightWork:
-    """What the scheduler asks of its caller (:mod:`iopreport.reduce.night`): where a
-    night's raw files are, the jobs of a group, and how to store what a job returns.
+    """What the scheduler asks of its caller (:mod:`iopreport.reduce.run`): the planner
+    (the kind of job of a raw frame, the jobs of a group) and the writer (how to store
+    what a job returns).
 
-    Passed in, so that this module imports nothing of the caller's.
+    Passed in, so that this module imports neither.
     """
 
-    night_folder: Callable  # (config, telescope, night) -> Path
+    job_of: Callable  # (config, state, rawfit) -> (kind, detector) or None
     master_work: Callable  # (config, state, kind, force, detector) -> [job item]
     make_master: Callable  # job item -> master result (runs in a worker)
     science_tasks: Callable  # (config, catalog, epoch, rawfits, force, report, ...) -> [task]
@@ -108,32 +128,15 @@ class Scheduler:
 
     def _plan(self, state) -> None:
         """Groups of this night's calibration frames by kind and detector, and of its
-        light frames by detector (DIPOL sub-frames apart)."""
-        from iopreport.instruments import instrument
-
-        folder = self.work.night_folder(self.config, state.epoch.telescope, state.epoch.night)
+        light frames by detector (quad-placed sub-frames apart)."""
         groups: dict[tuple, Group] = {}
         for rawfit in state.rawfits:
-            if not rawfit.flags & RawFitFlags.CLASSIFIED:
+            job = self.work.job_of(self.config, state, rawfit)
+            if job is None:
                 continue
-            if rawfit.imgtype in ("bias", "dark", "flat"):
-                kind = rawfit.imgtype
-                detector = (rawfit.instrument, rawfit.imgsize, rawfit.binning)
-            elif rawfit.imgtype == "light":
-                info = state.infos.get(rawfit.filename)
-                if info is None:  # unchanged since an earlier run, which classified it
-                    epoch = state.epoch
-                    info = classify_file(folder / rawfit.filename, epoch.telescope, epoch.night)
-                    state.infos[rawfit.filename] = info
-                spec = instrument(info.instrument)
-                full = spec.shape_at(info.binning[0])
-                subframe = spec.solves_by_quads(info.subframe_origin)
-                size = f"{full[0]}x{full[1]}" if subframe else info.imgsize
-                kind = "subframes" if subframe else "frames"
-                detector = (info.instrument, size, info.binning_text)
+            kind, detector = job
+            if kind not in MASTER_KINDS:
                 self.frames_total += 1
-            else:
-                continue
             if kind not in self.kinds:
                 continue
             key = (kind, detector)
@@ -142,31 +145,30 @@ class Scheduler:
             groups[key].names.append(rawfit.filename)
         self.groups += groups.values()
 
+    def needs(self, group: Group) -> tuple[tuple[str, str], ...]:
+        """:data:`NEEDS` of ``group``'s kind, for its instrument."""
+        spec = self.config.registry.get(group.detector[0])
+        return tuple(
+            need
+            for need in NEEDS[group.kind]
+            if spec.needs_darks or (group.kind, need[0]) not in NEEDS_IF_DARKS
+        )
+
     def _ready(self, group: Group) -> bool:
         """Whether everything ``group`` needs is stored (in any night of the run: a
         frame may be matched to another night's master, a sub-frame to another
         night's photometry frame)."""
-        from iopreport.instruments import instrument
-
-        needs: set[str] = set()
-        if group.kind == "dark":
-            needs = {"bias"}
-        elif group.kind == "flat":
-            needs = {"bias", "dark"} if instrument(group.detector[0]).needs_darks else {"bias"}
-        elif group.kind in ("frames", "subframes"):
-            needs = {"bias", "dark", "flat"}
+        needs = self.needs(group)
         for other in self.groups:
             if other is group or other.done:
                 continue
-            if other.kind in needs and other.detector == group.detector:
-                return False
-            # sub-frames wait for their instrument's full frames (their quad references)
-            if (
-                group.kind == "subframes"
-                and other.kind == "frames"
-                and other.detector[0] == group.detector[0]
-            ):
-                return False
+            for kind, shared in needs:
+                if other.kind != kind:
+                    continue
+                if shared == "detector" and other.detector == group.detector:
+                    return False
+                if shared == "instrument" and other.detector[0] == group.detector[0]:
+                    return False
         return True
 
     def run(self) -> None:
@@ -192,7 +194,7 @@ class Scheduler:
                 group, function, item = queue[0]
                 if function is reduce_frame and self.pool.worn_out:
                     break
-                payload = item.job if group.kind in ("bias", "dark", "flat") else item
+                payload = item.job if group.kind in MASTER_KINDS else item
                 try:
                     future = self.pool.submit(function, payload)
                 except futures.BrokenExecutor:  # a worker died since the last results
@@ -218,7 +220,7 @@ class Scheduler:
                 self._finish(group, function, item, future)
                 group.pending -= 1
             if self.masters_finished_s is None and all(
-                g.done for g in self.groups if g.kind in ("bias", "dark", "flat")
+                g.done for g in self.groups if g.kind in MASTER_KINDS
             ):
                 self.masters_finished_s = time.perf_counter() - started
         self.bar.close()
@@ -228,7 +230,7 @@ class Scheduler:
         group.submitted = True
         state = group.state
         names = set(group.names)
-        if group.kind in ("bias", "dark", "flat"):
+        if group.kind in MASTER_KINDS:
             work = self.work.master_work(self.config, state, group.kind, self.force, group.detector)
             jobs = [(group, self.work.make_master, item) for item in work]
         else:

@@ -1,0 +1,124 @@
+"""Registration of a night's raw files: hash, spot duplicates, classify, RawFit rows.
+
+A file unchanged since an earlier run (same SHA-256, a plausible stored
+classification) is not classified again; byte-identical files are reduced
+once. See docs/architecture.md (reduction).
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as futures
+import logging
+import os
+from pathlib import Path
+
+from iopreport.fileio import sha256_of
+from iopreport.nightlayout import FITS_NAME
+from iopreport.reduce.classify import (
+    JD_PLAUSIBLE,
+    ClassificationError,
+    FrameInfo,
+    classify_file,
+)
+from iopreport.reduce.state import NightReport
+from iopreport.store import Epoch, RawFit, RawFitFlags
+
+log = logging.getLogger(__name__)
+
+
+def register(
+    epoch: Epoch, folder: Path, force: bool, report: NightReport, infos: dict[str, FrameInfo]
+) -> list[RawFit]:
+    """RawFit rows for every file, classified (again when the file changed); the
+    classifications made are kept in ``infos`` by file name."""
+    rawfits = []
+    paths = [p for p in sorted(folder.iterdir()) if p.is_file() and FITS_NAME.match(p.name)]
+    # hashing is most of this stage and hashlib releases the GIL: a thread per core
+    with futures.ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as threads:
+        checksums = list(threads.map(sha256_of, paths))
+    originals = originals_of(epoch, [p.name for p in paths], checksums)
+    for path, checksum in zip(paths, checksums, strict=True):
+        report.files += 1
+        rawfit, _created = RawFit.get_or_create(epoch=epoch, filename=path.name)
+        if originals[checksum] != path.name:  # byte-identical to another file: reduced once
+            reason = f"duplicate of {originals[checksum]} (same SHA-256)"
+            if rawfit.sha256 != checksum or rawfit.error != reason:
+                log.warning("%s: %s; not reduced again", path.name, reason)
+            rawfit.sha256 = checksum
+            rawfit.size_bytes = path.stat().st_size
+            rawfit.flags = RawFitFlags.DOWNLOADED | RawFitFlags.DUPLICATE
+            rawfit.error = reason
+            rawfit.save()
+            rawfits.append(rawfit)
+            continue
+        unchanged = (
+            rawfit.sha256 == checksum
+            and rawfit.flags & (RawFitFlags.CLASSIFIED | RawFitFlags.ERROR_CLASSIFY)
+            and plausible(rawfit)  # classified by an iopreport that checked less
+        )
+        if unchanged and not force:
+            rawfits.append(rawfit)
+            if rawfit.error:
+                report.unclassified[path.name] = rawfit.error
+            continue
+        rawfit.sha256 = checksum
+        rawfit.size_bytes = path.stat().st_size
+        try:
+            info = classify_file(path, epoch.telescope, epoch.night)
+        except ClassificationError as exc:
+            rawfit.flags = RawFitFlags.DOWNLOADED | RawFitFlags.ERROR_CLASSIFY
+            rawfit.error = f"classify: {exc}"
+            report.unclassified[path.name] = rawfit.error
+            log.warning("%s: %s", path.name, rawfit.error)
+        else:
+            infos[path.name] = info
+            rawfit.flags = RawFitFlags.DOWNLOADED | RawFitFlags.CLASSIFIED
+            rawfit.error = ""
+            rawfit.instrument = info.instrument
+            rawfit.imgtype = info.imgtype
+            rawfit.obsmode = info.obsmode
+            rawfit.band = info.band
+            rawfit.angle = info.angle
+            rawfit.juliandate = info.juliandate
+            rawfit.exptime = info.exptime
+            rawfit.binning = info.binning_text
+            rawfit.imgsize = info.imgsize
+            rawfit.object_name = info.object_name
+        rawfit.save()
+        rawfits.append(rawfit)
+    return rawfits
+
+
+def plausible(rawfit: RawFit) -> bool:
+    """A stored classification within today's header ranges (else the file is classified again)."""
+    if not rawfit.flags & RawFitFlags.CLASSIFIED:
+        return True
+    low, high = JD_PLAUSIBLE
+    exptime = rawfit.exptime if rawfit.exptime is not None else 0.0
+    return (
+        rawfit.juliandate is not None
+        and low <= rawfit.juliandate <= high
+        and (exptime > 0 or (exptime == 0 and rawfit.imgtype == "bias"))
+    )
+
+
+def originals_of(epoch: Epoch, names: list[str], checksums: list[str]) -> dict[str, str]:
+    """For each checksum of a night, the file that stands for it (the others are duplicates).
+
+    The file already classified under that checksum keeps its place (its results
+    stay); otherwise the first name in sorted order.
+    """
+    stored = {
+        rawfit.sha256: rawfit.filename
+        for rawfit in RawFit.select(RawFit.filename, RawFit.sha256)
+        .where(
+            (RawFit.epoch == epoch)
+            & (RawFit.flags.bin_and(int(RawFitFlags.CLASSIFIED)) != 0)
+            & RawFit.filename.in_(names)
+        )
+        .order_by(RawFit.filename.desc())
+    }
+    originals: dict[str, str] = {}
+    for name, checksum in zip(names, checksums, strict=True):
+        originals.setdefault(checksum, stored.get(checksum, name))
+    return originals
