@@ -28,7 +28,7 @@ import numpy as np
 from astropy.io import fits
 from astropy.wcs import WCS
 
-from iopreport.instruments import instrument
+from iopreport.instruments import InstrumentRegistry
 from iopreport.reduce.astrometry import find_pairs, pair_wcs
 from iopreport.reduce.detect import detect
 from iopreport.reduce.quads import (
@@ -62,7 +62,7 @@ def measure_night(folder: Path) -> list[dict]:
     """One row per DIPOL polarimetry frame of a simulated night folder."""
     truth = json.loads((folder / "truth.json").read_text())
     files = truth["files"]
-    spec = instrument("DIPOL")
+    spec = InstrumentRegistry.builtin().get("DIPOL")
     catalog = simulator_catalog()
     photometry: dict[str, list[str]] = {}
     for name, record in sorted(files.items()):

@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 from astropy.io import fits
 
-from iopreport.instruments import instrument
+from iopreport.instruments import InstrumentRegistry
 from iopreport.reduce.astrometry import PlateSolver, index_files_in
 from iopreport.reduce.detect import detect, gaussian_fwhm
 from iopreport.simulate import simulate_night
@@ -67,7 +67,7 @@ def main() -> None:
         )
     folder = next(out.glob("OSN-T090/*"))
     truth = json.loads((folder / "truth.json").read_text())
-    spec = instrument("AndorT90")
+    spec = InstrumentRegistry.builtin().get("AndorT90")
     solver = PlateSolver(index_files_in(SKY_INDEX_DIR))
     old_ms, new_ms, solve_s = [], [], []
     print(

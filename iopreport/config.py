@@ -627,13 +627,6 @@ def load_config(path: Path | str | None = None) -> Config:
     path = find_config(path).expanduser().resolve()
     source = TomlSource.read(path)
     config = config_from_source(source)
-    if config.instruments:
-        # Transition only: reduce/night.py, schedule.py and frame.py still look instruments
-        # up by name in the process-wide table; everything else uses config.registry.
-        # Remove (with instruments.generic.register) once they take config.registry.
-        from iopreport.instruments.generic import register
-
-        register(config.instruments.values())
     return config
 
 

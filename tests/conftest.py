@@ -83,22 +83,3 @@ def backend_location(request, tmp_path: Path):
         yield tmp_path / "store.db"
         return
     yield request.getfixturevalue("postgres_url")
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _instrument_registry_per_module():
-    """Instruments a test module's config.toml registers are forgotten after the module.
-
-    ``load_config`` registers the ``[instruments.NAME]`` tables in one process-wide
-    registry; without this, one module's cameras would change another's plan of
-    index files or its flag checks.
-    """
-    from iopreport.instruments import INSTRUMENTS
-    from iopreport.instruments.generic import GENERIC_BY_INSTRUME
-
-    instruments, generic = dict(INSTRUMENTS), dict(GENERIC_BY_INSTRUME)
-    yield
-    INSTRUMENTS.clear()
-    INSTRUMENTS.update(instruments)
-    GENERIC_BY_INSTRUME.clear()
-    GENERIC_BY_INSTRUME.update(generic)

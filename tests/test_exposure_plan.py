@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from iopreport.instruments import instrument
+from iopreport.instruments import InstrumentRegistry
 from iopreport.simulate import simulate_night
 from iopreport.simulate.plan import (
     POL_IMAGE_FRACTION,
@@ -25,7 +25,7 @@ STANDARDS = ("Hiltner 960", "HD 212311", "BD+32 3739")
 
 
 def test_brighter_stars_and_better_seeing_get_shorter_exposures():
-    spec = instrument("CAFOS")
+    spec = InstrumentRegistry.builtin().get("CAFOS")
     times = [
         choose_exptime(spec, 1, "CAFOS", "x", "R", lambda *_, m=mag: m, POL_IMAGE_FRACTION, 1.2)
         for mag in (13.0, 11.0, 9.8, 8.0)
@@ -46,7 +46,7 @@ def test_standards_stay_below_saturation(tmp_path, night, telescope, instrument_
     fraction of the range above bias (plus the sky), on the demo's nights."""
     (result,) = simulate_night(tmp_path, night, telescopes=(telescope,), preset="small", seed=SEED)
     truth = json.loads((result.folder / "truth.json").read_text())
-    spec = instrument(instrument_name)
+    spec = InstrumentRegistry.builtin().get(instrument_name)
     limit = spec.bias_level_adu + (spec.saturation_adu - spec.bias_level_adu) * 0.95
     peaks = {}
     for name, record in truth["files"].items():

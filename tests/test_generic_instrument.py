@@ -90,7 +90,7 @@ def test_classification_from_configured_keywords(project):
     kinds = {}
     for path in sorted(raw.rglob("*.fits.gz")):
         night = dt.date.fromisoformat(path.parent.name)
-        info = classify_file(path, "NTT", night)
+        info = classify_file(path, "NTT", night, config.registry)
         assert info.instrument == "EFOSC2"
         kinds[info.imgtype] = kinds.get(info.imgtype, 0) + 1
         if info.imgtype != "bias":

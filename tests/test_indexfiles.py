@@ -18,8 +18,10 @@ from iopreport.indexfiles.identify import PARTIAL_SUFFIX, scan_index_folder
 from iopreport.indexfiles.plan import field_of, make_plan
 from iopreport.indexfiles.series import SERIES, scales_for
 from iopreport.indexfiles.tiles import tile_of, tiles_covering
-from iopreport.instruments.specs import INSTRUMENTS
+from iopreport.instruments.registry import InstrumentRegistry
 from iopreport.reduce.astrometry import index_files_in
+
+INSTRUMENTS = InstrumentRegistry.builtin().specs
 
 #: A field on the border of two nside-2 tiles: Debian's get-healpix puts the
 #: centre in tile 1 (bighp 0, x 0, y 1) and a point 0.14 deg north, still

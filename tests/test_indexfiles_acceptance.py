@@ -15,8 +15,10 @@ from iopreport.cli import main
 from iopreport.fileio import write_text_atomic
 from iopreport.indexfiles.plan import make_plan
 from iopreport.indexfiles.series import SERIES
-from iopreport.instruments.specs import INSTRUMENTS
+from iopreport.instruments.registry import InstrumentRegistry
 from iopreport.skeleton import init_project, skeleton_dir
+
+INSTRUMENTS = InstrumentRegistry.builtin().specs
 
 #: Simulates or reduces nights, or starts servers: run by `make test`, not by `-m "not slow"`.
 pytestmark = pytest.mark.slow

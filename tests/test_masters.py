@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from astropy.io import fits
 
-from iopreport.instruments import instrument
+from iopreport.instruments import InstrumentRegistry
 from iopreport.reduce import masters as masters_module
 from iopreport.reduce.classify import classify_file
 from iopreport.reduce.masters import CalibrationFrame, build_master, master_header, write_master
@@ -40,7 +40,7 @@ def frames_of(result, instrument_name, imgtype, band=None, angle=None):
 
 
 def test_master_bias_recovers_pedestal_and_column_structure(night):
-    spec = instrument("AndorT90")
+    spec = InstrumentRegistry.builtin().get("AndorT90")
     bias = build_master("bias", frames_of(night["OSN-T090"], "AndorT90", "bias"), spec)
     assert bias.ok and len(bias.inputs) == 3
     truth = spec.bias_level_adu + bias_structure("AndorT90", bias.data.shape)
@@ -51,7 +51,7 @@ def test_master_bias_recovers_pedestal_and_column_structure(night):
 
 
 def test_master_dark_is_a_rate_with_the_hot_pixels(night):
-    spec = instrument("DIPOL")
+    spec = InstrumentRegistry.builtin().get("DIPOL")
     result = night["OSN-T090"]
     bias = build_master("bias", frames_of(result, "DIPOL", "bias"), spec)
     darks = frames_of(result, "DIPOL", "dark")
@@ -75,7 +75,7 @@ def test_master_dark_is_a_rate_with_the_hot_pixels(night):
     ],
 )
 def test_master_flat_matches_the_true_flat_pattern(night, telescope, instrument_name, band, angle):
-    spec = instrument(instrument_name)
+    spec = InstrumentRegistry.builtin().get(instrument_name)
     result = night[telescope]
     bias = build_master("bias", frames_of(result, instrument_name, "bias"), spec)
     flat = build_master(
@@ -94,7 +94,7 @@ def test_master_flat_matches_the_true_flat_pattern(night, telescope, instrument_
 
 
 def test_frames_are_selected_with_reasons(night, tmp_path):
-    spec = instrument("AndorT90")
+    spec = InstrumentRegistry.builtin().get("AndorT90")
     result = night["OSN-T090"]
     bias = build_master("bias", frames_of(result, "AndorT90", "bias"), spec)
     flats = frames_of(result, "AndorT90", "flat", "R", None)
@@ -115,7 +115,7 @@ def test_frames_are_selected_with_reasons(night, tmp_path):
 
 
 def test_too_few_frames_gives_no_master_and_says_why(night):
-    spec = instrument("AndorT90")
+    spec = InstrumentRegistry.builtin().get("AndorT90")
     frames = frames_of(night["OSN-T090"], "AndorT90", "bias")[:2]
     bias = build_master("bias", frames, spec)
     assert not bias.ok
@@ -123,7 +123,7 @@ def test_too_few_frames_gives_no_master_and_says_why(night):
 
 
 def test_reads_each_frame_once_and_strips_do_not_change_the_result(night, monkeypatch):
-    spec = instrument("AndorT90")
+    spec = InstrumentRegistry.builtin().get("AndorT90")
     frames = frames_of(night["OSN-T090"], "AndorT90", "bias")
     reads = []
     original = masters_module.read_raw
@@ -137,7 +137,7 @@ def test_reads_each_frame_once_and_strips_do_not_change_the_result(night, monkey
 
 
 def test_master_file_carries_its_provenance(night, tmp_path):
-    spec = instrument("AndorT90")
+    spec = InstrumentRegistry.builtin().get("AndorT90")
     frames = frames_of(night["OSN-T090"], "AndorT90", "bias")
     bias = build_master("bias", frames, spec)
     path = tmp_path / "masterbias.fits"
@@ -170,7 +170,7 @@ def test_combination_drops_a_cosmic_ray_and_keeps_the_noise(tmp_path, count):
         path = tmp_path / f"bias{index}.fits"
         fits.PrimaryHDU(data=data).writeto(path)
         frames.append(CalibrationFrame(path, 0.0))
-    master = build_master("bias", frames, instrument("AndorT90"))
+    master = build_master("bias", frames, InstrumentRegistry.builtin().get("AndorT90"))
     assert master.ok, master.error
     others = np.delete(stack, 1, axis=0)
     np.testing.assert_allclose(master.data[10:12, 20:22], others[:, 10:12, 20:22].mean(axis=0))

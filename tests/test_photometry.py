@@ -11,7 +11,7 @@ from astropy.io import fits
 from astropy.wcs import WCS
 
 from iopreport.catalog import load_catalog
-from iopreport.instruments import instrument
+from iopreport.instruments import InstrumentRegistry
 from iopreport.reduce.calibrate import calibrate
 from iopreport.reduce.classify import classify_file
 from iopreport.reduce.masters import CalibrationFrame, build_master
@@ -38,7 +38,7 @@ def catalog():
 
 
 def masters_for(result, instrument_name, band, angle):
-    spec = instrument(instrument_name)
+    spec = InstrumentRegistry.builtin().get(instrument_name)
     frames = {}
     for name, record in result.truth["files"].items():
         if record["instrument"] != instrument_name:
@@ -65,7 +65,7 @@ def masters_for(result, instrument_name, band, angle):
 
 def reduce_and_measure(result, name, catalog):
     record = result.truth["files"][name]
-    spec = instrument(record["instrument"])
+    spec = InstrumentRegistry.builtin().get(record["instrument"])
     info = classify_file(result.folder / name, result.telescope, NIGHT)
     bias, dark, flat = masters_for(result, record["instrument"], record["band"], record["angle"])
     raw = fits.getdata(result.folder / name).astype(np.float32)

@@ -17,7 +17,7 @@ import pytest
 from astropy.io import fits
 from astropy.wcs import WCS
 
-from iopreport.instruments import instrument
+from iopreport.instruments import InstrumentRegistry
 from iopreport.reduce.astrometry import find_pairs, pair_wcs
 from iopreport.reduce.detect import detect
 from iopreport.reduce.quads import (
@@ -339,7 +339,7 @@ def _dipol_light(truth, obsmode, target):
 
 
 def _oe_offset(record, flipped: bool) -> tuple[float, float]:
-    dx, dy = instrument("DIPOL").oe_offset_at(record["binning"])
+    dx, dy = InstrumentRegistry.builtin().get("DIPOL").oe_offset_at(record["binning"])
     return (dx, -dy) if flipped else (dx, dy)
 
 
@@ -431,7 +431,7 @@ def test_simulated_sub_frame_central_pair_fallback(dipol_night):
     """The fallback on the same cut, and on a Hiltner 960 cut (no photometry frame for it)."""
     folder, truth = dipol_night
     record, ref_record, data, found, _, _, target = _sub_frame_case(dipol_night)
-    spec = instrument("DIPOL")
+    spec = InstrumentRegistry.builtin().get("DIPOL")
     pixscale = spec.pixscale_at(record["binning"])
     ref_rotation, flip = rotation_from_wcs(WCS(fits.Header(ref_record["wcs"])))  # history angle
     cases = [(record, found, data.shape, target, ref_rotation, flip)]

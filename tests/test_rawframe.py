@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from astropy.io import fits
 
-from iopreport.instruments import instrument
+from iopreport.instruments import InstrumentRegistry
 from iopreport.instruments.sections import SectionError, parse_section, section_problem
 from iopreport.reduce.rawframe import read_raw
 
@@ -16,7 +16,9 @@ SAAO = "data/real/saao_ccd/a8280271.fits"
 
 
 def _generic_spec(**sections):
-    return dataclasses.replace(instrument("AndorT90"), name="SAAO", **sections)
+    return dataclasses.replace(
+        InstrumentRegistry.builtin().get("AndorT90"), name="SAAO", **sections
+    )
 
 
 def test_sections_parse_and_refuse_with_the_name():

@@ -16,7 +16,6 @@ from astropy.io import fits
 from astropy.wcs import WCS
 
 from iopreport.config import load_config
-from iopreport.instruments import instrument
 from iopreport.reduce.astrometry import find_pairs
 from iopreport.reduce.classify import classify_file
 from iopreport.reduce.detect import detect
@@ -117,11 +116,11 @@ def test_dipol_uf_frames_are_polarimetric_with_their_pairs(
     dipol_config, shared_dir, name, instrument_name, angle, band, expected
 ):
     path = shared_dir / "data/real/dipol" / name
-    info = classify_file(path, "NOT", dt.date(2020, 1, 1))
+    info = classify_file(path, "NOT", dt.date(2020, 1, 1), dipol_config.registry)
     assert info.instrument == instrument_name
     assert info.imgtype == "light" and info.obsmode == "polarimetry"
     assert info.angle == angle and info.band == band
-    spec = instrument(instrument_name)
+    spec = dipol_config.registry.get(instrument_name)
     assert spec.polarimetry == "hwp" and spec.oe_offset_px is not None
     o, e = _pair_near(path, spec, expected)
     assert np.hypot(o[0] - expected[0][0], o[1] - expected[0][1]) < 1.0, o

@@ -170,3 +170,23 @@ def test_the_calibrate_stage_applies_bias_and_flat(rendered, tmp_path):
     assert frame.read_stage(work) is None and frame.calibrate_stage(work) is None
     np.testing.assert_allclose(work.image, (work.raw - 100.0) / 0.5, rtol=1e-5)
     assert not work.has_pairs and work.offset is None
+
+
+def test_the_frames_own_gain_reaches_photometry(tmp_path):
+    """A spec naming a gain keyword: the frame's header value, not the spec's, sets the errors."""
+    image, wcs, stars, spec = _render()
+    errors = {}
+    for gain in (1.0, 16.0):
+        folder = tmp_path / f"gain{gain:g}"
+        folder.mkdir()
+        keyed = dataclasses.replace(spec, gain_keyword="GAIN", gain_e_per_adu=1.0)
+        task = _task(folder, image, wcs, stars, keyed)
+        with fits.open(task.raw_path, mode="update") as hdul:
+            hdul[0].header["GAIN"] = gain
+        outcome = reduce_frame(task)
+        assert outcome.ok, outcome.error
+        errors[gain] = {m.name: m.flux_err for m in outcome.measurements}
+    # the Poisson part of an error in ADU falls as 1/sqrt(gain) (the sky's measured scatter
+    # does not): with the spec's gain used for both, the errors would be equal
+    for name, err in errors[1.0].items():
+        assert errors[16.0][name] < 0.8 * err, name

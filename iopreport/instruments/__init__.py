@@ -15,14 +15,14 @@ from iopreport.instruments.polarization import (
     InstrumentalPolarization,
     instrumental_polarization,
 )
-from iopreport.instruments.specs import INSTRUMENTS, InstrumentSpec, instrument, quad_instruments
+from iopreport.instruments.registry import InstrumentRegistry
+from iopreport.instruments.specs import BUILTIN_SPECS, InstrumentSpec
 
 __all__ = [
+    "BUILTIN_SPECS",
     "INSTRUMENTAL_POLARIZATION",
-    "INSTRUMENTS",
+    "InstrumentRegistry",
     "InstrumentSpec",
     "InstrumentalPolarization",
-    "instrument",
     "instrumental_polarization",
-    "quad_instruments",
 ]

@@ -27,11 +27,8 @@ from iopreport.instruments.dialect import (
     header_number,
     slug,
 )
-from iopreport.instruments.specs import INSTRUMENTS, InstrumentSpec
+from iopreport.instruments.specs import InstrumentSpec
 
-#: Transition only (remove with ``specs.INSTRUMENTS``): INSTRUME value -> configuration, filled
-#: by :func:`register` for the reduction modules that still look instruments up by name.
-GENERIC_BY_INSTRUME: dict = {}
 #: Characters that make an ``instrume`` value a shell-style pattern.
 PATTERN_CHARACTERS = "*?["
 
@@ -65,21 +62,6 @@ def spec_of(config) -> InstrumentSpec:
         read_noise_keyword=config.read_noise_keyword,
         saturation_keyword=config.saturation_keyword,
     )
-
-
-def register(configs: Iterable) -> None:
-    """Transition only: make configured instruments known to ``specs.instrument(name)``.
-
-    To be removed with ``specs.INSTRUMENTS`` once reduce/night.py, schedule.py and
-    frame.py take ``config.registry``; everything else uses the registry.
-    """
-    for config in configs:
-        if config.name in INSTRUMENTS and config.name not in {
-            c.name for c in GENERIC_BY_INSTRUME.values()
-        }:
-            raise ValueError(f"instrument {config.name!r} is built in; choose another name")
-        INSTRUMENTS[config.name] = spec_of(config)
-        GENERIC_BY_INSTRUME[config.instrume] = config
 
 
 def generic_for(header, configs: Iterable) -> object | None:

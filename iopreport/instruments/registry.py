@@ -111,18 +111,3 @@ class InstrumentRegistry:
     def quad_instruments(self) -> tuple[str, ...]:
         """Names of the instruments whose sub-frames are placed by quads."""
         return tuple(name for name, spec in self.specs.items() if spec.subframes_by_quads)
-
-
-def transition_registry() -> InstrumentRegistry:
-    """Transition only: the registry of the process-wide tables ``load_config`` still fills.
-
-    For callers that have no configuration at hand (reduce/night.py, schedule.py and
-    frame.py until they take ``config.registry``); remove with ``specs.INSTRUMENTS``.
-    """
-    from iopreport.instruments.generic import GENERIC_BY_INSTRUME
-    from iopreport.instruments.specs import INSTRUMENTS
-
-    generic = {config.name: config for config in GENERIC_BY_INSTRUME.values()}
-    return InstrumentRegistry(
-        types.MappingProxyType(dict(INSTRUMENTS)), types.MappingProxyType(generic)
-    )

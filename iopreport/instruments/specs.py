@@ -289,20 +289,3 @@ BUILTIN_SPECS: tuple[InstrumentSpec, ...] = (
         sky_rotation_deg=177.6,
     ),
 )
-
-#: Process-wide table of the transition; prefer ``config.registry`` (:mod:`.registry`).
-INSTRUMENTS: dict[str, InstrumentSpec] = {spec.name: spec for spec in BUILTIN_SPECS}
-
-
-def instrument(name: str) -> InstrumentSpec:
-    """The spec of an instrument by its stored name (``CAFOS2.2`` is accepted for CAFOS)."""
-    key = "CAFOS" if name in ("CAFOS2.2", "CAFOS 2.2") else name
-    try:
-        return INSTRUMENTS[key]
-    except KeyError:
-        raise KeyError(f"unknown instrument {name!r}; known: {', '.join(INSTRUMENTS)}") from None
-
-
-def quad_instruments() -> tuple[str, ...]:
-    """Names of the instruments whose sub-frames are placed by quads (``subframes_by_quads``)."""
-    return tuple(name for name, spec in INSTRUMENTS.items() if spec.subframes_by_quads)

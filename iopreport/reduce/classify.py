@@ -23,7 +23,7 @@ from pathlib import Path
 from astropy.io import fits
 
 from iopreport.instruments.dialect import ClassificationError, header_number, readable_header
-from iopreport.instruments.registry import InstrumentRegistry, transition_registry
+from iopreport.instruments.registry import InstrumentRegistry
 
 #: Julian dates a frame may carry: 1980-01-01 (before any archive this reads) to
 #: 2132-08-31 (JD 2500000.5, the end of the range flags.toml accepts too).
@@ -71,8 +71,8 @@ def classify_file(
 ) -> FrameInfo:
     """Read ``path``'s primary header and classify it with ``registry``'s dialects.
 
-    ``registry`` is the configuration's (``config.registry``); None is a transition
-    default for callers without one (the tables ``load_config`` still fills).
+    ``registry`` is the configuration's (``config.registry``); None means the
+    built-in instruments only.
 
     Raises
     ------
@@ -132,7 +132,7 @@ def classify_header(
     when the frame needs that card, the ClassificationError says it is malformed.
     """
     if registry is None:
-        registry = transition_registry()
+        registry = InstrumentRegistry.builtin()
     header, malformed = readable_header(header, filename)
     try:
         return _classify_header(header, filename, telescope, night, registry)

@@ -9,6 +9,7 @@ the database: the parent writes the outcome in one transaction.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 import os
@@ -216,6 +217,9 @@ def read_stage(work: FrameWork) -> FrameOutcome | None:
     if not np.isfinite(work.raw).any():
         return _fail(work.outcome, "read", "every pixel is NaN")
     work.saturated_fraction = prepared.saturated_fraction
+    if prepared.spec is not None and prepared.spec != work.task.spec:
+        # gain, read noise and saturation read from this frame's header keywords
+        work.task = dataclasses.replace(work.task, spec=prepared.spec)
     work.lap("read")
     return None
 

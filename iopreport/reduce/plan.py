@@ -143,7 +143,9 @@ def frame_info(config: Config, state: NightState, rawfit: RawFit) -> FrameInfo:
     if info is None:  # unchanged since an earlier run, which classified it
         epoch = state.epoch
         folder = raw_night_dir(config, epoch.telescope, epoch.night)
-        info = classify_file(folder / rawfit.filename, epoch.telescope, epoch.night)
+        info = classify_file(
+            folder / rawfit.filename, epoch.telescope, epoch.night, config.registry
+        )
         state.infos[rawfit.filename] = info
     return info
 
@@ -319,7 +321,9 @@ def science_tasks(
         info = (
             infos[rawfit.filename]
             if infos
-            else classify_file(folder / rawfit.filename, epoch.telescope, epoch.night)
+            else classify_file(
+                folder / rawfit.filename, epoch.telescope, epoch.night, config.registry
+            )
         )
         spec = config.registry.get(info.instrument)
         is_subframe = spec.solves_by_quads(info.subframe_origin)

@@ -876,21 +876,17 @@ def central_pair_wcs(
 
 
 def default_scatter(
-    oe_offset: tuple[float, float], spec: InstrumentSpec | str | None = None
+    oe_offset: tuple[float, float], spec: InstrumentSpec | None = None
 ) -> tuple[float, float]:
     """3 sigma of the O/E displacement scatter of instrument ``spec``, scaled to ``oe_offset``.
 
     ``spec`` defaults to the built-in instrument whose sub-frames are placed by quads.
-    A name (looked up in the transition registry) is accepted until reduce/frame.py
-    passes its task's spec.
     """
-    from iopreport.instruments.registry import InstrumentRegistry, transition_registry
+    from iopreport.instruments.registry import InstrumentRegistry
 
     if spec is None:
         builtin = InstrumentRegistry.builtin()
         spec = builtin.get(builtin.quad_instruments()[0])
-    elif isinstance(spec, str):
-        spec = transition_registry().get(spec)
     reference = math.hypot(*spec.oe_offset_px)
     factor = math.hypot(*oe_offset) / reference
     sx, sy = spec.oe_offset_std_px

@@ -13,6 +13,7 @@ import os
 from pathlib import Path
 
 from iopreport.fileio import sha256_of
+from iopreport.instruments.registry import InstrumentRegistry
 from iopreport.nightlayout import FITS_NAME
 from iopreport.reduce.classify import (
     JD_PLAUSIBLE,
@@ -27,10 +28,15 @@ log = logging.getLogger(__name__)
 
 
 def register(
-    epoch: Epoch, folder: Path, force: bool, report: NightReport, infos: dict[str, FrameInfo]
+    epoch: Epoch,
+    folder: Path,
+    force: bool,
+    report: NightReport,
+    infos: dict[str, FrameInfo],
+    registry: InstrumentRegistry,
 ) -> list[RawFit]:
-    """RawFit rows for every file, classified (again when the file changed); the
-    classifications made are kept in ``infos`` by file name."""
+    """RawFit rows for every file, classified with ``registry`` (again when the file
+    changed); the classifications made are kept in ``infos`` by file name."""
     rawfits = []
     paths = [p for p in sorted(folder.iterdir()) if p.is_file() and FITS_NAME.match(p.name)]
     # hashing is most of this stage and hashlib releases the GIL: a thread per core
@@ -64,7 +70,7 @@ def register(
         rawfit.sha256 = checksum
         rawfit.size_bytes = path.stat().st_size
         try:
-            info = classify_file(path, epoch.telescope, epoch.night)
+            info = classify_file(path, epoch.telescope, epoch.night, registry)
         except ClassificationError as exc:
             rawfit.flags = RawFitFlags.DOWNLOADED | RawFitFlags.ERROR_CLASSIFY
             rawfit.error = f"classify: {exc}"

@@ -125,7 +125,7 @@ def reduce_nights(
         epoch, _ = Epoch.get_or_create(telescope=report.telescope, night=report.night)
         state = NightState(epoch, [], report)
         folder = folders[report.telescope, report.night]
-        state.rawfits = register(epoch, folder, force, report, state.infos)
+        state.rawfits = register(epoch, folder, force, report, state.infos, config.registry)
         report.seconds["classify"] = time.perf_counter() - clock
         states.append(state)
     run.seconds["classify"] = time.perf_counter() - started

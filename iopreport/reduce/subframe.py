@@ -36,7 +36,7 @@ def solve_subframe(task, image: np.ndarray, offset: tuple[float, float]):
     spec = task.spec
     detections = detect(image, threshold_sigma=SUBFRAME_THRESHOLD)
     sub_xy = np.column_stack([detections.x, detections.y])
-    scatter = quads.default_scatter(offset, task.spec.name)
+    scatter = quads.default_scatter(offset, task.spec)
     pairs = find_pairs(detections.x, detections.y, offset, scatter) if len(detections) else None
     pair_offset = pairs.offset if pairs is not None else offset
     rotation, flip = spec.sky_rotation_deg, info.flipped
