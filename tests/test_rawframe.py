@@ -71,3 +71,37 @@ def test_trimming_moves_the_header_wcs_reference_pixel(tmp_path, shared_dir):
     fits.PrimaryHDU(data, header).writeto(path)
     frame = read_raw(path, _generic_spec(trim_keyword="TRIMSEC"))  # [17:528,1:520]
     assert frame.header["CRPIX1"] == 284.0 and frame.header["CRPIX2"] == 200.0
+
+
+@pytest.mark.parametrize(
+    ("dtype", "keys"),
+    [
+        (np.uint16, {}),  # written as int16 with BZERO = 32768
+        (np.int16, {}),
+        (np.uint8, {}),
+        (np.int16, {"BSCALE": 2.0, "BZERO": 10.5}),  # astropy's scaling
+        (np.int16, {"BLANK": -32768}),  # astropy's scaling
+        (np.int32, {}),
+        (np.float32, {}),
+    ],
+)
+def test_pixels_equal_astropys_scaling_whatever_the_storage(tmp_path, dtype, keys):
+    rng = np.random.default_rng(4)
+    info = np.iinfo(dtype) if np.dtype(dtype).kind in "iu" else None
+    if info is not None:
+        data = rng.integers(info.min, info.max, size=(37, 41), endpoint=True).astype(dtype)
+    else:
+        data = rng.normal(1000.0, 30.0, size=(37, 41)).astype(dtype)
+    hdu = fits.PrimaryHDU(data=data)
+    if keys:
+        hdu.header.update(keys)
+        if "BSCALE" in keys:
+            hdu.data = data  # stored as they are: the keys say how to scale them
+            hdu.header["BSCALE"], hdu.header["BZERO"] = keys["BSCALE"], keys["BZERO"]
+    path = tmp_path / "frame.fits"
+    hdu.writeto(path)
+    with fits.open(path) as hdul:
+        expected = np.asarray(hdul[0].data, dtype=np.float32)
+    frame = read_raw(path, _generic_spec())
+    assert frame.data.dtype == np.float32
+    np.testing.assert_array_equal(frame.data, expected)
