@@ -544,7 +544,8 @@ def _write_reduced(task, image, raw_header, wcs, pair_offset, outcome) -> None:
         header["IOPPAIRY"] = (pair_offset[1], "E - O displacement y, px")
     task.reduced_path.parent.mkdir(parents=True, exist_ok=True)
     temporary = task.reduced_path.with_name(f".{task.reduced_path.name}.tmp")
-    fits.PrimaryHDU(data=np.asarray(image, dtype=np.float32), header=header).writeto(
+    # big-endian already, as FITS stores it: astropy would swap the bytes in place and back
+    fits.PrimaryHDU(data=np.asarray(image, dtype=">f4"), header=header).writeto(
         temporary, overwrite=True, output_verify="silentfix"
     )
     temporary.replace(task.reduced_path)

@@ -364,7 +364,7 @@ def write_master(path: Path, result: MasterResult, header: fits.Header) -> None:
     """Write atomically (temporary name, then rename)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(f".{path.name}.tmp")
-    fits.PrimaryHDU(data=result.data.astype(np.float32), header=header).writeto(
+    fits.PrimaryHDU(data=result.data.astype(">f4"), header=header).writeto(  # FITS byte order
         temporary, overwrite=True
     )
     temporary.replace(path)
