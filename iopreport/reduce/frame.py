@@ -121,9 +121,13 @@ def init_worker(index_dir: str, owner_pid: int | None = None) -> None:
 
     With ``owner_pid``, a watchdog thread ends this worker when that process
     (the reduction that started the pool) is gone, e.g. killed with SIGKILL:
-    otherwise the idle worker would outlive it.
+    otherwise the idle worker would outlive it. The worker keeps the memory it
+    frees for its next frames (:func:`iopreport.reduce.memory.keep_freed_memory`).
     """
+    from iopreport.reduce.memory import keep_freed_memory
+
     one_thread_per_worker()
+    keep_freed_memory()
     _get_solver(Path(index_dir))
     if owner_pid:
         watch_owner(owner_pid)
