@@ -113,7 +113,7 @@ def read_raw(path: Path, spec: InstrumentSpec) -> RawFrame:
 
 
 def _small_integers_as_float32(stored: np.ndarray, header: fits.Header) -> np.ndarray | None:
-    """8- or 16-bit integer pixels plus an integer ``BZERO`` (FITS 4.0 §4.4.2.5: unsigned
+    """8- or 16-bit integer pixels plus an integer ``BZERO`` (FITS Standard 4.0 §4.4.2.5: unsigned
     16-bit data are stored as signed with BZERO = 32768) as float32, in one pass.
 
     Every such value is exact in float32, so this equals astropy's scaling, which
