@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import os
 import resource
 import shutil
 import tempfile
@@ -98,11 +99,19 @@ def main() -> None:
     print("seconds per stage (wall time over all telescopes; worker: summed in the workers):")
     for stage, seconds in stages.items():
         print(f"  {stage:>20}: {seconds:8.1f}")
-    worker_cpu = stages.get("worker:masters cpu", 0.0) + stages.get("worker:science cpu", 0.0)
+    masters_cpu = stages.get("worker:masters cpu", 0.0)
+    frames_cpu = stages.get("worker:science cpu", 0.0)
+    worker_cpu = masters_cpu + frames_cpu
     print(
         f"processor time: main process {main_cpu:.1f} s, workers {worker_cpu:.1f} s; "
         f"on {args.workers} idle cores at least {(main_cpu + worker_cpu) / args.workers:.1f} s, "
         f"{science * args.workers / (main_cpu + worker_cpu):.2f} frames/s at most"
+    )
+    print(
+        f"CPU per science frame (masters, frames and main process): "
+        f"{(main_cpu + worker_cpu) / max(science, 1):.3f} s "
+        f"(masters {masters_cpu:.1f} s / frames {frames_cpu:.1f} s / main {main_cpu:.1f} s; "
+        f"load average {os.getloadavg()[0]:.1f}: compare processor time, not wall time)"
     )
     worker_peak = max(report.worker_peak_rss_mb for report in reports)
     print(

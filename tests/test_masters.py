@@ -182,3 +182,23 @@ def test_combination_drops_a_cosmic_ray_and_keeps_the_noise(tmp_path, count):
     assert clipped.mean() < 0.006 * count
     noise = float(np.std(master.data[clean]))
     assert noise == pytest.approx(sigma / np.sqrt(count), rel=0.1)
+
+
+def test_exact_median_equals_numpys_on_flats_with_ties_vignetting_and_nan():
+    from iopreport.reduce.masters import exact_median
+
+    rng = np.random.default_rng(5)
+    for trial in range(30):
+        shape = (int(rng.integers(40, 400)), int(rng.integers(40, 400)))
+        flat = rng.normal(1.0, 0.02, shape).astype(np.float32)
+        if trial % 3 == 0:
+            flat[:, : shape[1] // 3] *= np.float32(0.7)  # a vignetted third
+        if trial % 5 == 0:
+            flat = np.round(flat * 100) / np.float32(100)  # many ties
+        expected = float(np.median(flat))
+        assert exact_median(flat) == expected
+    flat[3, 4] = np.nan
+    assert np.isnan(exact_median(flat))
+    # a skewed frame whose sampled window misses the median still gets the exact value
+    skewed = np.concatenate([np.zeros(5000), np.arange(5001, dtype=float)]).astype(np.float32)
+    assert exact_median(skewed) == float(np.median(skewed))

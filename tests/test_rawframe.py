@@ -99,3 +99,37 @@ def test_gain_read_noise_and_saturation_come_from_the_frames_keywords(shared_dir
     assert fallback.saturation_adu == 50000
     plain = _generic_spec()
     assert plain.for_header(header) is plain
+
+
+@pytest.mark.parametrize(
+    ("dtype", "keys"),
+    [
+        (np.uint16, {}),  # written as int16 with BZERO = 32768
+        (np.int16, {}),
+        (np.uint8, {}),
+        (np.int16, {"BSCALE": 2.0, "BZERO": 10.5}),  # astropy's scaling
+        (np.int16, {"BLANK": -32768}),  # astropy's scaling
+        (np.int32, {}),
+        (np.float32, {}),
+    ],
+)
+def test_pixels_equal_astropys_scaling_whatever_the_storage(tmp_path, dtype, keys):
+    rng = np.random.default_rng(4)
+    info = np.iinfo(dtype) if np.dtype(dtype).kind in "iu" else None
+    if info is not None:
+        data = rng.integers(info.min, info.max, size=(37, 41), endpoint=True).astype(dtype)
+    else:
+        data = rng.normal(1000.0, 30.0, size=(37, 41)).astype(dtype)
+    hdu = fits.PrimaryHDU(data=data)
+    if keys:
+        hdu.header.update(keys)
+        if "BSCALE" in keys:
+            hdu.data = data  # stored as they are: the keys say how to scale them
+            hdu.header["BSCALE"], hdu.header["BZERO"] = keys["BSCALE"], keys["BZERO"]
+    path = tmp_path / "frame.fits"
+    hdu.writeto(path)
+    with fits.open(path) as hdul:
+        expected = np.asarray(hdul[0].data, dtype=np.float32)
+    frame = read_raw(path, _generic_spec())
+    assert frame.data.dtype == np.float32
+    np.testing.assert_array_equal(frame.data, expected)

@@ -65,13 +65,13 @@ def calibrate(
     Missing masters are skipped (the caller records which); masters larger
     than ``raw`` are cut at ``origin``.
     """
-    image = np.asarray(raw, dtype=np.float32).copy()
-    shape = image.shape
+    raw = np.asarray(raw, dtype=np.float32)
+    shape = raw.shape
     bias = cut_to_window(bias, origin, shape)
     dark_rate = cut_to_window(dark_rate, origin, shape)
     flat = cut_to_window(flat, origin, shape)
-    if bias is not None:
-        image -= bias
+    # a new array either way: the bias subtraction makes it (no copy first)
+    image = raw - bias if bias is not None else raw.copy()
     if dark_rate is not None and exptime > 0:
         image -= dark_rate * np.float32(exptime)
     if flat is not None:

@@ -33,6 +33,10 @@ MAX_SEEING_ELONGATION = 1.5
 #: Fitted FWHMs further than this fraction from the median are dropped before the
 #: final median (a track or a blend that survived the shape test).
 SEEING_CLIP = 0.25
+#: Convergence tolerances and evaluation limit of the seeing fit (scipy's least_squares
+#: defaults for method="lm", which the fit used before calling MINPACK directly).
+LM_TOLERANCE = 1e-8
+LM_MAX_EVALUATIONS = 200
 #: Gaussian sigma -> FWHM.
 SIGMA_TO_FWHM = 2.0 * np.sqrt(2.0 * np.log(2.0))
 
@@ -163,7 +167,7 @@ def gaussian_fwhm(cutout: np.ndarray, x: float, y: float, fwhm_guess: float) -> 
     b + a * I_x * I_y with I_x = Phi((x + 1/2 - x0) / s) - Phi((x - 1/2 - x0) / s),
     FWHM = 2 sqrt(2 ln 2) s. NaN when the fit fails or the cut-out has non-finite pixels.
     """
-    from scipy.optimize import least_squares
+    from scipy.optimize import leastsq
     from scipy.special import erf
 
     if not np.isfinite(cutout).all():
@@ -187,12 +191,18 @@ def gaussian_fwhm(cutout: np.ndarray, x: float, y: float, fwhm_guess: float) -> 
         g_low = gauss * np.exp(-0.5 * low * low)
         return value, -(g_high - g_low) / sigma, -(g_high * high - g_low * low) / sigma
 
+    last: list = [None, None]  # MINPACK asks for the Jacobian where it just had the residuals
+
     def parts(p):
-        b, a, x0, y0, s = p
+        key = tuple(p)
+        if key == last[0]:
+            return last[1]
+        b, a, x0, y0, s = key
         s = max(abs(s), 1e-3)
         ix, dix_dc, dix_ds = profile(columns, x0, s)
         iy, diy_dc, diy_ds = profile(rows, y0, s)
-        return b, a, ix, dix_dc, dix_ds, iy, diy_dc, diy_ds
+        last[:] = key, (b, a, ix, dix_dc, dix_ds, iy, diy_dc, diy_ds)
+        return last[1]
 
     def residuals(p):
         b, a, ix, _, _, iy, _, _ = parts(p)
@@ -211,12 +221,23 @@ def gaussian_fwhm(cutout: np.ndarray, x: float, y: float, fwhm_guess: float) -> 
             ]
         )
 
+    # MINPACK's Levenberg-Marquardt (lmder; More 1978) called directly with the settings
+    # that least_squares(method="lm") gives it: the same iterations, without the two
+    # extra model evaluations and checks of that wrapper (2.0 -> 1.2 ms a star)
     try:
-        fit = least_squares(residuals, start, jac=jacobian, method="lm", max_nfev=200)
+        fitted, status = leastsq(
+            residuals,
+            np.asarray(start, dtype=float),
+            Dfun=jacobian,
+            ftol=LM_TOLERANCE,
+            xtol=LM_TOLERANCE,
+            gtol=LM_TOLERANCE,
+            maxfev=LM_MAX_EVALUATIONS,
+        )
     except Exception:
         return float("nan")
-    sigma = abs(float(fit.x[4]))
-    if not fit.success or not 0.2 < sigma < max(nx, ny):
+    sigma = abs(float(fitted[4]))
+    if status not in (1, 2, 3, 4) or not 0.2 < sigma < max(nx, ny):
         return float("nan")
     return SIGMA_TO_FWHM * sigma
 
@@ -266,7 +287,10 @@ def _subtract_background(filled: np.ndarray, bad: np.ndarray) -> tuple[np.ndarra
         )
         return filled - mesh.back(), Background(mesh.globalback, mesh.globalrms)
     blocks = [(dy, dx) for dy in (0, 1) for dx in (0, 1)]
-    binned = sum(filled[dy:height:2, dx:width:2] for dy, dx in blocks) * np.float32(0.25)
+    binned = filled[0:height:2, 0:width:2] + filled[0:height:2, 1:width:2]  # in place: 2x faster
+    binned += filled[1:height:2, 0:width:2]
+    binned += filled[1:height:2, 1:width:2]
+    binned *= np.float32(0.25)
     binned_bad = None
     if bad.any():
         binned_bad = np.logical_or.reduce([bad[dy:height:2, dx:width:2] for dy, dx in blocks])
@@ -280,16 +304,48 @@ def _subtract_background(filled: np.ndarray, bad: np.ndarray) -> tuple[np.ndarra
         fh=BACKGROUND_FILTER,
     )
     back = mesh.back()
-    subtracted = filled.copy()
-    for dy, dx in blocks:
-        subtracted[dy:height:2, dx:width:2] -= back
+    # each binned row's background, widened to full columns, from both of its rows
+    # (contiguous rows: 2x faster than four strided passes over a copy)
+    wide = np.repeat(back, 2, axis=1)
+    subtracted = np.empty_like(filled)
+    if width == nx:
+        pairs = (height // 2, 2, nx)
+        np.subtract(
+            filled[:height].reshape(pairs), wide[:, None, :], out=subtracted[:height].reshape(pairs)
+        )
+    else:
+        for dy in (0, 1):
+            np.subtract(filled[dy:height:2, :width], wide, out=subtracted[dy:height:2, :width])
     if ny > height:  # an odd last row or column takes its neighbour's background
-        subtracted[height, :width] -= np.repeat(back[-1], 2)
+        subtracted[height, :width] = filled[height, :width] - wide[-1]
     if nx > width:
-        subtracted[:height, width] -= np.repeat(back[:, -1], 2)
+        subtracted[:height, width] = filled[:height, width] - np.repeat(back[:, -1], 2)
     if ny > height and nx > width:
-        subtracted[height, width] -= back[-1, -1]
+        subtracted[height, width] = filled[height, width] - back[-1, -1]
     return subtracted, Background(mesh.globalback, 2.0 * mesh.globalrms)
+
+
+#: Sizes of SEP's stack of pixels above the threshold, tried in turn: SEP's default
+#: first, since SEP sets the whole stack up on every extraction (a 1,000,000-pixel
+#: stack made 18 of the 25 ms of a 1-megapixel DIPOL cut's extraction), and the
+#: larger one only for a frame whose sources fill the smaller one (the output does
+#: not depend on the size).
+PIXSTACK_SIZES = (300_000, 1_000_000)
+
+
+def _extract(data: np.ndarray, threshold: float, **options):
+    """``sep.extract`` with the smallest pixel stack of :data:`PIXSTACK_SIZES` that holds
+    the frame's sources."""
+    import sep
+
+    for size in PIXSTACK_SIZES:
+        sep.set_extract_pixstack(size)
+        try:
+            return sep.extract(data, threshold, **options)
+        except Exception as exc:
+            if "pixel buffer full" not in str(exc) or size == PIXSTACK_SIZES[-1]:
+                raise
+    raise AssertionError("unreachable")
 
 
 def detect(
@@ -301,8 +357,6 @@ def detect(
     max_sources: int | None = None,
 ) -> Detections:
     """Subtract a mesh background and extract sources above ``threshold_sigma``."""
-    import sep
-
     data = np.ascontiguousarray(image, dtype=np.float32)
     bad = ~np.isfinite(data)
     if mask is not None:
@@ -311,9 +365,12 @@ def detect(
     fill = fill if np.isfinite(fill) else 0.0
     filled = np.where(bad, np.float32(fill), data) if bad.any() else data
     subtracted, background = _subtract_background(filled, bad)
-    sep.set_extract_pixstack(1_000_000)
-    objects = sep.extract(
-        subtracted, threshold_sigma, err=background.rms, mask=bad, minarea=minarea
+    objects = _extract(
+        subtracted,
+        threshold_sigma,
+        err=background.rms,
+        mask=bad if bad.any() else None,  # an empty mask costs SEP 10-20% more
+        minarea=minarea,
     )
     order = np.argsort(objects["flux"])[::-1]
     objects = objects[order]

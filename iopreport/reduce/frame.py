@@ -127,9 +127,13 @@ def init_worker(index_dir: str, owner_pid: int | None = None) -> None:
 
     With ``owner_pid``, a watchdog thread ends this worker when that process
     (the reduction that started the pool) is gone, e.g. killed with SIGKILL:
-    otherwise the idle worker would outlive it.
+    otherwise the idle worker would outlive it. The worker keeps the memory it
+    frees for its next frames (:func:`iopreport.reduce.memory.keep_freed_memory`).
     """
+    from iopreport.reduce.memory import keep_freed_memory
+
     one_thread_per_worker()
+    keep_freed_memory()
     _get_solver(Path(index_dir))
     if owner_pid:
         watch_owner(owner_pid)
@@ -503,7 +507,8 @@ def _write_reduced(task, image, raw_header, wcs, pair_offset, outcome) -> None:
         header["IOPPAIRY"] = (pair_offset[1], "E - O displacement y, px")
     task.reduced_path.parent.mkdir(parents=True, exist_ok=True)
     temporary = task.reduced_path.with_name(f".{task.reduced_path.name}.tmp")
-    fits.PrimaryHDU(data=np.asarray(image, dtype=np.float32), header=header).writeto(
+    # big-endian already, as FITS stores it: astropy would swap the bytes in place and back
+    fits.PrimaryHDU(data=np.asarray(image, dtype=">f4"), header=header).writeto(
         temporary, overwrite=True, output_verify="silentfix"
     )
     temporary.replace(task.reduced_path)

@@ -170,7 +170,7 @@ def build_master(
         result.data = _combine(cube, len(accepted), memory_limit)
         del cube
     if kind == "flat":
-        result.data /= np.float32(np.median(result.data))  # exactly 1, once per master
+        result.data /= np.float32(exact_median(result.data))  # exactly 1, once per master
     result.inputs = [path for path, _ in accepted]
     result.level = _sample_median(result.data)
     result.noise = float(_mad_std(result.data))
@@ -258,27 +258,44 @@ def _clipped_mean_of_sorted(values: np.ndarray, sigma: float) -> np.ndarray:
 
     ``values`` (count, pixels) is sorted along axis 0. A column's kept values are
     the run [low, high) of its sorted values, which always holds the median
-    element(s); a column whose run empties falls back to its median. The loops
-    run over the few frames, each step a contiguous row of the strip.
+    element(s); a column whose run empties falls back to its median. Most
+    columns clip nothing, which their smallest and largest values (the first and
+    last rows) show at once: they take the plain mean, and only the others run
+    the iteration (:func:`_clipped_runs`; 1.6 -> 0.4 ms a 10-frame strip of 40,000
+    pixels).
     """
-    count, pixels = values.shape
+    count = values.shape[0]
     if count < 3 or not sigma > 0:
         return values.mean(axis=0)
+    width = np.float32(CLIP_SIGMA * sigma)
+    median = 0.5 * (values[(count - 1) // 2] + values[count // 2])
+    clipping = np.flatnonzero((values[0] < median - width) | (values[-1] > median + width))
+    mean = (values.sum(axis=0, dtype=np.float64) / count).astype(np.float32)
+    if clipping.size:
+        mean[clipping] = _clipped_runs(values[:, clipping], width)
+    return mean
+
+
+def _clipped_runs(values: np.ndarray, width: np.float32) -> np.ndarray:
+    """The iteration of :func:`_clipped_mean_of_sorted` on sorted columns: each pass takes
+    the median of the run [low, high) and keeps the values within ``width`` of it; the
+    loops run over the few frames, each step a contiguous row."""
+    count, pixels = values.shape
     low = np.zeros(pixels, dtype=np.int16)
     high = np.full(pixels, count, dtype=np.int16)
     flat = values.ravel()
     column = np.arange(pixels, dtype=np.intp)
-    width = np.float32(CLIP_SIGMA * sigma)
     for _ in range(CLIP_ITERATIONS):
         size = high - low
         lower_middle = (low + (size - 1) // 2).astype(np.intp) * pixels + column
         upper_middle = (low + size // 2).astype(np.intp) * pixels + column
         median = 0.5 * (flat[lower_middle] + flat[upper_middle])
+        below, above = median - width, median + width
         new_low = np.zeros(pixels, dtype=np.int16)
         new_high = np.full(pixels, count, dtype=np.int16)
         for row in values:
-            new_low += row < median - width
-            new_high -= row > median + width
+            new_low += row < below
+            new_high -= row > above
         if np.array_equal(new_low, low) and np.array_equal(new_high, high):
             break
         low, high = new_low, new_high
@@ -316,6 +333,42 @@ def _stack_noise(cube: np.ndarray, count: int) -> float:
     return float(np.median(spread) / np.sqrt(chi2_median / dof))
 
 
+#: Sample step and half-width (in sample ranks) of the window :func:`exact_median`
+#: selects before the exact selection.
+MEDIAN_SAMPLE_STEP = 64
+MEDIAN_WINDOW_RANKS = 64
+
+
+def exact_median(data: np.ndarray) -> float:
+    """``np.median(data)``, the same value, about 5x faster on a whole frame.
+
+    The median of a regular sample brackets the true one: values between two
+    sample ranks around it are taken out (a few percent of the frame), their
+    count below checked to hold the median, and the exact order statistics
+    selected among them (Floyd & Rivest 1975, "Expected time bounds for
+    selection", CACM 18, 165: sampling to narrow a selection). A window that
+    misses the median, or non-finite pixels, fall back to ``np.median``.
+    """
+    values = np.ravel(data)
+    n = values.size
+    if n < 16 * MEDIAN_SAMPLE_STEP:
+        return float(np.median(values))
+    sample = np.sort(values[::MEDIAN_SAMPLE_STEP])
+    middle = len(sample) // 2
+    low = sample[max(0, middle - MEDIAN_WINDOW_RANKS)]
+    high = sample[min(len(sample) - 1, middle + MEDIAN_WINDOW_RANKS)]
+    below = int(np.count_nonzero(values < low))
+    inside = (values >= low) & (values <= high)
+    window = values[inside]
+    first, second = (n - 1) // 2 - below, n // 2 - below
+    if below + window.size + int(np.count_nonzero(values > high)) != n:
+        return float(np.median(values))  # NaN somewhere: np.median says so
+    if first < 0 or second >= window.size:
+        return float(np.median(values))
+    window.partition((first, second))
+    return float(np.mean(np.array([window[first], window[second]], dtype=values.dtype)))
+
+
 def _sample_median(data: np.ndarray) -> float:
     """Median of every 4th pixel of every 4th row (a frame's level to ~1e-4, 16x faster)."""
     return float(np.median(data[::4, ::4]))
@@ -347,7 +400,7 @@ def write_master(path: Path, result: MasterResult, header: fits.Header) -> None:
     """Write atomically (temporary name, then rename)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(f".{path.name}.tmp")
-    fits.PrimaryHDU(data=result.data.astype(np.float32), header=header).writeto(
+    fits.PrimaryHDU(data=result.data.astype(">f4"), header=header).writeto(  # FITS byte order
         temporary, overwrite=True
     )
     temporary.replace(path)

