@@ -3,8 +3,10 @@
 Usage: python benchmarks/bench_campaign.py [--nights 20] [--preset tiny] [--workers 2]
 
 Simulates ``--nights`` nights (the three telescopes on consecutive dates, not
-timed), then reprocesses them from scratch (masters included, no site build)
-three times, each into a fresh store:
+timed), then reprocesses the same nights from scratch (masters included, no
+site build) three times, each into a fresh store and each in a fresh Python
+process (so that no configuration inherits another's imports, forkserver or
+caches):
 
 (a) the local process pool, store on SQLite;
 (b) a Dask ``LocalCluster`` of ``--workers`` processes, store on SQLite;
@@ -14,6 +16,10 @@ three times, each into a fresh store:
 CPU is that of this process, of every process it started (the pool's or the
 cluster's workers, sampled from /proc) and, for (c), of the PostgreSQL
 server's processes.
+The wall time counts the start of the workers (for Dask, the ``LocalCluster``,
+its client, the worker plugin and the data-folder check), which is also
+printed apart as "executor start"; the local pool starts its workers at the
+first job, inside the run.
 The ratios (b)/(a) and (c)/(a) of the throughputs are printed at the end.
 """
 
@@ -21,10 +27,12 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import json
 import os
 import pwd
 import resource
 import shutil
+import subprocess
 import sys
 import tempfile
 import threading
@@ -37,6 +45,7 @@ from iopreport.archive.sync import fetch_night
 from iopreport.config import load_config
 from iopreport.demo import point_archives_at
 from iopreport.fileio import write_text_atomic
+from iopreport.reduce.executor import make_executor
 from iopreport.reprocess import reprocess
 from iopreport.simulate import simulate_night
 from iopreport.skeleton import init_project
@@ -156,9 +165,17 @@ def _run(project: Path, label: str, server_user: str | None) -> dict:
     tree.sample()
     before = dict(tree.seen)  # processes left from an earlier configuration
     tree.start()
-    report = reprocess(
-        config, FIRST_NIGHT, FIRST_NIGHT + dt.timedelta(days=400), build=False, progress=False
-    )
+    clock = time.perf_counter()
+    with make_executor(config) as pool:
+        start = time.perf_counter() - clock
+        report = reprocess(
+            config,
+            FIRST_NIGHT,
+            FIRST_NIGHT + dt.timedelta(days=400),
+            build=False,
+            progress=False,
+            executor=pool,
+        )
     wall = time.perf_counter() - wall0
     writer = _self_cpu() - self0  # this process: planning, storing every outcome (the writer)
     tree.total()
@@ -174,6 +191,7 @@ def _run(project: Path, label: str, server_user: str | None) -> dict:
         "frames": frames,
         "science": science,
         "wall_s": wall,
+        "start_s": start,
         "nights_per_s": len(report.nights) / wall,
         "frames_per_s": frames / wall,
         "cpu_per_science_s": cpu / max(science, 1),
@@ -181,8 +199,9 @@ def _run(project: Path, label: str, server_user: str | None) -> dict:
         "failed": report.failed,
     }
     print(
-        f"{label}: {figures['nights']} nights, {frames} frames ({science} science) in {wall:.1f} s:"
-        f" {figures['nights_per_s']:.3f} nights/s, {figures['frames_per_s']:.2f} frames/s,"
+        f"{label}: {figures['nights']} nights, {frames} frames ({science} science) in {wall:.1f} s"
+        f" (executor start {start:.1f} s), {figures['nights_per_s']:.3f} nights/s,"
+        f" {figures['frames_per_s']:.2f} frames/s,"
         f" {figures['cpu_per_science_s']:.3f} CPU s per science frame,"
         f" main process {figures['writer_per_frame_s'] * 1000:.0f} ms CPU per frame"
         f"{' (failures)' if report.failed else ''}",
@@ -192,13 +211,44 @@ def _run(project: Path, label: str, server_user: str | None) -> dict:
     return figures
 
 
+MODES = {
+    "a": ("(a) local pool + SQLite", ""),
+    "b": ("(b) Dask LocalCluster + SQLite", "local"),
+    "c": ("(c) Dask LocalCluster + PostgreSQL", "local"),
+}
+
+
+def _child(args) -> None:
+    """One configuration, in this (fresh) process: its figures as JSON on the last line."""
+    label, scheduler = MODES[args.run]
+    _configure(args.project, args.database, scheduler, args.workers)
+    figures = _run(args.project, label, args.server_user or None)
+    print("RESULT " + json.dumps(figures), flush=True)
+
+
+def _in_child(mode: str, project: Path, database: str, workers: int, user: str) -> dict:
+    command = [sys.executable, __file__, "--run", mode, "--project", str(project)]
+    command += ["--database", database, "--workers", str(workers), "--server-user", user]
+    done = subprocess.run(command, check=True, capture_output=True, text=True)
+    lines = done.stdout.splitlines()
+    print("\n".join(line for line in lines if not line.startswith("RESULT ")), flush=True)
+    return json.loads(next(line for line in lines if line.startswith("RESULT "))[7:])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--nights", type=int, default=20)
     parser.add_argument("--preset", default="tiny", choices=("tiny", "small", "full"))
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--keep", type=Path, help="work in this folder (default: a temporary one)")
+    parser.add_argument("--run", choices=sorted(MODES), help=argparse.SUPPRESS)
+    parser.add_argument("--project", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--database", help=argparse.SUPPRESS)
+    parser.add_argument("--server-user", default="", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.run:
+        _child(args)
+        return
     nights = [
         (telescope, FIRST_NIGHT + dt.timedelta(days=day))
         for day in range(args.nights)
@@ -213,15 +263,13 @@ def main() -> None:
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
     from pgserver import PostgresServer  # the test suite's throw-away server
 
-    results = []
-    _configure(project, str(root / "a.db"), "", args.workers)
-    results.append(_run(project, "(a) local pool + SQLite", None))
-    _configure(project, str(root / "b.db"), "local", args.workers)
-    results.append(_run(project, "(b) Dask LocalCluster + SQLite", None))
+    results = [
+        _in_child("a", project, str(root / "a.db"), args.workers, ""),
+        _in_child("b", project, str(root / "b.db"), args.workers, ""),
+    ]
     server = PostgresServer().start()
     try:
-        _configure(project, server.database(), "local", args.workers)
-        results.append(_run(project, "(c) Dask LocalCluster + PostgreSQL", server.user))
+        results.append(_in_child("c", project, server.database(), args.workers, server.user))
     finally:
         server.stop()
     base = results[0]

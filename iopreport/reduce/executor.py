@@ -42,6 +42,17 @@ QUEUED_PER_THREAD = 1
 WORKER_ENVIRON_DROPPED = ("MALLOC_TRIM_THRESHOLD_",)
 #: Modules the forkserver of a ``LocalCluster`` imports once, before it forks each worker.
 WORKER_PRELOAD = ("distributed", "iopreport.reduce.frame")
+#: Dask settings of a ``LocalCluster`` that cut its background work: the event-loop health
+#: tick (20 ms by default, in the scheduler, each nanny and each worker), the workers'
+#: statistical profiler (a stack sample every 10 ms, shown only by the dashboard, which is
+#: off) and the resource monitors. Measured on an idle cluster of two workers: 0.66 s of
+#: CPU in 8 s with Dask's defaults, 0.12 s with these.
+LOCAL_CLUSTER_SETTINGS = {
+    "distributed.admin.tick.interval": "1s",
+    "distributed.worker.profile.enabled": False,
+    "distributed.admin.system-monitor.interval": "2s",
+    "distributed.worker.memory.monitor-interval": "1s",
+}
 
 
 class ClusterError(IopreportError):
@@ -169,7 +180,7 @@ def local_cluster_config() -> Iterator[None]:
     (:data:`WORKER_PRELOAD`; spawned workers import both again, about 1.5 s of CPU each
     on this machine's cores) and that was started with one numeric thread per worker
     (:func:`one_thread_per_worker`); the nanny's environment leaves out
-    :data:`WORKER_ENVIRON_DROPPED`.
+    :data:`WORKER_ENVIRON_DROPPED`; :data:`LOCAL_CLUSTER_SETTINGS` quieten the servers.
     """
     import dask
     from distributed.utils import get_mp_context
@@ -179,6 +190,7 @@ def local_cluster_config() -> Iterator[None]:
     for name in WORKER_ENVIRON_DROPPED:
         environ.pop(name, None)
     settings = {
+        **LOCAL_CLUSTER_SETTINGS,
         "distributed.nanny.pre-spawn-environ": environ,
         "distributed.worker.multiprocessing-method": "forkserver",
     }
