@@ -16,6 +16,7 @@ import concurrent.futures as futures
 import logging
 import multiprocessing
 import os
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -219,49 +220,97 @@ class DaskPool:
     scheduler (``distributed.scheduler.allowed-failures`` times); if it still
     fails, this class submits it once more before reporting the failure.
     Workers must see the data folder at the same path (a shared file system):
-    :meth:`check_data_visible` refuses to start otherwise.
+    :meth:`check_data_visible` refuses to start otherwise. A ``LocalCluster``
+    starts in a background thread while the caller plans its first jobs; the
+    first use of :attr:`client` or :attr:`workers` waits for it and raises
+    what stopped it.
     """
 
     #: Times a job lost with its worker is submitted again by this class.
     RESUBMITS = 2
-    #: Seconds this process spent starting its ``LocalCluster`` (0 for a remote scheduler).
+    #: Seconds spent starting the ``LocalCluster`` (0 for a remote scheduler).
     start_s = 0.0
 
     def __init__(self, config: Config, workers: int | None = None) -> None:
-        distributed = import_distributed()
-        self._distributed = distributed
-        address = config.cluster.scheduler
+        self._distributed = import_distributed()
+        self._config = config
         self._cluster = None
-        if address == "local":
+        self._client = None
+        self._threads = 0
+        self._failed: BaseException | None = None
+        self._starting: threading.Thread | None = None
+        self.resubmitted = 0
+        if config.cluster.scheduler == "local":
             n = workers or config.cluster.local_workers or config.processing.workers or 1
-            clock = time.perf_counter()
+            # started in the background: meanwhile this process registers and classifies
+            # the first nights' files, which needs no worker (the first job waits for it)
+            self._starting = threading.Thread(
+                target=self._start_local, args=(n,), name="iopreport-dask-start", daemon=True
+            )
+            self._starting.start()
+        else:
+            address = config.cluster.scheduler
+            try:
+                client = self._distributed.Client(address, timeout=config.cluster.connect_timeout_s)
+            except OSError as exc:
+                raise ClusterError(
+                    f"[cluster] scheduler {address}: cannot connect ({exc})"
+                ) from None
+            self._connected(client)
+
+    def _start_local(self, n: int) -> None:
+        """Start a ``LocalCluster`` of ``n`` worker processes (in a background thread)."""
+        clock = time.perf_counter()
+        try:
             with local_cluster_config():
-                self._cluster = distributed.LocalCluster(
+                self._cluster = self._distributed.LocalCluster(
                     n_workers=n,
                     threads_per_worker=1,
                     processes=True,
                     dashboard_address=None,
                     silence_logs=logging.WARNING,
                 )
-            self.client = distributed.Client(self._cluster)
-            self.start_s = time.perf_counter() - clock
-        else:
-            try:
-                self.client = distributed.Client(address, timeout=config.cluster.connect_timeout_s)
-            except OSError as exc:
-                raise ClusterError(
-                    f"[cluster] scheduler {address}: cannot connect ({exc})"
-                ) from None
+            self._connected(self._distributed.Client(self._cluster))
+        except BaseException as exc:  # raised again by the first use of the pool
+            self._failed = exc
+        self.start_s = time.perf_counter() - clock
+
+    def _connected(self, client) -> None:
+        """Install the worker plugin and check the data folder on a new client's workers."""
         from iopreport.reduce.daskplugin import SolverPlugin  # needs distributed
 
-        self.client.register_plugin(SolverPlugin(str(config.paths.astrometry_index_dir)))
-        self.threads = max(1, sum(self.client.nthreads().values()))
-        # one job queued per worker thread: a result's way back to this process and the next
-        # job's way out (client, scheduler, worker) are hidden behind the queued job
-        self.workers = self.threads * (1 + QUEUED_PER_THREAD)
-        self.check_data_visible(config.paths.datadir)
-        self.resubmitted = 0
-        log.info("dask cluster %s: %d worker threads", self.client.scheduler.address, self.threads)
+        self._client = client
+        client.register_plugin(SolverPlugin(str(self._config.paths.astrometry_index_dir)))
+        self._threads = max(1, sum(client.nthreads().values()))
+        self.check_data_visible(self._config.paths.datadir)
+        log.info("dask cluster %s: %d worker threads", client.scheduler.address, self._threads)
+
+    def _ready(self) -> None:
+        """Wait for a cluster started in the background; raise what stopped it."""
+        if self._starting is not None:
+            self._starting.join()
+            self._starting = None
+        if self._failed is not None:
+            raise self._failed
+
+    @property
+    def client(self):
+        """The Dask client (once the cluster has started)."""
+        self._ready()
+        return self._client
+
+    @property
+    def threads(self) -> int:
+        """Worker threads of the cluster."""
+        self._ready()
+        return self._threads
+
+    @property
+    def workers(self) -> int:
+        """Jobs handed out at once: one queued per worker thread besides the running one,
+        so that a result's way back to this process and the next job's way out (client,
+        scheduler, worker) hide behind the queued job."""
+        return self.threads * (1 + QUEUED_PER_THREAD)
 
     def __enter__(self) -> DaskPool:
         return self
@@ -281,7 +330,7 @@ class DaskPool:
         probe = datadir / VISIBILITY_FILE
         probe.write_text(token)
         try:
-            seen = self.client.run(_read_visibility, str(probe))
+            seen = self._client.run(_read_visibility, str(probe))
         finally:
             probe.unlink(missing_ok=True)
         blind = {worker: text for worker, text in seen.items() if text != token}
@@ -326,9 +375,12 @@ class DaskPool:
         pass
 
     def close(self) -> None:
-        if self.client is not None:
-            self.client.close()
-            self.client = None
+        if self._starting is not None:  # still starting: wait, then stop what it started
+            self._starting.join()
+            self._starting = None
+        if self._client is not None:
+            self._client.close()
+            self._client = None
         if self._cluster is not None:
             self._cluster.close()
             self._cluster = None
