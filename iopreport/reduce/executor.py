@@ -63,7 +63,8 @@ class ClusterError(IopreportError):
 class Executor(Protocol):
     """What the reduction scheduler needs of a pool of workers."""
 
-    #: Jobs that may run at once (the scheduler keeps one more waiting).
+    #: Jobs handed out at once (the scheduler keeps one more waiting): the worker processes
+    #: of the local pool; on Dask, twice its worker threads (:data:`QUEUED_PER_THREAD`).
     workers: int
 
     @property
