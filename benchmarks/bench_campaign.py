@@ -1,10 +1,15 @@
 """A reprocessing campaign on three back ends: nights/s, frames/s, CPU s per science frame.
 
 Usage: python benchmarks/bench_campaign.py [--nights 20] [--preset tiny] [--workers 2]
+       [--rounds 2]
 
 Simulates ``--nights`` nights (the three telescopes on consecutive dates, not
-timed), then reprocesses them from scratch (masters included, no site build)
-three times, each into a fresh store:
+timed), then reprocesses the same nights from scratch (masters included, no
+site build) in three configurations, each run into a fresh store and in a
+fresh Python process (so that no configuration inherits another's imports,
+forkserver or caches), ``--rounds`` times in mirrored order (a b c c b a ...)
+so that a load on the machine that changes during the benchmark weighs on
+every configuration alike:
 
 (a) the local process pool, store on SQLite;
 (b) a Dask ``LocalCluster`` of ``--workers`` processes, store on SQLite;
@@ -13,18 +18,25 @@ three times, each into a fresh store:
 
 CPU is that of this process, of every process it started (the pool's or the
 cluster's workers, sampled from /proc) and, for (c), of the PostgreSQL
-server's processes.
-The ratios (b)/(a) and (c)/(a) of the throughputs are printed at the end.
+server's processes (that server's only, not other servers of the machine).
+The wall time counts the start of the workers. For Dask it is also printed
+apart as "executor start": the ``LocalCluster``, its client, the worker plugin
+and the data-folder check, which run in a background thread while the first
+nights' files are registered and classified (so they overlap that work); the
+local pool starts its workers at the first job, inside the run.
+The means over the rounds and the ratios (b)/(a) and (c)/(a) of the mean
+throughputs are printed at the end.
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime as dt
+import json
 import os
-import pwd
 import resource
 import shutil
+import subprocess
 import sys
 import tempfile
 import threading
@@ -37,6 +49,7 @@ from iopreport.archive.sync import fetch_night
 from iopreport.config import load_config
 from iopreport.demo import point_archives_at
 from iopreport.fileio import write_text_atomic
+from iopreport.reduce.executor import make_executor
 from iopreport.reprocess import reprocess
 from iopreport.simulate import simulate_night
 from iopreport.skeleton import init_project
@@ -100,11 +113,15 @@ class TreeCpu(threading.Thread):
         return sum(self.seen.values())
 
 
-def _user_cpu(user: str) -> float:
-    """CPU seconds of the running processes of ``user`` (the PostgreSQL server)."""
+def _server_cpu(data_dir: str) -> float:
+    """CPU seconds of the PostgreSQL server of ``data_dir``: its postmaster (with the backends
+    it has reaped) and the backends running now. Other servers on the machine (run by the
+    same user) are not counted."""
+    if not data_dir:
+        return 0.0
     try:
-        uid = pwd.getpwnam(user).pw_uid
-    except KeyError:
+        postmaster = int((Path(data_dir) / "postmaster.pid").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
         return 0.0
     ticks = os.sysconf("SC_CLK_TCK")
     total = 0.0
@@ -112,12 +129,13 @@ def _user_cpu(user: str) -> float:
         if not entry.name.isdigit():
             continue
         try:
-            if entry.stat().st_uid != uid:
-                continue
             fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-            total += (int(fields[11]) + int(fields[12]) + int(fields[13]) + int(fields[14])) / ticks
-        except (OSError, IndexError, ValueError):
+        except (OSError, IndexError):
             continue
+        if int(entry.name) == postmaster:  # its own CPU and that of its ended children
+            total += sum(int(f) for f in fields[11:15]) / ticks
+        elif int(fields[1]) == postmaster:
+            total += (int(fields[11]) + int(fields[12])) / ticks
     return total
 
 
@@ -148,22 +166,29 @@ def _configure(project: Path, database: str, scheduler: str, workers: int) -> No
         shutil.rmtree(project / "data" / folder, ignore_errors=True)
 
 
-def _run(project: Path, label: str, server_user: str | None) -> dict:
+def _run(project: Path, label: str, server_data: str) -> dict:
     config = load_config(project / "config.toml")
     open_store(config.database_path)
-    server0, wall0, self0 = _user_cpu(server_user or ""), time.perf_counter(), _self_cpu()
+    server0, wall0, self0 = _server_cpu(server_data), time.perf_counter(), _self_cpu()
     tree = TreeCpu()
     tree.sample()
     before = dict(tree.seen)  # processes left from an earlier configuration
     tree.start()
-    report = reprocess(
-        config, FIRST_NIGHT, FIRST_NIGHT + dt.timedelta(days=400), build=False, progress=False
-    )
+    with make_executor(config) as pool:
+        report = reprocess(
+            config,
+            FIRST_NIGHT,
+            FIRST_NIGHT + dt.timedelta(days=400),
+            build=False,
+            progress=False,
+            executor=pool,
+        )
+        start = getattr(pool, "start_s", 0.0)  # the local pool starts inside the run
     wall = time.perf_counter() - wall0
     writer = _self_cpu() - self0  # this process: planning, storing every outcome (the writer)
     tree.total()
     workers = sum(cpu - before.get(key, 0.0) for key, cpu in tree.seen.items())
-    server = _user_cpu(server_user) - server0 if server_user else 0.0
+    server = _server_cpu(server_data) - server0
     cpu = writer + workers + server
     science = RawFit.select().where(RawFit.imgtype == "light").count()
     frames = sum(n.files for n in report.nights)
@@ -174,6 +199,7 @@ def _run(project: Path, label: str, server_user: str | None) -> dict:
         "frames": frames,
         "science": science,
         "wall_s": wall,
+        "start_s": start,
         "nights_per_s": len(report.nights) / wall,
         "frames_per_s": frames / wall,
         "cpu_per_science_s": cpu / max(science, 1),
@@ -181,8 +207,9 @@ def _run(project: Path, label: str, server_user: str | None) -> dict:
         "failed": report.failed,
     }
     print(
-        f"{label}: {figures['nights']} nights, {frames} frames ({science} science) in {wall:.1f} s:"
-        f" {figures['nights_per_s']:.3f} nights/s, {figures['frames_per_s']:.2f} frames/s,"
+        f"{label}: {figures['nights']} nights, {frames} frames ({science} science) in {wall:.1f} s"
+        f" (executor start {start:.1f} s), {figures['nights_per_s']:.3f} nights/s,"
+        f" {figures['frames_per_s']:.2f} frames/s,"
         f" {figures['cpu_per_science_s']:.3f} CPU s per science frame,"
         f" main process {figures['writer_per_frame_s'] * 1000:.0f} ms CPU per frame"
         f"{' (failures)' if report.failed else ''}",
@@ -192,13 +219,56 @@ def _run(project: Path, label: str, server_user: str | None) -> dict:
     return figures
 
 
+MODES = {
+    "a": ("(a) local pool + SQLite", ""),
+    "b": ("(b) Dask LocalCluster + SQLite", "local"),
+    "c": ("(c) Dask LocalCluster + PostgreSQL", "local"),
+}
+
+
+#: Figures averaged over the rounds.
+MEAN_KEYS = (
+    "wall_s",
+    "start_s",
+    "nights_per_s",
+    "frames_per_s",
+    "cpu_per_science_s",
+    "writer_per_frame_s",
+)
+
+
+def _child(args) -> None:
+    """One configuration, in this (fresh) process: its figures as JSON on the last line."""
+    label, scheduler = MODES[args.run]
+    _configure(args.project, args.database, scheduler, args.workers)
+    figures = _run(args.project, label, args.server_data)
+    print("RESULT " + json.dumps(figures), flush=True)
+
+
+def _in_child(mode: str, project: Path, database: str, workers: int, server_data: str) -> dict:
+    command = [sys.executable, __file__, "--run", mode, "--project", str(project)]
+    command += ["--database", database, "--workers", str(workers), "--server-data", server_data]
+    done = subprocess.run(command, check=True, capture_output=True, text=True)
+    lines = done.stdout.splitlines()
+    print("\n".join(line for line in lines if not line.startswith("RESULT ")), flush=True)
+    return json.loads(next(line for line in lines if line.startswith("RESULT "))[7:])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--nights", type=int, default=20)
     parser.add_argument("--preset", default="tiny", choices=("tiny", "small", "full"))
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--keep", type=Path, help="work in this folder (default: a temporary one)")
+    parser.add_argument("--rounds", type=int, default=2, help="runs of each configuration")
+    parser.add_argument("--run", choices=sorted(MODES), help=argparse.SUPPRESS)
+    parser.add_argument("--project", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--database", help=argparse.SUPPRESS)
+    parser.add_argument("--server-data", default="", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.run:
+        _child(args)
+        return
     nights = [
         (telescope, FIRST_NIGHT + dt.timedelta(days=day))
         for day in range(args.nights)
@@ -213,22 +283,38 @@ def main() -> None:
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
     from pgserver import PostgresServer  # the test suite's throw-away server
 
-    results = []
-    _configure(project, str(root / "a.db"), "", args.workers)
-    results.append(_run(project, "(a) local pool + SQLite", None))
-    _configure(project, str(root / "b.db"), "local", args.workers)
-    results.append(_run(project, "(b) Dask LocalCluster + SQLite", None))
+    # rounds in mirrored order (a b c, then c b a, ...): on a machine shared with other
+    # work, a load that grows or falls during the benchmark weighs on every mode alike
+    order = [m for r in range(args.rounds) for m in (("a", "b", "c") if r % 2 == 0 else "cba")]
+    runs: dict[str, list[dict]] = {mode: [] for mode in MODES}
     server = PostgresServer().start()
     try:
-        _configure(project, server.database(), "local", args.workers)
-        results.append(_run(project, "(c) Dask LocalCluster + PostgreSQL", server.user))
+        for number, mode in enumerate(order):
+            if mode == "c":
+                database, data = server.database(), str(server.data)
+            else:
+                database, data = str(root / f"{mode}{number}.db"), ""
+            runs[mode].append(_in_child(mode, project, database, args.workers, data))
     finally:
         server.stop()
-    base = results[0]
-    for figures in results[1:]:
-        speed = figures["nights_per_s"] / base["nights_per_s"]
-        cpu = figures["cpu_per_science_s"] / base["cpu_per_science_s"]
-        print(f"{figures['label']} / (a): nights/s x{speed:.2f}, CPU per science frame x{cpu:.2f}")
+    mean = {
+        mode: {key: sum(r[key] for r in found) / len(found) for key in MEAN_KEYS}
+        for mode, found in runs.items()
+    }
+    print(f"mean of {args.rounds} round(s):")
+    for mode, figures in mean.items():
+        print(
+            f"{MODES[mode][0]}: wall {figures['wall_s']:.1f} s (executor start"
+            f" {figures['start_s']:.1f} s), {figures['nights_per_s']:.3f} nights/s,"
+            f" {figures['frames_per_s']:.2f} frames/s, {figures['cpu_per_science_s']:.3f} CPU s"
+            f" per science frame, main process {figures['writer_per_frame_s'] * 1000:.0f} ms"
+            " CPU per frame"
+        )
+    base = mean["a"]
+    for mode in ("b", "c"):
+        speed = mean[mode]["nights_per_s"] / base["nights_per_s"]
+        cpu = mean[mode]["cpu_per_science_s"] / base["cpu_per_science_s"]
+        print(f"{MODES[mode][0]} / (a): nights/s x{speed:.2f}, CPU per science frame x{cpu:.2f}")
     print(f"load average after: {os.getloadavg()}")
 
 

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
+import tomlkit
 from astropy.io import fits
 
 from iopreport.archive.sync import fetch_night
@@ -46,19 +48,30 @@ def make_project(
     preset="tiny",
     cirrus=False,
     seed=9,
+    archive: Path | None = None,
+    database: str = "",
 ):
+    """A project with a simulated night fetched; ``archive``: copy that simulated archive
+    instead of simulating one; ``database``: the store's location (default the SQLite file)."""
     project = tmp_path / "site"
     init_project(project)
     point_archives_at(project / "config.toml", project / "archive")
-    simulate_night(
-        project / "archive",
-        NIGHT,
-        telescopes=telescopes,
-        preset=preset,
-        seed=seed,
-        faults=faults,
-        cirrus=cirrus,
-    )
+    if archive is not None:
+        shutil.copytree(archive, project / "archive")
+    else:
+        simulate_night(
+            project / "archive",
+            NIGHT,
+            telescopes=telescopes,
+            preset=preset,
+            seed=seed,
+            faults=faults,
+            cirrus=cirrus,
+        )
+    if database:
+        document = tomlkit.parse((project / "config.toml").read_text())
+        document["paths"]["database"] = database
+        (project / "config.toml").write_text(tomlkit.dumps(document))
     config = load_config(project / "config.toml")
     open_store(config.database_path)
     catalog = load_catalog(config.paths.catalog)
@@ -70,16 +83,30 @@ def make_project(
 
 
 @pytest.fixture(scope="module")
-def reduced(tmp_path_factory):
-    tmp_path = tmp_path_factory.mktemp("reduce")
-    # a `small` night: the magnitude pulls need a few dozen results
-    project, config, catalog = make_project(tmp_path, preset="small")
+def small_night(tmp_path_factory) -> Path:
+    """A simulated `small` night of the three telescopes (the magnitude pulls need a few
+    dozen results), simulated once and copied into each back end's project."""
+    tmp_path = tmp_path_factory.mktemp("small-night")
+    telescopes = ("OSN-T090", "OSN-T150", "CAHA-T220")
+    simulate_night(tmp_path / "archive", NIGHT, telescopes=telescopes, preset="small", seed=9)
+    return tmp_path / "archive"
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def reduced(request, tmp_path_factory, small_night):
+    """The small night reduced into a store, once on SQLite and once on PostgreSQL."""
+    tmp_path = tmp_path_factory.mktemp(f"reduce-{request.param}")
+    server = request.getfixturevalue("postgres_server") if request.param == "postgresql" else None
+    database = server.database() if server else ""
+    project, config, catalog = make_project(tmp_path, archive=small_night, database=database)
     # the three telescopes in one run, as `iopreport reduce --night` does them
     telescopes = ("OSN-T090", "OSN-T150", "CAHA-T220")
     run = reduce_nights(config, catalog, [(t, NIGHT) for t in telescopes], workers=2)
     reports = {report.telescope: report for report in run.reports}
     yield project, config, catalog, reports
     close_store()
+    if server:
+        server.drop(database)
 
 
 def folder_of(project, telescope):

@@ -16,6 +16,7 @@ from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 import pytest
+import tomlkit
 from astropy.io import fits
 
 from iopreport import urls
@@ -278,13 +279,25 @@ def _flag_a_frame(config) -> str:
     return frame.rawfit.filename
 
 
-@pytest.fixture(scope="module")
-def site(tmp_path_factory):
-    """A project with one reduced tiny night, extra standard results, and a built site."""
-    root = tmp_path_factory.mktemp("site")
+#: Tests that read the site's pages only (a browser, or a copy of the project run by the
+#: CLI, which would share a PostgreSQL store with the module): on the SQLite store alone.
+SQLITE_ONLY = pytest.mark.parametrize("site", ["sqlite"], indirect=True)
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def site(request, tmp_path_factory):
+    """A project with one reduced tiny night, extra standard results, and a built site;
+    once with the store on SQLite and once on PostgreSQL (tests/pgserver.py)."""
+    root = tmp_path_factory.mktemp(f"site-{request.param}")
     project = root / "site"
     init_project(project)
     point_archives_at(project / "config.toml", project / "archive")
+    server = request.getfixturevalue("postgres_server") if request.param == "postgresql" else None
+    database = server.database() if server else ""
+    if database:
+        document = tomlkit.parse((project / "config.toml").read_text())
+        document["paths"]["database"] = database
+        (project / "config.toml").write_text(tomlkit.dumps(document))
     simulate_night(project / "archive", NIGHT, telescopes=(TELESCOPE,), preset="tiny", seed=9)
     folder = next((project / "archive" / TELESCOPE).iterdir())
     bias = sorted(folder.glob("Bias-*.fit"))[0]
@@ -332,6 +345,8 @@ def site(tmp_path_factory):
         "flagged_frame": flagged_frame,
     }
     close_store()
+    if server:
+        server.drop(database)
 
 
 def _site(site) -> Path:
@@ -603,6 +618,7 @@ def test_worker_processes_render_the_same_pages(site, monkeypatch):
     assert PhotoPolResult.select().count() > 0  # the store still answers after the fork
 
 
+@SQLITE_ONLY
 def test_cli_build_records_a_run(site, tmp_path):
     """`iopreport build` on a copy of the project (a build re-applies flags and recomputes,
     which would replace the fixture's hand-made rows for the other tests)."""
@@ -769,6 +785,7 @@ _COUNT = """([flaggedToo, panel]) => {
 }"""
 
 
+@SQLITE_ONLY
 def test_browser_index_search_and_sort(site, browser, server):
     page, problems = _open(browser, server + urls.index_page())
     _shot(page, "index")
@@ -786,6 +803,7 @@ def test_browser_index_search_and_sort(site, browser, server):
 
 
 @pytest.mark.parametrize("scheme", ["http", "file"])
+@SQLITE_ONLY
 def test_browser_source_page_plot_and_flag_toggle(site, browser, server, scheme):
     base = server if scheme == "http" else _site(site).resolve().as_uri() + "/"
     page, problems = _open(browser, base + urls.source_page(STANDARD))
@@ -816,6 +834,7 @@ def test_browser_source_page_plot_and_flag_toggle(site, browser, server, scheme)
     page.close()
 
 
+@SQLITE_ONLY
 def test_browser_downloads_hold_exactly_what_is_plotted(site, browser, server):
     page, problems = _open(browser, server + urls.source_page(STANDARD))
     data = _script_json(_page(site, urls.source_page(STANDARD)), "points-data")
@@ -859,6 +878,7 @@ _PLOTTED = """(panel) => document.getElementById('plot').data
   .flatMap(t => t.y.map((y, k) => [t.x[k], y, t.error_y.array[k]]))"""
 
 
+@SQLITE_ONLY
 def test_browser_plotted_points_are_the_stored_values(site, browser, server):
     """x, y and the error bars are filled in the browser from the data rows."""
     page, problems = _open(browser, server + urls.source_page(STANDARD))
@@ -881,6 +901,7 @@ def test_browser_plotted_points_are_the_stored_values(site, browser, server):
     page.close()
 
 
+@SQLITE_ONLY
 def test_browser_click_on_a_point_opens_its_night(site, browser, server):
     page, problems = _open(browser, server + urls.source_page(STANDARD))
     page.wait_for_function("document.getElementById('plot').data !== undefined")
@@ -898,6 +919,7 @@ def test_browser_click_on_a_point_opens_its_night(site, browser, server):
 
 
 @pytest.mark.slow  # every page of the site in the browser: 12 s
+@SQLITE_ONLY
 def test_browser_every_page_loads_without_errors(site, browser, server):
     out = _site(site)
     pages = sorted(p.relative_to(out).as_posix() for p in out.rglob("*.html"))
@@ -950,6 +972,7 @@ def _wait_plot(page) -> None:
 
 
 @pytest.mark.parametrize("name", [ONE_EPOCH_STANDARD, STANDARD])
+@SQLITE_ONLY
 def test_browser_literature_lines_span_the_whole_time_axis(site, browser, server, name):
     page, problems = _open(browser, server + urls.source_page(name))
     _wait_plot(page)
@@ -972,6 +995,7 @@ def _ticks(page) -> list[str]:
     return [t.strip() for t in texts if t.strip()]
 
 
+@SQLITE_ONLY
 def test_browser_short_span_ticks_and_mjd_toggle(site, browser, server):
     page, problems = _open(browser, server + urls.source_page(ONE_EPOCH_STANDARD))
     _wait_plot(page)
@@ -1007,6 +1031,7 @@ _VISIBLE = """() => document.getElementById('plot').data
   .map(t => [t.meta.band, t.meta.instrument, t.x.length])"""
 
 
+@SQLITE_ONLY
 def test_browser_band_selector_and_instrument_toggle(site, browser, server):
     page, problems = _open(browser, server + urls.source_page(BLLAC))
     _wait_plot(page)
@@ -1037,6 +1062,7 @@ def test_browser_band_selector_and_instrument_toggle(site, browser, server):
     assert problems == []
 
 
+@SQLITE_ONLY
 def test_browser_url_opens_a_band_and_time_range(site, browser, server):
     start, end = NIGHT - dt.timedelta(days=7), NIGHT - dt.timedelta(days=2)
     query = f"?band=V&from={start.isoformat()}&to={end.isoformat()}"
@@ -1081,6 +1107,7 @@ def test_browser_url_opens_a_band_and_time_range(site, browser, server):
     assert problems == problems2 == problems3 == []
 
 
+@SQLITE_ONLY
 def test_browser_standard_polarization_survives_a_magnitude_flag(site, browser, server):
     page, problems = _open(browser, server + urls.index_page())
     row = page.locator("#sources tbody tr", has_text=ONE_EPOCH_STANDARD)
@@ -1097,6 +1124,7 @@ def test_browser_standard_polarization_survives_a_magnitude_flag(site, browser, 
     assert problems == []
 
 
+@SQLITE_ONLY
 def test_browser_index_shows_observed_sources_first(site, browser, server):
     page, problems = _open(browser, server + urls.index_page())
     _shot(page, "index")
@@ -1124,6 +1152,7 @@ def test_browser_index_shows_observed_sources_first(site, browser, server):
     assert problems == []
 
 
+@SQLITE_ONLY
 def test_browser_night_header_is_separated(site, browser, server):
     page, problems = _open(browser, server + urls.night_page(NIGHT, TELESCOPE))
     lead = page.locator("p.lead").inner_text()
@@ -1146,6 +1175,7 @@ _CHART_PIXELS = """(img) => {
 }"""
 
 
+@SQLITE_ONLY
 def test_browser_finding_chart_asinh_on_zscale(site, browser, server):
     """The chart's sky is a light grey, not noise at full contrast; stars stay dark."""
     import numpy as np
@@ -1180,6 +1210,7 @@ _CONDITIONS = """() => document.getElementById('conditions-plot').data
   .map(t => [t.meta.panel, t.meta.instrument, t.meta.flagged, t.x.length, t.y])"""
 
 
+@SQLITE_ONLY
 def test_browser_night_observing_conditions(site, browser, server):
     from iopreport.store import ReducedFit
 
