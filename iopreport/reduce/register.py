@@ -23,6 +23,7 @@ from iopreport.reduce.classify import (
 )
 from iopreport.reduce.state import NightReport
 from iopreport.store import Epoch, RawFit, RawFitFlags
+from iopreport.store.models import database_proxy
 
 log = logging.getLogger(__name__)
 
@@ -43,56 +44,73 @@ def register(
     with futures.ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as threads:
         checksums = list(threads.map(sha256_of, paths))
     originals = originals_of(epoch, [p.name for p in paths], checksums)
-    for path, checksum in zip(paths, checksums, strict=True):
-        report.files += 1
-        rawfit, _created = RawFit.get_or_create(epoch=epoch, filename=path.name)
-        if originals[checksum] != path.name:  # byte-identical to another file: reduced once
-            reason = f"duplicate of {originals[checksum]} (same SHA-256)"
-            if rawfit.sha256 != checksum or rawfit.error != reason:
-                log.warning("%s: %s; not reduced again", path.name, reason)
-            rawfit.sha256 = checksum
-            rawfit.size_bytes = path.stat().st_size
-            rawfit.flags = RawFitFlags.DOWNLOADED | RawFitFlags.DUPLICATE
-            rawfit.error = reason
-            rawfit.save()
+    # one query for the night's rows and one transaction for the night: a row per file
+    # is then one INSERT or UPDATE, not a SELECT, an INSERT and a commit or two
+    known = {rawfit.filename: rawfit for rawfit in RawFit.select().where(RawFit.epoch == epoch)}
+    with database_proxy.atomic():
+        for path, checksum in zip(paths, checksums, strict=True):
+            report.files += 1
+            rawfit = known.get(path.name) or RawFit(epoch=epoch, filename=path.name)
+            _register_file(epoch, rawfit, path, checksum, originals, force, report, infos, registry)
             rawfits.append(rawfit)
-            continue
-        unchanged = (
-            rawfit.sha256 == checksum
-            and rawfit.flags & (RawFitFlags.CLASSIFIED | RawFitFlags.ERROR_CLASSIFY)
-            and plausible(rawfit)  # classified by an iopreport that checked less
-        )
-        if unchanged and not force:
-            rawfits.append(rawfit)
-            if rawfit.error:
-                report.unclassified[path.name] = rawfit.error
-            continue
+    return rawfits
+
+
+def _register_file(
+    epoch: Epoch,
+    rawfit: RawFit,
+    path: Path,
+    checksum: str,
+    originals: dict[str, str],
+    force: bool,
+    report: NightReport,
+    infos: dict[str, FrameInfo],
+    registry: InstrumentRegistry,
+) -> None:
+    """Record, and classify when it is new or changed, one file of the night."""
+    if originals[checksum] != path.name:  # byte-identical to another file: reduced once
+        reason = f"duplicate of {originals[checksum]} (same SHA-256)"
+        if rawfit.sha256 != checksum or rawfit.error != reason:
+            log.warning("%s: %s; not reduced again", path.name, reason)
         rawfit.sha256 = checksum
         rawfit.size_bytes = path.stat().st_size
-        try:
-            info = classify_file(path, epoch.telescope, epoch.night, registry)
-        except ClassificationError as exc:
-            rawfit.flags = RawFitFlags.DOWNLOADED | RawFitFlags.ERROR_CLASSIFY
-            rawfit.error = f"classify: {exc}"
-            report.unclassified[path.name] = rawfit.error
-            log.warning("%s: %s", path.name, rawfit.error)
-        else:
-            infos[path.name] = info
-            rawfit.flags = RawFitFlags.DOWNLOADED | RawFitFlags.CLASSIFIED
-            rawfit.error = ""
-            rawfit.instrument = info.instrument
-            rawfit.imgtype = info.imgtype
-            rawfit.obsmode = info.obsmode
-            rawfit.band = info.band
-            rawfit.angle = info.angle
-            rawfit.juliandate = info.juliandate
-            rawfit.exptime = info.exptime
-            rawfit.binning = info.binning_text
-            rawfit.imgsize = info.imgsize
-            rawfit.object_name = info.object_name
+        rawfit.flags = RawFitFlags.DOWNLOADED | RawFitFlags.DUPLICATE
+        rawfit.error = reason
         rawfit.save()
-        rawfits.append(rawfit)
-    return rawfits
+        return
+    unchanged = (
+        rawfit.sha256 == checksum
+        and rawfit.flags & (RawFitFlags.CLASSIFIED | RawFitFlags.ERROR_CLASSIFY)
+        and plausible(rawfit)  # classified by an iopreport that checked less
+    )
+    if unchanged and not force:
+        if rawfit.error:
+            report.unclassified[path.name] = rawfit.error
+        return
+    rawfit.sha256 = checksum
+    rawfit.size_bytes = path.stat().st_size
+    try:
+        info = classify_file(path, epoch.telescope, epoch.night, registry)
+    except ClassificationError as exc:
+        rawfit.flags = RawFitFlags.DOWNLOADED | RawFitFlags.ERROR_CLASSIFY
+        rawfit.error = f"classify: {exc}"
+        report.unclassified[path.name] = rawfit.error
+        log.warning("%s: %s", path.name, rawfit.error)
+    else:
+        infos[path.name] = info
+        rawfit.flags = RawFitFlags.DOWNLOADED | RawFitFlags.CLASSIFIED
+        rawfit.error = ""
+        rawfit.instrument = info.instrument
+        rawfit.imgtype = info.imgtype
+        rawfit.obsmode = info.obsmode
+        rawfit.band = info.band
+        rawfit.angle = info.angle
+        rawfit.juliandate = info.juliandate
+        rawfit.exptime = info.exptime
+        rawfit.binning = info.binning_text
+        rawfit.imgsize = info.imgsize
+        rawfit.object_name = info.object_name
+    rawfit.save()
 
 
 def plausible(rawfit: RawFit) -> bool:
