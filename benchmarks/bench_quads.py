@@ -30,9 +30,9 @@ from astropy.wcs import WCS
 
 from iopreport.instruments import InstrumentRegistry
 from iopreport.reduce.astrometry import find_pairs, pair_wcs
+from iopreport.reduce.centralpair import central_pair_wcs
 from iopreport.reduce.detect import detect
 from iopreport.reduce.quads import (
-    central_pair_wcs,
     default_scatter,
     match_to_reference,
     rotation_from_wcs,

@@ -19,11 +19,10 @@ from astropy.wcs import WCS
 
 from iopreport.instruments import InstrumentRegistry
 from iopreport.reduce.astrometry import find_pairs, pair_wcs
+from iopreport.reduce.centralpair import central_pair, central_pair_wcs
 from iopreport.reduce.detect import detect
 from iopreport.reduce.quads import (
     Similarity,
-    central_pair,
-    central_pair_wcs,
     default_scatter,
     fit_similarity,
     match_to_reference,

@@ -31,6 +31,7 @@ def solve_subframe(task, image: np.ndarray, offset: tuple[float, float]):
     Returns (wcs, pair_offset, detections, method, error).
     """
     from iopreport.reduce import quads
+    from iopreport.reduce.centralpair import central_pair_wcs
 
     info = task.info
     spec = task.spec
@@ -87,7 +88,7 @@ def solve_subframe(task, image: np.ndarray, offset: tuple[float, float]):
                 return wcs, pair_offset, detections, method, ""
             reasons.append(f"no quad match against {task.reference.path.name}")
     if task.target_radec is not None and len(detections):
-        wcs = quads.central_pair_wcs(
+        wcs = central_pair_wcs(
             detections,
             image.shape,
             task.target_radec,
