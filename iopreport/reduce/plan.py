@@ -105,18 +105,20 @@ def match_master(kind: str, epoch: Epoch, values: Mapping[str, object], config: 
     """The stored master of ``kind`` to use: agreeing on ``values``, never one flagged bad;
     the same night first, otherwise the nearest night within the validity window."""
     model, _ = MASTER_MODELS[kind]
+    window = dt.timedelta(days=config.processing.master_validity_days)
     query = (
         model.select(model, Epoch)
         .join(Epoch)
         .where(
             (Epoch.telescope == epoch.telescope)
+            # only the nights inside the window: an archive's history holds thousands
+            & Epoch.night.between(epoch.night - window, epoch.night + window)
             & ((model.flags.bin_and(int(MasterFlags.BAD))) == 0)
         )
     )
     for name, value in values.items():
         column = getattr(model, name)
         query = query.where(column.is_null() if value is None else column == value)
-    window = dt.timedelta(days=config.processing.master_validity_days)
     best = None
     for master in query:
         distance = abs(master.epoch.night - epoch.night)
@@ -128,13 +130,30 @@ def match_master(kind: str, epoch: Epoch, values: Mapping[str, object], config: 
 
 
 def matched_masters(
-    kind: str, spec: InstrumentSpec, epoch: Epoch, values: Mapping[str, object], config: Config
+    kind: str,
+    spec: InstrumentSpec,
+    epoch: Epoch,
+    values: Mapping[str, object],
+    config: Config,
+    cache: dict | None = None,
 ) -> dict[str, object]:
-    """The masters (kind -> row or None) that a job of ``kind`` with attribute ``values`` uses."""
-    return {
-        used: match_master(used, epoch, {a: values[a] for a in criteria(used, spec)}, config)
-        for used in uses(kind, spec)
-    }
+    """The masters (kind -> row or None) that a job of ``kind`` with attribute ``values`` uses.
+
+    ``cache`` (one per planning pass, while the stored masters do not change) keeps
+    each match: a night's frames share a few setups, so most are one query, not one each.
+    """
+    found = {}
+    for used in uses(kind, spec):
+        wanted = {a: values[a] for a in criteria(used, spec)}
+        key = (used, epoch.id, tuple(sorted(wanted.items(), key=lambda item: item[0])))
+        if cache is None or key not in cache:
+            master = match_master(used, epoch, wanted, config)
+            if cache is None:
+                found[used] = master
+                continue
+            cache[key] = master
+        found[used] = cache[key]
+    return found
 
 
 def frame_info(config: Config, state: NightState, rawfit: RawFit) -> FrameInfo:
@@ -312,6 +331,7 @@ def science_tasks(
     # frames placed by their header's WCS, or that failed plate solving, are tried again
     # when the index folder changes (their inputs key holds the folder's state)
     index_state = index_folder_state(config.paths.astrometry_index_dir)
+    matches: dict = {}  # (kind, night, setup) -> master: no master is stored while planning
 
     for rawfit in rawfits:
         if rawfit.imgtype != "light" or not rawfit.flags & RawFitFlags.CLASSIFIED:
@@ -339,7 +359,7 @@ def science_tasks(
             "obsmode": info.obsmode,
             "angle": info.angle,
         }
-        masters = matched_masters("light", spec, epoch, values, config)
+        masters = matched_masters("light", spec, epoch, values, config, matches)
         bias, dark, flat = (masters.get(kind) for kind in ("bias", "dark", "flat"))
         target = identify_target(info.object_name, catalog.sources)
         hint = info.pointing
