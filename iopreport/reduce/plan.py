@@ -30,7 +30,7 @@ from iopreport.reduce.frame import FrameTask
 from iopreport.reduce.masterjob import MasterJob
 from iopreport.reduce.masters import CalibrationFrame
 from iopreport.reduce.measure import SkySource
-from iopreport.reduce.references import SolvedDipolFrames, subframe_reference
+from iopreport.reduce.references import SolvedDipolFrames
 from iopreport.reduce.state import (
     NO_EXCLUSIONS,
     Exclusions,
@@ -397,9 +397,7 @@ def science_tasks(
             spec=spec,
             target_radec=target_radec,
             field_radec=field_radec if is_subframe else (),
-            reference=subframe_reference(solved.references(target), epoch, rawfit)
-            if is_subframe and target
-            else None,
+            reference=solved.reference(target, epoch, rawfit) if is_subframe and target else None,
         )
         if is_subframe and task.reference is None:  # the fallback's orientation, to 0.1 deg
             found = solved.orientation(epoch, info.flipped)

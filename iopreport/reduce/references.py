@@ -17,20 +17,11 @@ from iopreport.reduce.frame import ReferenceFrame
 from iopreport.store import Epoch, RawFit, ReducedFit, ReducedFitFlags
 
 
-def subframe_reference(candidates, epoch, rawfit) -> ReferenceFrame | None:
-    """The candidate nearest in time to ``rawfit``, this night first."""
-    best = None
-    for epoch_id, juliandate, reference in candidates:
-        score = (epoch_id != epoch.id, abs(juliandate - rawfit.juliandate))
-        if best is None or score < best[0]:
-            best = (score, reference)
-    return best[1] if best else None
-
-
 class SolvedDipolFrames:
-    """The solved DIPOL photometry frames in the store (any night), queried once and each
-    header read at most once: references for the polarimetry cuts of their target, and
-    the night's orientation for cuts whose target has none.
+    """The solved DIPOL photometry frames in the store (any night), queried once: references
+    for the polarimetry cuts of their target, and the night's orientation for cuts whose
+    target has none. Files are looked at only for the frames chosen (an archive's history
+    holds thousands), each header read at most once.
     """
 
     def __init__(self, config: Config, catalog: Catalog) -> None:
@@ -49,7 +40,6 @@ class SolvedDipolFrames:
         self.frames = [
             (reduced, identify_target(reduced.rawfit.object_name or "", catalog.sources))
             for reduced in query
-            if (config.paths.datadir / reduced.filename).exists()
         ]
         self._headers: dict[int, object] = {}
         self._orientations: dict[tuple[int, bool], tuple[float, bool] | None] = {}
@@ -61,20 +51,23 @@ class SolvedDipolFrames:
             self._headers[reduced.id] = fits.getheader(self.datadir / reduced.filename)
         return self._headers[reduced.id]
 
-    def references(self, target: str) -> list[tuple[int, float, ReferenceFrame]]:
-        """(epoch id, JD, reference) of ``target``'s frames."""
-        found = []
-        for reduced, name in self.frames:
-            if name != target:
-                continue
-            other = reduced.rawfit
-            flipped = str(self._header(reduced).get("FLIPSTAT", "")).strip().lower() == "flip"
-            binning = int((other.binning or "1x1").split("x")[0])
-            path = self.datadir / reduced.filename
-            found.append(
-                (other.epoch_id, other.juliandate or 0.0, ReferenceFrame(path, flipped, binning))
+    def reference(self, target: str, epoch: Epoch, rawfit: RawFit) -> ReferenceFrame | None:
+        """``target``'s solved frame nearest in time to ``rawfit`` (this night first) whose
+        file is there."""
+        candidates = [reduced for reduced, name in self.frames if name == target]
+        candidates.sort(  # stable: among equals, the first in the store's order
+            key=lambda reduced: (
+                reduced.rawfit.epoch_id != epoch.id,
+                abs((reduced.rawfit.juliandate or 0.0) - rawfit.juliandate),
             )
-        return found
+        )
+        for reduced in candidates:
+            path = self.datadir / reduced.filename
+            if path.exists():
+                flipped = str(self._header(reduced).get("FLIPSTAT", "")).strip().lower() == "flip"
+                binning = int((reduced.rawfit.binning or "1x1").split("x")[0])
+                return ReferenceFrame(path, flipped, binning)
+        return None
 
     def orientation(self, epoch: Epoch, flipped: bool) -> tuple[float, bool] | None:
         """Median (rotation, flip) of ``epoch``'s frames (any target) with that flip state.
@@ -95,6 +88,8 @@ class SolvedDipolFrames:
         rotations = []
         for reduced, _ in self.frames:
             if reduced.rawfit.epoch_id != epoch.id:
+                continue
+            if not (self.datadir / reduced.filename).exists():
                 continue
             rotation, flip = rotation_from_wcs(WCS(self._header(reduced), relax=True))
             if flip == flipped:
