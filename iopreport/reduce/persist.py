@@ -56,7 +56,7 @@ def store_frame(catalog, state: NightState, task: FrameTask, outcome: FrameOutco
     with database_proxy.atomic():
         depends_on_index = outcome.header_wcs or outcome.stage == "astrometry"
         key = inputs_key(task, rawfit.sha256, index_state=depends_on_index)
-        state.report.results += _store_outcome(rawfit, task, outcome, catalog, key)
+        state.report.results += _store_outcome(state, rawfit, task, outcome, catalog, key)
         if outcome.saturated:
             mark_saturated([rawfit])
     state.report.stored.add(task.raw_path.name)
@@ -67,7 +67,7 @@ def store_frame(catalog, state: NightState, task: FrameTask, outcome: FrameOutco
         state.report.frames_failed[task.raw_path.name] = outcome.error
 
 
-def _store_outcome(rawfit, task, outcome, catalog, inputs_key) -> int:
+def _store_outcome(state: NightState, rawfit, task, outcome, catalog, inputs_key) -> int:
     """Write one frame's outcome: ReducedFit, sources in field, apertures, results."""
     flags = ReducedFitFlags(0)
     if task.bias_path is None:
@@ -95,9 +95,9 @@ def _store_outcome(rawfit, task, outcome, catalog, inputs_key) -> int:
     datadir = Path(task.reduced_path).parents[5]
     values = {
         "filename": str(task.reduced_path.relative_to(datadir)) if outcome.reduced_path else "",
-        "masterbias": _master_row(MasterBias, task.bias_path, datadir),
-        "masterdark": _master_row(MasterDark, task.dark_path, datadir),
-        "masterflat": _master_row(MasterFlat, task.flat_path, datadir),
+        "masterbias": _master_id(state, MasterBias, task.bias_path, datadir),
+        "masterdark": _master_id(state, MasterDark, task.dark_path, datadir),
+        "masterflat": _master_id(state, MasterFlat, task.flat_path, datadir),
         "flags": int(flags),
         "error": outcome.error,
         "astrometry_method": outcome.astrometry_method,
@@ -115,19 +115,20 @@ def _store_outcome(rawfit, task, outcome, catalog, inputs_key) -> int:
         "inputs_key": inputs_key,
         "modified": utcnow(),
     }
-    reduced = ReducedFit.get_or_none(ReducedFit.rawfit == rawfit)
-    if reduced is None:
-        reduced = ReducedFit.create(rawfit=rawfit, **values)
+    reduced_id = _reduced_ids(state).get(rawfit.id)
+    if reduced_id is None:
+        # a new row has no dependent rows (they cascade with a deleted ReducedFit)
+        reduced_id = ReducedFit.insert(rawfit=rawfit.id, **values).execute()
+        state.reduced_ids[rawfit.id] = reduced_id
     else:
-        ReducedFit.update(**values).where(ReducedFit.id == reduced.id).execute()
-    SourceInField.delete().where(SourceInField.reducedfit == reduced).execute()
-    AperPhotResult.delete().where(AperPhotResult.reducedfit == reduced).execute()
-    FieldStarFlux.delete().where(FieldStarFlux.reducedfit == reduced).execute()
+        ReducedFit.update(**values).where(ReducedFit.id == reduced_id).execute()
+        for model in (SourceInField, AperPhotResult, FieldStarFlux):
+            model.delete().where(model.reducedfit == reduced_id).execute()
     if outcome.field_stars:
         FieldStarFlux.insert_many(
             [
                 {
-                    "reducedfit": reduced.id,
+                    "reducedfit": reduced_id,
                     "ra_deg": ra,
                     "dec_deg": dec,
                     "flux_counts": _finite(m.flux),
@@ -143,12 +144,10 @@ def _store_outcome(rawfit, task, outcome, catalog, inputs_key) -> int:
     ).execute()
     if not outcome.in_field:
         return 0
-    sources = {
-        s.name: s for s in AstroSource.select().where(AstroSource.name.in_(list(outcome.in_field)))
-    }
+    sources = _source_ids(state, outcome.in_field)
     SourceInField.insert_many(
         [
-            {"reducedfit": reduced.id, "astrosource": sources[name].id, "x_px": x, "y_px": y}
+            {"reducedfit": reduced_id, "astrosource": sources[name], "x_px": x, "y_px": y}
             for name, (x, y) in outcome.in_field.items()
             if name in sources
         ]
@@ -156,8 +155,8 @@ def _store_outcome(rawfit, task, outcome, catalog, inputs_key) -> int:
     radius, r_in, r_out = outcome.aperture_px or (math.nan, math.nan, math.nan)
     rows = [
         {
-            "reducedfit": reduced.id,
-            "astrosource": sources[m.name].id,
+            "reducedfit": reduced_id,
+            "astrosource": sources[m.name],
             "pair": m.pair,
             "aperture_px": radius,
             "annulus_in_px": r_in,
@@ -194,7 +193,7 @@ def store_relphot(rawfit, catalog: Catalog, sources, totals, radius) -> int:
     """Write the relphot results of one frame from its summed beam fluxes.
 
     ``totals`` maps source name to (flux, variance, PhotometryFlags) summed
-    over its beams; ``sources`` maps names to AstroSource rows. Also used by
+    over its beams; ``sources`` maps names to AstroSource rows or row ids. Also used by
     ``iopreport build`` to recompute magnitudes from the stored fluxes after a
     catalog edit (:mod:`iopreport.reduce.recompute`).
     """
@@ -233,10 +232,37 @@ def store_relphot(rawfit, catalog: Catalog, sources, totals, radius) -> int:
     return count
 
 
-def _master_row(model, path, datadir):
+def _master_id(state: NightState, model, path, datadir) -> int | None:
+    """The row id of the master at ``path`` (None for none), looked up once per night."""
     if path is None:
         return None
-    return model.get_or_none(model.filename == str(Path(path).relative_to(datadir)))
+    if path not in state.master_ids:
+        row = model.get_or_none(model.filename == str(Path(path).relative_to(datadir)))
+        if row is None:
+            return None
+        state.master_ids[path] = row.id
+    return state.master_ids[path]
+
+
+def _reduced_ids(state: NightState) -> dict[int, int]:
+    """RawFit id -> ReducedFit id for the night's frames, read at the first stored frame."""
+    if state.reduced_ids is None:
+        ids = [rawfit.id for rawfit in state.rawfits]
+        query = ReducedFit.select(ReducedFit.id, ReducedFit.rawfit).where(
+            ReducedFit.rawfit.in_(ids)
+        )
+        state.reduced_ids = {row.rawfit_id: row.id for row in query}
+    return state.reduced_ids
+
+
+def _source_ids(state: NightState, names) -> dict[str, int]:
+    """AstroSource name -> row id for ``names``, read from the store once per night."""
+    missing = [name for name in names if name not in state.source_ids]
+    if missing:
+        query = AstroSource.select(AstroSource.id, AstroSource.name)
+        for row in query.where(AstroSource.name.in_(missing)):
+            state.source_ids[row.name] = row.id
+    return {name: state.source_ids[name] for name in names if name in state.source_ids}
 
 
 def _finite(value):

@@ -104,6 +104,12 @@ def master_keys(kind: str, rawfit: RawFit) -> tuple:
 def match_master(kind: str, epoch: Epoch, values: Mapping[str, object], config: Config):
     """The stored master of ``kind`` to use: agreeing on ``values``, never one flagged bad;
     the same night first, otherwise the nearest night within the validity window."""
+    return nearest_master(masters_in_window(kind, epoch, config), epoch, values, config)
+
+
+def masters_in_window(kind: str, epoch: Epoch, config: Config) -> list:
+    """The telescope's masters of ``kind`` not flagged bad, of the nights within the
+    validity window around ``epoch`` (an archive's history holds thousands)."""
     model, _ = MASTER_MODELS[kind]
     window = dt.timedelta(days=config.processing.master_validity_days)
     query = (
@@ -111,16 +117,21 @@ def match_master(kind: str, epoch: Epoch, values: Mapping[str, object], config: 
         .join(Epoch)
         .where(
             (Epoch.telescope == epoch.telescope)
-            # only the nights inside the window: an archive's history holds thousands
             & Epoch.night.between(epoch.night - window, epoch.night + window)
             & ((model.flags.bin_and(int(MasterFlags.BAD))) == 0)
         )
     )
-    for name, value in values.items():
-        column = getattr(model, name)
-        query = query.where(column.is_null() if value is None else column == value)
+    return list(query)
+
+
+def nearest_master(candidates: list, epoch: Epoch, values: Mapping[str, object], config: Config):
+    """Of ``candidates``, the one agreeing on ``values`` from the nearest night (the first
+    in store order among equals), or None."""
+    window = dt.timedelta(days=config.processing.master_validity_days)
     best = None
-    for master in query:
+    for master in candidates:
+        if any(getattr(master, name) != value for name, value in values.items()):
+            continue
         distance = abs(master.epoch.night - epoch.night)
         if distance > window:
             continue
@@ -140,19 +151,19 @@ def matched_masters(
     """The masters (kind -> row or None) that a job of ``kind`` with attribute ``values`` uses.
 
     ``cache`` (one per planning pass, while the stored masters do not change) keeps
-    each match: a night's frames share a few setups, so most are one query, not one each.
+    the masters of each kind within the night's window: one query per kind, not one
+    per frame.
     """
     found = {}
     for used in uses(kind, spec):
         wanted = {a: values[a] for a in criteria(used, spec)}
-        key = (used, epoch.id, tuple(sorted(wanted.items(), key=lambda item: item[0])))
-        if cache is None or key not in cache:
-            master = match_master(used, epoch, wanted, config)
-            if cache is None:
-                found[used] = master
-                continue
-            cache[key] = master
-        found[used] = cache[key]
+        if cache is None:
+            found[used] = match_master(used, epoch, wanted, config)
+            continue
+        key = (used, epoch.id)
+        if key not in cache:
+            cache[key] = masters_in_window(used, epoch, config)
+        found[used] = nearest_master(cache[key], epoch, wanted, config)
     return found
 
 
@@ -222,6 +233,10 @@ def master_work(
             groups[master_keys(kind, rawfit)].append(rawfit)
     model, _ = MASTER_MODELS[kind]
     work = []
+    matches: dict = {}  # no master is stored while planning
+    stored = {  # the night's masters of this kind by file name, in one query
+        master.filename: master for master in model.select().where(model.epoch == epoch)
+    }
     for keys, members in sorted(groups.items(), key=lambda item: str(item[0])):
         values = dict(zip(CALIBRATION_SET_CRITERIA[kind], keys, strict=True))
         spec = config.registry.get(values["instrument"])
@@ -234,12 +249,12 @@ def master_work(
             / epoch.night.isoformat()
             / f"master{kind}_{label}.fits"
         )
-        existing = model.get_or_none(model.filename == str(path.relative_to(config.paths.datadir)))
+        existing = stored.get(str(path.relative_to(config.paths.datadir)))
         if existing is not None and not force and path.exists():
             used = {i.rawfit.filename for i in existing.inputs}
             if used <= {m.filename for m in members}:
                 continue
-        masters = matched_masters(kind, spec, epoch, values, config)
+        masters = matched_masters(kind, spec, epoch, values, config, matches)
         master_bias, master_dark = masters.get("bias"), masters.get("dark")
         header_keys = {
             "instrume": values["instrument"],
@@ -332,6 +347,10 @@ def science_tasks(
     # when the index folder changes (their inputs key holds the folder's state)
     index_state = index_folder_state(config.paths.astrometry_index_dir)
     matches: dict = {}  # (kind, night, setup) -> master: no master is stored while planning
+    reduced_before = {
+        row.rawfit_id: row
+        for row in ReducedFit.select().where(ReducedFit.rawfit.in_([r.id for r in rawfits]))
+    }
 
     for rawfit in rawfits:
         if rawfit.imgtype != "light" or not rawfit.flags & RawFitFlags.CLASSIFIED:
@@ -403,7 +422,7 @@ def science_tasks(
             found = solved.orientation(epoch, info.flipped)
             if found is not None:
                 task = dataclasses.replace(task, orientation=(round(found[0], 1), found[1]))
-        existing = ReducedFit.get_or_none(ReducedFit.rawfit == rawfit)
+        existing = reduced_before.get(rawfit.id)
         if (
             existing is not None
             and not force

@@ -12,6 +12,8 @@ import logging
 import os
 from pathlib import Path
 
+from peewee import chunked
+
 from iopreport.fileio import sha256_of
 from iopreport.instruments.registry import InstrumentRegistry
 from iopreport.nightlayout import FITS_NAME
@@ -44,20 +46,45 @@ def register(
     with futures.ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as threads:
         checksums = list(threads.map(sha256_of, paths))
     originals = originals_of(epoch, [p.name for p in paths], checksums)
-    # one query for the night's rows and one transaction for the night: a row per file
-    # is then one INSERT or UPDATE, not a SELECT, an INSERT and a commit or two
-    known = {rawfit.filename: rawfit for rawfit in RawFit.select().where(RawFit.epoch == epoch)}
+    # one query for the night's rows and one transaction for the night: the new files'
+    # rows in a few multi-row INSERTs, a changed file's row one UPDATE
+    known = _night_rows(epoch)
+    new = []
     with database_proxy.atomic():
         for path, checksum in zip(paths, checksums, strict=True):
             report.files += 1
             rawfit = known.get(path.name) or RawFit(epoch=epoch, filename=path.name)
-            _register_file(epoch, rawfit, path, checksum, originals, force, report, infos, registry)
+            if _register_file(rawfit, path, checksum, originals, force, report, infos, registry):
+                if rawfit.id is None:
+                    new.append(rawfit)
+                else:
+                    rawfit.save()
             rawfits.append(rawfit)
+        # every row with every column: insert_many takes its columns from the first row
+        columns = [f.name for f in RawFit._meta.sorted_fields if f is not RawFit.id]
+        rows = [{name: rawfit.__data__.get(name) for name in columns} for rawfit in new]
+        for batch in chunked(rows, INSERT_BATCH):
+            RawFit.insert_many(batch).execute()
+    if new:  # the ids the INSERTs gave
+        known = _night_rows(epoch)
+        rawfits = [known[rawfit.filename] for rawfit in rawfits]
     return rawfits
 
 
+#: Rows per multi-row INSERT (SQLite allows 32,766 parameters per statement).
+INSERT_BATCH = 500
+
+
+def _night_rows(epoch: Epoch) -> dict[str, RawFit]:
+    """The night's RawFit rows by file name, each holding ``epoch`` (no query to reach it)."""
+    rows = {}
+    for rawfit in RawFit.select().where(RawFit.epoch == epoch):
+        rawfit.epoch = epoch
+        rows[rawfit.filename] = rawfit
+    return rows
+
+
 def _register_file(
-    epoch: Epoch,
     rawfit: RawFit,
     path: Path,
     checksum: str,
@@ -66,8 +93,10 @@ def _register_file(
     report: NightReport,
     infos: dict[str, FrameInfo],
     registry: InstrumentRegistry,
-) -> None:
-    """Record, and classify when it is new or changed, one file of the night."""
+) -> bool:
+    """Record, and classify when it is new or changed, one file of the night.
+
+    Returns whether ``rawfit`` changed (the caller writes it)."""
     if originals[checksum] != path.name:  # byte-identical to another file: reduced once
         reason = f"duplicate of {originals[checksum]} (same SHA-256)"
         if rawfit.sha256 != checksum or rawfit.error != reason:
@@ -76,8 +105,7 @@ def _register_file(
         rawfit.size_bytes = path.stat().st_size
         rawfit.flags = RawFitFlags.DOWNLOADED | RawFitFlags.DUPLICATE
         rawfit.error = reason
-        rawfit.save()
-        return
+        return True
     unchanged = (
         rawfit.sha256 == checksum
         and rawfit.flags & (RawFitFlags.CLASSIFIED | RawFitFlags.ERROR_CLASSIFY)
@@ -86,11 +114,11 @@ def _register_file(
     if unchanged and not force:
         if rawfit.error:
             report.unclassified[path.name] = rawfit.error
-        return
+        return False
     rawfit.sha256 = checksum
     rawfit.size_bytes = path.stat().st_size
     try:
-        info = classify_file(path, epoch.telescope, epoch.night, registry)
+        info = classify_file(path, rawfit.epoch.telescope, rawfit.epoch.night, registry)
     except ClassificationError as exc:
         rawfit.flags = RawFitFlags.DOWNLOADED | RawFitFlags.ERROR_CLASSIFY
         rawfit.error = f"classify: {exc}"
@@ -110,7 +138,7 @@ def _register_file(
         rawfit.binning = info.binning_text
         rawfit.imgsize = info.imgsize
         rawfit.object_name = info.object_name
-    rawfit.save()
+    return True
 
 
 def plausible(rawfit: RawFit) -> bool:

@@ -89,6 +89,10 @@ class NightState:
     worker_seconds: dict[str, float] = field(default_factory=lambda: defaultdict(float))
     infos: dict[str, FrameInfo] = field(default_factory=dict)  # classified in this run
     tasks: dict[str, FrameTask] = field(default_factory=dict)  # frames stored in this run
+    # the writer's lookups, made once per night instead of once per stored frame
+    master_ids: dict[Path, int] = field(default_factory=dict)  # master file -> row id
+    source_ids: dict[str, int] = field(default_factory=dict)  # AstroSource name -> row id
+    reduced_ids: dict[int, int] | None = None  # RawFit id -> ReducedFit id (loaded at first use)
 
     @functools.cached_property
     def by_name(self) -> dict[str, RawFit]:
