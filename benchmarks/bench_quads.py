@@ -30,14 +30,11 @@ from astropy.wcs import WCS
 
 from iopreport.instruments import InstrumentRegistry
 from iopreport.reduce.astrometry import find_pairs, pair_wcs
+from iopreport.reduce.beammodel import default_scatter
 from iopreport.reduce.centralpair import central_pair_wcs
 from iopreport.reduce.detect import detect
-from iopreport.reduce.quads import (
-    default_scatter,
-    match_to_reference,
-    rotation_from_wcs,
-    wcs_from_reference,
-)
+from iopreport.reduce.quads import match_to_reference
+from iopreport.reduce.quadwcs import rotation_from_wcs, wcs_from_reference
 from iopreport.simulate import simulate_night
 from iopreport.simulate.night import simulator_catalog
 

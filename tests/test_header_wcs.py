@@ -18,7 +18,7 @@ from iopreport.reduce.headerwcs import (
     pointing_wcs,
     strip_wcs,
 )
-from iopreport.reduce.quads import tan_wcs
+from iopreport.reduce.quadwcs import tan_wcs
 
 #: Simulates or reduces nights, or starts servers: run by `make test`, not by `-m "not slow"`.
 pytestmark = pytest.mark.slow

@@ -19,18 +19,11 @@ from astropy.wcs import WCS
 
 from iopreport.instruments import InstrumentRegistry
 from iopreport.reduce.astrometry import find_pairs, pair_wcs
+from iopreport.reduce.beammodel import default_scatter
 from iopreport.reduce.centralpair import central_pair, central_pair_wcs
 from iopreport.reduce.detect import detect
-from iopreport.reduce.quads import (
-    Similarity,
-    default_scatter,
-    fit_similarity,
-    match_to_reference,
-    quad_codes,
-    rotation_from_wcs,
-    tan_wcs,
-    wcs_from_reference,
-)
+from iopreport.reduce.quads import Similarity, fit_similarity, match_to_reference, quad_codes
+from iopreport.reduce.quadwcs import rotation_from_wcs, tan_wcs, wcs_from_reference
 from iopreport.simulate import simulate_night
 from iopreport.simulate.night import simulator_catalog
 

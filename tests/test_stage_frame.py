@@ -21,7 +21,7 @@ from iopreport.reduce import frame
 from iopreport.reduce.classify import FrameInfo
 from iopreport.reduce.frame import STAGES, FrameTask, reduce_frame
 from iopreport.reduce.measure import SkySource
-from iopreport.reduce.quads import tan_wcs
+from iopreport.reduce.quadwcs import tan_wcs
 
 SHAPE = (320, 320)  # ny, nx
 SKY = 200.0  # ADU per pixel

@@ -2,7 +2,7 @@
 
 :func:`central_pair_wcs` builds a WCS from the single O/E pair nearest the
 image centre, at the target's catalog position, with a rotation and parity
-known from elsewhere (e.g. :func:`iopreport.reduce.quads.rotation_from_wcs` of
+known from elsewhere (e.g. :func:`iopreport.reduce.quadwcs.rotation_from_wcs` of
 a solved photometry frame; IOP4's astrometry "target_O_and_E"). Used when
 quad matching against a solved frame (:mod:`iopreport.reduce.quads`) fails.
 See docs/dipol-astrometry.md.
@@ -15,7 +15,8 @@ from dataclasses import dataclass
 import numpy as np
 from astropy.wcs import WCS
 
-from iopreport.reduce.quads import default_scatter, tan_wcs
+from iopreport.reduce.beammodel import default_scatter
+from iopreport.reduce.quadwcs import tan_wcs
 
 #: A known field star counts as found by a candidate pair of the fallback when
 #: a detection lies this close to where the pair puts it (a 2 deg rotation

@@ -81,12 +81,12 @@ def pointing_wcs(
     pixscale_arcsec: float,
 ) -> WCS:
     """A TAN WCS from the header's pointing: the detector centre at ``pointing``, the
-    instrument's plate scale and rotation (:func:`iopreport.reduce.quads.tan_wcs`).
+    instrument's plate scale and rotation (:func:`iopreport.reduce.quadwcs.tan_wcs`).
 
     ``full_shape`` is (nx, ny) of the whole detector at this binning, ``origin`` the
     (x, y) of this file's first pixel on it (sub-frames).
     """
-    from iopreport.reduce.quads import tan_wcs
+    from iopreport.reduce.quadwcs import tan_wcs
 
     centre = ((full_shape[0] - 1) / 2.0 - origin[0], (full_shape[1] - 1) / 2.0 - origin[1])
     return tan_wcs(centre, pointing, rotation_deg, flip, pixscale_arcsec)

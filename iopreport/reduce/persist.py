@@ -3,7 +3,9 @@
 Workers compute; this process writes, one transaction per master and per
 frame (the single-writer rule of docs/architecture.md). Relative photometry
 is computed by :func:`iopreport.reduce.relphot.relative_photometry` and
-written here; so are the transparency check's flags.
+written here; so are the transparency check's flags and a night's
+polarimetric results (:func:`store_sequences`, computed by
+:mod:`iopreport.reduce.polnight`).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from iopreport.reduce.frame import FrameOutcome, FrameTask
 from iopreport.reduce.masterjob import MasterJobResult
 from iopreport.reduce.masters import RECOMMENDED_FRAMES
 from iopreport.reduce.plan import MASTER_MODELS, MasterWork, inputs_key
+from iopreport.reduce.polresult import SequenceResult
 from iopreport.reduce.relphot import relative_photometry
 from iopreport.reduce.state import NightReport, NightState
 from iopreport.store import (
@@ -396,3 +399,84 @@ def check_transparency(epoch: Epoch, report: NightReport | None = None) -> list[
                 report.frames_reduced -= 1  # counted as reduced when it was stored
             report.frames_failed[name] = reason
     return failed
+
+
+def store_sequences(epoch: Epoch, results: list[SequenceResult]) -> None:
+    """Replace ``epoch``'s polarimetric results by ``results``, in one transaction.
+
+    Every ``mode="polarimetry"`` row of the night is deleted, then each
+    result is written as one ``PhotoPolResult`` with its ``PhotoPolMember``
+    rows (:func:`iopreport.reduce.polnight.compute_night_polarimetry`).
+    """
+    with database_proxy.atomic():
+        PhotoPolResult.delete().where(
+            (PhotoPolResult.epoch == epoch) & (PhotoPolResult.mode == "polarimetry")
+        ).execute()
+        for result in results:
+            _store_sequence(epoch, result)
+
+
+def _store_sequence(epoch: Epoch, result: SequenceResult) -> None:
+    members = result.members
+    first = members[0].frame
+    jds = [m.frame.juliandate for m in members]
+    exptime = first.exptime
+    half = exptime / 2.0 / 86400.0  # JDs are mid-exposure
+    values = dict(
+        astrosource=AstroSource.get(AstroSource.name == result.target),
+        epoch=epoch,
+        members_key=PhotoPolResult.make_members_key(m.frame.fileloc for m in members),
+        mode="polarimetry",
+        method=result.method or "none",
+        instrument=first.instrument,
+        band=first.band,
+        exptime=exptime,
+        juliandate=(min(jds) + max(jds)) / 2.0,
+        juliandate_min=min(jds) - half,
+        juliandate_max=max(jds) + half,
+        n_frames=len(members),
+        aperture_px=next((m.aperture_px for m in members if m.aperture_px), None),
+        flags=int(result.flags),
+        error=result.error,
+        flag_reasons=list(result.notes),
+    )
+    if result.flux:
+        values.update(flux_counts=result.flux[0], flux_counts_err=result.flux[1])
+    if result.mag:
+        mag_inst, mag_inst_err, zp = result.mag
+        values.update(mag_inst=mag_inst, mag_inst_err=mag_inst_err, n_calibrators=0)
+        if zp is not None:
+            values.update(
+                n_calibrators=zp.n_used,
+                mag_zp=zp.value,
+                mag_zp_err=zp.error,
+                mag=mag_inst + zp.value,
+                mag_err=math.hypot(mag_inst_err, zp.error),
+                mag_sys_err=zp.sys_error,
+            )
+    if result.raw is not None:
+        values.update(
+            q_raw=result.raw.q,
+            q_raw_err=result.raw.q_err,
+            u_raw=result.raw.u,
+            u_raw_err=result.raw.u_err,
+        )
+    if result.sky is not None:
+        sky = result.sky
+        values.update(
+            q=sky.q,
+            q_err=sky.q_err,
+            u=sky.u,
+            u_err=sky.u_err,
+            p=sky.p,
+            p_err=sky.p_err,
+            p_debiased=sky.p_debiased,
+            chi=sky.chi,
+            chi_err=sky.chi_err,
+            p_sys_err=result.p_sys_err,
+            chi_sys_err=result.chi_sys_err,
+        )
+    row = PhotoPolResult.create(**values)
+    PhotoPolMember.insert_many(
+        [{"result": row.id, "rawfit": m.rawfit.id} for m in members]
+    ).execute()

@@ -5,10 +5,12 @@ frame), builds sequences (:mod:`iopreport.reduce.sequences`), computes each
 with its instrument's method (:mod:`iopreport.reduce.polarimetry`), corrects
 for the instrumental polarization in force (config.toml
 ``[[polarimetry.instrumental]]``), calibrates the sequence's total flux
-against the target's comparison stars, and writes one ``PhotoPolResult``
-(``mode="polarimetry"``) per sequence in one transaction. A sequence that
-cannot be computed gets a result row too, with ``error`` saying why and
-``BAD_POLARIMETRY`` set, so the night page and the e-mail can show it.
+against the target's comparison stars, and has
+:func:`iopreport.reduce.persist.store_sequences` write one ``PhotoPolResult``
+(``mode="polarimetry"``) per sequence in one transaction (the values in
+:mod:`iopreport.reduce.polresult`). A sequence that cannot be computed gets a
+result row too, with ``error`` saying why and ``BAD_POLARIMETRY`` set, so the
+night page and the e-mail can show it.
 
 It needs no pixels, so ``iopreport build`` can rerun it after a catalog edit.
 """
@@ -17,7 +19,6 @@ from __future__ import annotations
 
 import logging
 import math
-from dataclasses import dataclass, field
 
 import numpy as np
 from astropy.time import Time
@@ -26,13 +27,13 @@ from iopreport.catalog import Catalog
 from iopreport.config import Config
 from iopreport.identify import identify_target
 from iopreport.instruments.polarization import InstrumentalPolarization, configured_instrumental
-from iopreport.reduce.photometry import ZeroPoint, zero_point
+from iopreport.reduce import persist
+from iopreport.reduce.photometry import zero_point
 from iopreport.reduce.polarimetry import (
     MINUS_BEAM,
     PLUS_BEAM,
     FitResult,
     PolarimetryError,
-    Stokes,
     beam_difference,
     correct_instrumental,
     hwp_cycle_average,
@@ -43,18 +44,16 @@ from iopreport.reduce.polarimetry import (
     wheel_modulation,
     wheel_stokes,
 )
+from iopreport.reduce.polresult import UNUSABLE, BeamFlux, FrameFluxes, SequenceResult
 from iopreport.reduce.sequences import PolFrame, build_sequences
 from iopreport.store import (
     AperPhotResult,
     AstroSource,
     Epoch,
-    PhotoPolMember,
-    PhotoPolResult,
     RawFit,
     ReducedFit,
 )
 from iopreport.store.bits import PhotometryFlags, RawFitFlags, ReducedFitFlags, ResultFlags
-from iopreport.store.models import database_proxy
 
 log = logging.getLogger(__name__)
 
@@ -62,57 +61,6 @@ log = logging.getLogger(__name__)
 LARGE_P_ERROR = 0.05
 #: Calibrators needed for a calibrated magnitude of a sequence (as for photometry).
 MIN_CALIBRATORS = 2
-#: Beam measurements with these flags are not used.
-UNUSABLE = PhotometryFlags.SATURATED | PhotometryFlags.NEAR_EDGE
-
-
-@dataclass
-class BeamFlux:
-    flux: float
-    err: float
-    flags: int
-
-
-@dataclass
-class FrameFluxes:
-    """Fluxes measured on one member frame, by source name and beam label."""
-
-    frame: PolFrame
-    rawfit: RawFit
-    solved: bool
-    beams: dict[tuple[str, str], BeamFlux] = field(default_factory=dict)
-    aperture_px: float | None = None
-    fwhm_px: float | None = None
-    pixscale: float | None = None
-    field_stars: list[tuple[float, float, BeamFlux]] = field(default_factory=list)
-
-    def get(self, name: str, beam: str) -> BeamFlux | None:
-        value = self.beams.get((name, beam))
-        if value is None or value.flags & UNUSABLE or not (value.flux > 0):
-            return None
-        if not math.isfinite(value.err):
-            return None
-        return value
-
-
-@dataclass
-class SequenceResult:
-    """What one sequence gave (stored as one PhotoPolResult)."""
-
-    target: str
-    members: list[FrameFluxes]
-    method: str = ""
-    raw: Stokes | None = None
-    sky: Stokes | None = None
-    p_sys_err: float | None = None
-    chi_sys_err: float | None = None
-    mag: tuple[float, float, ZeroPoint | None] | None = None  # inst, inst_err, zero point
-    flux: tuple[float, float] | None = None
-    flags: ResultFlags = ResultFlags.BAD_PHOTOMETRY & 0
-    error: str = ""
-    notes: list[str] = field(default_factory=list)
-    used: list[FrameFluxes] = field(default_factory=list)  # frames the method used
-    factor: np.ndarray | None = None  # their transparency factors (wheel)
 
 
 def compute_night_polarimetry(config: Config, catalog: Catalog, epoch: Epoch) -> int:
@@ -126,12 +74,7 @@ def compute_night_polarimetry(config: Config, catalog: Catalog, epoch: Epoch) ->
         members = [frames[f.fileloc] for f in sequence]
         result = compute_sequence(config, catalog, members)
         results.append(result)
-    with database_proxy.atomic():
-        PhotoPolResult.delete().where(
-            (PhotoPolResult.epoch == epoch) & (PhotoPolResult.mode == "polarimetry")
-        ).execute()
-        for result in results:
-            _store(epoch, result)
+    persist.store_sequences(epoch, results)
     ok = sum(1 for r in results if not r.error)
     log.info("%s: %d polarimetric sequences, %d computed", epoch.epochname, len(results), ok)
     return len(results)
@@ -477,69 +420,3 @@ def _magnitude(result: SequenceResult, catalog: Catalog, band: str, calibrators)
         result.mag = (mag_inst, mag_inst_err, None)
         return
     result.mag = (mag_inst, mag_inst_err, zp)
-
-
-def _store(epoch: Epoch, result: SequenceResult) -> None:
-    members = result.members
-    first = members[0].frame
-    jds = [m.frame.juliandate for m in members]
-    exptime = first.exptime
-    half = exptime / 2.0 / 86400.0  # JDs are mid-exposure
-    values = dict(
-        astrosource=AstroSource.get(AstroSource.name == result.target),
-        epoch=epoch,
-        members_key=PhotoPolResult.make_members_key(m.frame.fileloc for m in members),
-        mode="polarimetry",
-        method=result.method or "none",
-        instrument=first.instrument,
-        band=first.band,
-        exptime=exptime,
-        juliandate=(min(jds) + max(jds)) / 2.0,
-        juliandate_min=min(jds) - half,
-        juliandate_max=max(jds) + half,
-        n_frames=len(members),
-        aperture_px=next((m.aperture_px for m in members if m.aperture_px), None),
-        flags=int(result.flags),
-        error=result.error,
-        flag_reasons=list(result.notes),
-    )
-    if result.flux:
-        values.update(flux_counts=result.flux[0], flux_counts_err=result.flux[1])
-    if result.mag:
-        mag_inst, mag_inst_err, zp = result.mag
-        values.update(mag_inst=mag_inst, mag_inst_err=mag_inst_err, n_calibrators=0)
-        if zp is not None:
-            values.update(
-                n_calibrators=zp.n_used,
-                mag_zp=zp.value,
-                mag_zp_err=zp.error,
-                mag=mag_inst + zp.value,
-                mag_err=math.hypot(mag_inst_err, zp.error),
-                mag_sys_err=zp.sys_error,
-            )
-    if result.raw is not None:
-        values.update(
-            q_raw=result.raw.q,
-            q_raw_err=result.raw.q_err,
-            u_raw=result.raw.u,
-            u_raw_err=result.raw.u_err,
-        )
-    if result.sky is not None:
-        sky = result.sky
-        values.update(
-            q=sky.q,
-            q_err=sky.q_err,
-            u=sky.u,
-            u_err=sky.u_err,
-            p=sky.p,
-            p_err=sky.p_err,
-            p_debiased=sky.p_debiased,
-            chi=sky.chi,
-            chi_err=sky.chi_err,
-            p_sys_err=result.p_sys_err,
-            chi_sys_err=result.chi_sys_err,
-        )
-    row = PhotoPolResult.create(**values)
-    PhotoPolMember.insert_many(
-        [{"result": row.id, "rawfit": m.rawfit.id} for m in members]
-    ).execute()

@@ -5,7 +5,8 @@ hold too few stars for a blind astrometry.net solve, while the full-frame
 photometry frames of the same field, taken the same night, do solve. This
 module finds the similarity transform (rotation, optional reflection,
 translation, scale close to 1) that maps sub-frame pixels onto the pixels of
-such a solved reference frame, and derives the sub-frame's WCS from it.
+such a solved reference frame; :mod:`iopreport.reduce.quadwcs` derives the
+sub-frame's WCS from it.
 
 Method (astrometry.net's geometric hash, Lang et al. 2010, AJ 139, 1782, §2.1):
 
@@ -39,12 +40,12 @@ beams exactly, though: the displacement is fixed in detector pixels, so
 when the frames are rotated against each other by theta the E images land
 ``(1 - exp(i theta)) o`` away from where the O-image transform puts them
 (2.6 px for 1.4 deg at 4x4 binning). Given ``oe_offset``, the fit models that
-shift (O images at ``T(z)``, E images at ``T(z) + shift``), and
-:attr:`QuadMatch.transform` is the O-image transform. The sub-frame WCS
-derived from the reference's WCS then describes the beam that WCS
-describes (the right-hand, O, images when the reference was solved on them,
-as :mod:`iopreport.reduce.frame` does); the other beam's WCS is
-:func:`iopreport.reduce.astrometry.pair_wcs` of it.
+shift (O images at ``T(z)``, E images at ``T(z) + shift``;
+:mod:`iopreport.reduce.beammodel`), and :attr:`QuadMatch.transform` is the
+O-image transform. The sub-frame WCS derived from the reference's WCS then
+describes the beam that WCS describes (the right-hand, O, images when the
+reference was solved on them, as :mod:`iopreport.reduce.frame` does); the
+other beam's WCS is :func:`iopreport.reduce.astrometry.pair_wcs` of it.
 
 Against the reference (IOP4's astrometry "photo quads"): a
 scale-invariant hash instead of side lengths in pixels, all detections
@@ -67,9 +68,8 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from astropy.wcs import WCS
 
-from iopreport.instruments.specs import InstrumentSpec
+from iopreport.reduce.beammodel import BeamModel, beam_labels, beam_shift, weights
 
 #: Brightest sub-frame sources whose quads are hashed (15 give 1365 quads).
 N_SUB = 15
@@ -102,8 +102,6 @@ REFINE_PASSES = 3
 #: sources and blends have poor centroids.
 CLIP_SIGMA = 4.0
 CLIP_FLOOR_PX = 0.75
-#: Grid points per axis mapped through the reference WCS to fit the sub-frame WCS.
-WCS_GRID = 7
 
 #: Order (A, B, C, D) of a quad's points when its longest side joins points
 #: ``_PAIRS[k]``; indexed by the argmax over the six sides.
@@ -406,7 +404,7 @@ def match_to_reference(
     a = np.array([c[1] for c in candidates])
     b = np.array([c[2] for c in candidates])
     mirror = np.array([c[3] for c in candidates])
-    shift = _beam_shift(a, mirror, oe_offset)
+    shift = beam_shift(a, mirror, oe_offset)
     verify_z = _complex(sub_xy[verify])
     z = np.where(mirror[:, None], np.conj(verify_z)[None, :], verify_z[None, :])
     mapped = a[:, None] * z + b[:, None]
@@ -420,8 +418,8 @@ def match_to_reference(
     score = matched.sum(axis=1)
     residual = np.where(matched, distance, 0.0).sum(axis=1)
     best = int(np.lexsort((residual, -score))[0])
-    known = _beam_labels(sub_xy, oe_offset)
-    model = _BeamModel(a[best], b[best], shift[best], bool(mirror[best]), oe_offset is not None)
+    known = beam_labels(sub_xy, oe_offset)
+    model = BeamModel(a[best], b[best], shift[best], bool(mirror[best]), oe_offset is not None)
     model = model.with_o_reference(sub_xy, known, ref_tree, match_radius_px)
     clip = match_radius_px
     for _ in range(REFINE_PASSES):
@@ -433,7 +431,7 @@ def match_to_reference(
             return None
         chosen = sub_index[use]
         model = model.refit(
-            sub_xy[chosen], ref_xy[ref_index[use]], beam[use], _weights(sub_flux[chosen])
+            sub_xy[chosen], ref_xy[ref_index[use]], beam[use], weights(sub_flux[chosen])
         )
         residual = model.residuals(sub_xy[chosen], ref_xy[ref_index[use]], beam[use])
         clip = min(match_radius_px, max(CLIP_FLOOR_PX, CLIP_SIGMA * float(np.median(residual))))
@@ -472,134 +470,8 @@ def match_to_reference(
     return result
 
 
-def _beam_shift(a: np.ndarray, mirrored: np.ndarray, oe_offset) -> np.ndarray:
-    """Where E images land relative to the O-image transform, reference px, per candidate.
-
-    The Wollaston displacement ``o`` is fixed in detector pixels, so a
-    transform ``w = a z + b`` that maps O images exactly maps E images to
-    ``a o`` from their O images instead of the reference's ``|a| o`` (its
-    own displacement, in its pixels; mirrored with the image): the E images
-    land off by ``(|a| - a) o``, which grows with the rotation between the
-    frames (2.6 px for 1.4 deg at 4x4, 5 px at 2x2).
-    """
-    if oe_offset is None:
-        return np.zeros(len(a), dtype=complex)
-    o = complex(oe_offset[0], oe_offset[1])
-    o = np.where(mirrored, np.conj(o), o)
-    return (np.abs(a) - a) * o
-
-
-@dataclass(frozen=True)
-class _BeamModel:
-    """O images at ``w = a z' + b``, E images at ``a z' + b + shift`` (z' = conj z if mirrored)."""
-
-    a: complex
-    b: complex
-    shift: complex
-    mirrored: bool
-    two_beams: bool
-
-    def _z(self, xy: np.ndarray) -> np.ndarray:
-        z = _complex(xy)
-        return np.conj(z) if self.mirrored else z
-
-    def _nearest(self, xy, known, ref_tree, radius, signs):
-        """Nearest reference source of each point under each beam hypothesis allowed."""
-        mapped = self.a * self._z(xy) + self.b
-        best = np.full(len(xy), np.inf)
-        index = np.full(len(xy), ref_tree.n)
-        beam = np.zeros(len(xy), dtype=int)
-        for sign in signs:
-            moved = mapped + sign * self.shift
-            found, where = ref_tree.query(
-                np.column_stack([moved.real, moved.imag]), distance_upper_bound=radius, workers=1
-            )
-            # a source paired inside the sub-frame is known to be O (0) or E (1)
-            allowed = (known < 0) | (known == abs(sign)) if sign >= 0 else known < 0
-            better = (found < best) & allowed
-            best[better], index[better], beam[better] = found[better], where[better], sign
-        return best, index, beam
-
-    def with_o_reference(self, xy, known, ref_tree, radius) -> _BeamModel:
-        """The same model anchored on O images (a quad of E images gives the E transform)."""
-        if not self.two_beams:
-            return self
-        distance, _, beam = self._nearest(xy, np.full(len(xy), -1), ref_tree, radius, (0, 1, -1))
-        found = np.isfinite(distance)
-        e_at_zero = np.sum(found & (beam == 0) & (known == 1))
-        o_at_zero = np.sum(found & (beam == 0) & (known == 0))
-        if np.sum(beam == -1) + e_at_zero > np.sum(beam == 1) + o_at_zero:
-            return _BeamModel(self.a, self.b - self.shift, self.shift, self.mirrored, True)
-        return self
-
-    def pair_up(self, xy, known, ref_tree, radius):
-        """One-to-one nearest matches within ``radius``: sub and ref indices, beam, distance."""
-        signs = (0, 1) if self.two_beams else (0,)
-        distance, index, beam = self._nearest(xy, known, ref_tree, radius, signs)
-        found = np.flatnonzero(np.isfinite(distance))
-        # a reference source claimed twice keeps its closer sub-frame source
-        order = found[np.argsort(distance[found], kind="stable")]
-        _, first = np.unique(index[order], return_index=True)
-        chosen = np.sort(order[first])
-        return chosen, index[chosen], beam[chosen], distance[chosen]
-
-    def refit(self, sub_xy, ref_xy, beam, weights) -> _BeamModel:
-        """Weighted least squares on the matches: a, b, and the E shift when both beams matched."""
-        z = self._z(sub_xy)
-        w = _complex(ref_xy)
-        columns = [z, np.ones_like(z)]
-        fit_shift = self.two_beams and 0 < beam.sum() < len(beam) and len(beam) >= 4
-        if fit_shift:
-            columns.append(beam.astype(complex))
-        elif self.two_beams:
-            w = w - beam * self.shift
-        root = np.sqrt(weights)
-        solution, *_ = np.linalg.lstsq(
-            np.column_stack(columns) * root[:, None], w * root, rcond=None
-        )
-        shift = complex(solution[2]) if fit_shift else self.shift
-        return _BeamModel(
-            complex(solution[0]), complex(solution[1]), shift, self.mirrored, self.two_beams
-        )
-
-    def residuals(self, sub_xy, ref_xy, beam) -> np.ndarray:
-        """Distances between the modelled and the reference positions, px."""
-        predicted = self.a * self._z(sub_xy) + self.b + beam * self.shift
-        return np.abs(predicted - _complex(ref_xy))
-
-
-def _weights(flux: np.ndarray) -> np.ndarray:
-    """Least-squares weights: inverse centroid variance, ``f**2 / (f + k)``.
-
-    A centroid's variance goes as (f + background) / f**2; the median flux
-    of the matched sources, ``k``, stands in for the unknown background term,
-    so bright stars count about in proportion to their flux and faint ones
-    much less. On the simulated DIPOL cuts this keeps a blended or
-    mismatched fainter source from pulling the fit: ``f / (f + k)`` (bright
-    stars alike) gave WCS errors up to 0.18" where this gives 0.04".
-    """
-    flux = np.clip(np.asarray(flux, dtype=float), 1e-12, None)
-    k = float(np.median(flux))
-    weights = flux**2 / (flux + k)
-    return weights / weights.max()
-
-
 def _rms(values: np.ndarray) -> float:
     return float(np.sqrt(np.mean(np.square(values)))) if len(values) else math.nan
-
-
-def _beam_labels(sub_xy: np.ndarray, oe_offset) -> np.ndarray:
-    """0 for the O (right-hand) image of a pair found in the sub-frame, 1 for E, -1 unknown."""
-    from iopreport.reduce.astrometry import find_pairs
-
-    known = np.full(len(sub_xy), -1)
-    if oe_offset is None:
-        return known
-    pairs = find_pairs(sub_xy[:, 0], sub_xy[:, 1], oe_offset, default_scatter(oe_offset))
-    if pairs is not None:
-        known[pairs.o_index] = 0
-        known[pairs.e_index] = 1
-    return known
 
 
 def _points(xy, name: str) -> np.ndarray:
@@ -607,88 +479,3 @@ def _points(xy, name: str) -> np.ndarray:
     if xy.ndim != 2 or xy.shape[1] != 2:
         raise ValueError(f"{name} must have shape (N, 2), not {xy.shape}")
     return xy
-
-
-def wcs_from_reference(ref_wcs: WCS, transform: Similarity, sub_shape: tuple[int, int]) -> WCS:
-    """The sub-frame's TAN WCS, through the transform and the reference's WCS.
-
-    A :data:`WCS_GRID` x :data:`WCS_GRID` grid over the sub-frame (``sub_shape``
-    is (ny, nx)) is mapped into reference pixels, then to the sky with
-    ``ref_wcs`` (its distortion included, if any), and a TAN WCS is fitted to
-    those points (astropy ``fit_wcs_from_points``). The grid spans the whole
-    sub-frame, so the fit is as good at the corners as at the centre; the
-    transform itself was fitted on every matched source. The result
-    describes the beam ``ref_wcs`` describes.
-    """
-    from astropy.wcs.utils import fit_wcs_from_points
-
-    ny, nx = sub_shape
-    gx, gy = np.meshgrid(np.linspace(0, nx - 1, WCS_GRID), np.linspace(0, ny - 1, WCS_GRID))
-    grid = np.column_stack([gx.ravel(), gy.ravel()])
-    ref = transform.apply(grid)
-    sky = ref_wcs.pixel_to_world(ref[:, 0], ref[:, 1])
-    wcs = fit_wcs_from_points((grid[:, 0], grid[:, 1]), sky, proj_point="center", projection="TAN")
-    wcs.pixel_shape = (nx, ny)
-    return wcs
-
-
-def rotation_from_wcs(wcs: WCS) -> tuple[float, bool]:
-    """(rotation_deg, flip) of a celestial WCS, in the convention of :func:`central_pair_wcs`.
-
-    The rotation is the position angle of the image +y axis East of North
-    for an unflipped image (DIPOL: about 177.6 deg, IOP4's instrument classes);
-    ``flip`` is True when the image has the other parity. IOP4 takes the
-    same angle from the photometry frames of the night ("history angle",
-    IOP4's astrometry).
-    """
-    cd = wcs.pixel_scale_matrix
-    flip = float(np.linalg.det(cd)) > 0.0  # a North-up East-left image has det < 0
-    # first column (-s cos t, s sin t) does not depend on the parity
-    rotation = math.degrees(math.atan2(cd[1, 0], -cd[0, 0])) % 360.0
-    return rotation, flip
-
-
-def tan_wcs(
-    crpix0: tuple[float, float],
-    radec: tuple[float, float],
-    rotation_deg: float,
-    flip: bool,
-    pixscale_arcsec: float,
-) -> WCS:
-    """A TAN WCS with sky position ``radec`` at 0-based pixel ``crpix0``.
-
-    ``CD = s [[-cos t, p sin t], [sin t, p cos t]]`` with ``p = -1`` when
-    flipped: the simulator's convention (iopreport.simulate.night.frame_wcs).
-    """
-    scale = pixscale_arcsec / 3600.0
-    theta = math.radians(rotation_deg)
-    parity = -1.0 if flip else 1.0
-    wcs = WCS(naxis=2)
-    wcs.wcs.ctype = ["RA---TAN", "DEC--TAN"]
-    wcs.wcs.crval = [float(radec[0]) % 360.0, float(radec[1])]
-    wcs.wcs.crpix = [float(crpix0[0]) + 1.0, float(crpix0[1]) + 1.0]
-    wcs.wcs.cd = scale * np.array(
-        [
-            [-math.cos(theta), parity * math.sin(theta)],
-            [math.sin(theta), parity * math.cos(theta)],
-        ]
-    )
-    return wcs
-
-
-def default_scatter(
-    oe_offset: tuple[float, float], spec: InstrumentSpec | None = None
-) -> tuple[float, float]:
-    """3 sigma of the O/E displacement scatter of instrument ``spec``, scaled to ``oe_offset``.
-
-    ``spec`` defaults to the built-in instrument whose sub-frames are placed by quads.
-    """
-    from iopreport.instruments.registry import InstrumentRegistry
-
-    if spec is None:
-        builtin = InstrumentRegistry.builtin()
-        spec = builtin.get(builtin.quad_instruments()[0])
-    reference = math.hypot(*spec.oe_offset_px)
-    factor = math.hypot(*oe_offset) / reference
-    sx, sy = spec.oe_offset_std_px
-    return (3.0 * sx * factor, 3.0 * sy * factor)

@@ -80,7 +80,7 @@ class SolvedDipolFrames:
         """
         from astropy.wcs import WCS
 
-        from iopreport.reduce.quads import rotation_from_wcs
+        from iopreport.reduce.quadwcs import rotation_from_wcs
 
         key = (epoch.id, flipped)
         if key in self._orientations:

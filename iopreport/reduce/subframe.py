@@ -31,13 +31,15 @@ def solve_subframe(task, image: np.ndarray, offset: tuple[float, float]):
     Returns (wcs, pair_offset, detections, method, error).
     """
     from iopreport.reduce import quads
+    from iopreport.reduce.beammodel import default_scatter
     from iopreport.reduce.centralpair import central_pair_wcs
+    from iopreport.reduce.quadwcs import rotation_from_wcs, wcs_from_reference
 
     info = task.info
     spec = task.spec
     detections = detect(image, threshold_sigma=SUBFRAME_THRESHOLD)
     sub_xy = np.column_stack([detections.x, detections.y])
-    scatter = quads.default_scatter(offset, task.spec)
+    scatter = default_scatter(offset, task.spec)
     pairs = find_pairs(detections.x, detections.y, offset, scatter) if len(detections) else None
     pair_offset = pairs.offset if pairs is not None else offset
     rotation, flip = spec.sky_rotation_deg, info.flipped
@@ -55,7 +57,7 @@ def solve_subframe(task, image: np.ndarray, offset: tuple[float, float]):
             ref_wcs = None
             reasons.append(f"reference {task.reference.path.name} unreadable: {exc}")
         if ref_wcs is not None:
-            rotation, flip = quads.rotation_from_wcs(ref_wcs)
+            rotation, flip = rotation_from_wcs(ref_wcs)
             ratio = info.binning[0] / task.reference.binning
             x0, y0 = info.subframe_origin
             ny, nx = image.shape
@@ -78,7 +80,7 @@ def solve_subframe(task, image: np.ndarray, offset: tuple[float, float]):
                 ref_shape=ref_shape,
             )
             if match is not None:
-                wcs = quads.wcs_from_reference(ref_wcs, match.transform, image.shape)
+                wcs = wcs_from_reference(ref_wcs, match.transform, image.shape)
                 method = (
                     f"quads against {task.reference.path.name}: {match.n_matched} sources "
                     f"matched, rms {match.rms_px:.2f} px"
