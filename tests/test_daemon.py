@@ -77,6 +77,25 @@ def run_once(exe, config_path, timeout=900):
     return code, output, output
 
 
+def wait_for_children(process, timeout: float = 300) -> None:
+    """Until ``process`` has started a child (the reduction's worker pool)."""
+    started = time.monotonic()
+    while time.monotonic() - started < timeout:
+        for entry in Path("/proc").iterdir():
+            try:
+                if (
+                    entry.name.isdigit()
+                    and int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+                    == process.pid
+                ):
+                    return
+            except (OSError, IndexError, ValueError):
+                continue
+        assert process.poll() is None, process.output_path.read_text()
+        time.sleep(0.02)
+    raise AssertionError(f"the daemon started no worker process in {timeout} s")
+
+
 def heartbeat(database: Path):
     if not database.exists():
         return None
@@ -250,7 +269,9 @@ def test_killed_at_random_points_ends_like_a_clean_run(
 
     process = start(iopreport_exe, config_path, "--once")
     wait_for_state(database, "reducing", process)
-    time.sleep(2)
+    # the workers are up: the reduction is under way (a fixed wait here could outlast
+    # the whole small night on a fast machine, and the signal then came after the end)
+    wait_for_children(process)
     stopped_at = time.monotonic()
     process.send_signal(signal.SIGTERM)
     process.wait(timeout=60)

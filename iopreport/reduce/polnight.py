@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import math
+from collections import defaultdict
 
 import numpy as np
 from astropy.time import Time
@@ -50,6 +51,7 @@ from iopreport.store import (
     AperPhotResult,
     AstroSource,
     Epoch,
+    FieldStarFlux,
     RawFit,
     ReducedFit,
 )
@@ -88,6 +90,25 @@ def _polarimetric_frames(catalog: Catalog, epoch: Epoch) -> dict[str, FrameFluxe
             & (RawFit.obsmode == "polarimetry")
         )
     )
+    # the night's reduced frames, their beam fluxes and field stars: three queries in all
+    reduced_of = {
+        row.rawfit_id: row
+        for row in ReducedFit.select().where(ReducedFit.rawfit.in_([r.id for r in rawfits]))
+    }
+    reduced_ids = [row.id for row in reduced_of.values()]
+    beams = defaultdict(list)
+    query = (
+        AperPhotResult.select(AperPhotResult, AstroSource.name)
+        .join(AstroSource)
+        .where(AperPhotResult.reducedfit.in_(reduced_ids))
+        .order_by(AperPhotResult.id)
+    )
+    for row in query:
+        beams[row.reducedfit_id].append(row)
+    stars = defaultdict(list)
+    query = FieldStarFlux.select().where(FieldStarFlux.reducedfit.in_(reduced_ids))
+    for star in query.order_by(FieldStarFlux.id):
+        stars[star.reducedfit_id].append(star)
     frames: dict[str, FrameFluxes] = {}
     for rawfit in rawfits:
         if rawfit.flags & RawFitFlags.EXCLUDED or not rawfit.flags & RawFitFlags.CLASSIFIED:
@@ -104,17 +125,12 @@ def _polarimetric_frames(catalog: Catalog, epoch: Epoch) -> dict[str, FrameFluxe
             angle=rawfit.angle,
             juliandate=rawfit.juliandate,
         )
-        reduced = ReducedFit.get_or_none(ReducedFit.rawfit == rawfit)
+        reduced = reduced_of.get(rawfit.id)
         solved = bool(reduced and reduced.flags & ReducedFitFlags.ASTROMETRY_OK)
         fluxes = FrameFluxes(frame, rawfit, solved)
         if reduced is not None:
             fluxes.pixscale = reduced.pixscale_arcsec
-            rows = (
-                AperPhotResult.select(AperPhotResult, AstroSource.name)
-                .join(AstroSource)
-                .where(AperPhotResult.reducedfit == reduced)
-            )
-            for row in rows:
+            for row in beams[reduced.id]:
                 fluxes.beams[(row.astrosource.name, row.pair)] = BeamFlux(
                     row.flux_counts if row.flux_counts is not None else math.nan,
                     row.flux_counts_err if row.flux_counts_err is not None else math.nan,
@@ -132,7 +148,7 @@ def _polarimetric_frames(catalog: Catalog, epoch: Epoch) -> dict[str, FrameFluxe
                         star.flags,
                     ),
                 )
-                for star in reduced.field_stars
+                for star in stars[reduced.id]
             ]
         frames[frame.fileloc] = fluxes
     return frames
