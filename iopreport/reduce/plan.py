@@ -104,7 +104,7 @@ def master_keys(kind: str, rawfit: RawFit) -> tuple:
 def match_master(kind: str, epoch: Epoch, values: Mapping[str, object], config: Config):
     """The stored master of ``kind`` to use: agreeing on ``values``, never one flagged bad;
     the same night first, otherwise the nearest night within the validity window."""
-    return nearest_master(masters_in_window(kind, epoch, config), epoch, values, config)
+    return nearest_master(masters_in_window(kind, epoch, config), epoch, values)
 
 
 def masters_in_window(kind: str, epoch: Epoch, config: Config) -> list:
@@ -124,17 +124,14 @@ def masters_in_window(kind: str, epoch: Epoch, config: Config) -> list:
     return list(query)
 
 
-def nearest_master(candidates: list, epoch: Epoch, values: Mapping[str, object], config: Config):
-    """Of ``candidates``, the one agreeing on ``values`` from the nearest night (the first
-    in store order among equals), or None."""
-    window = dt.timedelta(days=config.processing.master_validity_days)
+def nearest_master(candidates: list, epoch: Epoch, values: Mapping[str, object]):
+    """Of ``candidates`` (:func:`masters_in_window`), the one agreeing on ``values`` from
+    the nearest night (the first in store order among equals), or None."""
     best = None
     for master in candidates:
         if any(getattr(master, name) != value for name, value in values.items()):
             continue
         distance = abs(master.epoch.night - epoch.night)
-        if distance > window:
-            continue
         if best is None or distance < abs(best.epoch.night - epoch.night):
             best = master
     return best
@@ -146,7 +143,7 @@ def matched_masters(
     epoch: Epoch,
     values: Mapping[str, object],
     config: Config,
-    cache: dict | None = None,
+    cache: dict,
 ) -> dict[str, object]:
     """The masters (kind -> row or None) that a job of ``kind`` with attribute ``values`` uses.
 
@@ -157,13 +154,10 @@ def matched_masters(
     found = {}
     for used in uses(kind, spec):
         wanted = {a: values[a] for a in criteria(used, spec)}
-        if cache is None:
-            found[used] = match_master(used, epoch, wanted, config)
-            continue
         key = (used, epoch.id)
         if key not in cache:
             cache[key] = masters_in_window(used, epoch, config)
-        found[used] = nearest_master(cache[key], epoch, wanted, config)
+        found[used] = nearest_master(cache[key], epoch, wanted)
     return found
 
 
@@ -346,7 +340,7 @@ def science_tasks(
     # frames placed by their header's WCS, or that failed plate solving, are tried again
     # when the index folder changes (their inputs key holds the folder's state)
     index_state = index_folder_state(config.paths.astrometry_index_dir)
-    matches: dict = {}  # (kind, night, setup) -> master: no master is stored while planning
+    matches: dict = {}  # (kind, night) -> masters in its window: none is stored while planning
     reduced_before = {
         row.rawfit_id: row
         for row in ReducedFit.select().where(ReducedFit.rawfit.in_([r.id for r in rawfits]))
