@@ -195,3 +195,46 @@ def test_exclusions_are_decided_once_for_the_run(planner):
     # a run without light frames does not read flags.toml
     masters_only = NightState(state.epoch, state.rawfits[:3], state.report)
     assert decide_exclusions(config, catalog, [masters_only]) == Exclusions()
+
+
+def _statements(call) -> int:
+    """How many SQL statements ``call()`` sends to the store."""
+    database = Epoch._meta.database.obj
+    sent = 0
+    execute = database.execute_sql
+
+    def counted(*args, **kwargs):
+        nonlocal sent
+        sent += 1
+        return execute(*args, **kwargs)
+
+    database.execute_sql = counted
+    try:
+        call()
+    finally:
+        del database.execute_sql
+    return sent
+
+
+def test_planning_a_night_reads_the_store_a_fixed_number_of_times(planner):
+    """The store is read per night and per kind of master, not per frame: planning ten
+    times as many light frames sends the same statements."""
+    config, catalog, state = planner
+    epoch = state.epoch
+    _master(MasterBias, epoch, "bias")
+    _master(MasterFlat, epoch, "flat-R", band="R", obsmode="photometry")
+    template = next(r for r in state.rawfits if r.imgtype == "light")
+    lights = [
+        RawFit.create(
+            **{**template.__data__, "id": None, "filename": f"more-{i:04d}.fit"},
+        )
+        for i in range(20)
+    ]
+
+    def plan(frames):
+        infos = {r.filename: _info(r) for r in frames}
+        return lambda: science_tasks(
+            config, catalog, epoch, frames, False, state.report, infos=infos
+        )
+
+    assert _statements(plan(lights[:2])) == _statements(plan(lights))
