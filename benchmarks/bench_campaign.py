@@ -36,14 +36,15 @@ import json
 import os
 import resource
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
 import tomlkit
+from proctree import TreeCpu, warm_memory
 
 from iopreport.archive.sync import fetch_night
 from iopreport.config import load_config
@@ -62,55 +63,6 @@ FIRST_NIGHT = dt.date(2024, 10, 8)
 def _self_cpu() -> float:
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return usage.ru_utime + usage.ru_stime
-
-
-def _proc_stat(entry: Path) -> tuple[int, int, float] | None:
-    """(ppid, start time, own CPU seconds) of a process from /proc, or None if gone."""
-    try:
-        fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-    except (OSError, IndexError):
-        return None
-    ticks = os.sysconf("SC_CLK_TCK")
-    return int(fields[1]), int(fields[19]), (int(fields[11]) + int(fields[12])) / ticks
-
-
-class TreeCpu(threading.Thread):
-    """CPU of every descendant of this process, sampled from /proc every 0.2 s.
-
-    RUSAGE_CHILDREN misses the local pool's workers: they are children of the
-    forkserver, which lives on until this process ends. Each descendant's own
-    CPU at its last sample counts (a process that ends loses at most 0.2 s).
-    """
-
-    def __init__(self) -> None:
-        super().__init__(daemon=True)
-        self.seen: dict[tuple[int, int], float] = {}
-        self.halt = threading.Event()
-
-    def run(self) -> None:
-        while not self.halt.wait(0.2):
-            self.sample()
-
-    def sample(self) -> None:
-        stats = {}
-        for entry in Path("/proc").iterdir():
-            if entry.name.isdigit() and (stat := _proc_stat(entry)) is not None:
-                stats[int(entry.name)] = stat
-        mine, frontier = set(), [os.getpid()]
-        while frontier:
-            parent = frontier.pop()
-            children = [pid for pid, (ppid, _, _) in stats.items() if ppid == parent]
-            mine.update(children)
-            frontier += children
-        for pid in mine:
-            _, started, cpu = stats[pid]
-            self.seen[pid, started] = cpu
-
-    def total(self) -> float:
-        self.halt.set()
-        self.join()
-        self.sample()
-        return sum(self.seen.values())
 
 
 def _server_cpu(data_dir: str) -> float:
@@ -166,9 +118,10 @@ def _configure(project: Path, database: str, scheduler: str, workers: int) -> No
         shutil.rmtree(project / "data" / folder, ignore_errors=True)
 
 
-def _run(project: Path, label: str, server_data: str) -> dict:
+def _run(project: Path, label: str, server_data: str, warm_gb: float = 0.0) -> dict:
     config = load_config(project / "config.toml")
     open_store(config.database_path)
+    warm_memory(warm_gb)
     server0, wall0, self0 = _server_cpu(server_data), time.perf_counter(), _self_cpu()
     tree = TreeCpu()
     tree.sample()
@@ -186,8 +139,8 @@ def _run(project: Path, label: str, server_data: str) -> dict:
         start = getattr(pool, "start_s", 0.0)  # the local pool starts inside the run
     wall = time.perf_counter() - wall0
     writer = _self_cpu() - self0  # this process: planning, storing every outcome (the writer)
-    tree.total()
-    workers = sum(cpu - before.get(key, 0.0) for key, cpu in tree.seen.items())
+    tree.stop()
+    workers = sum(tree.since(before))
     server = _server_cpu(server_data) - server0
     cpu = writer + workers + server
     science = RawFit.select().where(RawFit.imgtype == "light").count()
@@ -241,13 +194,14 @@ def _child(args) -> None:
     """One configuration, in this (fresh) process: its figures as JSON on the last line."""
     label, scheduler = MODES[args.run]
     _configure(args.project, args.database, scheduler, args.workers)
-    figures = _run(args.project, label, args.server_data)
+    figures = _run(args.project, label, args.server_data, args.warm_memory_gb)
     print("RESULT " + json.dumps(figures), flush=True)
 
 
-def _in_child(mode: str, project: Path, database: str, workers: int, server_data: str) -> dict:
+def _in_child(mode: str, project: Path, database: str, args, server_data: str) -> dict:
     command = [sys.executable, __file__, "--run", mode, "--project", str(project)]
-    command += ["--database", database, "--workers", str(workers), "--server-data", server_data]
+    command += ["--database", database, "--workers", str(args.workers)]
+    command += ["--server-data", server_data, "--warm-memory-gb", str(args.warm_memory_gb)]
     done = subprocess.run(command, check=True, capture_output=True, text=True)
     lines = done.stdout.splitlines()
     print("\n".join(line for line in lines if not line.startswith("RESULT ")), flush=True)
@@ -261,6 +215,12 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--keep", type=Path, help="work in this folder (default: a temporary one)")
     parser.add_argument("--rounds", type=int, default=2, help="runs of each configuration")
+    parser.add_argument(
+        "--warm-memory-gb",
+        type=float,
+        default=0.0,
+        help="touch and free this much memory before each run (proctree.warm_memory)",
+    )
     parser.add_argument("--run", choices=sorted(MODES), help=argparse.SUPPRESS)
     parser.add_argument("--project", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--database", help=argparse.SUPPRESS)
@@ -294,7 +254,7 @@ def main() -> None:
                 database, data = server.database(), str(server.data)
             else:
                 database, data = str(root / f"{mode}{number}.db"), ""
-            runs[mode].append(_in_child(mode, project, database, args.workers, data))
+            runs[mode].append(_in_child(mode, project, database, args, data))
     finally:
         server.stop()
     mean = {
@@ -315,6 +275,13 @@ def main() -> None:
         speed = mean[mode]["nights_per_s"] / base["nights_per_s"]
         cpu = mean[mode]["cpu_per_science_s"] / base["cpu_per_science_s"]
         print(f"{MODES[mode][0]} / (a): nights/s x{speed:.2f}, CPU per science frame x{cpu:.2f}")
+        # the same ratio within each round (runs close in time), and their median
+        pairs = zip(runs["a"], runs[mode], strict=True)
+        rounds = [b["nights_per_s"] / a["nights_per_s"] for a, b in pairs]
+        print(
+            f"  per round: {', '.join(f'{r:.2f}' for r in rounds)};"
+            f" median {statistics.median(rounds):.2f}"
+        )
     print(f"load average after: {os.getloadavg()}")
 
 

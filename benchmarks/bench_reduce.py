@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from proctree import TreeCpu, warm_memory
 
 from iopreport.archive.sync import fetch_night
 from iopreport.catalog import load_catalog, sync_catalog
@@ -46,6 +47,13 @@ def main() -> None:
         "--keep",
         type=Path,
         help="simulate into this folder, or reuse the night simulated there by an earlier run",
+    )
+    parser.add_argument(
+        "--warm-memory-gb",
+        type=float,
+        default=0.0,
+        help="touch and free this much memory before the reduction (a virtual machine's first "
+        "touch of memory its host took back costs many times a warm one; see proctree.py)",
     )
     args = parser.parse_args()
     telescopes = tuple(args.telescope or TELESCOPES)
@@ -79,13 +87,25 @@ def main() -> None:
         fetch_night(
             Path(config.archives[telescope].root), telescope, NIGHT, config.paths.data_subdir("raw")
         )
+    warm_memory(args.warm_memory_gb)
+    tree = TreeCpu()
+    tree.sample()
+    before = dict(tree.seen)
+    tree.start()
     started = time.perf_counter()
-    main_cpu = _cpu_seconds()
+    main_usage = resource.getrusage(resource.RUSAGE_SELF)
     run = reduce_nights(
         config, catalog, [(telescope, NIGHT) for telescope in telescopes], workers=args.workers
     )
     elapsed = time.perf_counter() - started
-    main_cpu = _cpu_seconds() - main_cpu
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    main_user, main_system = (
+        usage.ru_utime - main_usage.ru_utime,
+        usage.ru_stime - main_usage.ru_stime,
+    )
+    main_cpu = main_user + main_system
+    tree.stop()
+    workers_user, workers_system = tree.since(before)
     reports, stages = run.reports, run.seconds
     science = sum(report.frames_reduced + len(report.frames_failed) for report in reports)
     peak_parent = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -113,6 +133,12 @@ def main() -> None:
         f"(masters {masters_cpu:.1f} s / frames {frames_cpu:.1f} s / main {main_cpu:.1f} s; "
         f"load average {os.getloadavg()[0]:.1f}: compare processor time, not wall time)"
     )
+    print(
+        f"  of which system time: workers {workers_system:.1f} s of"
+        f" {workers_user + workers_system:.1f} s, main process {main_system:.1f} s of"
+        f" {main_cpu:.1f} s (sampled from /proc; memory warmed first:"
+        f" {args.warm_memory_gb:g} GB)"
+    )
     worker_peak = max(report.worker_peak_rss_mb for report in reports)
     print(
         f"peak RSS of a worker {worker_peak:.0f} MB; {args.workers} workers and the main "
@@ -138,11 +164,6 @@ def main() -> None:
     for night in nights:
         checks += evaluate_polarimetry(night.folder, night.telescope)
     print_polarimetry(checks)
-
-
-def _cpu_seconds() -> float:
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
 
 
 def print_polarimetry(checks) -> None:
