@@ -85,10 +85,20 @@ class PostgresServer:
         finally:
             connection.close()
 
-    def database(self) -> str:
-        """A new empty database; its URL."""
+    def require_password(self, role: str, password: str) -> None:
+        """Create ``role`` (allowed to create databases) whose TCP connections must give
+        ``password`` (SCRAM), as Debian's own server asks of every role; other roles stay
+        trusted."""
+        self._admin(f"CREATE ROLE {role} LOGIN CREATEDB PASSWORD '{password}'")
+        hba = self.data / "pg_hba.conf"
+        # the first matching line wins; written in place, so the file keeps its owner
+        hba.write_text(f"host all {role} 127.0.0.1/32 scram-sha-256\n" + hba.read_text())
+        self._run(self.bin / "pg_ctl", "-D", self.data, "reload")
+
+    def database(self, owner: str = "") -> str:
+        """A new empty database (owned by ``owner`` if given); its URL, as user ``postgres``."""
         name = f"t_{uuid.uuid4().hex[:12]}"
-        self._admin(f"CREATE DATABASE {name}")
+        self._admin(f"CREATE DATABASE {name}" + (f" OWNER {owner}" if owner else ""))
         self.databases.append(name)
         return self.url(name)
 

@@ -22,6 +22,7 @@ from iopreport.archive.sync import fetch_night
 from iopreport.catalog import load_catalog, sync_catalog
 from iopreport.config import load_config
 from iopreport.demo import point_archives_at
+from iopreport.errors import StoreError
 from iopreport.fileio import write_text_atomic
 from iopreport.reduce.executor import ClusterError, DaskPool
 from iopreport.reduce.night import reduce_nights
@@ -446,3 +447,27 @@ def test_a_plain_install_names_the_extra(tmp_path):
     assert run.returncode == 2, run.stderr
     assert "[cluster] scheduler needs Dask" in run.stderr
     assert "pip install 'iopreport[cluster]'" in run.stderr
+
+
+def test_a_server_asking_for_a_password_gets_a_clear_error_then_the_one_from_the_environment(
+    tmp_path, postgres_server, monkeypatch
+):
+    """A role whose connections need a password (as on Debian's own server): without it,
+    the error says where the password goes; with it in database_password_env, the store opens."""
+    postgres_server.require_password("walker", "w4lk:er")
+    url = postgres_server.database(owner="walker").replace("//postgres@", "//walker@")
+    with pytest.raises(StoreError, match=r"asks for a password.*database_password_env"):
+        open_store(url)
+    project = tmp_path / "p"
+    init_project(project)
+    document = tomlkit.parse((project / "config.toml").read_text())
+    document["paths"]["database"] = url
+    document["paths"]["database_password_env"] = "WALKER_PASSWORD"
+    write_text_atomic(project / "config.toml", tomlkit.dumps(document))
+    monkeypatch.setenv("WALKER_PASSWORD", "w4lk:er")
+    config = load_config(project / "config.toml")
+    try:
+        open_store(config.database_path)  # the role's own database: the store is created
+        assert ReducedFit.select().count() == 0
+    finally:
+        close_store()

@@ -135,6 +135,18 @@ def connect(location: Path | str, pragmas: dict) -> pw.Database:
     return PostgresStore(name, **{k: v for k, v in options.items() if v is not None})
 
 
+def connection_failure(exc: Exception) -> str:
+    """Why a PostgreSQL server refused a connection, for the user (the driver's first line)."""
+    reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    text = f"cannot connect to the PostgreSQL server ({reason})"
+    if "password" in reason:
+        text += (
+            "; the server asks for a password: put it in the environment variable that"
+            " [paths] database_password_env names (`iopreport store copy` reads $PGPASSWORD)"
+        )
+    return text
+
+
 def schema_version(database: pw.Database) -> int:
     """The stored schema version (0 for a new, empty store)."""
     if not is_postgres(database):
