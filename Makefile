@@ -5,6 +5,9 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 IOP4_VENV ?= .venv-iop4
+# pytest processes of `make test` (pytest-xdist; each test file runs whole in one of them,
+# so module fixtures are built once): on two cores the suite takes about 60% of the time
+TEST_WORKERS ?= 2
 
 .PHONY: demo test lint format clean venv
 
@@ -31,7 +34,7 @@ test: $(STAMP)
 	$(BIN)/ruff check iopreport tests benchmarks
 	$(BIN)/ruff format --check iopreport tests benchmarks
 	$(BIN)/lint-imports
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile
 
 lint: $(STAMP)
 	$(BIN)/ruff check iopreport tests benchmarks
