@@ -31,7 +31,7 @@ def test_wheel_contains_package_and_skeleton(repo_root, tmp_path):
     (wheel,) = tmp_path.glob("iopreport-*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
     for required in (
-        "iopreport/cli.py",
+        "iopreport/cli/__init__.py",
         "iopreport/store/models.py",
         "iopreport/skeleton/config.toml",
         "iopreport/skeleton/catalog.toml",
