@@ -19,8 +19,6 @@ from iopreport.logsetup import LOG_FORMAT
 
 __all__ = ["main"]
 
-log = logging.getLogger("iopreport")
-
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``iopreport`` console script."""
