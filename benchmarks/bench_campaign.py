@@ -140,7 +140,8 @@ def _run(project: Path, label: str, server_data: str, warm_gb: float = 0.0) -> d
     wall = time.perf_counter() - wall0
     writer = _self_cpu() - self0  # this process: planning, storing every outcome (the writer)
     tree.stop()
-    workers = sum(tree.since(before))
+    workers_user, workers_system = tree.since(before)
+    workers = workers_user + workers_system
     server = _server_cpu(server_data) - server0
     cpu = writer + workers + server
     science = RawFit.select().where(RawFit.imgtype == "light").count()
@@ -157,6 +158,9 @@ def _run(project: Path, label: str, server_data: str, warm_gb: float = 0.0) -> d
         "frames_per_s": frames / wall,
         "cpu_per_science_s": cpu / max(science, 1),
         "writer_per_frame_s": writer / max(frames, 1),
+        "workers_user_s": workers_user,
+        "workers_system_s": workers_system,
+        "server_s": server,
         "failed": report.failed,
     }
     print(
@@ -165,7 +169,8 @@ def _run(project: Path, label: str, server_data: str, warm_gb: float = 0.0) -> d
         f" {figures['frames_per_s']:.2f} frames/s,"
         f" {figures['cpu_per_science_s']:.3f} CPU s per science frame,"
         f" main process {figures['writer_per_frame_s'] * 1000:.0f} ms CPU per frame"
-        f"{' (failures)' if report.failed else ''}",
+        f"{' (failures)' if report.failed else ''}; CPU of the workers {workers_user:.1f} s user"
+        f" + {workers_system:.1f} s system, main process {writer:.1f} s, server {server:.1f} s",
         flush=True,
     )
     print(report.table(), flush=True)
