@@ -34,7 +34,6 @@ import argparse
 import datetime as dt
 import json
 import os
-import resource
 import shutil
 import statistics
 import subprocess
@@ -44,7 +43,7 @@ import time
 from pathlib import Path
 
 import tomlkit
-from proctree import TreeCpu, warm_memory
+from proctree import TreeCpu, add_warm_memory_option, self_cpu, server_cpu, warm_memory
 
 from iopreport.archive.sync import fetch_night
 from iopreport.config import load_config
@@ -58,37 +57,6 @@ from iopreport.store import RawFit, close_store, open_store
 from iopreport.telescopes import TELESCOPES
 
 FIRST_NIGHT = dt.date(2024, 10, 8)
-
-
-def _self_cpu() -> float:
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
-
-
-def _server_cpu(data_dir: str) -> float:
-    """CPU seconds of the PostgreSQL server of ``data_dir``: its postmaster (with the backends
-    it has reaped) and the backends running now. Other servers on the machine (run by the
-    same user) are not counted."""
-    if not data_dir:
-        return 0.0
-    try:
-        postmaster = int((Path(data_dir) / "postmaster.pid").read_text().split()[0])
-    except (OSError, ValueError, IndexError):
-        return 0.0
-    ticks = os.sysconf("SC_CLK_TCK")
-    total = 0.0
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-        except (OSError, IndexError):
-            continue
-        if int(entry.name) == postmaster:  # its own CPU and that of its ended children
-            total += sum(int(f) for f in fields[11:15]) / ticks
-        elif int(fields[1]) == postmaster:
-            total += (int(fields[11]) + int(fields[12])) / ticks
-    return total
 
 
 def _project(root: Path, nights: list[tuple[str, dt.date]], preset: str) -> Path:
@@ -122,11 +90,8 @@ def _run(project: Path, label: str, server_data: str, warm_gb: float = 0.0) -> d
     config = load_config(project / "config.toml")
     open_store(config.database_path)
     warm_memory(warm_gb)
-    server0, wall0, self0 = _server_cpu(server_data), time.perf_counter(), _self_cpu()
-    tree = TreeCpu()
-    tree.sample()
-    before = dict(tree.seen)  # processes left from an earlier configuration
-    tree.start()
+    server0, wall0, self0 = server_cpu(server_data), time.perf_counter(), sum(self_cpu())
+    tree = TreeCpu().begin()  # processes left from an earlier configuration do not count
     with make_executor(config) as pool:
         report = reprocess(
             config,
@@ -138,11 +103,10 @@ def _run(project: Path, label: str, server_data: str, warm_gb: float = 0.0) -> d
         )
         start = getattr(pool, "start_s", 0.0)  # the local pool starts inside the run
     wall = time.perf_counter() - wall0
-    writer = _self_cpu() - self0  # this process: planning, storing every outcome (the writer)
-    tree.stop()
-    workers_user, workers_system = tree.since(before)
+    writer = sum(self_cpu()) - self0  # this process: planning, storing every outcome (the writer)
+    workers_user, workers_system = tree.stop()
     workers = workers_user + workers_system
-    server = _server_cpu(server_data) - server0
+    server = server_cpu(server_data) - server0
     cpu = writer + workers + server
     science = RawFit.select().where(RawFit.imgtype == "light").count()
     frames = sum(n.files for n in report.nights)
@@ -220,12 +184,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--keep", type=Path, help="work in this folder (default: a temporary one)")
     parser.add_argument("--rounds", type=int, default=2, help="runs of each configuration")
-    parser.add_argument(
-        "--warm-memory-gb",
-        type=float,
-        default=0.0,
-        help="touch and free this much memory before each run (proctree.warm_memory)",
-    )
+    add_warm_memory_option(parser)
     parser.add_argument("--run", choices=sorted(MODES), help=argparse.SUPPRESS)
     parser.add_argument("--project", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--database", help=argparse.SUPPRESS)

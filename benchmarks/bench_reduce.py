@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from proctree import TreeCpu, warm_memory
+from proctree import TreeCpu, add_warm_memory_option, self_cpu, warm_memory
 
 from iopreport.archive.sync import fetch_night
 from iopreport.catalog import load_catalog, sync_catalog
@@ -48,13 +48,7 @@ def main() -> None:
         type=Path,
         help="simulate into this folder, or reuse the night simulated there by an earlier run",
     )
-    parser.add_argument(
-        "--warm-memory-gb",
-        type=float,
-        default=0.0,
-        help="touch and free this much memory before the reduction (a virtual machine's first "
-        "touch of memory its host took back costs many times a warm one; see proctree.py)",
-    )
+    add_warm_memory_option(parser)
     args = parser.parse_args()
     telescopes = tuple(args.telescope or TELESCOPES)
     if args.keep and (args.keep / "site" / "archive").is_dir():
@@ -88,24 +82,17 @@ def main() -> None:
             Path(config.archives[telescope].root), telescope, NIGHT, config.paths.data_subdir("raw")
         )
     warm_memory(args.warm_memory_gb)
-    tree = TreeCpu()
-    tree.sample()
-    before = dict(tree.seen)
-    tree.start()
+    tree = TreeCpu().begin()
     started = time.perf_counter()
-    main_usage = resource.getrusage(resource.RUSAGE_SELF)
+    user0, system0 = self_cpu()
     run = reduce_nights(
         config, catalog, [(telescope, NIGHT) for telescope in telescopes], workers=args.workers
     )
     elapsed = time.perf_counter() - started
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    main_user, main_system = (
-        usage.ru_utime - main_usage.ru_utime,
-        usage.ru_stime - main_usage.ru_stime,
-    )
-    main_cpu = main_user + main_system
-    tree.stop()
-    workers_user, workers_system = tree.since(before)
+    user, system = self_cpu()
+    main_system = system - system0
+    main_cpu = user - user0 + main_system
+    workers_user, workers_system = tree.stop()
     reports, stages = run.reports, run.seconds
     science = sum(report.frames_reduced + len(report.frames_failed) for report in reports)
     peak_parent = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

@@ -1,35 +1,54 @@
-"""Processor time of a benchmark's child processes, and the virtual machine's first-touch cost.
+"""Processor time of a benchmark's processes, and the virtual machine's first-touch cost.
 
 Shared by the benchmarks (not part of the product).
 """
 
 from __future__ import annotations
 
+import argparse
 import os
+import resource
 import threading
 from pathlib import Path
 
 import numpy as np
 
 
-def _proc_stat(entry: Path) -> tuple[int, int, float, float] | None:
-    """(ppid, start time, user s, system s) of a process from /proc, or None if gone."""
+def _stat_fields(entry: Path) -> list[str] | None:
+    """The fields of ``/proc/<pid>/stat`` after the command name, or None if gone."""
     try:
-        fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        return (entry / "stat").read_text().rsplit(")", 1)[1].split()
     except (OSError, IndexError):
         return None
-    ticks = os.sysconf("SC_CLK_TCK")
-    return int(fields[1]), int(fields[19]), int(fields[11]) / ticks, int(fields[12]) / ticks
+
+
+def _processes() -> dict[int, list[str]]:
+    """Every process's stat fields, by process id."""
+    found = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and (fields := _stat_fields(entry)) is not None:
+            found[int(entry.name)] = fields
+    return found
+
+
+def _seconds(ticks: str) -> float:
+    return int(ticks) / os.sysconf("SC_CLK_TCK")
+
+
+def self_cpu() -> tuple[float, float]:
+    """(user s, system s) of this process so far."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime, usage.ru_stime
 
 
 class TreeCpu(threading.Thread):
-    """CPU of every descendant of this process, sampled from /proc every 0.2 s.
+    """CPU of every descendant of this process from :meth:`begin` to :meth:`stop`,
+    sampled from /proc every 0.2 s.
 
     RUSAGE_CHILDREN misses a process pool's workers: they are children of the
     forkserver, which lives on until this process ends. Each descendant's own
-    CPU at its last sample counts (a process that ends loses at most 0.2 s).
-    :meth:`sample` once before :meth:`start` and :attr:`seen` then holds the
-    processes left from earlier work, which :meth:`since` leaves out.
+    CPU at its last sample counts (a process that ends loses at most 0.2 s);
+    what processes left from earlier work had used at :meth:`begin` is left out.
     """
 
     def __init__(self) -> None:
@@ -37,42 +56,70 @@ class TreeCpu(threading.Thread):
         #: (pid, start time) -> (user s, system s)
         self.seen: dict[tuple[int, int], tuple[float, float]] = {}
         self.halt = threading.Event()
+        self.before: dict[tuple[int, int], tuple[float, float]] = {}
+
+    def begin(self) -> TreeCpu:
+        self.sample()
+        self.before = dict(self.seen)
+        self.start()
+        return self
 
     def run(self) -> None:
         while not self.halt.wait(0.2):
             self.sample()
 
     def sample(self) -> None:
-        stats = {}
-        for entry in Path("/proc").iterdir():
-            if entry.name.isdigit() and (stat := _proc_stat(entry)) is not None:
-                stats[int(entry.name)] = stat
+        stats = _processes()
         mine, frontier = set(), [os.getpid()]
         while frontier:
             parent = frontier.pop()
-            children = [pid for pid, (ppid, *_) in stats.items() if ppid == parent]
+            children = [pid for pid, fields in stats.items() if int(fields[1]) == parent]
             mine.update(children)
             frontier += children
         for pid in mine:
-            _, started, user, system = stats[pid]
-            self.seen[pid, started] = (user, system)
+            fields = stats[pid]
+            self.seen[pid, int(fields[19])] = (_seconds(fields[11]), _seconds(fields[12]))
 
-    def stop(self) -> None:
+    def stop(self) -> tuple[float, float]:
+        """(user s, system s) of the descendants since :meth:`begin`."""
         self.halt.set()
         self.join()
         self.sample()
-
-    def since(self, before: dict[tuple[int, int], tuple[float, float]]) -> tuple[float, float]:
-        """(user s, system s) of the descendants since ``before`` (an earlier :attr:`seen`)."""
         user = system = 0.0
         for key, (u, s) in self.seen.items():
-            u0, s0 = before.get(key, (0.0, 0.0))
+            u0, s0 = self.before.get(key, (0.0, 0.0))
             user, system = user + u - u0, system + s - s0
         return user, system
 
 
-#: Chunk of memory touched at a time by :func:`warm_memory`.
-WARM_CHUNK_BYTES = 256 * 1024**2
+def server_cpu(data_dir: str) -> float:
+    """CPU seconds of the PostgreSQL server of ``data_dir``: its postmaster (with the backends
+    it has reaped) and the backends running now. Other servers on the machine (run by the
+    same user) are not counted."""
+    if not data_dir:
+        return 0.0
+    try:
+        postmaster = int((Path(data_dir) / "postmaster.pid").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 0.0
+    total = 0.0
+    for pid, fields in _processes().items():
+        if pid == postmaster:  # its own CPU and that of its ended children
+            total += sum(_seconds(f) for f in fields[11:15])
+        elif int(fields[1]) == postmaster:
+            total += _seconds(fields[11]) + _seconds(fields[12])
+    return total
+
+
+def add_warm_memory_option(parser: argparse.ArgumentParser) -> None:
+    """The benchmarks' ``--warm-memory-gb`` (:func:`warm_memory`)."""
+    parser.add_argument(
+        "--warm-memory-gb",
+        type=float,
+        default=0.0,
+        help="touch and free this much memory before each timed run (a virtual machine's "
+        "first touch of memory its host took back costs many times a warm one)",
+    )
 
 
 def warm_memory(gigabytes: float) -> None:
@@ -85,9 +132,6 @@ def warm_memory(gigabytes: float) -> None:
     benchmark run right after other work finds warm pages, one run on a quiet
     machine cold ones; touching memory first makes the runs comparable.
     """
-    chunks, left = [], int(gigabytes * 1024**3)
-    while left > 0:  # held together: a freed chunk's pages would serve the next one
-        size = min(left, WARM_CHUNK_BYTES)
-        chunks.append(np.ones(size // 8))
-        left -= size
-    del chunks
+    if gigabytes > 0:
+        touched = np.ones(int(gigabytes * 1024**3) // 8)
+        del touched
