@@ -74,16 +74,13 @@ def open_store(path: Path | str, *, upgrade: bool = True, create: bool = True) -
         create_private(path, NEW_STORE_MODE)  # SQLite gives -wal and -shm the same mode
     database = dialect.connect(path, PRAGMAS)
     name = dialect.describe(path)  # the URL without its password
-    if url:
-        try:
-            database.connect(reuse_if_open=True)
-        except pw.OperationalError as exc:
-            raise StoreError(f"{name}: {dialect.connection_failure(exc)}") from None
     try:
         database.connect(reuse_if_open=True)
         version = schema_version(database)
         tables = dialect.store_tables(database)
     except pw.DatabaseError as exc:
+        if url and database.is_closed():  # the server refused the connection itself
+            raise StoreError(f"{name}: {dialect.connection_failure(exc)}") from None
         kind = "PostgreSQL" if url else "SQLite"
         raise StoreError(f"{name}: not a readable {kind} database ({exc})") from None
     database_proxy.initialize(database)

@@ -137,7 +137,8 @@ def connect(location: Path | str, pragmas: dict) -> pw.Database:
 
 def connection_failure(exc: Exception) -> str:
     """Why a PostgreSQL server refused a connection, for the user (the driver's first line)."""
-    reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    lines = str(exc).strip().splitlines()
+    reason = lines[0] if lines else type(exc).__name__
     text = f"cannot connect to the PostgreSQL server ({reason})"
     if "password" in reason:
         text += (
