@@ -7,7 +7,8 @@ import argparse
 from iopreport.errors import UsageError
 
 
-def _check_telescopes(names, config=None) -> None:
+def check_telescopes(names, config=None) -> None:
+    """Refuse telescope names that neither iopreport nor the config's instruments know."""
     from iopreport.telescopes import TELESCOPES
 
     known = [*TELESCOPES]
@@ -18,7 +19,8 @@ def _check_telescopes(names, config=None) -> None:
             raise UsageError(f"unknown telescope {name!r}; known: {', '.join(known)}")
 
 
-def _load_config(args: argparse.Namespace, *, log_to_file: bool = False):
+def load_config_and_logging(args: argparse.Namespace, *, log_to_file: bool = False):
+    """The ``--config`` file, with logging set up as it and the command line say."""
     from iopreport.config import load_config
     from iopreport.logsetup import configure_logging
 

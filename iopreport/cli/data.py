@@ -7,7 +7,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from iopreport.cli.common import _check_telescopes, _load_config
+from iopreport.cli.common import check_telescopes, load_config_and_logging
 from iopreport.errors import EXIT_OK, EXIT_WORK_FAILED, UsageError
 
 
@@ -18,7 +18,7 @@ def cmd_migrate(args: argparse.Namespace) -> int:
     from iopreport.store.database import read_schema_version
     from iopreport.store.dialect import describe
 
-    config = _load_config(args, log_to_file=True)
+    config = load_config_and_logging(args, log_to_file=True)
     path = config.database_path
     url = is_database_url(path)
     if not url and not path.exists():
@@ -52,8 +52,8 @@ def cmd_reprocess(args: argparse.Namespace) -> int:
     from iopreport.runlog import recorded_run
     from iopreport.store import open_store
 
-    config = _load_config(args, log_to_file=True)
-    _check_telescopes(args.telescope, config)
+    config = load_config_and_logging(args, log_to_file=True)
+    check_telescopes(args.telescope, config)
     if args.end < args.start:
         raise UsageError(f"--to {args.end} is before --from {args.start}")
     open_store(config.database_path)
@@ -106,8 +106,8 @@ def cmd_fetch(args: argparse.Namespace) -> int:
     from iopreport.runlog import recorded_run
     from iopreport.store import open_store
 
-    config = _load_config(args, log_to_file=True)
-    _check_telescopes(args.telescope, config)
+    config = load_config_and_logging(args, log_to_file=True)
+    check_telescopes(args.telescope, config)
     archives = {
         name: archive
         for name, archive in config.archives.items()
@@ -184,8 +184,8 @@ def cmd_reduce(args: argparse.Namespace) -> int:
     from iopreport.store import open_store
     from iopreport.telescopes import TELESCOPES
 
-    config = _load_config(args, log_to_file=True)
-    _check_telescopes(args.telescope, config)
+    config = load_config_and_logging(args, log_to_file=True)
+    check_telescopes(args.telescope, config)
     catalog = load_catalog(config.paths.catalog)
     candidates = [*TELESCOPES, *sorted({i.telescope for i in config.instruments.values()})]
     telescopes = args.telescope or [
@@ -258,7 +258,7 @@ def cmd_calibrate_pol(args: argparse.Namespace) -> int:
     from iopreport.reduce.calibratepol import fit_instrumental, standard_observations
     from iopreport.store import open_store
 
-    config = _load_config(args)
+    config = load_config_and_logging(args)
     registry = config.registry
     if args.instrument not in registry:
         known = ", ".join(registry.names())
@@ -283,7 +283,9 @@ def cmd_import(args: argparse.Namespace) -> int:
             check_schema(connection, args.db)
         finally:
             connection.close()
-    config = _load_config(args, log_to_file=args.import_kind == "iop4" and not args.dry_run)
+    config = load_config_and_logging(
+        args, log_to_file=args.import_kind == "iop4" and not args.dry_run
+    )
     if args.import_kind == "compare":
         from iopreport.importers.compare import compare_rows, compare_text
         from iopreport.store import open_store

@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from iopreport.cli.common import _load_config
+from iopreport.cli.common import load_config_and_logging
 from iopreport.errors import EXIT_OK, EXIT_USAGE, EXIT_WORK_FAILED, UsageError
 
 
@@ -16,7 +16,7 @@ def cmd_catalog(args: argparse.Namespace) -> int:
 
     if args.action == "suggest":
         return _catalog_suggest(args)
-    config = _load_config(args, log_to_file=args.action == "load")
+    config = load_config_and_logging(args, log_to_file=args.action == "load")
     catalog = load_catalog(config.paths.catalog)
     print(f"{config.paths.catalog}: {_catalog_summary(catalog)}")
     if not catalog.sources:
@@ -105,7 +105,7 @@ def cmd_summary(args: argparse.Namespace) -> int:
     """``iopreport summary --night D [--dry-run | --send] [--subscriber NAME]``."""
     from iopreport.store import open_store
 
-    config = _load_config(args, log_to_file=args.send)
+    config = load_config_and_logging(args, log_to_file=args.send)
     open_store(config.database_path)
     if args.send:
         from iopreport.mail import send_night
@@ -149,7 +149,7 @@ def cmd_flags(args: argparse.Namespace) -> int:
     from iopreport.build import load_inputs
     from iopreport.catalog import load_catalog
 
-    config = _load_config(args)
+    config = load_config_and_logging(args)
     path = config.paths.flags
     action = args.flags_action
     if action in ("add", "remove"):  # the edited file is checked whole before it is written
@@ -246,7 +246,7 @@ def cmd_build(args: argparse.Namespace) -> int:
     from iopreport.runlog import recorded_run
     from iopreport.store import open_store
 
-    config = _load_config(args, log_to_file=True)
+    config = load_config_and_logging(args, log_to_file=True)
     load_inputs(config)  # InputError naming the line, before the store is touched
     open_store(config.database_path)
     with recorded_run("build", sys.argv[1:]) as run:
@@ -271,7 +271,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     from iopreport.export.write import FORMATS
     from iopreport.store import open_store
 
-    config = _load_config(args)
+    config = load_config_and_logging(args)
     fmt = args.fmt
     if fmt is None:
         by_suffix = {suffix: name for name, suffix in FORMATS.items() if suffix}

@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from iopreport.cli.common import _check_telescopes, _load_config
+from iopreport.cli.common import check_telescopes, load_config_and_logging
 from iopreport.errors import EXIT_OK, EXIT_WORK_FAILED, UsageError
 
 
@@ -27,7 +27,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     """``iopreport status``."""
     from iopreport.status import render_status, status_json
 
-    config = _load_config(args)
+    config = load_config_and_logging(args)
     render = status_json if args.json else render_status
     print(render(config, nights=args.nights, failures=args.failures))
     return EXIT_OK
@@ -39,7 +39,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     from iopreport.simulate.faults import FAULTS
     from iopreport.telescopes import TELESCOPES
 
-    _check_telescopes(args.telescope)
+    check_telescopes(args.telescope)
     unknown = [fault for fault in args.fault if fault not in FAULTS]
     if unknown:
         raise UsageError(f"unknown fault {unknown[0]!r}; known: {', '.join(FAULTS)}")
@@ -79,7 +79,7 @@ def cmd_daemon(args: argparse.Namespace) -> int:
     """``iopreport daemon [--once]``."""
     from iopreport.daemon import Daemon
 
-    config = _load_config(args, log_to_file=True)
+    config = load_config_and_logging(args, log_to_file=True)
     return Daemon(config).run(once=args.once)
 
 
@@ -89,7 +89,7 @@ def cmd_index(args: argparse.Namespace) -> int:
     from iopreport.indexfiles.plan import make_plan
     from iopreport.indexfiles.report import render_plan
 
-    config = _load_config(args, log_to_file=args.index_action == "fetch")
+    config = load_config_and_logging(args, log_to_file=args.index_action == "fetch")
     catalog = load_catalog(config.paths.catalog)
     instruments = dict(config.registry.specs)
     if args.instrument:
