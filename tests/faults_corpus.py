@@ -213,7 +213,8 @@ def wrong_value(kind: typing.Any):
 def config_faults(config_text: str) -> list[Hostile]:
     """config.toml with one key of one section given a value of the wrong type (each key),
     non-finite numbers, unknown keys, a huge and a deeply nested file."""
-    from iopreport.config import _SECTIONS, ArchiveConfig
+    from iopreport.config import ArchiveConfig
+    from iopreport.config.loading import _SECTIONS
 
     items = []
     for section, cls in {**_SECTIONS, "archives.OSN-T150": ArchiveConfig}.items():
