@@ -20,7 +20,8 @@ import time
 from pathlib import Path
 
 from iopreport.config import QualityConfig
-from iopreport.flags.apply import apply_automatic_flags, apply_flags
+from iopreport.flags.automatic import apply_automatic_flags
+from iopreport.flags.manual import apply_flags
 from iopreport.flags.parse import flags_from_source
 from iopreport.store import (
     AstroSource,

@@ -22,7 +22,8 @@ from typing import Any
 from iopreport.catalog import Catalog, load_catalog, retirement, sync_catalog
 from iopreport.config import Config
 from iopreport.errors import UsageError
-from iopreport.flags.apply import ApplyReport, AutoReport, apply_automatic_flags, apply_flags
+from iopreport.flags.automatic import AutoReport, apply_automatic_flags
+from iopreport.flags.manual import ApplyReport, apply_flags
 from iopreport.flags.model import FlagSet
 from iopreport.flags.parse import load_flags
 
@@ -102,7 +103,7 @@ def check_retirement(config: Config, catalog: Catalog) -> None:
 
 def _recompute(config: Config, flagset: FlagSet, full: bool, catalog: Catalog):
     """Mark the frames flags.toml excludes, then recompute stale nights from stored fluxes."""
-    from iopreport.flags.apply import excluded_frames
+    from iopreport.flags.frames import excluded_frames
     from iopreport.reduce.recompute import recompute_if_needed
 
     excluded_frames(flagset, mark=True)

@@ -21,8 +21,10 @@ from iopreport.build import run_build
 from iopreport.catalog import load_catalog, sync_catalog
 from iopreport.config import load_config
 from iopreport.errors import InputError
-from iopreport.flags.apply import apply_automatic_flags, apply_flags, evaluate, excluded_frames
+from iopreport.flags.automatic import apply_automatic_flags
 from iopreport.flags.check import check_flags
+from iopreport.flags.frames import excluded_frames
+from iopreport.flags.manual import apply_flags, evaluate
 from iopreport.flags.parse import load_flags
 from iopreport.store import (
     AperPhotResult,
@@ -687,7 +689,7 @@ def test_flags_without_a_database(project, capsys):
 
 
 def test_reduction_hook_reads_the_file_and_forgets_excluded_products(site):
-    from iopreport.flags.apply import drop_frame_products, excluded_in_epoch
+    from iopreport.flags.frames import drop_frame_products, excluded_in_epoch
 
     project, config, catalog, r = site
     epoch = Epoch.get(telescope="OSN-T090", night=NIGHT)

@@ -193,7 +193,7 @@ def test_night_with_header_wcs_and_no_index_reduces_from_the_header(tmp_path):
     from test_reduce import folder_of
 
     from iopreport.build import run_build
-    from iopreport.flags.apply import apply_automatic_flags
+    from iopreport.flags.automatic import apply_automatic_flags
     from iopreport.simulate.evaluate import evaluate_night
     from iopreport.store import (
         PhotoPolResult,

@@ -85,7 +85,8 @@ def _source_type(source: dict) -> str:
 
 
 def test_catalog_sources_links_and_values_equal(imported, capsys):
-    from iopreport.catalog import _coordinates, load_catalog
+    from iopreport.catalog import load_catalog
+    from iopreport.catalog.parse import _coordinates
     from iopreport.tomlsource import TomlSource
 
     project, database, expected = imported

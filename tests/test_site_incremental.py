@@ -19,7 +19,7 @@ import tomlkit
 from iopreport import urls
 from iopreport.catalog import load_catalog, sync_catalog
 from iopreport.config import load_config
-from iopreport.flags.apply import apply_flags
+from iopreport.flags.manual import apply_flags
 from iopreport.flags.parse import load_flags
 from iopreport.site import publish, render, render_site
 from iopreport.store import (

@@ -164,8 +164,8 @@ def cmd_flags(args: argparse.Namespace) -> int:
         print(f"{path}: {len(flagset)} flags, valid")
         print(f"{store}: no database yet, so raw files and matches are not checked")
         return EXIT_OK
-    from iopreport.flags.apply import evaluate
     from iopreport.flags.check import check_flags, list_text
+    from iopreport.flags.manual import evaluate
     from iopreport.store import open_store
 
     open_store(store, create=False)

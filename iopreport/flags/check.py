@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from iopreport.flags.apply import Evaluation, evaluate
+from iopreport.flags.manual import Evaluation, evaluate
 from iopreport.flags.model import Flag, FlagSet
 from iopreport.store.models import Epoch, RawFit
 
@@ -59,7 +59,7 @@ def check_flags(
     raw_dir : Path, optional
         ``<datadir>/raw``: a file found there but not yet in the store is known.
     evaluation : Evaluation, optional
-        A ready :func:`~iopreport.flags.apply.evaluate` of ``flagset``.
+        A ready :func:`~iopreport.flags.manual.evaluate` of ``flagset``.
     """
     evaluation = evaluation or evaluate(flagset)
     problems = []

@@ -124,7 +124,7 @@ def result_bits(flag: Flag, result: ResultView) -> ManualFlags:
     """Bits ``flag`` sets on ``result`` for bad photometry/polarimetry (0 if it does not).
 
     ``polarimetry`` applies to polarimetric results only; ``frame`` flags reach
-    results through their member frames (:func:`iopreport.flags.apply.apply_flags`).
+    results through their member frames (:func:`iopreport.flags.manual.apply_flags`).
     """
     bits = ManualFlags(0)
     if not selects_result(flag, result):

@@ -201,7 +201,7 @@ def decide_exclusions(config: Config, catalog: Catalog, states: list[NightState]
     ]
     if not lights:
         return NO_EXCLUSIONS
-    from iopreport.flags.apply import drop_frame_products, excluded_frames
+    from iopreport.flags.frames import drop_frame_products, excluded_frames
     from iopreport.flags.model import FlagSet
     from iopreport.flags.parse import load_flags
 

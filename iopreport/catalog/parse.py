@@ -1,15 +1,10 @@
-"""catalog.toml: the sources iopreport knows, read on every run.
+"""catalog.toml -> :class:`~iopreport.catalog.model.Catalog`, checked as a whole.
 
-The file is a list of ``[[source]]`` tables (format in docs/catalog.md). It is
-checked as a whole before anything is written: unknown keys, duplicate names
-(across ``name`` and ``other_names``), calibrators that are not in the file,
-bad coordinates, out-of-range values and malformed host-galaxy tables raise
-:class:`~iopreport.errors.InputError` naming the key and its line.
-Johnson-Cousins magnitudes missing from ``mag`` are derived at load time from
-``sdss``/``ps1`` magnitudes (:mod:`iopreport.photsystems`); such a
-:class:`Magnitude` says in ``derived`` how and why.
-:func:`sync_catalog` then writes it into the ``AstroSource`` table in one
-transaction.
+Unknown keys, duplicate names (across ``name`` and ``other_names``),
+calibrators that are not in the file, bad coordinates, out-of-range values and
+malformed host-galaxy tables raise :class:`~iopreport.errors.InputError`
+naming the key and its line. Johnson-Cousins magnitudes missing from ``mag``
+are derived here from ``sdss``/``ps1`` magnitudes (:mod:`iopreport.photsystems`).
 """
 
 from __future__ import annotations
@@ -17,10 +12,10 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from iopreport.catalog.model import Catalog, CatalogSource, HostTable, Magnitude, Polarization
 from iopreport.photsystems import INPUT_BANDS, OUTPUT_BANDS, SYSTEMS, to_johnson
 from iopreport.telescopes import BANDS
 from iopreport.tomlsource import KeyPath, TomlSource
@@ -53,108 +48,6 @@ _HOST_KEYS = (
     "flux_mjy",
     "flux_err_mjy",
 )
-
-
-@dataclass(frozen=True)
-class Magnitude:
-    """A literature magnitude; ``err`` is None when the source gives none.
-
-    ``derived`` is empty for a magnitude written in the file's ``mag`` table.
-    For one computed at load time from ``sdss`` or ``ps1`` magnitudes it says
-    how (relation and reference) and why (the band had no literature value).
-    """
-
-    value: float
-    err: float | None = None
-    derived: str = ""
-
-
-@dataclass(frozen=True)
-class HostTable:
-    """Host-galaxy (contaminating) flux of a source, tabulated as published.
-
-    ``flux_mjy[i][j]`` is the flux inside an aperture of radius
-    ``aperture_arcsec[i]`` at seeing FWHM ``seeing_arcsec[j]`` (a 2-D table),
-    or ``flux_mjy[i]`` for ``aperture_arcsec[i]`` when the table has no seeing
-    axis (``seeing_arcsec`` is None). ``flux_err_mjy`` has the same shape, or
-    is None when the reference gives no uncertainties.
-    :func:`iopreport.reduce.host.host_flux` interpolates it.
-    """
-
-    reference: str
-    band: str
-    aperture_arcsec: tuple[float, ...]
-    seeing_arcsec: tuple[float, ...] | None
-    flux_mjy: tuple
-    flux_err_mjy: tuple | None = None
-    line: int | None = None
-
-    @property
-    def two_dimensional(self) -> bool:
-        return self.seeing_arcsec is not None
-
-
-@dataclass(frozen=True)
-class Polarization:
-    """Literature polarization in one band: p as a fraction, chi in degrees."""
-
-    p: float
-    p_err: float | None = None
-    chi: float | None = None
-    chi_err: float | None = None
-
-
-@dataclass(frozen=True)
-class CatalogSource:
-    """One ``[[source]]`` entry, checked."""
-
-    name: str
-    srctype: str
-    ra_deg: float
-    dec_deg: float
-    other_names: tuple[str, ...] = ()
-    redshift: float | None = None
-    calibrators: tuple[str, ...] = ()
-    mags: Mapping[str, Magnitude] = field(default_factory=dict)
-    pol: Mapping[str, Polarization] = field(default_factory=dict)
-    comment: str = ""
-    references: tuple[str, ...] = ()
-    line: int | None = None
-    host: HostTable | None = None
-    sdss: Mapping[str, Magnitude] = field(default_factory=dict)
-    ps1: Mapping[str, Magnitude] = field(default_factory=dict)
-
-    @property
-    def derived_mags(self) -> dict[str, Magnitude]:
-        """The magnitudes computed at load time from ``sdss`` or ``ps1`` values."""
-        return {band: mag for band, mag in self.mags.items() if mag.derived}
-
-    @property
-    def all_names(self) -> tuple[str, ...]:
-        return (self.name, *self.other_names)
-
-
-@dataclass(frozen=True)
-class Catalog:
-    """All sources of a catalog file, in file order."""
-
-    path: Path
-    sources: tuple[CatalogSource, ...]
-
-    def __len__(self) -> int:
-        return len(self.sources)
-
-    def get(self, name: str) -> CatalogSource | None:
-        """The source with this name or other name (case-insensitive), or None."""
-        wanted = name.casefold()
-        for source in self.sources:
-            if any(n.casefold() == wanted for n in source.all_names):
-                return source
-        return None
-
-    def targets(self) -> list[CatalogSource]:
-        """Sources that have calibrators (what the pipeline measures)."""
-        return [s for s in self.sources if s.calibrators]
 
 
 def load_catalog(path: Path | str) -> Catalog:
@@ -509,145 +402,3 @@ def _check_calibrators(source: TomlSource, sources: list[CatalogSource]) -> None
                 raise source.error(key, f"calibrator {calibrator!r} is a blazar, not a star")
             if not other.mags:
                 raise source.error(key, f"calibrator {calibrator!r} has no literature magnitude")
-
-
-@dataclass(frozen=True)
-class Retirement:
-    """What writing a catalog into the store would retire (read from the open store)."""
-
-    retired: tuple[str, ...]  # sources now in the catalog that the file no longer lists
-    retired_observed: tuple[str, ...]  # those of them with results
-    in_catalog: int  # sources in the catalog now
-    observed: int  # sources in the catalog now with results
-
-    def refusal(self, max_share: float) -> str | None:
-        """Why a build must not write this catalog without ``--allow-retire``, or None.
-
-        Refused: retiring every source of the store's catalog, or more than
-        ``max_share`` of the sources that have results.
-        """
-        if not self.retired:
-            return None
-        if len(self.retired) == self.in_catalog:
-            return f"it would retire every one of the {self.in_catalog} sources"
-        if self.observed and len(self.retired_observed) > max_share * self.observed:
-            return (
-                f"it would retire {len(self.retired_observed)} of the {self.observed} sources "
-                f"with results (more than safety.max_retire_share = {max_share:g}): "
-                + ", ".join(self.retired_observed[:10])
-                + (" ..." if len(self.retired_observed) > 10 else "")
-            )
-        return None
-
-
-def retirement(catalog: Catalog) -> Retirement:
-    """Which sources :func:`sync_catalog` would retire, matched as it matches them."""
-    from iopreport.store.models import AstroSource, PhotoPolResult
-
-    current = {s.name.casefold(): s for s in AstroSource.select().where(AstroSource.in_catalog)}
-    for entry in catalog.sources:
-        for name in (entry.name, *entry.other_names):
-            current.pop(name.casefold(), None)
-    observed = {
-        row.astrosource_id
-        for row in PhotoPolResult.select(PhotoPolResult.astrosource)
-        .join(AstroSource)
-        .where(AstroSource.in_catalog)
-        .distinct()
-    }
-    retired = sorted(current.values(), key=lambda s: s.name)
-    in_catalog = AstroSource.select().where(AstroSource.in_catalog).count()
-    return Retirement(
-        retired=tuple(s.name for s in retired),
-        retired_observed=tuple(s.name for s in retired if s.id in observed),
-        in_catalog=in_catalog,
-        observed=len(observed),
-    )
-
-
-def sync_catalog(catalog: Catalog) -> dict[str, int]:
-    """Write ``catalog`` into the store (``AstroSource`` and its link tables).
-
-    Sources are matched by name, ignoring case. A source renamed in the file
-    keeps its row (and so its results) when its old name is listed in
-    ``other_names``. A source missing from the file keeps its row with
-    ``in_catalog = False`` (results pointing at it stay readable) and loses its
-    calibrator and polarization links.
-
-    Returns
-    -------
-    dict
-        Counts: ``added``, ``updated``, ``retired``.
-    """
-    from iopreport.store.models import (
-        AstroSource,
-        Calibrator,
-        StandardPolarization,
-        database_proxy,
-        utcnow,
-    )
-
-    counts = {"added": 0, "updated": 0, "retired": 0}
-    with database_proxy.atomic():
-        existing = {s.name.casefold(): s for s in AstroSource.select()}
-        rows: dict[str, AstroSource] = {}
-        for entry in catalog.sources:
-            row = existing.pop(entry.name.casefold(), None)
-            for old_name in entry.other_names:
-                if row is None:
-                    row = existing.pop(old_name.casefold(), None)
-            values = {
-                "other_names": list(entry.other_names),
-                "srctype": entry.srctype,
-                "ra_deg": entry.ra_deg,
-                "dec_deg": entry.dec_deg,
-                "redshift": entry.redshift,
-                "comment": entry.comment,
-                "references": list(entry.references)
-                + [f"mag.{band}: {mag.derived}" for band, mag in entry.derived_mags.items()],
-                "in_catalog": True,
-                "catalog_line": entry.line,
-                "modified": utcnow(),
-            }
-            for band in BANDS:
-                mag = entry.mags.get(band)
-                values[f"mag_{band}"] = mag.value if mag else None
-                values[f"mag_{band}_err"] = mag.err if mag else None
-            if row is None:
-                row = AstroSource.create(name=entry.name, **values)
-                counts["added"] += 1
-            else:
-                AstroSource.update(name=entry.name, **values).where(
-                    AstroSource.id == row.id
-                ).execute()
-                counts["updated"] += 1
-            rows[entry.name] = row
-        retired_ids = [row.id for row in existing.values() if row.in_catalog]
-        if retired_ids:
-            AstroSource.update(in_catalog=False).where(AstroSource.id.in_(retired_ids)).execute()
-        counts["retired"] = len(retired_ids)
-
-        Calibrator.delete().execute()
-        StandardPolarization.delete().execute()
-        links = []
-        pols = []
-        for entry in catalog.sources:
-            for calibrator in entry.calibrators:
-                other = catalog.get(calibrator)
-                links.append({"target": rows[entry.name].id, "calibrator": rows[other.name].id})
-            for band, pol in entry.pol.items():
-                pols.append(
-                    {
-                        "source": rows[entry.name].id,
-                        "band": band,
-                        "p": pol.p,
-                        "p_err": pol.p_err,
-                        "chi": pol.chi,
-                        "chi_err": pol.chi_err,
-                    }
-                )
-        if links:
-            Calibrator.insert_many(links).execute()
-        if pols:
-            StandardPolarization.insert_many(pols).execute()
-    return counts
