@@ -4,6 +4,7 @@ SQLite; `store copy` both ways; a reprocessing campaign killed and resumed; a wo
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import os
 import re
 import signal
@@ -105,9 +106,12 @@ def local_sqlite(tmp_path_factory) -> tuple[Path, dict]:
 
 
 @pytest.mark.slow
-def test_local_cluster_gives_every_stored_value_of_the_local_pool(tmp_path, local_sqlite):
+def test_local_cluster_gives_every_stored_value_of_the_local_pool(tmp_path, local_sqlite, caplog):
     project = _project(tmp_path, cluster={"scheduler": "local", "local_workers": 2})
-    found = _reduce(project, build=True)
+    with caplog.at_level(logging.INFO, logger="iopreport.reduce.executor"):
+        found = _reduce(project, build=True)
+    jobs, tasks = next(r.args for r in caplog.records if r.msg == "dask: %d jobs in %d tasks")
+    assert jobs > tasks, "no task reduced several frames ([cluster] frames_per_task)"
     assert found["photo_pol_result"], "the night gave no results"
     assert len(found["pages"]) > 10
     assert found["pages"] == local_sqlite[1]["pages"]  # the same site pages

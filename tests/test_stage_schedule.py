@@ -15,6 +15,7 @@ from types import SimpleNamespace
 import pytest
 
 from iopreport.instruments.registry import InstrumentRegistry
+from iopreport.reduce.executor import run_each
 from iopreport.reduce.frame import FrameOutcome, reduce_frame
 from iopreport.reduce.schedule import MASTER_KINDS, NightWork, Scheduler
 from iopreport.reduce.state import NightReport, NightState
@@ -47,8 +48,14 @@ class SyncPool:
     workers = 50
     worn_out = False
 
-    def __init__(self, on_submit):
+    def __init__(self, on_submit, frames_per_task: int = 1):
         self.on_submit = on_submit
+        self.frames_per_task = frames_per_task
+        self.tasks: list[list] = []  # the items of each submit_many
+
+    def submit_many(self, function, items: list) -> list[futures.Future]:
+        self.tasks.append(items)
+        return [self.submit(function, item) for item in items]
 
     def submit(self, function, item) -> futures.Future:
         self.on_submit(item)
@@ -82,7 +89,7 @@ def _night(frames: list[tuple[str, str, tuple]]) -> NightState:
 class Run:
     """A scheduler run with a planner and writer that record what they see."""
 
-    def __init__(self, states, crash=frozenset()):
+    def __init__(self, states, crash=frozenset(), frames_per_task: int = 1):
         self.states = states
         self.crash = crash  # master jobs whose worker raises
         self.started: list[str] = []
@@ -98,7 +105,7 @@ class Run:
             failed_master=lambda reason: SimpleNamespace(error=reason, cpu_s=0.0, peak_rss_mb=0.0),
         )
         config = SimpleNamespace(registry=InstrumentRegistry.builtin())
-        pool = SyncPool(self.check_and_start)
+        self.pool = pool = SyncPool(self.check_and_start, frames_per_task)
         self.scheduler = Scheduler(config, None, states, False, pool, False, work=work)
 
     def needed(self, job) -> set[str]:
@@ -175,6 +182,24 @@ def test_no_job_starts_before_what_it_needs_is_stored():
     assert run.scheduler.masters_finished_s is not None
 
 
+def test_frames_go_several_to_a_task_of_one_group_and_masters_one_each():
+    nights = _two_nights()
+    nights[0].rawfits += [
+        SimpleNamespace(filename=f"g{i}", kind="frames", detector=OSN) for i in range(9)
+    ]
+    nights[0].infos.update({f"g{i}": None for i in range(9)})
+    run = Run(nights, frames_per_task=3)
+    run.scheduler.run()
+    assert sorted(run.started) == sorted(run.jobs) == sorted(run.stored)
+    names = [[getattr(i, "filename", None) or i.raw_path.name for i in t] for t in run.pool.tasks]
+    sizes = {name: len(task) for task in names for name in task}
+    assert max(len(task) for task in names) == 3  # frames grouped, never more than asked
+    assert all(sizes[name] == 1 for name, job in run.jobs.items() if job.kind in MASTER_KINDS)
+    for task in names:  # a task's frames are one group's: one night and detector
+        assert len({run.jobs[name].detector for name in task}) == 1
+        assert len({id(s) for s in nights for r in s.rawfits if r.filename in task}) == 1
+
+
 def test_the_check_catches_a_job_started_too_early():
     run = Run(_two_nights())
     with pytest.raises(AssertionError, match="f1 started before"):
@@ -190,3 +215,15 @@ def test_a_crashed_master_is_failed_with_its_reason_and_its_dependants_wait_for_
     assert run.stored.index("b1") < run.started.index("fl1")
     assert run.stored.index("dd") < run.started.index("df") < run.started.index("dp")
     assert sorted(run.stored) == sorted(run.jobs)
+
+
+def test_a_task_of_several_jobs_fails_only_the_job_that_raised():
+    def job(n: int) -> int:
+        if n == 2:
+            raise ValueError("bad frame")
+        return n * 10
+
+    done = run_each(job, [1, 2, 3])
+    assert [ok for ok, _ in done] == [True, False, True]
+    assert done[0][1] == 10 and done[2][1] == 30
+    assert isinstance(done[1][1], ValueError) and str(done[1][1]) == "bad frame"

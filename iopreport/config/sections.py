@@ -199,6 +199,7 @@ class ClusterConfig:
     scheduler: str = _setting("", check=_scheduler)
     local_workers: int = _setting(0, check=_not_negative_int)  # 0: processing.workers
     connect_timeout_s: float = _setting(30.0, check=_positive)
+    frames_per_task: int = _setting(4, check=_positive)  # frames one Dask task reduces
 
 
 @dataclass(frozen=True)

@@ -63,9 +63,11 @@ class ClusterError(IopreportError):
 class Executor(Protocol):
     """What the reduction scheduler needs of a pool of workers."""
 
-    #: Jobs handed out at once (the scheduler keeps one more waiting): the worker processes
+    #: Tasks handed out at once (the scheduler keeps one more waiting): the worker processes
     #: of the local pool; on Dask, twice its worker threads (:data:`QUEUED_PER_THREAD`).
     workers: int
+    #: Frames one task may reduce (1: one per task; :meth:`submit_many` groups them).
+    frames_per_task: int
 
     @property
     def worn_out(self) -> bool:
@@ -73,6 +75,9 @@ class Executor(Protocol):
 
     def submit(self, function, item) -> futures.Future:
         """Start ``function(item)`` on a worker."""
+
+    def submit_many(self, function, items: list) -> list[futures.Future]:
+        """Start ``function(item)`` for each item, as one task; a future per item."""
 
     def broken(self) -> None:
         """A worker died: the next submit starts afresh."""
@@ -109,6 +114,7 @@ class LocalPool:
         self.index_dir = str(config.paths.astrometry_index_dir)
         self.frames_per_pool = max(1, self.workers * config.processing.solver_recycle_frames)
         self.frames_served = 0
+        self.frames_per_task = 1
         self._executor: futures.ProcessPoolExecutor | None = None
         self._initialised_here = False
 
@@ -157,6 +163,10 @@ class LocalPool:
             )
         return self._executor.submit(function, item)
 
+    def submit_many(self, function, items: list) -> list[futures.Future]:
+        """One job per item (a process pool's jobs cost little to hand out)."""
+        return [self.submit(function, item) for item in items]
+
     def broken(self) -> None:
         """A worker died: the pool cannot take more jobs; the next submit starts a new one."""
         self.close()
@@ -202,6 +212,18 @@ def local_cluster_config() -> Iterator[None]:
         yield
 
 
+def run_each(function, items: list) -> list[tuple[bool, object]]:
+    """On a worker: ``function(item)`` for each item, as ``(True, result)`` or
+    ``(False, exception)``, so that one item's failure is its own."""
+    done: list[tuple[bool, object]] = []
+    for item in items:
+        try:
+            done.append((True, function(item)))
+        except Exception as exc:
+            done.append((False, exc))
+    return done
+
+
 def _read_visibility(path: str) -> str:
     """On a worker: the content of ``path``, or why it cannot be read."""
     import socket
@@ -241,6 +263,9 @@ class DaskPool:
         self._failed: BaseException | None = None
         self._starting: threading.Thread | None = None
         self.resubmitted = 0
+        self.frames_per_task = config.cluster.frames_per_task
+        self.jobs_submitted = 0
+        self.tasks_submitted = 0
         if config.cluster.scheduler == "local":
             n = workers or config.cluster.local_workers or config.processing.workers or 1
             # started in the background: meanwhile this process registers and classifies
@@ -344,28 +369,42 @@ class DaskPool:
 
     def submit(self, function, item) -> futures.Future:
         """Start ``function(item)`` on the cluster; a ``concurrent.futures`` future."""
-        done: futures.Future = futures.Future()
-        done.set_running_or_notify_cancel()
-        self._submit(function, item, done, self.RESUBMITS)
-        return done
+        return self.submit_many(function, [item])[0]
 
-    def _submit(self, function, item, done: futures.Future, resubmits: int) -> None:
+    def submit_many(self, function, items: list) -> list[futures.Future]:
+        """Start ``function(item)`` for each item in one Dask task (:func:`run_each`);
+        a ``concurrent.futures`` future per item."""
+        self.jobs_submitted += len(items)
+        self.tasks_submitted += 1
+        dones = [futures.Future() for _ in items]
+        for done in dones:
+            done.set_running_or_notify_cancel()
+        self._submit(function, list(items), dones, self.RESUBMITS)
+        return dones
+
+    def _submit(self, function, items: list, dones: list, resubmits: int) -> None:
         remote = self.client.submit(
-            function, item, pure=False, key=f"{function.__name__}-{uuid.uuid4().hex}"
+            run_each, function, items, pure=False, key=f"{function.__name__}-{uuid.uuid4().hex}"
         )
 
         def finished(remote) -> None:
             try:
-                done.set_result(remote.result())
+                results = remote.result()
             except self._distributed.KilledWorker:
                 if resubmits > 0:  # every worker that ran it died: try once more
                     self.resubmitted += 1
                     log.warning("job %s lost with its workers; submitted again", remote.key)
-                    self._submit(function, item, done, resubmits - 1)
-                else:
-                    done.set_exception(RuntimeError(f"{remote.key}: workers died running it"))
+                    self._submit(function, items, dones, resubmits - 1)
+                    return
+                results = [(False, RuntimeError(f"{remote.key}: workers died running it"))]
+                results *= len(items)
             except BaseException as exc:
-                done.set_exception(exc)
+                results = [(False, exc)] * len(items)
+            for done, (ok, value) in zip(dones, results, strict=True):
+                if ok:
+                    done.set_result(value)
+                else:
+                    done.set_exception(value)
 
         remote.add_done_callback(finished)
 
@@ -380,6 +419,7 @@ class DaskPool:
             self._starting.join()
             self._starting = None
         if self._client is not None:
+            log.info("dask: %d jobs in %d tasks", self.jobs_submitted, self.tasks_submitted)
             self._client.close()
             self._client = None
         if self._cluster is not None:

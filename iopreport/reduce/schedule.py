@@ -182,26 +182,29 @@ class Scheduler:
             enabled=bool(self.progress and sys.stderr.isatty()),
         )
         self.bar.update(self.frames_done)
-        in_flight: dict[futures.Future, tuple] = {}
+        in_flight: dict[futures.Future, tuple] = {}  # -> (group, function, item, task)
         queue: list[tuple] = []  # (group, function, item), in priority order
         while True:
             for group in sorted(self.groups, key=lambda g: g.order):
                 if not group.submitted and self._ready(group):
                     queue += self._start(group)
             queue.sort(key=lambda job: job[0].order)
-            # keep every worker busy and one job waiting; no new frames for a worn-out pool
-            while queue and len(in_flight) <= self.pool.workers:
+            # keep every worker busy and one task waiting; no new frames for a worn-out pool
+            while queue and len({job[3] for job in in_flight.values()}) <= self.pool.workers:
                 group, function, item = queue[0]
                 if function is reduce_frame and self.pool.worn_out:
                     break
-                payload = item.job if group.kind in MASTER_KINDS else item
+                jobs = queue[: self._task_size(queue)]
+                payloads = [job.job if group.kind in MASTER_KINDS else job for _, _, job in jobs]
                 try:
-                    future = self.pool.submit(function, payload)
+                    submitted = self.pool.submit_many(function, payloads)
                 except futures.BrokenExecutor:  # a worker died since the last results
                     self.pool.broken()
-                    continue  # the job stays queued, for the next pool
-                queue.pop(0)
-                in_flight[future] = (group, function, item)
+                    continue  # the jobs stay queued, for the next pool
+                del queue[: len(jobs)]
+                task = object()  # the jobs of one task take one place in the window
+                for future, job in zip(submitted, jobs, strict=True):
+                    in_flight[future] = (*job, task)
             if not in_flight:
                 if queue and self.pool.worn_out:
                     self.pool.recycle()
@@ -216,7 +219,7 @@ class Scheduler:
                 continue
             finished, _ = futures.wait(in_flight, return_when=futures.FIRST_COMPLETED)
             for future in finished:
-                group, function, item = in_flight.pop(future)
+                group, function, item, _ = in_flight.pop(future)
                 self._finish(group, function, item, future)
                 group.pending -= 1
             if self.masters_finished_s is None and all(
@@ -224,6 +227,25 @@ class Scheduler:
             ):
                 self.masters_finished_s = time.perf_counter() - started
         self.bar.close()
+
+    def _task_size(self, queue: list[tuple]) -> int:
+        """How many of the first queued jobs go in one task: one master, or up to
+        ``frames_per_task`` frames of the first job's group; once every group has
+        started, fewer when the queued frames would not give each place in the window
+        a task of that size, so that the run's last frames spread over the workers."""
+        group, function, _ = queue[0]
+        size = self.pool.frames_per_task
+        if function is not reduce_frame or size <= 1:
+            return 1
+        if all(g.submitted for g in self.groups):
+            frames = sum(1 for job in queue if job[1] is reduce_frame)
+            size = min(size, max(1, frames // (self.pool.workers + 1)))
+        same = 0
+        for job in queue[:size]:
+            if job[0] is not group:
+                break
+            same += 1
+        return same
 
     def _start(self, group: Group) -> list[tuple]:
         """The jobs of a group that has become ready (matching masters now exist)."""
