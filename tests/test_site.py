@@ -28,7 +28,7 @@ from iopreport.demo import point_archives_at
 from iopreport.reduce.night import reduce_night
 from iopreport.simulate import simulate_night
 from iopreport.site import publish, render_site
-from iopreport.site.context import MAG_MANUAL_FLAGS, MAG_RESULT_FLAGS
+from iopreport.site.flagmasks import MAG_MANUAL_FLAGS, MAG_RESULT_FLAGS
 from iopreport.site.plots import MAX_POINTS_PER_SERIES, bin_points, source_figure
 from iopreport.site.render import script_json
 from iopreport.skeleton import init_project
@@ -1192,7 +1192,7 @@ def test_browser_finding_chart_asinh_on_zscale(site, browser, server):
     assert 0.0 < pixels["dark"] < 0.05, pixels  # the stars' cores, and little else
     page.close()
     assert problems == []
-    from iopreport.site.context import chart_frame, load_sources
+    from iopreport.site.sourcecontext import chart_frame, load_sources
 
     source = next(s for s in load_sources().values() if s.name == BLLAC)
     frame = chart_frame(source, site["config"].paths.datadir)

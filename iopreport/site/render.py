@@ -28,7 +28,15 @@ from markupsafe import Markup
 
 from iopreport import __version__, urls
 from iopreport.config import Config
-from iopreport.site import charts, context, plots, publish
+from iopreport.site import (
+    charts,
+    indexcontext,
+    nightcontext,
+    plots,
+    publish,
+    sourcecontext,
+    statuscontext,
+)
 from iopreport.store import changes
 from iopreport.store.bits import RawFitFlags, ReducedFitFlags
 from iopreport.store.models import utcnow
@@ -216,7 +224,7 @@ class _Build:
         for name in PAGE_TEMPLATES:  # compiled once here, not again in every worker process
             self.env.get_template(name)
         self.generated = utcnow().strftime("%Y-%m-%d %H:%M UTC")
-        self.sources: dict[int, context.SourceInfo] = {}
+        self.sources: dict[int, sourcecontext.SourceInfo] = {}
         publish.sweep(self.site)
         self.target = publish.prepare_target(self.site, full=full)
         self.out = self.target.folder
@@ -322,12 +330,12 @@ def _render_all(build: _Build, workers: int) -> tuple[int, int]:
     epoch_changes = changes.epoch_changes()
     source_changes = changes.source_changes()
     _copy_static(build)
-    sources = context.load_sources()
+    sources = sourcecontext.load_sources()
     counts = _source_counts(build, sources, source_changes)
-    imported = context.imported_counts()  # another pipeline's results: a page, not a count
-    pages = context.sources_with_pages(sources, counts.keys() | imported.keys())
+    imported = sourcecontext.imported_counts()  # another pipeline's results: a page, not a count
+    pages = sourcecontext.sources_with_pages(sources, counts.keys() | imported.keys())
     summaries = _copy_summaries(build)
-    epochs = context.load_epochs()
+    epochs = nightcontext.load_epochs()
     todo, night_sources = _plan_nights(build, epochs, sources, summaries, epoch_changes)
     todo = _plan_sources(build, pages, counts, source_changes) + todo
     _render_units(build, todo, workers)
@@ -338,7 +346,7 @@ def _render_all(build: _Build, workers: int) -> tuple[int, int]:
         for source_id in source_ids:
             n_nights[source_id] = n_nights.get(source_id, 0) + 1
     stats = {sid: (count, n_nights.get(sid, 0)) for sid, count in counts.items()}
-    summary_rows = context.source_summaries(pages, stats)
+    summary_rows = indexcontext.source_summaries(pages, stats)
     recent = list(reversed(list(epochs.values())[-30:]))
     build.extra += [urls.index_page(), urls.catalog_page(), urls.status_page()]
     build.page(
@@ -378,7 +386,7 @@ def _source_counts(build: _Build, sources, source_changes: dict[int, int]) -> di
             counts[sid] = kept[1]
         else:
             stale.append(sid)
-    fresh = context.source_counts(None if len(stale) > RECOUNT_ALL_ABOVE else stale)
+    fresh = sourcecontext.source_counts(None if len(stale) > RECOUNT_ALL_ABOVE else stale)
     for sid in stale:
         counts[sid] = fresh.get(sid, 0)
     build.new.state["source_counts"] = {
@@ -452,7 +460,7 @@ def _worker_task(units: list[_Unit]) -> list[tuple[str, str, list[str]]]:
 
 def _render_task(build: _Build, units: list[_Unit]) -> list[tuple[str, str, list[str]]]:
     night_ids = [unit.spec[0].id for unit in units if unit.kind == "night"]
-    nights = context.nights_context(night_ids, build.sources) if night_ids else {}
+    nights = nightcontext.nights_context(night_ids, build.sources) if night_ids else {}
     done = []
     for unit in units:
         if unit.kind == "source":
@@ -504,7 +512,7 @@ def _plan_sources(build: _Build, pages, counts, source_changes) -> list[_Unit]:
     datadir = Path(build.config.paths.datadir)
     for source in pages:
         count = counts.get(source.id, 0)
-        frame = context.chart_frame(source, datadir) if count else None
+        frame = sourcecontext.chart_frame(source, datadir) if count else None
         frame_key = (frame.reducedfit_id, frame.modified, len(frame.calibrators)) if frame else None
         changed = source_changes.get(source.id, 0)
         key = f"source:{source.page}"
@@ -514,19 +522,19 @@ def _plan_sources(build: _Build, pages, counts, source_changes) -> list[_Unit]:
     return todo
 
 
-def _make_source(build: _Build, source: context.SourceInfo, count, frame) -> list[str]:
+def _make_source(build: _Build, source: sourcecontext.SourceInfo, count, frame) -> list[str]:
     page = source.page
     stem = page[: -len(".html")]
-    points = context.source_points(source.id) if count else []
+    points = sourcecontext.source_points(source.id) if count else []
     plotted, bin_days = plots.bin_points(points)
-    imported, _ = plots.bin_points(context.imported_points(source.id))
+    imported, _ = plots.bin_points(sourcecontext.imported_points(source.id))
     figure = plots.source_figure(
         plotted,
         literature_mags=source.literature_mags,
         standard_pol=source.standard_pol,
         imported=imported,
     )
-    columns = list(context.POINT_COLUMNS)
+    columns = list(sourcecontext.POINT_COLUMNS)
     rows = list(map(operator.itemgetter(*columns), plotted))  # tuples: JSON arrays
     files = [page]
     chart = None
@@ -550,7 +558,7 @@ def _make_source(build: _Build, source: context.SourceInfo, count, frame) -> lis
             "source": source.name,
             "columns": columns,
             "rows": rows,
-            "download": list(context.DOWNLOAD_COLUMNS),
+            "download": list(sourcecontext.DOWNLOAD_COLUMNS),
         },
         n_points=len(points),
         n_plotted=len(plotted),
@@ -584,7 +592,7 @@ def _plan_nights(
     The sources of an unchanged night are taken from the manifest; the others are read.
     """
     build.sources = sources
-    near = context.neighbours(epochs)
+    near = nightcontext.neighbours(epochs)
     names = _hash(sorted((s.id, s.name, s.page) for s in sources.values()))
     todo = []
     night_sources: dict[int, list[int]] = {}
@@ -613,7 +621,7 @@ def _plan_nights(
             night_sources[eid] = kept["sources"]
         else:
             unknown.append(eid)
-    night_sources.update(context.epoch_sources(unknown))
+    night_sources.update(sourcecontext.epoch_sources(unknown))
     return todo, night_sources
 
 
@@ -640,7 +648,7 @@ def _make_night(build: _Build, epoch, before, after, summary, night: dict) -> li
         epoch.page,
         "night.html",
         epoch=epoch,
-        epoch_flags=context.epoch_flag_labels(epoch.flags),
+        epoch_flags=nightcontext.epoch_flag_labels(epoch.flags),
         night=night,
         thumbs=thumbs,
         before=before,
@@ -650,17 +658,17 @@ def _make_night(build: _Build, epoch, before, after, summary, night: dict) -> li
         frame_counts=night["frame_counts"],
         by_source=_results_by_source(night["results"]),
         tables={
-            "frame_columns": context.FRAME_COLUMNS,
+            "frame_columns": nightcontext.FRAME_COLUMNS,
             "frames": night["frames"],
             "flag_names": {
-                "raw": context.flag_names(RawFitFlags),
-                "reduced": context.flag_names(ReducedFitFlags),
+                "raw": nightcontext.flag_names(RawFitFlags),
+                "reduced": nightcontext.flag_names(ReducedFitFlags),
             },
-            "result_columns": context.RESULT_COLUMNS,
+            "result_columns": nightcontext.RESULT_COLUMNS,
             "results": night["results"],
             "thumbs": thumbs,
             "night": epoch.night.isoformat(),
-            "condition_columns": context.CONDITION_COLUMNS,
+            "condition_columns": nightcontext.CONDITION_COLUMNS,
             "conditions": night["conditions"],
         },
     )
@@ -686,13 +694,13 @@ def _frame_type_order(frames: dict) -> list[str]:
 def _results_by_source(results: list[list]) -> list[tuple[str, str, int]]:
     counts: dict[tuple[str, str], int] = {}
     for result in results:
-        key = (result[0], result[1])  # source name and page (context.RESULT_COLUMNS)
+        key = (result[0], result[1])  # source name and page (nightcontext.RESULT_COLUMNS)
         counts[key] = counts.get(key, 0) + 1
     return [(name, page, n) for (name, page), n in sorted(counts.items())]
 
 
 def _status_page(build: _Build) -> None:
-    status = context.status_context()
+    status = statuscontext.status_context()
     now = utcnow()
     limit = dt.timedelta(
         minutes=STALE_HEARTBEAT_INTERVALS * build.config.schedule.poll_interval_minutes
