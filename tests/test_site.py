@@ -30,7 +30,7 @@ from iopreport.simulate import simulate_night
 from iopreport.site import publish, render_site
 from iopreport.site.flagmasks import MAG_MANUAL_FLAGS, MAG_RESULT_FLAGS
 from iopreport.site.plots import MAX_POINTS_PER_SERIES, bin_points, source_figure
-from iopreport.site.render import script_json
+from iopreport.site.templating import script_json
 from iopreport.skeleton import init_project
 from iopreport.store import (
     AstroSource,
@@ -596,7 +596,7 @@ def test_failed_build_leaves_the_published_site(site):
 
 
 def test_worker_processes_render_the_same_pages(site, monkeypatch):
-    import iopreport.site.render as render
+    import iopreport.site.pageworkers as pageworkers
 
     config = site["config"]
     out = _site(site)
@@ -610,8 +610,8 @@ def test_worker_processes_render_the_same_pages(site, monkeypatch):
 
     render_site(config, full=True, workers=1)
     serial = pages()
-    monkeypatch.setattr(render, "MIN_UNITS_FOR_WORKERS", 1)
-    monkeypatch.setattr(render, "UNITS_PER_TASK", 3)
+    monkeypatch.setattr(pageworkers, "MIN_UNITS_FOR_WORKERS", 1)
+    monkeypatch.setattr(pageworkers, "UNITS_PER_TASK", 3)
     report = render_site(config, full=True, workers=2)
     assert report.pages_kept == 0
     assert pages() == serial
