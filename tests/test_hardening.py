@@ -24,8 +24,8 @@ from iopreport.cli import main
 from iopreport.config import load_config
 from iopreport.errors import InputError
 from iopreport.reduce.classify import ClassificationError, classify_file
-from iopreport.site.context import jd_to_datetime
 from iopreport.store import close_store
+from iopreport.store.columns import jd_to_datetime
 
 pytestmark = pytest.mark.slow  # simulates and reduces a tiny night
 

@@ -28,9 +28,9 @@ from iopreport.demo import point_archives_at
 from iopreport.reduce.night import reduce_night
 from iopreport.simulate import simulate_night
 from iopreport.site import publish, render_site
-from iopreport.site.context import MAG_MANUAL_FLAGS, MAG_RESULT_FLAGS
+from iopreport.site.flagmasks import MAG_MANUAL_FLAGS, MAG_RESULT_FLAGS
 from iopreport.site.plots import MAX_POINTS_PER_SERIES, bin_points, source_figure
-from iopreport.site.render import script_json
+from iopreport.site.templating import script_json
 from iopreport.skeleton import init_project
 from iopreport.store import (
     AstroSource,
@@ -596,7 +596,7 @@ def test_failed_build_leaves_the_published_site(site):
 
 
 def test_worker_processes_render_the_same_pages(site, monkeypatch):
-    import iopreport.site.render as render
+    import iopreport.site.pageworkers as pageworkers
 
     config = site["config"]
     out = _site(site)
@@ -610,8 +610,8 @@ def test_worker_processes_render_the_same_pages(site, monkeypatch):
 
     render_site(config, full=True, workers=1)
     serial = pages()
-    monkeypatch.setattr(render, "MIN_UNITS_FOR_WORKERS", 1)
-    monkeypatch.setattr(render, "UNITS_PER_TASK", 3)
+    monkeypatch.setattr(pageworkers, "MIN_UNITS_FOR_WORKERS", 1)
+    monkeypatch.setattr(pageworkers, "UNITS_PER_TASK", 3)
     report = render_site(config, full=True, workers=2)
     assert report.pages_kept == 0
     assert pages() == serial
@@ -1192,7 +1192,7 @@ def test_browser_finding_chart_asinh_on_zscale(site, browser, server):
     assert 0.0 < pixels["dark"] < 0.05, pixels  # the stars' cores, and little else
     page.close()
     assert problems == []
-    from iopreport.site.context import chart_frame, load_sources
+    from iopreport.site.sourcecontext import chart_frame, load_sources
 
     source = next(s for s in load_sources().values() if s.name == BLLAC)
     frame = chart_frame(source, site["config"].paths.datadir)

@@ -21,7 +21,7 @@ from iopreport.catalog import load_catalog, sync_catalog
 from iopreport.config import load_config
 from iopreport.flags.manual import apply_flags
 from iopreport.flags.parse import load_flags
-from iopreport.site import publish, render, render_site
+from iopreport.site import pageworkers, publish, render_site
 from iopreport.store import (
     AstroSource,
     Epoch,
@@ -112,7 +112,7 @@ def project(project: Path, backend_location):
 def rendered(monkeypatch):
     """Pages each build renders: the set is filled by the next ``render_site``."""
     pages: set[str] = set()
-    make_source, make_night = render._make_source, render._make_night
+    make_source, make_night = pageworkers.make_source_page, pageworkers.make_night_page
 
     def source(build, info, *args):
         pages.add(info.page)
@@ -122,8 +122,8 @@ def rendered(monkeypatch):
         pages.add(epoch.page)
         return make_night(build, epoch, *args)
 
-    monkeypatch.setattr(render, "_make_source", source)
-    monkeypatch.setattr(render, "_make_night", night)
+    monkeypatch.setattr(pageworkers, "make_source_page", source)
+    monkeypatch.setattr(pageworkers, "make_night_page", night)
     return pages
 
 

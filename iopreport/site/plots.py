@@ -16,7 +16,7 @@ import math
 from collections import defaultdict
 from collections.abc import Sequence
 
-from iopreport.site.context import flags_concern
+from iopreport.site.flagmasks import flags_concern
 from iopreport.stokes import angle_mean, mean_polarization, weighted_mean
 from iopreport.store.columns import MJD_OFFSET, jd_to_datetime
 
@@ -193,13 +193,13 @@ def source_figure(
     Parameters
     ----------
     points
-        Rows as :func:`iopreport.site.context.source_points` returns them (maybe binned).
+        Rows as :func:`iopreport.site.sourcecontext.source_points` returns them (maybe binned).
     literature_mags
         Catalog magnitude by band; drawn as dashed reference lines for the bands plotted.
     standard_pol
         Literature polarization of a standard (p fraction, chi degrees) by band.
     imported
-        Another pipeline's results (:func:`iopreport.site.context.imported_points`),
+        Another pipeline's results (:func:`iopreport.site.sourcecontext.imported_points`),
         drawn as their own traces (``meta.kind = "imported"``, one legend group) that
         the page can hide.
 
@@ -209,7 +209,7 @@ def source_figure(
         ``{"data": [...], "layout": {...}, "time_range_mjd": [lo, hi], "shape_bands": [...]}``;
         data traces have ``meta = {"kind": "data", "panel": ..., "flagged": bool, "band":
         ..., "instrument": ...}``, where ``flagged`` means flags that concern the panel's
-        quantity (:func:`iopreport.site.context.flags_concern`). Literature values are
+        quantity (:func:`iopreport.site.flagmasks.flags_concern`). Literature values are
         layout shapes spanning the whole time axis (``xref = "x domain"``), with the band
         of each in ``shape_bands``.
     """
