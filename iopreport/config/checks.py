@@ -1,4 +1,4 @@
-"""The value checks of config.toml's keys, and :func:`_setting`, which attaches one to a field.
+"""The value checks of config.toml's keys, and :func:`setting`, which attaches one to a field.
 
 A check takes the converted value and returns ``None`` when it is fine, else the
 problem in words; loading raises it as an InputError naming the key and its line.
@@ -24,7 +24,7 @@ _HHMM_RE = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
 Check = Callable[[Any], str | None]
 
 
-def _setting(default: Any = dataclasses.MISSING, *, check: Check | None = None, key: str = ""):
+def setting(default: Any = dataclasses.MISSING, *, check: Check | None = None, key: str = ""):
     """A dataclass field with an optional value check and TOML key name."""
     metadata = {"check": check, "key": key}
     if isinstance(default, (list, dict, set)):
@@ -34,7 +34,7 @@ def _setting(default: Any = dataclasses.MISSING, *, check: Check | None = None, 
     return field(default=default, metadata=metadata)
 
 
-def _database(value: str) -> str | None:
+def check_database(value: str) -> str | None:
     if not is_database_url(value):
         return None
     from urllib.parse import urlsplit
@@ -47,21 +47,21 @@ def _database(value: str) -> str | None:
     return None
 
 
-def _positive(value: float) -> str | None:
+def check_positive(value: float) -> str | None:
     return None if value > 0 else "must be greater than 0"
 
 
-def _port(value: int) -> str | None:
+def check_port(value: int) -> str | None:
     return None if 0 <= value <= 65535 else "must be a TCP port between 0 and 65535 (0 = default)"
 
 
-def _env_name(value: str) -> str | None:
+def check_env_name(value: str) -> str | None:
     if value == "" or _ENV_NAME_RE.match(value):
         return None
     return "must be the NAME of an environment variable (letters, digits, _), not a password"
 
 
-def _regexes(values: tuple[str, ...]) -> str | None:
+def check_regexes(values: tuple[str, ...]) -> str | None:
     for value in values:
         try:
             re.compile(value)
@@ -70,7 +70,7 @@ def _regexes(values: tuple[str, ...]) -> str | None:
     return None
 
 
-def _night_pattern(value: str) -> str | None:
+def check_night_pattern(value: str) -> str | None:
     if not value:
         return None
     from iopreport.nightlayout import LayoutError, NightLayout  # pure: no I/O, no store
@@ -82,7 +82,7 @@ def _night_pattern(value: str) -> str | None:
     return None
 
 
-def _addresses(values: tuple[str, ...]) -> str | None:
+def check_addresses(values: tuple[str, ...]) -> str | None:
     for value in values:
         _, address = email.utils.parseaddr(value)
         if "@" not in address:
@@ -90,11 +90,11 @@ def _addresses(values: tuple[str, ...]) -> str | None:
     return None
 
 
-def _some_addresses(values: tuple[str, ...]) -> str | None:
-    return _addresses(values) if values else "must list at least one address"
+def check_some_addresses(values: tuple[str, ...]) -> str | None:
+    return check_addresses(values) if values else "must list at least one address"
 
 
-def _encoding(value: str) -> str | None:
+def check_encoding(value: str) -> str | None:
     try:
         codecs.lookup(value)
     except LookupError:
@@ -102,15 +102,15 @@ def _encoding(value: str) -> str | None:
     return None
 
 
-def _address(value: str) -> str | None:
-    return _addresses((value,)) if value else None
+def check_address(value: str) -> str | None:
+    return check_addresses((value,)) if value else None
 
 
-def _hhmm(value: str) -> str | None:
+def check_hhmm(value: str) -> str | None:
     return None if _HHMM_RE.match(value) else "must be a local time HH:MM, e.g. 08:00"
 
 
-def _timezone(value: str) -> str | None:
+def check_timezone(value: str) -> str | None:
     try:
         zoneinfo.ZoneInfo(value)
     except (zoneinfo.ZoneInfoNotFoundError, ValueError):
@@ -118,7 +118,7 @@ def _timezone(value: str) -> str | None:
     return None
 
 
-def _frame_types(value: Mapping[str, str]) -> str | None:
+def check_frame_types(value: Mapping[str, str]) -> str | None:
     kinds = ("bias", "dark", "flat", "light")
     for header_value, kind in value.items():
         if kind not in kinds:
@@ -126,24 +126,24 @@ def _frame_types(value: Mapping[str, str]) -> str | None:
     return None
 
 
-def _section(value: str) -> str | None:
+def check_section(value: str) -> str | None:
     return section_problem(value)
 
 
-def _pair(value: tuple[float, ...]) -> str | None:
+def check_pair(value: tuple[float, ...]) -> str | None:
     return None if len(value) in (0, 2) else "must be [x, y] (two numbers) or left out"
 
 
-def _log_level(value: str) -> str | None:
+def check_log_level(value: str) -> str | None:
     levels = ("DEBUG", "INFO", "WARNING", "ERROR")
     return None if value in levels else f"must be one of {', '.join(levels)}"
 
 
-def _log_format(value: str) -> str | None:
+def check_log_format(value: str) -> str | None:
     return None if value in ("text", "json") else 'must be "text" or "json"'
 
 
-def _index_series(value: str) -> str | None:
+def check_index_series(value: str) -> str | None:
     if value == "auto":
         return None
     from iopreport.indexfiles.series import SERIES
@@ -153,17 +153,17 @@ def _index_series(value: str) -> str | None:
     return f'must be "auto" or one of {", ".join(SERIES)}'
 
 
-def _http_url(value: str) -> str | None:
+def check_http_url(value: str) -> str | None:
     if value == "" or re.match(r"^https?://[^/\s]+", value):
         return None
     return "must be empty (the series' own server) or an http:// or https:// address"
 
 
-def _not_negative(value: float) -> str | None:
+def check_rule_threshold(value: float) -> str | None:
     return None if value >= 0 else "must be 0 (rule off) or greater"
 
 
-def _iso_time(value: str) -> str | None:
+def check_iso_time(value: str) -> str | None:
     import datetime as dt
 
     try:
@@ -173,23 +173,19 @@ def _iso_time(value: str) -> str | None:
     return None
 
 
-def _fraction(value: float) -> str | None:
+def check_fraction(value: float) -> str | None:
     return None if -1.0 <= value <= 1.0 else "must be a fraction between -1 and 1 (not percent)"
 
 
-def _non_negative(value: float) -> str | None:
-    return None if value >= 0 else "must not be negative"
-
-
-def _scheduler(value: str) -> str | None:
+def check_scheduler(value: str) -> str | None:
     if value in ("", "local") or value.startswith(("tcp://", "tls://", "inproc://")):
         return None
     return 'must be "", "local" or a Dask scheduler address such as "tcp://host:8786"'
 
 
-def _not_negative_int(value: int) -> str | None:
+def check_not_negative(value: float) -> str | None:
     return None if value >= 0 else "must be 0 or more"
 
 
-def _share(value: float) -> str | None:
+def check_share(value: float) -> str | None:
     return None if 0.0 <= value <= 1.0 else "must be a share between 0 and 1 (not percent)"

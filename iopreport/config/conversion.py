@@ -1,7 +1,7 @@
 """TOML tables -> frozen dataclasses, checking every key and value.
 
 The field's type (from its annotation) says what the TOML value must be; the
-field's check (:func:`~iopreport.config.checks._setting`) what it may be. A
+field's check (:func:`~iopreport.config.checks.setting`) what it may be. A
 problem raises an InputError naming the key and its line.
 """
 
@@ -19,13 +19,13 @@ from typing import Any, Literal
 from iopreport.tomlsource import KeyPath, TomlSource
 
 
-def _expect_table(source: TomlSource, key: KeyPath, value: Any) -> dict[str, Any]:
+def expect_table(source: TomlSource, key: KeyPath, value: Any) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise source.error(key, f"must be a table, got {_type_name(value)}")
     return value
 
 
-def _reject_unknown(source: TomlSource, key: KeyPath, table: Mapping, known) -> None:
+def reject_unknown(source: TomlSource, key: KeyPath, table: Mapping, known) -> None:
     for name in table:
         if name not in known:
             hint = difflib.get_close_matches(name, list(known), n=1)
@@ -45,7 +45,7 @@ def _type_name(value: Any) -> str:
     }.get(type(value), type(value).__name__)
 
 
-def _build(cls: type, table: Mapping[str, Any], source: TomlSource, key: KeyPath):
+def build_section(cls: type, table: Mapping[str, Any], source: TomlSource, key: KeyPath):
     """Make dataclass ``cls`` from ``table``, checking every key and value."""
     hints = typing.get_type_hints(cls)
     fields = [f for f in dataclasses.fields(cls) if f.init]
@@ -56,7 +56,7 @@ def _build(cls: type, table: Mapping[str, Any], source: TomlSource, key: KeyPath
             "never write a password in config.toml; put it in an environment variable "
             "and give that variable's name as password_env",
         )
-    _reject_unknown(source, key, table, toml_names)
+    reject_unknown(source, key, table, toml_names)
     values = {}
     for toml_name, item in toml_names.items():
         item_key = (*key, toml_name)

@@ -10,14 +10,14 @@ from dataclasses import dataclass
 from typing import Literal
 
 from iopreport.config.checks import (
-    _fraction,
-    _frame_types,
-    _iso_time,
-    _non_negative,
-    _pair,
-    _positive,
-    _section,
-    _setting,
+    check_fraction,
+    check_frame_types,
+    check_iso_time,
+    check_not_negative,
+    check_pair,
+    check_positive,
+    check_section,
+    setting,
 )
 from iopreport.instruments.polarization import InstrumentalPolarization
 
@@ -35,16 +35,16 @@ class InstrumentalPolarizationTable:
     is cleaned (IOP4's polarimetry). Escudero Pedrosa et al. 2024, Eqs. 4-7, 15, 19-20.
     """
 
-    instrument: str = _setting()
-    valid_from: str = _setting(check=_iso_time)
-    q_inst: float = _setting(check=_fraction)
-    u_inst: float = _setting(check=_fraction)
-    zero_angle_deg: float = _setting()
-    q_inst_err: float = _setting(0.0, check=_non_negative)
-    u_inst_err: float = _setting(0.0, check=_non_negative)
-    zero_angle_err_deg: float = _setting(0.0, check=_non_negative)
-    band: str = _setting("")  # empty: every band
-    source: str = _setting("")
+    instrument: str = setting()
+    valid_from: str = setting(check=check_iso_time)
+    q_inst: float = setting(check=check_fraction)
+    u_inst: float = setting(check=check_fraction)
+    zero_angle_deg: float = setting()
+    q_inst_err: float = setting(0.0, check=check_not_negative)
+    u_inst_err: float = setting(0.0, check=check_not_negative)
+    zero_angle_err_deg: float = setting(0.0, check=check_not_negative)
+    band: str = setting("")  # empty: every band
+    source: str = setting("")
 
     def parsed(self) -> InstrumentalPolarization:
         """The entry, ``valid_from`` as a naive UTC datetime."""
@@ -71,11 +71,11 @@ class InstrumentalPolarizationTable:
 class PolarimetryConfig:
     """How polarimetric sequences are built and computed (docs/polarimetry.md)."""
 
-    sequence_gap_minutes: float = _setting(10.0, check=_positive)
-    hwp_method: Literal["lsq", "ratio"] = _setting("lsq")
-    hwp_average: Literal["instrument", "fit", "cycles"] = _setting("instrument")
-    clip_sigma: float = _setting(4.0, check=_positive)
-    normalise_by_comparison_stars: bool = _setting(True)
+    sequence_gap_minutes: float = setting(10.0, check=check_positive)
+    hwp_method: Literal["lsq", "ratio"] = setting("lsq")
+    hwp_average: Literal["instrument", "fit", "cycles"] = setting("instrument")
+    clip_sigma: float = setting(4.0, check=check_positive)
+    normalise_by_comparison_stars: bool = setting(True)
     instrumental: tuple[InstrumentalPolarization, ...] = ()
 
 
@@ -89,42 +89,42 @@ class GenericInstrumentConfig:
     """
 
     name: str
-    telescope: str = _setting()
-    instrume: str = _setting()
-    pixscale_arcsec: float = _setting(check=_positive)
-    gain_e_per_adu: float = _setting(check=_positive)
-    read_noise_e: float = _setting(5.0, check=_positive)
-    saturation_adu: float = _setting(65535.0, check=_positive)
+    telescope: str = setting()
+    instrume: str = setting()
+    pixscale_arcsec: float = setting(check=check_positive)
+    gain_e_per_adu: float = setting(check=check_positive)
+    read_noise_e: float = setting(5.0, check=check_positive)
+    saturation_adu: float = setting(65535.0, check=check_positive)
     #: header keywords of the frame's own gain, read noise and saturation (empty: the values
     #: above; a frame without a usable value there uses them too)
-    gain_keyword: str = _setting("")
-    read_noise_keyword: str = _setting("")
-    saturation_keyword: str = _setting("")
-    bias_level_adu: float = _setting(0.0)
-    telescop: str = _setting("")
-    type_keyword: str = _setting("IMAGETYP")
-    frame_types: Mapping[str, str] = _setting(_EMPTY, check=_frame_types, key="types")
-    zero_second_dark_is_bias: bool = _setting(True)
-    filter_keyword: str = _setting("FILTER")
-    bands: Mapping[str, str] = _setting(_EMPTY)
-    exptime_keyword: str = _setting("EXPTIME")
-    date_keyword: str = _setting("DATE-OBS")
-    date_format: Literal["isot", "mjd", "jd"] = _setting("isot")
-    binning_keyword: str = _setting("XBINNING")
-    binning_y_keyword: str = _setting("")  # empty: binning_keyword holds both axes
-    ra_keyword: str = _setting("RA")
-    dec_keyword: str = _setting("DEC")
-    overscan: str = _setting("", check=_section)
-    overscan_keyword: str = _setting("")
-    trim: str = _setting("", check=_section)
-    trim_keyword: str = _setting("")
-    instrume_keyword: str = _setting("INSTRUME")
-    default_band: str = _setting("")
-    polarimetry: Literal["none", "hwp", "wheel"] = _setting("none")
-    angle_keyword: str = _setting("")
-    angle_convention: Literal["number", "notes"] = _setting("number")
-    pol_angles: tuple[float, ...] = _setting(())
-    min_pol_angles: int = _setting(4, check=_positive)
-    hwp_average: Literal["fit", "cycles"] = _setting("fit")
-    oe_offset_px: tuple[float, ...] = _setting((), check=_pair)
-    oe_offset_std_px: tuple[float, ...] = _setting((), check=_pair)
+    gain_keyword: str = setting("")
+    read_noise_keyword: str = setting("")
+    saturation_keyword: str = setting("")
+    bias_level_adu: float = setting(0.0)
+    telescop: str = setting("")
+    type_keyword: str = setting("IMAGETYP")
+    frame_types: Mapping[str, str] = setting(_EMPTY, check=check_frame_types, key="types")
+    zero_second_dark_is_bias: bool = setting(True)
+    filter_keyword: str = setting("FILTER")
+    bands: Mapping[str, str] = setting(_EMPTY)
+    exptime_keyword: str = setting("EXPTIME")
+    date_keyword: str = setting("DATE-OBS")
+    date_format: Literal["isot", "mjd", "jd"] = setting("isot")
+    binning_keyword: str = setting("XBINNING")
+    binning_y_keyword: str = setting("")  # empty: binning_keyword holds both axes
+    ra_keyword: str = setting("RA")
+    dec_keyword: str = setting("DEC")
+    overscan: str = setting("", check=check_section)
+    overscan_keyword: str = setting("")
+    trim: str = setting("", check=check_section)
+    trim_keyword: str = setting("")
+    instrume_keyword: str = setting("INSTRUME")
+    default_band: str = setting("")
+    polarimetry: Literal["none", "hwp", "wheel"] = setting("none")
+    angle_keyword: str = setting("")
+    angle_convention: Literal["number", "notes"] = setting("number")
+    pol_angles: tuple[float, ...] = setting(())
+    min_pol_angles: int = setting(4, check=check_positive)
+    hwp_average: Literal["fit", "cycles"] = setting("fit")
+    oe_offset_px: tuple[float, ...] = setting((), check=check_pair)
+    oe_offset_std_px: tuple[float, ...] = setting((), check=check_pair)

@@ -14,7 +14,7 @@ import types
 from pathlib import Path
 from typing import Any
 
-from iopreport.config.conversion import _build, _expect_table, _reject_unknown
+from iopreport.config.conversion import build_section, expect_table, reject_unknown
 from iopreport.config.database_url import is_database_url
 from iopreport.config.instrument_sections import (
     GenericInstrumentConfig,
@@ -93,35 +93,37 @@ def load_config(path: Path | str | None = None) -> Config:
 def config_from_source(source: TomlSource) -> Config:
     """Build a :class:`Config` from already-parsed TOML."""
     data = source.data
-    _reject_unknown(source, (), data, _TOP_LEVEL_KEYS)
+    reject_unknown(source, (), data, _TOP_LEVEL_KEYS)
     sections = {}
     for name, cls in _SECTIONS.items():
-        table = _expect_table(source, (name,), data.get(name, {}))
-        sections[name] = _build(cls, table, source, (name,))
+        table = expect_table(source, (name,), data.get(name, {}))
+        sections[name] = build_section(cls, table, source, (name,))
     base = source.path.parent
     sections["paths"] = _resolve_paths(sections["paths"], base)
     if sections["smtp"].ca_file:
         ca_file = str(_resolve(Path(sections["smtp"].ca_file), base))
         sections["smtp"] = dataclasses.replace(sections["smtp"], ca_file=ca_file)
 
-    instruments_table = _expect_table(source, ("instruments",), data.get("instruments", {}))
+    instruments_table = expect_table(source, ("instruments",), data.get("instruments", {}))
     instruments = {}
     for name, table in instruments_table.items():
         key = ("instruments", name)
-        table = _expect_table(source, key, table)
+        table = expect_table(source, key, table)
         if name in InstrumentRegistry.builtin():
             raise source.error(key, f"instrument {name!r} is built in; choose another name")
-        instruments[name] = _build(GenericInstrumentConfig, {**table, "name": name}, source, key)
+        instruments[name] = build_section(
+            GenericInstrumentConfig, {**table, "name": name}, source, key
+        )
     known_telescopes = (*TELESCOPES, *sorted({i.telescope for i in instruments.values()}))
 
-    archives_table = _expect_table(source, ("archives",), data.get("archives", {}))
+    archives_table = expect_table(source, ("archives",), data.get("archives", {}))
     archives = {}
     for telescope, table in archives_table.items():
         key = ("archives", telescope)
         if telescope not in known_telescopes:
             raise source.error(key, f"unknown telescope; known: {', '.join(known_telescopes)}")
-        table = _expect_table(source, key, table)
-        archive = _build(ArchiveConfig, {**table, "telescope": telescope}, source, key)
+        table = expect_table(source, key, table)
+        archive = build_section(ArchiveConfig, {**table, "telescope": telescope}, source, key)
         if archive.protocol in ("ftp", "sftp") and archive.enabled and not archive.host:
             raise source.error((*key, "host"), f"{archive.protocol} archive needs a host")
         if archive.protocol == "local":
@@ -134,8 +136,8 @@ def config_from_source(source: TomlSource) -> Config:
     subscribers = []
     for index, table in enumerate(subscribers_value):
         key = ("subscribers", index)
-        table = _expect_table(source, key, table)
-        subscriber = _build(SubscriberConfig, table, source, key)
+        table = expect_table(source, key, table)
+        subscriber = build_section(SubscriberConfig, table, source, key)
         if any(s.name.casefold() == subscriber.name.casefold() for s in subscribers):
             raise source.error((*key, "name"), f"subscriber name {subscriber.name!r} is used twice")
         subscribers.append(subscriber)
@@ -153,22 +155,24 @@ def config_from_source(source: TomlSource) -> Config:
 
 def _polarimetry(source: TomlSource, value: Any, registry: InstrumentRegistry) -> PolarimetryConfig:
     key = ("polarimetry",)
-    table = dict(_expect_table(source, key, value))
+    table = dict(expect_table(source, key, value))
     entries_value = table.pop("instrumental", [])
     if not isinstance(entries_value, list):
         raise source.error((*key, "instrumental"), "must be an array of tables")
     entries = []
     for index, entry_table in enumerate(entries_value):
         entry_key = (*key, "instrumental", index)
-        entry_table = _expect_table(source, entry_key, entry_table)
+        entry_table = expect_table(source, entry_key, entry_table)
         if "valid_from" in entry_table and not isinstance(entry_table["valid_from"], str):
             entry_table = {**entry_table, "valid_from": entry_table["valid_from"].isoformat()}
-        entry = _build(InstrumentalPolarizationTable, entry_table, source, entry_key).parsed()
+        entry = build_section(
+            InstrumentalPolarizationTable, entry_table, source, entry_key
+        ).parsed()
         if entry.instrument not in registry:
             known = ", ".join(registry.names())
             raise source.error((*entry_key, "instrument"), f"unknown instrument; known: {known}")
         entries.append(entry)
-    settings = _build(PolarimetryConfig, table, source, key)
+    settings = build_section(PolarimetryConfig, table, source, key)
     return dataclasses.replace(settings, instrumental=tuple(entries))
 
 
