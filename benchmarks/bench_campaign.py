@@ -76,15 +76,15 @@ def _project(root: Path, nights: list[tuple[str, dt.date]], preset: str) -> Path
 
 
 def _configure(
-    project: Path, database: str, scheduler: str, workers: int, frames_per_task: int | None
+    project: Path, database: str, scheduler: str, workers: int, jobs_per_task: int | None
 ) -> None:
     path = project / "config.toml"
     document = tomlkit.parse(path.read_text())
     document["paths"]["database"] = database
     document["processing"]["workers"] = workers
     document["cluster"] = {"scheduler": scheduler, "local_workers": workers}
-    if frames_per_task:
-        document["cluster"]["frames_per_task"] = frames_per_task
+    if jobs_per_task:
+        document["cluster"]["jobs_per_task"] = jobs_per_task
     write_text_atomic(path, tomlkit.dumps(document))
     for folder in ("masterbias", "masterdark", "masterflat", "calibration", "campaigns"):
         shutil.rmtree(project / "data" / folder, ignore_errors=True)
@@ -166,7 +166,7 @@ MEAN_KEYS = (
 def _child(args) -> None:
     """One configuration, in this (fresh) process: its figures as JSON on the last line."""
     label, scheduler = MODES[args.run]
-    _configure(args.project, args.database, scheduler, args.workers, args.frames_per_task)
+    _configure(args.project, args.database, scheduler, args.workers, args.jobs_per_task)
     figures = _run(args.project, label, args.server_data, args.warm_memory_gb)
     print("RESULT " + json.dumps(figures), flush=True)
 
@@ -175,8 +175,8 @@ def _in_child(mode: str, project: Path, database: str, args, server_data: str) -
     command = [sys.executable, __file__, "--run", mode, "--project", str(project)]
     command += ["--database", database, "--workers", str(args.workers)]
     command += ["--server-data", server_data, "--warm-memory-gb", str(args.warm_memory_gb)]
-    if args.frames_per_task:
-        command += ["--frames-per-task", str(args.frames_per_task)]
+    if args.jobs_per_task:
+        command += ["--jobs-per-task", str(args.jobs_per_task)]
     done = subprocess.run(command, check=True, capture_output=True, text=True)
     lines = done.stdout.splitlines()
     print("\n".join(line for line in lines if not line.startswith("RESULT ")), flush=True)
@@ -191,9 +191,9 @@ def main() -> None:
     parser.add_argument("--keep", type=Path, help="work in this folder (default: a temporary one)")
     parser.add_argument("--rounds", type=int, default=2, help="runs of each configuration")
     parser.add_argument(
-        "--frames-per-task",
+        "--jobs-per-task",
         type=int,
-        help="[cluster] frames_per_task of (b) and (c) (default: the configuration's default)",
+        help="[cluster] jobs_per_task of (b) and (c) (default: the configuration's default)",
     )
     add_warm_memory_option(parser)
     parser.add_argument("--run", choices=sorted(MODES), help=argparse.SUPPRESS)

@@ -111,7 +111,7 @@ def test_local_cluster_gives_every_stored_value_of_the_local_pool(tmp_path, loca
     with caplog.at_level(logging.INFO, logger="iopreport.reduce.executor"):
         found = _reduce(project, build=True)
     jobs, tasks = next(r.args for r in caplog.records if r.msg == "dask: %d jobs in %d tasks")
-    assert jobs > tasks, "no task reduced several frames ([cluster] frames_per_task)"
+    assert jobs > tasks, "no task reduced several frames ([cluster] jobs_per_task)"
     assert found["photo_pol_result"], "the night gave no results"
     assert len(found["pages"]) > 10
     assert found["pages"] == local_sqlite[1]["pages"]  # the same site pages

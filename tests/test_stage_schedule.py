@@ -48,9 +48,9 @@ class SyncPool:
     workers = 50
     worn_out = False
 
-    def __init__(self, on_submit, frames_per_task: int = 1):
+    def __init__(self, on_submit, jobs_per_task: int = 1):
         self.on_submit = on_submit
-        self.frames_per_task = frames_per_task
+        self.jobs_per_task = jobs_per_task
         self.tasks: list[list] = []  # the items of each submit_many
 
     def submit_many(self, function, items: list) -> list[futures.Future]:
@@ -89,7 +89,7 @@ def _night(frames: list[tuple[str, str, tuple]]) -> NightState:
 class Run:
     """A scheduler run with a planner and writer that record what they see."""
 
-    def __init__(self, states, crash=frozenset(), frames_per_task: int = 1):
+    def __init__(self, states, crash=frozenset(), jobs_per_task: int = 1):
         self.states = states
         self.crash = crash  # master jobs whose worker raises
         self.started: list[str] = []
@@ -105,7 +105,7 @@ class Run:
             failed_master=lambda reason: SimpleNamespace(error=reason, cpu_s=0.0, peak_rss_mb=0.0),
         )
         config = SimpleNamespace(registry=InstrumentRegistry.builtin())
-        self.pool = pool = SyncPool(self.check_and_start, frames_per_task)
+        self.pool = pool = SyncPool(self.check_and_start, jobs_per_task)
         self.scheduler = Scheduler(config, None, states, False, pool, False, work=work)
 
     def needed(self, job) -> set[str]:
@@ -182,22 +182,35 @@ def test_no_job_starts_before_what_it_needs_is_stored():
     assert run.scheduler.masters_finished_s is not None
 
 
-def test_frames_go_several_to_a_task_of_one_group_and_masters_one_each():
+def test_frames_go_several_to_a_task_of_one_group_and_few_masters_one_each():
     nights = _two_nights()
     nights[0].rawfits += [
         SimpleNamespace(filename=f"g{i}", kind="frames", detector=OSN) for i in range(9)
     ]
     nights[0].infos.update({f"g{i}": None for i in range(9)})
-    run = Run(nights, frames_per_task=3)
+    run = Run(nights, jobs_per_task=3)
     run.scheduler.run()
     assert sorted(run.started) == sorted(run.jobs) == sorted(run.stored)
     names = [[getattr(i, "filename", None) or i.raw_path.name for i in t] for t in run.pool.tasks]
     sizes = {name: len(task) for task in names for name in task}
     assert max(len(task) for task in names) == 3  # frames grouped, never more than asked
+    # a few masters in a wide window: one per task, so that none waits behind another
     assert all(sizes[name] == 1 for name, job in run.jobs.items() if job.kind in MASTER_KINDS)
     for task in names:  # a task's frames are one group's: one night and detector
         assert len({run.jobs[name].detector for name in task}) == 1
         assert len({id(s) for s in nights for r in s.rawfits if r.filename in task}) == 1
+
+
+def test_many_queued_masters_go_several_to_a_task_of_one_kind():
+    nights = [_night([(f"b{n}", "bias", OSN), (f"f{n}", "flat", OSN)]) for n in range(12)]
+    run = Run(nights, jobs_per_task=3)
+    run.pool.workers = 1  # a window of two tasks: 12 queued biases fill tasks of 3
+    run.scheduler.run()
+    assert sorted(run.started) == sorted(run.jobs) == sorted(run.stored)
+    names = [[i.filename for i in t] for t in run.pool.tasks]
+    assert max(len(task) for task in names) == 3
+    for task in names:
+        assert len({run.jobs[name].kind for name in task}) == 1  # biases, or flats
 
 
 def test_the_check_catches_a_job_started_too_early():

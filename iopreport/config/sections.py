@@ -199,7 +199,7 @@ class ClusterConfig:
     scheduler: str = setting("", check=check_scheduler)
     local_workers: int = setting(0, check=check_not_negative)  # 0: processing.workers
     connect_timeout_s: float = setting(30.0, check=check_positive)
-    frames_per_task: int = setting(4, check=check_positive)  # frames one Dask task reduces
+    jobs_per_task: int = setting(4, check=check_positive)  # frames or masters per Dask task
 
 
 @dataclass(frozen=True)

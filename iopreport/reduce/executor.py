@@ -66,8 +66,8 @@ class Executor(Protocol):
     #: Tasks handed out at once (the scheduler keeps one more waiting): the worker processes
     #: of the local pool; on Dask, twice its worker threads (:data:`QUEUED_PER_THREAD`).
     workers: int
-    #: Frames one task may reduce (1: one per task; :meth:`submit_many` groups them).
-    frames_per_task: int
+    #: Jobs (frames, masters) one task may run (1: one per task; see :meth:`submit_many`).
+    jobs_per_task: int
 
     @property
     def worn_out(self) -> bool:
@@ -114,7 +114,7 @@ class LocalPool:
         self.index_dir = str(config.paths.astrometry_index_dir)
         self.frames_per_pool = max(1, self.workers * config.processing.solver_recycle_frames)
         self.frames_served = 0
-        self.frames_per_task = 1
+        self.jobs_per_task = 1
         self._executor: futures.ProcessPoolExecutor | None = None
         self._initialised_here = False
 
@@ -263,7 +263,7 @@ class DaskPool:
         self._failed: BaseException | None = None
         self._starting: threading.Thread | None = None
         self.resubmitted = 0
-        self.frames_per_task = config.cluster.frames_per_task
+        self.jobs_per_task = config.cluster.jobs_per_task
         self.jobs_submitted = 0
         self.tasks_submitted = 0
         if config.cluster.scheduler == "local":

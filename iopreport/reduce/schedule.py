@@ -229,23 +229,28 @@ class Scheduler:
         self.bar.close()
 
     def _task_size(self, queue: list[tuple]) -> int:
-        """How many of the first queued jobs go in one task: one master, or up to
-        ``frames_per_task`` frames of the first job's group; once every group has
-        started, fewer when the queued frames would not give each place in the window
-        a task of that size, so that the run's last frames spread over the workers."""
+        """How many of the first queued jobs go in one task (up to the pool's
+        ``jobs_per_task``): frames of the first job's group, or masters of its kind
+        (other nights' too). Fewer when the queued jobs of that function would not
+        give each place in the window a task of that size: masters always (they
+        gate frames, so a short queue of them is not held up behind each other),
+        frames once every group has started (the run's last frames spread over the
+        workers)."""
         group, function, _ = queue[0]
-        size = self.pool.frames_per_task
-        if function is not reduce_frame or size <= 1:
+        size = self.pool.jobs_per_task
+        if size <= 1:
             return 1
-        if all(g.submitted for g in self.groups):
-            frames = sum(1 for job in queue if job[1] is reduce_frame)
-            size = min(size, max(1, frames // (self.pool.workers + 1)))
-        same = 0
-        for job in queue[:size]:
-            if job[0] is not group:
+        if function is not reduce_frame or all(g.submitted for g in self.groups):
+            queued = sum(1 for job in queue if job[1] is function)
+            size = min(size, max(1, queued // (self.pool.workers + 1)))
+        taken = 0
+        for other, other_function, _ in queue[:size]:
+            if other_function is not function or other.kind != group.kind:
                 break
-            same += 1
-        return same
+            if function is reduce_frame and other is not group:
+                break
+            taken += 1
+        return taken
 
     def _start(self, group: Group) -> list[tuple]:
         """The jobs of a group that has become ready (matching masters now exist)."""
