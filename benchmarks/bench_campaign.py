@@ -45,7 +45,7 @@ from pathlib import Path
 import tomlkit
 from proctree import TreeCpu, add_warm_memory_option, self_cpu, server_cpu, warm_memory
 
-from iopreport.archive.sync import fetch_night
+from iopreport.archive.nightdownload import fetch_night
 from iopreport.config import load_config
 from iopreport.demo import point_archives_at
 from iopreport.fileio import write_text_atomic

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 from proctree import TreeCpu, add_warm_memory_option, self_cpu, warm_memory
 
-from iopreport.archive.sync import fetch_night
+from iopreport.archive.nightdownload import fetch_night
 from iopreport.catalog import load_catalog, sync_catalog
 from iopreport.config import load_config
 from iopreport.demo import point_archives_at

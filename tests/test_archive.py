@@ -22,8 +22,10 @@ from archive_helpers import NIGHT, copy_archive, fits_names, load, make_project,
 
 from iopreport.archive.backends import open_archive
 from iopreport.archive.base import ArchiveError, RemoteFile
+from iopreport.archive.download import download_file, part_path
 from iopreport.archive.ftp import FtpArchive, parse_list_line
-from iopreport.archive.sync import close_time, download_file, part_path, sync_archive
+from iopreport.archive.polling import close_time
+from iopreport.archive.sync import sync_archive
 from iopreport.archive.testserver import FtpTestServer, SftpTestServer, silent_port
 from iopreport.config import ArchiveConfig
 from iopreport.fileio import sha256_of
@@ -297,7 +299,7 @@ def test_silent_sftp_server_times_out(project):
 
 
 def test_file_patterns_are_honoured_and_skipped_files_reported(archive_root, project, caplog):
-    caplog.set_level(logging.INFO, logger="iopreport.archive.sync")
+    caplog.set_level(logging.INFO, logger="iopreport.archive.nightdownload")
     with FtpTestServer(archive_root / "OSN-T150") as server:
         config = project({"OSN-T150": server.archive_table(file_patterns=["^Bias", "^Flat"])})
         result = sync_archive(config, config.archives["OSN-T150"])

@@ -7,7 +7,7 @@ import os
 import stat
 
 from iopreport.archive.local import list_nights
-from iopreport.archive.sync import fetch_night
+from iopreport.archive.nightdownload import fetch_night
 from iopreport.catalog import load_catalog
 from iopreport.fileio import sha256_of
 from iopreport.identify import identify_target

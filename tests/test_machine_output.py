@@ -181,7 +181,8 @@ def test_logging_format_json_in_config(project):
 
 def test_fetch_hooks_count_every_file(tmp_path):
     """The progress hooks see each night's listing and every file (what the bar counts)."""
-    from iopreport.archive.sync import SyncHooks, sync_archive
+    from iopreport.archive.nightsync import SyncHooks
+    from iopreport.archive.sync import sync_archive
     from iopreport.config import load_config
     from iopreport.store import close_store, open_store
 

@@ -12,7 +12,7 @@ import pytest
 import tomlkit
 from astropy.io import fits
 
-from iopreport.archive.sync import fetch_night
+from iopreport.archive.nightdownload import fetch_night
 from iopreport.catalog import load_catalog, sync_catalog
 from iopreport.config import load_config
 from iopreport.demo import point_archives_at

@@ -19,7 +19,7 @@ import tomlkit
 from pgserver import free_port
 from store_snapshot import differences, snapshot
 
-from iopreport.archive.sync import fetch_night
+from iopreport.archive.nightdownload import fetch_night
 from iopreport.catalog import load_catalog, sync_catalog
 from iopreport.config import load_config
 from iopreport.demo import point_archives_at

@@ -20,7 +20,7 @@ import tomlkit
 from astropy.io import fits
 
 from iopreport import urls
-from iopreport.archive.sync import fetch_night
+from iopreport.archive.nightdownload import fetch_night
 from iopreport.catalog import load_catalog, sync_catalog
 from iopreport.cli import main
 from iopreport.config import load_config

@@ -1,9 +1,9 @@
 """What every archive backend offers: list nights, list a night's files, download one.
 
 The backends (:mod:`~iopreport.archive.ftp`, :mod:`~iopreport.archive.sftp`,
-:mod:`~iopreport.archive.local`) know only their protocol; which files to take,
-where to put them, how to verify, resume and retry them is decided once, in
-:mod:`iopreport.archive.sync`.
+:mod:`~iopreport.archive.local`) know only their protocol; which files to take
+and where to put them is decided once, in :mod:`iopreport.archive.nightdownload`,
+how to verify, resume and retry them in :mod:`iopreport.archive.download`.
 """
 
 from __future__ import annotations

@@ -1,8 +1,8 @@
 """A local folder laid out like a telescope archive (the :class:`Archive` of protocol "local").
 
 Copies go through the same verified, atomic, read-only download as FTP and
-SFTP (:func:`iopreport.archive.sync.download_night`); here the archive's own
-SHA-256 is known, so every copy is checked against it.
+SFTP (:func:`iopreport.archive.nightdownload.download_night`); here the
+archive's own SHA-256 is known, so every copy is checked against it.
 """
 
 from __future__ import annotations

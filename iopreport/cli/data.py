@@ -152,7 +152,7 @@ def cmd_fetch(args: argparse.Namespace) -> int:
 
 def _fetch_progress():
     """A bar per night on a terminal (plain log lines otherwise), fed by sync_archive's hooks."""
-    from iopreport.archive.sync import SyncHooks
+    from iopreport.archive.nightsync import SyncHooks
     from iopreport.progress import Progress
 
     bars: list[Progress] = []
