@@ -10,7 +10,7 @@ import pytest
 
 from iopreport.instruments import InstrumentRegistry
 from iopreport.simulate import simulate_night
-from iopreport.simulate.plan import (
+from iopreport.simulate.exptime import (
     POL_IMAGE_FRACTION,
     choose_exptime,
 )

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 from astropy.io import fits
 
-from iopreport.simulate.plan import FramePlan
+from iopreport.simulate.frameplan import FramePlan
 
 #: Fault name -> what a correct pipeline does with the damaged frame.
 FAULTS: dict[str, str] = {

@@ -15,7 +15,7 @@ from astropy.io import fits
 from astropy.wcs import WCS
 
 from iopreport.instruments.dialect import FrameKeywords, HeaderDialect
-from iopreport.simulate.plan import FramePlan
+from iopreport.simulate.frameplan import FramePlan
 
 
 def frame_keywords(plan: FramePlan) -> FrameKeywords:

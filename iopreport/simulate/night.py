@@ -20,6 +20,8 @@ from iopreport.instruments import instrumental_polarization
 from iopreport.instruments.registry import InstrumentRegistry
 from iopreport.nightlayout import night_folder
 from iopreport.simulate import faults as fault_rules
+from iopreport.simulate.exptime import BAND_THROUGHPUT, SKY_MAG_ARCSEC2, ZERO_MAG_RATE_R
+from iopreport.simulate.frameplan import FramePlan
 from iopreport.simulate.headers import add_header_wcs, build_header, file_name
 from iopreport.simulate.optics import (
     polarizer_transmission,
@@ -27,14 +29,8 @@ from iopreport.simulate.optics import (
     stokes_from_polarization,
     wollaston_beams,
 )
-from iopreport.simulate.plan import (
-    BAND_THROUGHPUT,
-    PRESETS,
-    SKY_MAG_ARCSEC2,
-    ZERO_MAG_RATE_R,
-    FramePlan,
-    plan_night,
-)
+from iopreport.simulate.plan import plan_night
+from iopreport.simulate.presets import PRESETS
 from iopreport.simulate.render import (
     add_stars,
     expose,

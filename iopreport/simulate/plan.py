@@ -1,36 +1,30 @@
 """What a simulated night contains: the list of exposures, in time order, per telescope.
 
-A preset (tiny, small, full) says which instruments observe which sources
-and how; :func:`plan_night` turns it into :class:`FramePlan` entries with
-start times, exposure times, pointing and geometry. Nothing here touches
-pixels, so plans are cheap to inspect and test.
+:func:`plan_night` turns a preset (:mod:`iopreport.simulate.presets`) into
+:class:`~iopreport.simulate.frameplan.FramePlan` entries with start times, exposure
+times, pointing and geometry, as the night's clock, seeing and transparency
+advance. Nothing here touches pixels, so plans are cheap to inspect and test.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
 from iopreport.instruments import InstrumentSpec
 from iopreport.instruments.registry import InstrumentRegistry
+from iopreport.simulate.exptime import POL_IMAGE_FRACTION, choose_exptime
+from iopreport.simulate.frameplan import FramePlan
+from iopreport.simulate.presets import InstrumentPlan, Preset
 from iopreport.simulate.render import Window, stable_seed
 
 #: Where the night starts (UTC) for observatories in Spain: evening twilight.
 EVENING_START_UTC = dt.time(18, 45)
 #: Readout and overhead between exposures, seconds (simulator assumption).
 OVERHEAD_S = {"AndorT90": 12.0, "RoperT90": 20.0, "AndorT150": 12.0, "DIPOL": 3.0, "CAFOS": 40.0}
-#: Photo-electrons per second from a magnitude-0 star, R band, per instrument
-#: (telescope area x throughput; simulator assumption giving realistic counts).
-ZERO_MAG_RATE_R = {
-    "AndorT90": 2.5e9,
-    "RoperT90": 2.0e9,
-    "DIPOL": 1.5e9,
-    "AndorT150": 7.0e9,
-    "CAFOS": 1.4e10,
-}
 #: Pointing error of the telescope, arcsec RMS per axis (simulator assumption; default 15).
 POINTING_ERROR_ARCSEC = {"CAFOS": 10.0, "DIPOL": 6.0}
 #: Scatter of the camera's position angle between pointings, degrees (simulator
@@ -38,10 +32,6 @@ POINTING_ERROR_ARCSEC = {"CAFOS": 10.0, "DIPOL": 6.0}
 ROTATION_JITTER_DEG = {"DIPOL": 1.0}
 #: Chance that a target is observed after a meridian flip (FLIPSTAT; simulator assumption).
 FLIP_PROBABILITY = {"DIPOL": 0.5}
-#: Throughput in each band relative to R (simulator assumption).
-BAND_THROUGHPUT = {"U": 0.12, "B": 0.55, "V": 0.85, "R": 1.0, "I": 0.65}
-#: Dark-sky brightness, mag per square arcsec (typical of Spanish sites).
-SKY_MAG_ARCSEC2 = {"U": 22.0, "B": 22.6, "V": 21.6, "R": 20.9, "I": 19.9}
 #: Header OBJECT names by archive style (OSN and DIPOL use short common names).
 OBJECT_NAMES = {
     "2200+420": {"osn": "BLLac", "dipol": "BLLac", "cafos": "2200+420"},
@@ -59,386 +49,9 @@ OBJECT_NAMES = {
 }
 #: Relative swing of the seeing through a simulated night (simulator assumption).
 SEEING_SWING = 0.15
-#: Largest fraction of the flux one polarimetric image receives: a polarizer, or one
-#: Wollaston beam behind a half-wave plate, passes (1 + p)/2 (optics.py), with p up to 10 %.
-POL_IMAGE_FRACTION = 0.55
-#: Seeing (arcsec) at which the usual exposure puts the brightest star at a third of
-#: saturation (a typical night; simulator assumption).
-TYPICAL_SEEING_ARCSEC = 2.2
-#: Highest fraction of the detector's range above bias that the brightest star may
-#: reach at the best seeing of the night: observers shorten the exposure of a bright
-#: standard so that it does not saturate when the seeing improves (the planned peak,
-#: a Moffat profile centred on a pixel, is the highest the star can reach).
-BEST_SEEING_PEAK_FRACTION = 1.0
 
 #: DIPOL polarimetry sub-frame size at 2x2 binning (about 2.5' x 2.0'; the IOP4 paper §6.3).
 DIPOL_SUBFRAME_2X2 = (1120, 900)
-
-
-@dataclass(frozen=True)
-class FramePlan:
-    """One exposure to simulate. Times are naive UTC."""
-
-    telescope: str
-    instrument: str
-    night: dt.date
-    imgtype: str  # bias | dark | flat | light
-    exptime: float
-    start: dt.datetime
-    binning: int
-    window: Window
-    full_shape: tuple[int, int]  # (ny, nx) of the whole detector at this binning
-    band: str | None = None
-    obsmode: str | None = None  # photometry | polarimetry
-    angle: float | None = None
-    object_name: str = ""
-    target: str | None = None
-    pointing: tuple[float, float] | None = None  # commanded (header) position, deg
-    centre: tuple[float, float] | None = None  # true position of the detector centre, deg
-    rotation_deg: float = 0.0
-    flip: bool = False
-    seeing_arcsec: float = 0.0
-    transparency: float = 1.0
-    sequence: str | None = None
-    spelling: int = 0
-    faults: tuple[str, ...] = ()
-    trail_px: tuple[float, float] = (0.0, 0.0)
-    flat_level_adu: float = 0.0
-    #: The instrument's spec, from the registry the night was planned with.
-    spec: InstrumentSpec | None = field(default=None, compare=False, repr=False)
-
-    @property
-    def mid_time(self) -> dt.datetime:
-        return self.start + dt.timedelta(seconds=self.exptime / 2.0)
-
-
-@dataclass(frozen=True)
-class Block:
-    """A request in a preset: calibrations or observations of one source."""
-
-    kind: str  # bias | dark | flat | phot | pol
-    count: int = 1
-    band: str = "R"
-    bands: tuple[str, ...] = ()
-    target: str = ""
-    angles: tuple[float, ...] | None = None  # flats per polarizer/HWP angle
-    subframe: bool = False
-
-
-@dataclass(frozen=True)
-class InstrumentPlan:
-    instrument: str
-    binning: int
-    blocks: tuple[Block, ...]
-
-
-@dataclass(frozen=True)
-class Preset:
-    name: str
-    telescopes: dict[str, tuple[InstrumentPlan, ...]] = field(default_factory=dict)
-    #: cosmic-ray rate as a multiple of the simulator's (render.COSMIC_RATE_PER_CM2_S)
-    cosmic_ray_scale: float = 1.0
-
-
-HWP_CAFOS = (0.0, 22.48, 44.98, 67.48)
-WHEEL = (-45.0, 0.0, 45.0, 90.0)
-
-
-def _blocks(*items: Block) -> tuple[Block, ...]:
-    return items
-
-
-def _flats(bands: str, count: int, angles=None) -> tuple[Block, ...]:
-    return tuple(Block("flat", count, band, angles=angles) for band in bands)
-
-
-def _phot(target: str, bands: str, count: int = 1) -> Block:
-    return Block("phot", count, bands=tuple(bands), target=target)
-
-
-def _pol(target: str, count: int = 1, subframe: bool = False) -> Block:
-    return Block("pol", count, target=target, subframe=subframe)
-
-
-PRESETS: dict[str, Preset] = {
-    "tiny": Preset(
-        "tiny",
-        {
-            "OSN-T090": (
-                InstrumentPlan(
-                    "AndorT90",
-                    4,
-                    _blocks(
-                        Block("bias", 3),
-                        *_flats("R", 3),
-                        *_flats("R", 3, WHEEL),
-                        _phot("2200+420", "R"),
-                        _pol("2200+420"),
-                    ),
-                ),
-                InstrumentPlan(
-                    "DIPOL",
-                    4,
-                    _blocks(
-                        Block("bias", 3),
-                        Block("dark", 3),
-                        *_flats("R", 3),
-                        _phot("2200+420", "R"),
-                        _pol("2200+420", subframe=True),
-                    ),
-                ),
-            ),
-            "OSN-T150": (
-                InstrumentPlan(
-                    "AndorT150",
-                    4,
-                    _blocks(
-                        Block("bias", 3),
-                        *_flats("R", 3),
-                        *_flats("R", 3, WHEEL),
-                        _phot("2200+420", "R"),
-                        _pol("2200+420"),
-                    ),
-                ),
-            ),
-            "CAHA-T220": (
-                InstrumentPlan(
-                    "CAFOS",
-                    2,
-                    _blocks(
-                        Block("bias", 3),
-                        *_flats("R", 3),
-                        *_flats("R", 3, HWP_CAFOS),
-                        _phot("2200+420", "R"),
-                        _pol("2200+420"),
-                        _pol("Hiltner 960"),
-                    ),
-                ),
-            ),
-        },
-    ),
-    "small": Preset(
-        "small",
-        {
-            "OSN-T090": (
-                InstrumentPlan(
-                    "AndorT90",
-                    2,
-                    _blocks(
-                        Block("bias", 5),
-                        *_flats("UBVRI", 3),
-                        *_flats("R", 3, WHEEL),
-                        _phot("2200+420", "UBVRI"),
-                        _pol("2200+420", 2),
-                        _pol("Hiltner 960"),
-                        _pol("BD+32 3739"),
-                        _phot("2251+158", "R", 2),
-                        _pol("2251+158"),
-                    ),
-                ),
-                InstrumentPlan(
-                    "DIPOL",
-                    4,
-                    _blocks(
-                        Block("bias", 5),
-                        Block("dark", 3),
-                        *_flats("BVR", 3),
-                        _phot("2200+420", "BVR"),
-                        _pol("2200+420", subframe=True),
-                        _pol("Hiltner 960", subframe=True),
-                    ),
-                ),
-            ),
-            "OSN-T150": (
-                InstrumentPlan(
-                    "AndorT150",
-                    2,
-                    _blocks(
-                        Block("bias", 5),
-                        *_flats("VR", 3),
-                        *_flats("R", 3, WHEEL),
-                        _phot("2200+420", "RV", 2),
-                        _pol("2200+420"),
-                        _phot("1652+398", "R"),
-                    ),
-                ),
-            ),
-            "CAHA-T220": (
-                InstrumentPlan(
-                    "CAFOS",
-                    1,
-                    _blocks(
-                        Block("bias", 5),
-                        *_flats("VR", 3),
-                        *_flats("R", 3, HWP_CAFOS),
-                        _phot("2200+420", "RV"),
-                        _pol("2200+420"),
-                        _pol("Hiltner 960"),
-                        _pol("HD 212311"),
-                    ),
-                ),
-            ),
-        },
-    ),
-    "full": Preset(
-        "full",
-        {
-            "OSN-T090": (
-                InstrumentPlan(
-                    "AndorT90",
-                    1,
-                    _blocks(
-                        Block("bias", 10),
-                        *_flats("UBVRI", 5),
-                        *_flats("R", 5, WHEEL),
-                        _phot("2200+420", "BVRI", 2),
-                        _pol("2200+420", 3),
-                        _pol("Hiltner 960", 2),
-                        _pol("BD+32 3739"),
-                        _phot("2251+158", "VR", 2),
-                        _pol("2251+158", 2),
-                        _phot("0716+714", "R", 2),
-                        _pol("0716+714"),
-                    ),
-                ),
-                InstrumentPlan(
-                    "DIPOL",
-                    2,
-                    _blocks(
-                        Block("bias", 8),
-                        Block("dark", 5),
-                        *_flats("BVR", 4),
-                        _phot("2200+420", "BVR"),
-                        _pol("2200+420", 2, subframe=True),
-                        _pol("Hiltner 960", subframe=True),
-                    ),
-                ),
-            ),
-            "OSN-T150": (
-                InstrumentPlan(
-                    "AndorT150",
-                    1,
-                    _blocks(
-                        Block("bias", 8),
-                        *_flats("VR", 4),
-                        *_flats("R", 4, WHEEL),
-                        _phot("2200+420", "VR", 2),
-                        _pol("2200+420", 2),
-                        _phot("1652+398", "R", 2),
-                        _phot("1101+384", "R", 2),
-                    ),
-                ),
-            ),
-            "CAHA-T220": (
-                InstrumentPlan(
-                    "CAFOS",
-                    1,
-                    _blocks(
-                        Block("bias", 8),
-                        *_flats("VR", 4),
-                        *_flats("R", 4, HWP_CAFOS),
-                        _phot("2200+420", "RV", 2),
-                        _pol("2200+420", 2),
-                        _pol("Hiltner 960"),
-                        _pol("HD 212311"),
-                        _pol("1253-055"),
-                    ),
-                ),
-            ),
-        },
-    ),
-}
-
-
-#: Unbinned 2048x2048 frames with three times the cosmic-ray rate: long multi-pixel
-#: tracks among the brightest detections (the test bed of the seeing and trailing checks).
-PRESETS["unbinned"] = Preset(
-    "unbinned",
-    {
-        "OSN-T090": (
-            InstrumentPlan(
-                "AndorT90",
-                1,
-                _blocks(
-                    Block("bias", 3),
-                    *_flats("R", 3),
-                    *_flats("R", 3, WHEEL),
-                    _phot("2200+420", "R", 4),
-                    _pol("2200+420"),
-                ),
-            ),
-        ),
-    },
-    cosmic_ray_scale=3.0,
-)
-
-
-#: The demo's nights after the first (iopreport/demo.py): BL Lac monitored at every
-#: telescope, and at each polarimeter a standard of the kind the first (small) night
-#: lacks, so that every polarimeter's instrumental polarization and zero angle can be
-#: fitted from the nights together (unpolarized BD+32 3739 for DIPOL, both kinds for
-#: AndorT150). Binnings as in ``tiny``, CAFOS unbinned as in ``small`` (a bright
-#: standard's short exposure then still shows enough stars to plate-solve).
-PRESETS["monitor"] = Preset(
-    "monitor",
-    {
-        "OSN-T090": (
-            InstrumentPlan(
-                "AndorT90",
-                4,
-                _blocks(
-                    Block("bias", 3),
-                    *_flats("R", 3),
-                    *_flats("R", 3, WHEEL),
-                    _phot("2200+420", "R"),
-                    _pol("2200+420"),
-                    _pol("Hiltner 960"),
-                ),
-            ),
-            InstrumentPlan(
-                "DIPOL",
-                4,
-                _blocks(
-                    Block("bias", 3),
-                    Block("dark", 3),
-                    *_flats("R", 3),
-                    _phot("2200+420", "R"),
-                    _pol("2200+420", subframe=True),
-                    _pol("BD+32 3739", subframe=True),
-                ),
-            ),
-        ),
-        "OSN-T150": (
-            InstrumentPlan(
-                "AndorT150",
-                4,
-                _blocks(
-                    Block("bias", 3),
-                    *_flats("R", 3),
-                    *_flats("R", 3, WHEEL),
-                    _phot("2200+420", "R"),
-                    _pol("2200+420"),
-                    _pol("Hiltner 960"),
-                    _pol("BD+32 3739"),
-                ),
-            ),
-        ),
-        "CAHA-T220": (
-            InstrumentPlan(
-                "CAFOS",
-                1,
-                _blocks(
-                    Block("bias", 3),
-                    *_flats("R", 3),
-                    *_flats("R", 3, HWP_CAFOS),
-                    _phot("2200+420", "R"),
-                    _pol("2200+420"),
-                    _pol("Hiltner 960"),
-                ),
-            ),
-        ),
-    },
-)
 
 
 def object_name(target: str, instrument_name: str) -> str:
@@ -680,60 +293,3 @@ def dipol_subframe(spec: InstrumentSpec, binning: int, flip: bool) -> Window:
     x0 = round(cx - width / 2.0)
     y0 = round(cy - height / 2.0)
     return Window(max(x0, 0), max(y0, 0), width, height)
-
-
-#: Longest single exposure per instrument (DIPOL's CMOS sequences use short
-#: exposures; simulator assumption).
-MAX_EXPTIME_S = {"DIPOL": 60.0, "CAFOS": 180.0}
-NICE_EXPTIMES = (
-    0.1,
-    0.15,
-    0.2,
-    0.5,
-    1.0,
-    2.0,
-    3.0,
-    5.0,
-    10.0,
-    15.0,
-    20.0,
-    30.0,
-    45.0,
-    60.0,
-    90.0,
-    120.0,
-    180.0,
-    240.0,
-    300.0,
-)
-
-
-def choose_exptime(
-    spec, binning, name, target, band, brightness, transmission, best_seeing_arcsec=None
-) -> float:
-    """Longest usual exposure that keeps the brightest star of interest unsaturated.
-
-    As observers plan: the brightest star in the field (target or calibrator,
-    ``brightness(target, band)``) peaks near a third of saturation in typical seeing
-    (:data:`TYPICAL_SEEING_ARCSEC`), and below :data:`BEST_SEEING_PEAK_FRACTION` of the
-    range above bias at the night's best seeing (``best_seeing_arcsec``), so that a
-    bright standard gets a short exposure. ``transmission`` is the largest fraction of
-    the flux one image receives (1 for photometry, :data:`POL_IMAGE_FRACTION` for a
-    polarizer position or a Wollaston beam).
-    """
-    from iopreport.simulate.render import moffat_peak_fraction
-
-    magnitude = brightness(target, band)
-    rate = ZERO_MAG_RATE_R[name] * BAND_THROUGHPUT[band] * 10 ** (-0.4 * magnitude) * transmission
-
-    def peak_adu_per_s(seeing_arcsec: float) -> float:
-        fwhm_px = seeing_arcsec / spec.pixscale_at(binning)
-        return rate * moffat_peak_fraction(fwhm_px) / spec.gain_e_per_adu
-
-    wanted = spec.saturation_adu / 3.0 / max(peak_adu_per_s(TYPICAL_SEEING_ARCSEC), 1e-9)
-    if best_seeing_arcsec is not None:
-        headroom = BEST_SEEING_PEAK_FRACTION * (spec.saturation_adu - spec.bias_level_adu)
-        wanted = min(wanted, headroom / max(peak_adu_per_s(best_seeing_arcsec), 1e-9))
-    wanted = min(wanted, MAX_EXPTIME_S.get(name, NICE_EXPTIMES[-1]))
-    fitting = [t for t in NICE_EXPTIMES if t <= wanted]
-    return fitting[-1] if fitting else NICE_EXPTIMES[0]
