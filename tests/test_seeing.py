@@ -128,6 +128,7 @@ def test_a_frame_measured_off_the_trend_is_measured_again(tmp_path):
     the trend as the hint, through the worker pool, and comes back right."""
     from test_reduce import NIGHT, make_project
 
+    from iopreport.reduce.executor import LocalPool
     from iopreport.reduce.night import (
         NightReport,
         NightState,
@@ -135,7 +136,6 @@ def test_a_frame_measured_off_the_trend_is_measured_again(tmp_path):
         remeasure_off_trend,
     )
     from iopreport.reduce.plan import science_tasks
-    from iopreport.reduce.schedule import WorkerPool
     from iopreport.store import Epoch, RawFit, ReducedFit, close_store
 
     project, config, catalog = make_project(tmp_path, telescopes=("OSN-T150",), preset="tiny")
@@ -154,7 +154,7 @@ def test_a_frame_measured_off_the_trend_is_measured_again(tmp_path):
     state = NightState(epoch, rawfits, report)
     tasks = science_tasks(config, catalog, epoch, rawfits, True, report)
     state.tasks = {task.raw_path.name: task for task in tasks}
-    with WorkerPool(config, 1) as pool:
+    with LocalPool(config, 1) as pool:
         again = remeasure_off_trend(catalog, state, pool)
     assert again == [victim.rawfit.filename], report.seeing_remeasured
     assert "against the trend" in report.seeing_remeasured[victim.rawfit.filename]

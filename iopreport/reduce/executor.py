@@ -106,6 +106,9 @@ class LocalPool:
     frames, lets the running jobs finish and calls :meth:`recycle`.
     """
 
+    #: A process pool's jobs cost little to hand out: one job per task.
+    jobs_per_task = 1
+
     def __init__(self, config: Config, workers: int | None = None) -> None:
         self.workers = workers or config.processing.workers or os.cpu_count() or 1
         if self.workers > 1:
@@ -114,7 +117,6 @@ class LocalPool:
         self.index_dir = str(config.paths.astrometry_index_dir)
         self.frames_per_pool = max(1, self.workers * config.processing.solver_recycle_frames)
         self.frames_served = 0
-        self.jobs_per_task = 1
         self._executor: futures.ProcessPoolExecutor | None = None
         self._initialised_here = False
 
@@ -164,7 +166,7 @@ class LocalPool:
         return self._executor.submit(function, item)
 
     def submit_many(self, function, items: list) -> list[futures.Future]:
-        """One job per item (a process pool's jobs cost little to hand out)."""
+        """One job per item (:attr:`jobs_per_task`)."""
         return [self.submit(function, item) for item in items]
 
     def broken(self) -> None:
@@ -379,7 +381,7 @@ class DaskPool:
         dones = [futures.Future() for _ in items]
         for done in dones:
             done.set_running_or_notify_cancel()
-        self._submit(function, list(items), dones, self.RESUBMITS)
+        self._submit(function, items, dones, self.RESUBMITS)
         return dones
 
     def _submit(self, function, items: list, dones: list, resubmits: int) -> None:
@@ -396,8 +398,8 @@ class DaskPool:
                     log.warning("job %s lost with its workers; submitted again", remote.key)
                     self._submit(function, items, dones, resubmits - 1)
                     return
-                results = [(False, RuntimeError(f"{remote.key}: workers died running it"))]
-                results *= len(items)
+                lost = RuntimeError(f"{remote.key}: workers died running it")
+                results = [(False, lost)] * len(items)
             except BaseException as exc:
                 results = [(False, exc)] * len(items)
             for done, (ok, value) in zip(dones, results, strict=True):

@@ -23,7 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from iopreport.progress import Progress
-from iopreport.reduce.executor import Executor, LocalPool
+from iopreport.reduce.executor import Executor
 from iopreport.reduce.frame import FrameOutcome, FrameTask, reduce_frame
 
 log = logging.getLogger(__name__)
@@ -51,10 +51,6 @@ NEEDS: dict[str, tuple[tuple[str, str], ...]] = {
 #: Needs that apply only to instruments that take darks (``InstrumentSpec.needs_darks``):
 #: other instruments' flats do not wait for darks they do not use.
 NEEDS_IF_DARKS = frozenset({("flat", "dark")})
-
-
-#: The local process pool under its former name (see :mod:`iopreport.reduce.executor`).
-WorkerPool = LocalPool
 
 
 @dataclass
