@@ -8,10 +8,10 @@ from __future__ import annotations
 import argparse
 import os
 import resource
+import subprocess
+import sys
 import threading
 from pathlib import Path
-
-import numpy as np
 
 
 def _stat_fields(entry: Path) -> list[str] | None:
@@ -130,8 +130,10 @@ def warm_memory(gigabytes: float) -> None:
     warm one; measured on the development machine with ``dd`` writing 500 MB into a
     new file: 1.7 s of system time the first time, 0.1 s the next times. A
     benchmark run right after other work finds warm pages, one run on a quiet
-    machine cold ones; touching memory first makes the runs comparable.
+    machine cold ones; touching memory first makes the runs comparable. The memory
+    is touched in a child process, so that this process's peak memory (which the
+    benchmarks report) does not include it.
     """
     if gigabytes > 0:
-        touched = np.ones(int(gigabytes * 1024**3) // 8)
-        del touched
+        values = int(gigabytes * 1024**3) // 8
+        subprocess.run([sys.executable, "-c", f"import numpy; numpy.ones({values})"], check=True)
