@@ -13,17 +13,14 @@ import math
 import numpy as np
 import pytest
 
+from iopreport.reduce.cycleaverage import hwp_cycle_average, sigma_weights
+from iopreport.reduce.hwpfit import hwp_least_squares, hwp_ratio, one_beam_fit
 from iopreport.reduce.polarimetry import (
     Instrumental,
     PolarimetryError,
     Stokes,
     beam_difference,
     correct_instrumental,
-    hwp_cycle_average,
-    hwp_least_squares,
-    hwp_ratio,
-    one_beam_fit,
-    sigma_weights,
     transparency_factors,
     wheel_modulation,
     wheel_stokes,

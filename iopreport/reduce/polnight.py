@@ -2,7 +2,8 @@
 
 Reads what the frame reduction stored (``AperPhotResult`` per source, beam and
 frame), builds sequences (:mod:`iopreport.reduce.sequences`), computes each
-with its instrument's method (:mod:`iopreport.reduce.polarimetry`), corrects
+with its instrument's method (:mod:`iopreport.reduce.polarimetry`,
+:mod:`iopreport.reduce.hwpfit`, :mod:`iopreport.reduce.cycleaverage`), corrects
 for the instrumental polarization in force (config.toml
 ``[[polarimetry.instrumental]]``), calibrates the sequence's total flux
 against the target's comparison stars, and has
@@ -29,18 +30,15 @@ from iopreport.config import Config
 from iopreport.identify import identify_target
 from iopreport.instruments.polarization import InstrumentalPolarization, configured_instrumental
 from iopreport.reduce import persist
+from iopreport.reduce.cycleaverage import hwp_cycle_average
+from iopreport.reduce.hwpfit import FitResult, hwp_least_squares, hwp_ratio, one_beam_fit
 from iopreport.reduce.photometry import zero_point
 from iopreport.reduce.polarimetry import (
     MINUS_BEAM,
     PLUS_BEAM,
-    FitResult,
     PolarimetryError,
     beam_difference,
     correct_instrumental,
-    hwp_cycle_average,
-    hwp_least_squares,
-    hwp_ratio,
-    one_beam_fit,
     transparency_factors,
     wheel_modulation,
     wheel_stokes,
