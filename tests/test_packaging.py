@@ -32,7 +32,7 @@ def test_wheel_contains_package_and_skeleton(repo_root, tmp_path):
     names = set(zipfile.ZipFile(wheel).namelist())
     for required in (
         "iopreport/cli/__init__.py",
-        "iopreport/store/models.py",
+        "iopreport/store/models/__init__.py",
         "iopreport/skeleton/config.toml",
         "iopreport/skeleton/catalog.toml",
         "iopreport/skeleton/flags.toml",
