@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 from proctree import TreeCpu, add_warm_memory_option, self_cpu, warm_memory
 
-from iopreport.archive.nightdownload import fetch_night
+from iopreport.archive.sync import sync_archive
 from iopreport.catalog import load_catalog, sync_catalog
 from iopreport.config import load_config
 from iopreport.demo import point_archives_at
@@ -77,10 +77,10 @@ def main() -> None:
     open_store(config.database_path)
     catalog = load_catalog(config.paths.catalog)
     sync_catalog(catalog)
-    for telescope in telescopes:
-        fetch_night(
-            Path(config.archives[telescope].root), telescope, NIGHT, config.paths.data_subdir("raw")
-        )
+    for telescope in telescopes:  # as `iopreport fetch` does: files and their rows
+        synced = sync_archive(config, config.archives[telescope], nights=[NIGHT])
+        if synced.failed:
+            raise SystemExit(f"{telescope}: fetching the simulated night failed")
     warm_memory(args.warm_memory_gb)
     tree = TreeCpu().begin()
     started = time.perf_counter()

@@ -112,6 +112,20 @@ def create_private(path: Path | str, mode: int = 0o600) -> None:
     os.close(handle)
 
 
+def file_stamp(path: Path) -> str:
+    """Size, modification and status-change times (ns) and inode of ``path``, as text.
+
+    A file whose stamp is unchanged still holds the bytes it held when the
+    stamp was taken: writing the file, replacing it (a new inode) or touching
+    its times changes the status-change time, which no program can set
+    (POSIX ``stat``; git's index and rsync trust the same fields). The stamp is
+    kept beside a raw file's SHA-256 so that the file is not read again to
+    know it is unchanged.
+    """
+    status = os.stat(path)
+    return f"{status.st_size}:{status.st_mtime_ns}:{status.st_ctime_ns}:{status.st_ino}"
+
+
 def sha256_of(path: Path) -> str:
     """SHA-256 of a file's bytes, as hex (raw files are identified by it)."""
     # hashlib.file_digest reads into one reused buffer (a third less processor time

@@ -19,7 +19,7 @@ from iopreport.archive.base import Archive
 from iopreport.archive.nightdownload import FetchReport, FileOutcome, download_night
 from iopreport.archive.polling import close_time
 from iopreport.config import ArchiveConfig, Config
-from iopreport.fileio import sha256_of
+from iopreport.fileio import file_stamp, sha256_of
 
 
 @dataclass(frozen=True)
@@ -68,9 +68,10 @@ def sync_night(
                 rawfit.save()
                 return
             size = outcome.path.stat().st_size
+            stamp = file_stamp(outcome.path)
             sha256 = outcome.sha256
-            if sha256 is None:  # present: trust the row if it describes this file
-                known = rawfit.sha256 and rawfit.size_bytes == size
+            if sha256 is None:  # present: trust the row if this file was not written since
+                known = rawfit.sha256 and rawfit.file_stamp == stamp
                 sha256 = rawfit.sha256 if known else sha256_of(outcome.path)
             if rawfit.sha256 != sha256:  # new or changed content: classify again
                 rawfit.flags = int(RawFitFlags.DOWNLOADED)
@@ -80,6 +81,7 @@ def sync_night(
             if rawfit.error.startswith("download:"):
                 rawfit.error = ""
             rawfit.sha256 = sha256
+            rawfit.file_stamp = stamp
             rawfit.size_bytes = size
             rawfit.save()
 

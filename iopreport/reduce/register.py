@@ -2,7 +2,9 @@
 
 A file unchanged since an earlier run (same SHA-256, a plausible stored
 classification) is not classified again; byte-identical files are reduced
-once. See docs/architecture.md (reduction).
+once. A file whose stamp (size, times, inode) is the one stored with its
+SHA-256 is not even read again: a campaign over years of registered nights
+does not hash its terabytes anew. See docs/architecture.md (reduction).
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from pathlib import Path
 
 from peewee import chunked
 
-from iopreport.fileio import sha256_of
+from iopreport.fileio import file_stamp, sha256_of
 from iopreport.instruments.registry import InstrumentRegistry
 from iopreport.nightlayout import FITS_NAME
 from iopreport.reduce.classify import (
@@ -42,19 +44,24 @@ def register(
     changed); the classifications made are kept in ``infos`` by file name."""
     rawfits = []
     paths = [p for p in sorted(folder.iterdir()) if p.is_file() and FITS_NAME.match(p.name)]
-    # hashing is most of this stage and hashlib releases the GIL: a thread per core
-    with futures.ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as threads:
-        checksums = list(threads.map(sha256_of, paths))
-    originals = originals_of(epoch, [p.name for p in paths], checksums)
     # one query for the night's rows and one transaction for the night: the new files'
     # rows in a few multi-row INSERTs, a changed file's row one UPDATE
     known = _night_rows(epoch)
+    stamps = [file_stamp(path) for path in paths]  # before hashing: a later write shows
+    checksums = _checksums(paths, stamps, known, force)
+    originals = originals_of(epoch, [p.name for p in paths], checksums)
     new = []
     with database_proxy.atomic():
-        for path, checksum in zip(paths, checksums, strict=True):
+        for path, checksum, stamp in zip(paths, checksums, stamps, strict=True):
             report.files += 1
             rawfit = known.get(path.name) or RawFit(epoch=epoch, filename=path.name)
-            if _register_file(rawfit, path, checksum, originals, force, report, infos, registry):
+            changed = _register_file(
+                rawfit, path, checksum, originals, force, report, infos, registry
+            )
+            if rawfit.file_stamp != stamp:
+                rawfit.file_stamp = stamp
+                changed = True
+            if changed:
                 if rawfit.id is None:
                     new.append(rawfit)
                 else:
@@ -69,6 +76,24 @@ def register(
         known = _night_rows(epoch)
         rawfits = [known[rawfit.filename] for rawfit in rawfits]
     return rawfits
+
+
+def _checksums(
+    paths: list[Path], stamps: list[str], known: dict[str, RawFit], force: bool
+) -> list[str]:
+    """Each file's SHA-256: the stored one when the file's stamp is the one stored
+    with it (:func:`iopreport.fileio.file_stamp`: the file was not written since),
+    else read and hashed (every file with ``force``)."""
+    checksums: list[str | None] = []
+    for path, stamp in zip(paths, stamps, strict=True):
+        rawfit = known.get(path.name)
+        trusted = not force and rawfit is not None and rawfit.sha256
+        checksums.append(rawfit.sha256 if trusted and rawfit.file_stamp == stamp else None)
+    unknown = [path for path, checksum in zip(paths, checksums, strict=True) if checksum is None]
+    # hashing is most of this stage and hashlib releases the GIL: a thread per core
+    with futures.ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as threads:
+        hashed = iter(list(threads.map(sha256_of, unknown)))
+    return [checksum or next(hashed) for checksum in checksums]
 
 
 #: Rows per multi-row INSERT (SQLite allows 32,766 parameters per statement).

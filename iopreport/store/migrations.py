@@ -43,6 +43,10 @@ History
     ``imported_result``: results imported from another pipeline's database
     (``iopreport import iop4``), kept apart from iopreport's own results, and
     the triggers that count them as changes of their source's page.
+8
+    ``raw_fit.file_stamp``: the raw file's size, times and inode when its
+    SHA-256 was taken, so that an unchanged file is not hashed again
+    (:func:`iopreport.fileio.file_stamp`).
 """
 
 from __future__ import annotations
@@ -54,7 +58,7 @@ from playhouse.migrate import migrate
 
 from iopreport.store import dialect
 
-SCHEMA_VERSION = 7
+SCHEMA_VERSION = 8
 
 
 def _to_v2(database: pw.Database) -> None:
@@ -169,6 +173,11 @@ def _to_v7(database: pw.Database) -> None:
     changes.install_imported(database)
 
 
+def _to_v8(database: pw.Database) -> None:
+    migrator = dialect.migrator(database)
+    migrate(migrator.add_column("raw_fit", "file_stamp", pw.CharField(null=True)))
+
+
 #: Step that upgrades a database *to* each version.
 MIGRATIONS: dict[int, Callable[[pw.Database], None]] = {
     2: _to_v2,
@@ -177,4 +186,5 @@ MIGRATIONS: dict[int, Callable[[pw.Database], None]] = {
     5: _to_v5,
     6: _to_v6,
     7: _to_v7,
+    8: _to_v8,
 }

@@ -37,6 +37,8 @@ class RawFit(BaseModel):
     filename = pw.CharField()
     size_bytes = pw.IntegerField(null=True)
     sha256 = pw.CharField(null=True)
+    # size, times and inode when sha256 was taken (iopreport.fileio.file_stamp; schema 8)
+    file_stamp = pw.CharField(null=True)
     flags = pw.IntegerField(default=0)  # bits.RawFitFlags
     error = pw.TextField(default="")
     instrument = pw.CharField(null=True)
