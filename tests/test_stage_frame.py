@@ -17,9 +17,11 @@ import pytest
 from astropy.io import fits
 
 from iopreport.instruments.registry import InstrumentRegistry
-from iopreport.reduce import frame
+from iopreport.reduce import frame, framestages
 from iopreport.reduce.classify import FrameInfo
-from iopreport.reduce.frame import STAGES, FrameTask, reduce_frame
+from iopreport.reduce.frame import reduce_frame
+from iopreport.reduce.framestages import STAGES
+from iopreport.reduce.frametask import FrameOutcome, FrameTask
 from iopreport.reduce.measure import SkySource
 from iopreport.reduce.quadwcs import tan_wcs
 
@@ -165,9 +167,9 @@ def test_the_calibrate_stage_applies_bias_and_flat(rendered, tmp_path):
     flat = tmp_path / "flat.fits"
     fits.PrimaryHDU(np.full(SHAPE, 100.0, dtype=np.float32)).writeto(bias)
     fits.PrimaryHDU(np.full(SHAPE, 0.5, dtype=np.float32)).writeto(flat)
-    work = frame.FrameWork(dataclasses.replace(task, bias_path=bias, flat_path=flat), None)
-    work.outcome = frame.FrameOutcome(raw_path=task.raw_path)
-    assert frame.read_stage(work) is None and frame.calibrate_stage(work) is None
+    work = framestages.FrameWork(dataclasses.replace(task, bias_path=bias, flat_path=flat), None)
+    work.outcome = FrameOutcome(raw_path=task.raw_path)
+    assert framestages.read_stage(work) is None and framestages.calibrate_stage(work) is None
     np.testing.assert_allclose(work.image, (work.raw - 100.0) / 0.5, rtol=1e-5)
     assert not work.has_pairs and work.offset is None
 

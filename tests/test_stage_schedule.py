@@ -16,7 +16,8 @@ import pytest
 
 from iopreport.instruments.registry import InstrumentRegistry
 from iopreport.reduce.executor import run_each
-from iopreport.reduce.frame import FrameOutcome, reduce_frame
+from iopreport.reduce.frame import reduce_frame
+from iopreport.reduce.frametask import FrameOutcome
 from iopreport.reduce.schedule import MASTER_KINDS, NightWork, Scheduler
 from iopreport.reduce.state import NightReport, NightState
 

@@ -12,7 +12,7 @@ class SolverPlugin(WorkerPlugin):
 
     Registered with ``Client.register_plugin``; Dask calls :meth:`setup` on
     every worker, including those that join later or replace a lost one. The
-    cached masters of :mod:`iopreport.reduce.frame` live in the same process
+    cached masters of :mod:`iopreport.reduce.workercache` live in the same process
     and so persist between the worker's tasks.
     """
 

@@ -19,7 +19,7 @@ import numpy as np
 
 from iopreport.catalog import Catalog
 from iopreport.config import Config
-from iopreport.reduce.frame import FrameOutcome, FrameTask
+from iopreport.reduce.frametask import FrameOutcome, FrameTask
 from iopreport.reduce.masterjob import MasterJobResult
 from iopreport.reduce.masters import RECOMMENDED_FRAMES
 from iopreport.reduce.plan import MASTER_MODELS, MasterWork, inputs_key

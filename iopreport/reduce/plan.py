@@ -26,7 +26,7 @@ from iopreport.config import Config
 from iopreport.identify import identify_target
 from iopreport.instruments import InstrumentSpec
 from iopreport.reduce.classify import FrameInfo, classify_file
-from iopreport.reduce.frame import FrameTask
+from iopreport.reduce.frametask import FrameTask
 from iopreport.reduce.masterjob import MasterJob
 from iopreport.reduce.masters import CalibrationFrame
 from iopreport.reduce.measure import SkySource

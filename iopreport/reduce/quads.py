@@ -44,7 +44,7 @@ shift (O images at ``T(z)``, E images at ``T(z) + shift``;
 :mod:`iopreport.reduce.beammodel`), and :attr:`QuadMatch.transform` is the
 O-image transform. The sub-frame WCS derived from the reference's WCS then
 describes the beam that WCS describes (the right-hand, O, images when the
-reference was solved on them, as :mod:`iopreport.reduce.frame` does); the
+reference was solved on them, as :mod:`iopreport.reduce.framestages` does); the
 other beam's WCS is :func:`iopreport.reduce.astrometry.pair_wcs` of it.
 
 Against the reference (IOP4's astrometry "photo quads"): a

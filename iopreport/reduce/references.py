@@ -13,7 +13,7 @@ import numpy as np
 from iopreport.catalog import Catalog
 from iopreport.config import Config
 from iopreport.identify import identify_target
-from iopreport.reduce.frame import ReferenceFrame
+from iopreport.reduce.frametask import ReferenceFrame
 from iopreport.store import Epoch, RawFit, ReducedFit, ReducedFitFlags
 
 

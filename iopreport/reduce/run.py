@@ -23,7 +23,8 @@ from iopreport.catalog import Catalog
 from iopreport.config import Config
 from iopreport.errors import IopreportError
 from iopreport.reduce.executor import Executor, make_executor
-from iopreport.reduce.frame import FrameOutcome, reduce_frame
+from iopreport.reduce.frame import reduce_frame
+from iopreport.reduce.frametask import FrameOutcome
 from iopreport.reduce.hostnight import correct_host_galaxies
 from iopreport.reduce.masterjob import MasterJobResult, make_master
 from iopreport.reduce.persist import check_transparency, store_frame, store_master

@@ -24,7 +24,8 @@ from dataclasses import dataclass, field
 
 from iopreport.progress import Progress
 from iopreport.reduce.executor import Executor
-from iopreport.reduce.frame import FrameOutcome, FrameTask, reduce_frame
+from iopreport.reduce.frame import reduce_frame
+from iopreport.reduce.frametask import FrameOutcome, FrameTask
 
 log = logging.getLogger(__name__)
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from iopreport.config import Config
 from iopreport.reduce.classify import FrameInfo
-from iopreport.reduce.frame import FrameTask
+from iopreport.reduce.frametask import FrameTask
 from iopreport.store import Epoch, RawFit
 
 

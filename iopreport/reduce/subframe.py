@@ -3,7 +3,7 @@
 Quads matched against a solved full frame of the same field
 (:mod:`iopreport.reduce.quads`), else the central O/E pair at the target's
 catalog position. Runs in the worker, within the frame's astrometry stage
-(:mod:`iopreport.reduce.frame`). See docs/architecture.md.
+(:mod:`iopreport.reduce.framestages`). See docs/architecture.md.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ SUBFRAME_WINDOW_MARGIN_2X2 = 300.0
 def solve_subframe(task, image: np.ndarray, offset: tuple[float, float]):
     """WCS of a DIPOL polarimetry sub-frame: quads, else the central O/E pair.
 
-    ``task`` is the frame's :class:`iopreport.reduce.frame.FrameTask`.
+    ``task`` is the frame's :class:`iopreport.reduce.frametask.FrameTask`.
     Returns (wcs, pair_offset, detections, method, error).
     """
     from iopreport.reduce import quads
