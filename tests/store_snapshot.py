@@ -40,8 +40,9 @@ NATURAL = {
     PhotoPolResult: ("astrosource", "members_key", "method"),
 }
 #: Columns that depend on where and when the project's files were written: the hash of a
-#: reduced frame's inputs includes the masters' absolute paths and modification times.
-PLACE_AND_TIME = ("inputs_key",)
+#: reduced frame's inputs includes the masters' absolute paths and modification times; a
+#: raw file's stamp, its times and inode.
+PLACE_AND_TIME = ("inputs_key", "file_stamp")
 #: Tables of what ran when, not of results.
 SKIPPED = (RunLog, SentSummary, Heartbeat)
 

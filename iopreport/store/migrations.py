@@ -174,6 +174,8 @@ def _to_v7(database: pw.Database) -> None:
 
 
 def _to_v8(database: pw.Database) -> None:
+    if "file_stamp" in {column.name for column in database.get_columns("raw_fit")}:
+        return  # a store made by this version and marked older (the tests make such stores)
     migrator = dialect.migrator(database)
     migrate(migrator.add_column("raw_fit", "file_stamp", pw.CharField(null=True)))
 
