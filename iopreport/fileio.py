@@ -112,8 +112,8 @@ def create_private(path: Path | str, mode: int = 0o600) -> None:
     os.close(handle)
 
 
-def file_stamp(path: Path) -> str:
-    """Size, modification and status-change times (ns) and inode of ``path``, as text.
+def file_stamp(status: os.stat_result) -> str:
+    """Size, modification and status-change times (ns) and inode of a file's ``stat``, as text.
 
     A file whose stamp is unchanged still holds the bytes it held when the
     stamp was taken: writing the file, replacing it (a new inode) or touching
@@ -122,7 +122,6 @@ def file_stamp(path: Path) -> str:
     kept beside a raw file's SHA-256 so that the file is not read again to
     know it is unchanged.
     """
-    status = os.stat(path)
     return f"{status.st_size}:{status.st_mtime_ns}:{status.st_ctime_ns}:{status.st_ino}"
 
 

@@ -67,8 +67,8 @@ def sync_night(
                 rawfit.error = f"download: {outcome.error}"
                 rawfit.save()
                 return
-            size = outcome.path.stat().st_size
-            stamp = file_stamp(outcome.path)
+            status = outcome.path.stat()
+            size, stamp = status.st_size, file_stamp(status)
             sha256 = outcome.sha256
             if sha256 is None:  # present: trust the row if this file was not written since
                 known = rawfit.sha256 and rawfit.file_stamp == stamp

@@ -47,7 +47,7 @@ def register(
     # one query for the night's rows and one transaction for the night: the new files'
     # rows in a few multi-row INSERTs, a changed file's row one UPDATE
     known = _night_rows(epoch)
-    stamps = [file_stamp(path) for path in paths]  # before hashing: a later write shows
+    stamps = [file_stamp(path.stat()) for path in paths]  # before hashing: a later write shows
     checksums = _checksums(paths, stamps, known, force)
     originals = originals_of(epoch, [p.name for p in paths], checksums)
     new = []
@@ -84,16 +84,16 @@ def _checksums(
     """Each file's SHA-256: the stored one when the file's stamp is the one stored
     with it (:func:`iopreport.fileio.file_stamp`: the file was not written since),
     else read and hashed (every file with ``force``)."""
-    checksums: list[str | None] = []
+    stored: dict[Path, str] = {}
     for path, stamp in zip(paths, stamps, strict=True):
         rawfit = known.get(path.name)
-        trusted = not force and rawfit is not None and rawfit.sha256
-        checksums.append(rawfit.sha256 if trusted and rawfit.file_stamp == stamp else None)
-    unknown = [path for path, checksum in zip(paths, checksums, strict=True) if checksum is None]
+        if not force and rawfit is not None and rawfit.sha256 and rawfit.file_stamp == stamp:
+            stored[path] = rawfit.sha256
+    unknown = [path for path in paths if path not in stored]
     # hashing is most of this stage and hashlib releases the GIL: a thread per core
     with futures.ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as threads:
-        hashed = iter(list(threads.map(sha256_of, unknown)))
-    return [checksum or next(hashed) for checksum in checksums]
+        stored.update(zip(unknown, threads.map(sha256_of, unknown), strict=True))
+    return [stored[path] for path in paths]
 
 
 #: Rows per multi-row INSERT (SQLite allows 32,766 parameters per statement).

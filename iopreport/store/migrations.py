@@ -175,7 +175,7 @@ def _to_v7(database: pw.Database) -> None:
 
 def _to_v8(database: pw.Database) -> None:
     if "file_stamp" in {column.name for column in database.get_columns("raw_fit")}:
-        return  # a store made by this version and marked older (the tests make such stores)
+        return  # already there: like the other steps' IF NOT EXISTS, a step may meet its work done
     migrator = dialect.migrator(database)
     migrate(migrator.add_column("raw_fit", "file_stamp", pw.CharField(null=True)))
 
