@@ -26,7 +26,8 @@ from typing import Protocol
 
 from iopreport.config import Config
 from iopreport.errors import IopreportError, UsageError
-from iopreport.reduce.frame import init_worker, one_thread_per_worker, reduce_frame
+from iopreport.reduce.frame import init_worker, reduce_frame
+from iopreport.reduce.worker import one_thread_per_worker
 from iopreport.store.dialect import CLUSTER_EXTRA
 
 log = logging.getLogger(__name__)

@@ -19,12 +19,8 @@ from pathlib import Path
 
 from iopreport.reduce.framestages import STAGES, FrameWork
 from iopreport.reduce.frametask import FrameOutcome, FrameTask
-from iopreport.reduce.worker import (  # noqa: F401  (the executor imports them from here)
-    THREAD_VARIABLES,
-    one_thread_per_worker,
-    watch_owner,
-)
-from iopreport.reduce.workercache import _get_solver
+from iopreport.reduce.worker import one_thread_per_worker, watch_owner
+from iopreport.reduce.workercache import get_solver
 
 
 def init_worker(index_dir: str, owner_pid: int | None = None) -> None:
@@ -39,7 +35,7 @@ def init_worker(index_dir: str, owner_pid: int | None = None) -> None:
 
     one_thread_per_worker()
     keep_freed_memory()
-    _get_solver(Path(index_dir))
+    get_solver(Path(index_dir))
     if owner_pid:
         watch_owner(owner_pid)
 

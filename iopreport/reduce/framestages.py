@@ -17,7 +17,6 @@ import numpy as np
 from astropy.io import fits
 
 from iopreport.instruments import InstrumentSpec
-from iopreport.reduce import workercache
 from iopreport.reduce.astrometry import find_pairs, pair_wcs
 from iopreport.reduce.calibrate import calibrate
 from iopreport.reduce.classify import FrameInfo
@@ -27,7 +26,7 @@ from iopreport.reduce.headerwcs import strip_wcs
 from iopreport.reduce.measure import measure_frame
 from iopreport.reduce.rawframe import read_raw
 from iopreport.reduce.subframe import solve_subframe
-from iopreport.reduce.workercache import _get_solver, _read
+from iopreport.reduce.workercache import get_solver, read_master, solver_error
 
 #: Detection thresholds tried in order until a solve succeeds (the retry
 #: ladder; fixed order, so a rerun does the same thing).
@@ -93,9 +92,9 @@ def calibrate_stage(work: FrameWork) -> FrameOutcome | None:
         work.image = calibrate(
             work.raw,
             exptime=info.exptime,
-            bias=_read(task.bias_path),
-            dark_rate=_read(task.dark_path),
-            flat=_read(task.flat_path, flat=True),
+            bias=read_master(task.bias_path),
+            dark_rate=read_master(task.dark_path),
+            flat=read_master(task.flat_path, flat=True),
             origin=info.subframe_origin,
         )
     except Exception as exc:
@@ -134,7 +133,7 @@ def subframe_stage(work: FrameWork) -> FrameOutcome | None:
 def plate_solve_stage(work: FrameWork) -> FrameOutcome | None:
     """Detect and plate-solve, down the :data:`DETECTION_LADDER` until a solve succeeds."""
     task, info, spec, outcome = work.task, work.task.info, work.task.spec, work.outcome
-    solver = _get_solver(task.index_dir)
+    solver = get_solver(task.index_dir)
     for threshold in DETECTION_LADDER if work.wcs is None else ():
         detections = work.detections = detect(work.image, threshold_sigma=threshold)
         work.lap("detect")
@@ -151,7 +150,7 @@ def plate_solve_stage(work: FrameWork) -> FrameOutcome | None:
             work.pair_offset = pairs.offset
             label += f", {len(pairs.o_index)} O/E pairs"
         if solver is None:
-            work.attempts.append(workercache._solver_error)
+            work.attempts.append(solver_error())
             break  # no index: the header's WCS, if it passes its check, is all there is
         result = solver.solve(
             xy,

@@ -1,8 +1,8 @@
 """What a frame worker keeps between its frames: the plate solver and the masters.
 
-The astrometry.net index is loaded once per process (:func:`_get_solver`, by
+The astrometry.net index is loaded once per process (:func:`get_solver`, by
 :func:`iopreport.reduce.frame.init_worker`), and the few masters a night uses
-are read once each (:func:`_read`): module state, one cache per process.
+are read once each (:func:`read_master`): module state, one cache per process.
 """
 
 from __future__ import annotations
@@ -21,8 +21,13 @@ _solver_key: tuple[str, ...] = ()
 _solver_error = ""
 
 
-def _get_solver(index_dir: Path) -> PlateSolver | None:
-    """This process's solver (None, with ``_solver_error`` saying why, if it cannot load)."""
+def solver_error() -> str:
+    """Why this process has no solver ("" when it has one or has not tried)."""
+    return _solver_error
+
+
+def get_solver(index_dir: Path) -> PlateSolver | None:
+    """This process's solver (None, with :func:`solver_error` saying why, if it cannot load)."""
     global _solver, _solver_key, _solver_error
     files = index_files_in(index_dir)
     key = tuple(str(f) for f in files)
@@ -38,7 +43,7 @@ def _get_solver(index_dir: Path) -> PlateSolver | None:
     return _solver
 
 
-def _read(path: Path | None, flat: bool = False):
+def read_master(path: Path | None, flat: bool = False):
     """A master frame, cached in this worker (a night uses few masters for many frames);
     flats with their untrusted pixels set to NaN once (:func:`usable_flat`)."""
     if path is None:
