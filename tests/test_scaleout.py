@@ -410,6 +410,7 @@ def test_reprocess_through_a_dask_scheduler_and_two_workers(tmp_path, local_sqli
         logs.close()
     assert run.returncode == 0, run.stdout + run.stderr
     assert "2 worker threads" in run.stderr, run.stderr
+    assert "is visible on all 2 workers" in run.stderr, run.stderr  # the data-folder check
     open_store(load_config(project / "config.toml").database_path)
     assert not differences(local_sqlite[1], snapshot())
     close_store()

@@ -311,8 +311,14 @@ class DaskPool:
         self._client = client
         client.register_plugin(SolverPlugin(str(self._config.paths.astrometry_index_dir)))
         self._threads = max(1, sum(client.nthreads().values()))
-        self.check_data_visible(self._config.paths.datadir)
-        log.info("dask cluster %s: %d worker threads", client.scheduler.address, self._threads)
+        checked = self.check_data_visible(self._config.paths.datadir)
+        log.info(
+            "dask cluster %s: %d worker threads; the data folder %s is visible on all %d workers",
+            client.scheduler.address,
+            self._threads,
+            self._config.paths.datadir,
+            checked,
+        )
 
     def _ready(self) -> None:
         """Wait for a cluster started in the background; raise what stopped it."""
@@ -351,8 +357,10 @@ class DaskPool:
     def worn_out(self) -> bool:
         return False  # Dask restarts its own workers (`dask worker --lifetime`)
 
-    def check_data_visible(self, datadir: Path) -> None:
-        """Refuse to run when a worker cannot read the data folder at the same path."""
+    def check_data_visible(self, datadir: Path) -> int:
+        """Refuse to run when a worker cannot read the data folder at the same path.
+
+        Returns the number of workers checked."""
         datadir = Path(datadir).expanduser()
         datadir.mkdir(parents=True, exist_ok=True)
         token = uuid.uuid4().hex
@@ -369,6 +377,7 @@ class DaskPool:
                 f"the data folder {datadir} is not visible at the same path on every Dask "
                 f"worker (it must be on a shared file system): {lines}"
             )
+        return len(seen)
 
     def submit(self, function, item) -> futures.Future:
         """Start ``function(item)`` on the cluster; a ``concurrent.futures`` future."""
