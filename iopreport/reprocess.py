@@ -128,11 +128,7 @@ class Journal:
         self.key = key
         self.state = {"version": JOURNAL_VERSION, "key": key, "masters": [], "nights": []}
         if path.is_file():
-            try:
-                saved = json.loads(path.read_text())
-            except (OSError, ValueError) as exc:
-                log.warning("%s: unreadable campaign journal (%s); starting afresh", path, exc)
-                saved = {}
+            saved = _read_journal(path)
             same = saved.get("version") == JOURNAL_VERSION and saved.get("key") == key
             if same and not saved.get("finished"):
                 self.state = saved
@@ -149,6 +145,31 @@ class Journal:
         self.state.update(extra)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         write_text_atomic(self.path, json.dumps(self.state, indent=1) + "\n")
+
+
+def _read_journal(path: Path) -> dict:
+    """A saved journal's state, or ``{}`` (with a warning naming the file and what is wrong)
+    when it cannot be read or is not a journal: the campaign then starts afresh, which
+    redoes nothing unchanged (the reduction skips what it has stored)."""
+    try:
+        saved = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        problem = str(exc)
+    else:
+        if not isinstance(saved, dict):
+            problem = f"a JSON {type(saved).__name__}, not an object"
+        else:
+            steps = ("masters", "nights")
+            wrong = [k for k in steps if not _names(saved.get(k))]
+            if not wrong:
+                return saved
+            problem = f"{', '.join(wrong)}: not a list of night names"
+    log.warning("%s: unreadable campaign journal (%s); starting afresh", path, problem)
+    return {}
+
+
+def _names(value: object) -> bool:
+    return isinstance(value, list) and all(isinstance(item, str) for item in value)
 
 
 def journal_path(config: Config, start: dt.date, end: dt.date, telescopes) -> Path:
