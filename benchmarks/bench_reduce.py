@@ -120,6 +120,13 @@ def main() -> None:
         f"(masters {masters_cpu:.1f} s / frames {frames_cpu:.1f} s / main {main_cpu:.1f} s; "
         f"load average {os.getloadavg()[0]:.1f}: compare processor time, not wall time)"
     )
+    every = main_cpu + workers_user + workers_system
+    print(
+        f"CPU per science frame, every process: {every / max(science, 1):.3f} s (the line"
+        f" above plus the pool's start: the forkserver's imports, each worker's start and"
+        f" solver loading, {workers_user + workers_system - worker_cpu:.1f} s here; sampled"
+        f" from /proc)"
+    )
     print(
         f"  of which system time: workers {workers_system:.1f} s of"
         f" {workers_user + workers_system:.1f} s, main process {main_system:.1f} s of"

@@ -110,7 +110,7 @@ class ProcessingConfig:
 
     workers: int = setting(2, check=check_positive)
     astrometry_timeout_s: float = setting(120.0, check=check_positive)
-    solver_recycle_frames: int = setting(50, check=check_positive)
+    solver_recycle_frames: int = setting(500, check=check_positive)
     master_validity_days: int = setting(15, check=check_positive)
 
 
