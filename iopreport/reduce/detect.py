@@ -262,21 +262,27 @@ class Background:
 
 
 def _subtract_background(filled: np.ndarray, bad: np.ndarray) -> tuple[np.ndarray, Background]:
-    """The frame minus a SEP mesh background (SExtractor's), measured on the frame binned 2x2.
+    """The frame minus a SEP mesh background (SExtractor's), measured on the frame binned.
 
     The background varies over tens of pixels, so its mesh (BACKGROUND_BOX px
-    either way) is measured on the 2x2 means (a quarter of the pixels) and
-    subtracted from each pixel of the block: 24 ms instead of 68 ms a 2048x2048
-    frame, background within 0.02 sigma of the full-resolution one, the same
-    detections. The pixel noise is twice the binned noise (means of four
-    independent pixels). Frames too small for a mesh of binned boxes are done
-    at full resolution.
+    either way) is measured on the means of 4x4 (or, on smaller frames, 2x2)
+    pixel blocks (:func:`background_binning`) and subtracted from each pixel of
+    the block. Against the full-resolution mesh: 24 instead of 68 ms a
+    2048x2048 frame at 2x2, background within 0.02 sigma, the same detections.
+    4x4 against 2x2 differs as little as 2x2 against full resolution (median
+    0.02 sigma, at most 0.1 sigma); on the 141 frames of the full simulated
+    night, 16,151 detections instead of 16,192 (faint ones), centroids moved by
+    0.0001 px (median), and 11 instead of 19 ms a 2048x2048 frame, 55 instead
+    of 83 ms a 4128x2812 DIPOL frame (one process, memory not kept). The pixel
+    noise is the binning factor times the binned noise (means of independent
+    pixels). Frames too small for a mesh of binned boxes are done at full
+    resolution.
     """
     import sep
 
     ny, nx = filled.shape
-    height, width = ny - ny % 2, nx - nx % 2
-    if height < 4 * BACKGROUND_BOX or width < 4 * BACKGROUND_BOX:
+    factor = background_binning(ny, nx)
+    if factor == 1:
         mesh = sep.Background(
             filled,
             mask=bad,
@@ -286,15 +292,13 @@ def _subtract_background(filled: np.ndarray, bad: np.ndarray) -> tuple[np.ndarra
             fh=BACKGROUND_FILTER,
         )
         return filled - mesh.back(), Background(mesh.globalback, mesh.globalrms)
-    blocks = [(dy, dx) for dy in (0, 1) for dx in (0, 1)]
-    binned = filled[0:height:2, 0:width:2] + filled[0:height:2, 1:width:2]  # in place: 2x faster
-    binned += filled[1:height:2, 0:width:2]
-    binned += filled[1:height:2, 1:width:2]
-    binned *= np.float32(0.25)
-    binned_bad = None
-    if bad.any():
-        binned_bad = np.logical_or.reduce([bad[dy:height:2, dx:width:2] for dy, dx in blocks])
-    box = BACKGROUND_BOX // 2
+    height, width = ny - ny % factor, nx - nx % factor
+    binned, binned_bad = filled[:height, :width], bad[:height, :width] if bad.any() else None
+    for _ in range(factor.bit_length() - 1):  # 2x2 means, once (2x2) or twice (4x4)
+        binned = _mean_2x2(binned)
+        if binned_bad is not None:
+            binned_bad = _any_2x2(binned_bad)
+    box = BACKGROUND_BOX // factor
     mesh = sep.Background(
         np.ascontiguousarray(binned, dtype=np.float32),
         mask=binned_bad,
@@ -304,25 +308,45 @@ def _subtract_background(filled: np.ndarray, bad: np.ndarray) -> tuple[np.ndarra
         fh=BACKGROUND_FILTER,
     )
     back = mesh.back()
-    # each binned row's background, widened to full columns, from both of its rows
-    # (contiguous rows: 2x faster than four strided passes over a copy)
-    wide = np.repeat(back, 2, axis=1)
+    # each binned row's background widened to full columns (the last, odd columns take
+    # their neighbour's), subtracted from the block's rows at once: contiguous rows,
+    # 2x faster than strided passes over a copy; odd last rows take the last binned row's
+    wide = np.repeat(back, factor, axis=1)
+    if width < nx:
+        wide = np.concatenate([wide, np.repeat(back[:, -1:], nx - width, axis=1)], axis=1)
     subtracted = np.empty_like(filled)
-    if width == nx:
-        pairs = (height // 2, 2, nx)
-        np.subtract(
-            filled[:height].reshape(pairs), wide[:, None, :], out=subtracted[:height].reshape(pairs)
-        )
-    else:
-        for dy in (0, 1):
-            np.subtract(filled[dy:height:2, :width], wide, out=subtracted[dy:height:2, :width])
-    if ny > height:  # an odd last row or column takes its neighbour's background
-        subtracted[height, :width] = filled[height, :width] - wide[-1]
-    if nx > width:
-        subtracted[:height, width] = filled[:height, width] - np.repeat(back[:, -1], 2)
-    if ny > height and nx > width:
-        subtracted[height, width] = filled[height, width] - back[-1, -1]
-    return subtracted, Background(mesh.globalback, 2.0 * mesh.globalrms)
+    blocks = (height // factor, factor, nx)
+    np.subtract(
+        filled[:height].reshape(blocks), wide[:, None, :], out=subtracted[:height].reshape(blocks)
+    )
+    if height < ny:
+        np.subtract(filled[height:], wide[-1], out=subtracted[height:])
+    return subtracted, Background(mesh.globalback, factor * mesh.globalrms)
+
+
+#: Binning of the background mesh's image by the frame's smaller side: 4x4 from
+#: 8 boxes, 2x2 from 4 boxes (a mesh of at least 4 binned boxes either way), else none.
+BACKGROUND_BINNING = ((8 * BACKGROUND_BOX, 4), (4 * BACKGROUND_BOX, 2))
+
+
+def background_binning(ny: int, nx: int) -> int:
+    """The binning factor of :func:`_subtract_background`'s mesh for a ny x nx frame."""
+    return next((factor for side, factor in BACKGROUND_BINNING if min(ny, nx) >= side), 1)
+
+
+def _mean_2x2(image: np.ndarray) -> np.ndarray:
+    """Means of 2x2 blocks of an even-sized image (summed in place: 2x faster)."""
+    height, width = image.shape
+    binned = image[0:height:2, 0:width:2] + image[0:height:2, 1:width:2]
+    binned += image[1:height:2, 0:width:2]
+    binned += image[1:height:2, 1:width:2]
+    binned *= np.float32(0.25)
+    return binned
+
+
+def _any_2x2(mask: np.ndarray) -> np.ndarray:
+    """Whether any pixel of each 2x2 block of an even-sized mask is set."""
+    return np.logical_or.reduce([mask[dy::2, dx::2] for dy in (0, 1) for dx in (0, 1)])
 
 
 #: Sizes of SEP's stack of pixels above the threshold, tried in turn: SEP's default
