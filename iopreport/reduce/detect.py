@@ -326,6 +326,7 @@ def _subtract_background(filled: np.ndarray, bad: np.ndarray) -> tuple[np.ndarra
 
 #: Binning of the background mesh's image by the frame's smaller side: 4x4 from
 #: 8 boxes, 2x2 from 4 boxes (a mesh of at least 4 binned boxes either way), else none.
+#: Factors are powers of two (binned by repeated 2x2 means).
 BACKGROUND_BINNING = ((8 * BACKGROUND_BOX, 4), (4 * BACKGROUND_BOX, 2))
 
 
