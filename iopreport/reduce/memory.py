@@ -11,15 +11,6 @@ frames cost 28 ms a frame in page faults. Raising both thresholds (glibc's
 blocks in the heap, where the next frame's arrays reuse them. The worker's
 resident memory then stays at its peak, which the pool's worker recycling
 bounds (``solver_recycle_frames``).
-
-A Dask worker runs its tasks in a thread, and glibc gives a thread its own
-arena, whose heaps grow to 64 MB at most: larger blocks (a master's stack of
-frames) are fresh ``mmap`` pages again, and the arena hands its free pages back
-regardless of the thresholds. One arena for the process (M_ARENA_MAX = 1) puts
-the task thread's blocks in the main heap too: allocating and filling 16, 46
-and 354 MB arrays 35 times in a thread took 1.14 s of CPU with the default
-arenas and 0.15 s with one. The worker's other threads (Dask's event loop)
-allocate little, so sharing the arena costs nothing measurable.
 """
 
 from __future__ import annotations
@@ -31,7 +22,6 @@ import sys
 #: mallopt parameter numbers (glibc's malloc.h).
 M_TRIM_THRESHOLD = -1
 M_MMAP_THRESHOLD = -3
-M_ARENA_MAX = -8
 #: Blocks up to this size come from the heap, not from fresh mmap pages.
 HEAP_BLOCK_LIMIT = 1 << 30
 #: Free memory at the top of the heap kept for reuse, up to this much.
@@ -52,9 +42,6 @@ def keep_freed_memory() -> bool:
         return False
     mallopt.argtypes = (ctypes.c_int, ctypes.c_int)
     mallopt.restype = ctypes.c_int
-    settings = (
-        (M_MMAP_THRESHOLD, HEAP_BLOCK_LIMIT),
-        (M_TRIM_THRESHOLD, KEPT_FREE_MEMORY),
-        (M_ARENA_MAX, 1),
+    return bool(mallopt(M_MMAP_THRESHOLD, HEAP_BLOCK_LIMIT)) and bool(
+        mallopt(M_TRIM_THRESHOLD, KEPT_FREE_MEMORY)
     )
-    return all([bool(mallopt(parameter, value)) for parameter, value in settings])
