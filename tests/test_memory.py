@@ -49,3 +49,57 @@ def test_kept_memory_is_reused_without_page_faults():
     # next to none when the memory is kept
     assert default > 1000
     assert kept < default / 10
+
+
+DASK_SCRIPT = """
+import json, sys
+from pathlib import Path
+import tomlkit
+from iopreport.config import load_config
+from iopreport.fileio import write_text_atomic
+from iopreport.reduce.executor import DaskPool
+from iopreport.skeleton import init_project
+
+def faults_of_large_stacks():
+    import os, resource
+    import numpy as np
+    from numpy._core.multiarray import _set_madvise_hugepage
+    _set_madvise_hugepage(False)  # 4 kB pages: the faults are counted the same everywhere
+    frame = np.ones((2048, 2048), dtype=np.float32)
+    for _ in range(3):  # settle
+        cube = np.empty((6, 2048, 2048), dtype=np.float32); cube[:] = frame; del cube
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    for _ in range(5):  # a 96 MB stack, above a thread arena's 64 MB heaps
+        cube = np.empty((6, 2048, 2048), dtype=np.float32); cube[:] = frame; del cube
+    faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
+    return os.environ.get("MALLOC_ARENA_MAX"), faults
+
+project = Path(sys.argv[1])
+init_project(project)
+document = tomlkit.parse((project / "config.toml").read_text())
+document["cluster"]["scheduler"] = "local"
+write_text_atomic(project / "config.toml", tomlkit.dumps(document))
+with DaskPool(load_config(project / "config.toml"), 2) as pool:
+    found = [pool.client.submit(faults_of_large_stacks, pure=False).result() for _ in range(4)]
+print(json.dumps(found))
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's malloc arenas")
+@pytest.mark.skipif(_huge_pages_always(), reason="2 MB pages: too few faults to count")
+def test_a_dask_worker_keeps_large_blocks_in_its_task_thread(tmp_path):
+    """A LocalCluster's workers run their tasks in a thread: one malloc arena
+    (``WORKER_ENVIRON_SET``) keeps a master-sized stack's pages there too."""
+    import json
+
+    done = subprocess.run(  # a fresh process: its own forkserver, started by the cluster
+        [sys.executable, "-c", DASK_SCRIPT, str(tmp_path / "site")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    found = json.loads(done.stdout.strip().splitlines()[-1])
+    assert [variable for variable, _ in found] == ["1"] * 4
+    # five 96 MB stacks: about 120,000 faults in a thread's own arena
+    assert max(faults for _, faults in found) < 1000
