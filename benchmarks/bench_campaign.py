@@ -216,6 +216,16 @@ def main() -> None:
         for telescope in TELESCOPES
     ][: args.nights]
     root = args.keep or Path(tempfile.mkdtemp(prefix="bench-campaign-"))
+    try:
+        runs = _measure(args, root, nights)
+    finally:
+        if not args.keep:  # 2-8 GB of simulated nights, calibrated frames and stores
+            shutil.rmtree(root, ignore_errors=True)
+    _report(args, runs)
+
+
+def _measure(args, root: Path, nights: list[tuple[str, dt.date]]) -> dict[str, list[dict]]:
+    """Simulate the nights into ``root``, then run the rounds: each mode's figures."""
     started = time.perf_counter()
     project = _project(root, nights, args.preset)
     print(f"simulated {len(nights)} {args.preset} nights in {time.perf_counter() - started:.0f} s")
@@ -238,6 +248,11 @@ def main() -> None:
             runs[mode].append(_in_child(mode, project, database, args, data))
     finally:
         server.stop()
+    return runs
+
+
+def _report(args, runs: dict[str, list[dict]]) -> None:
+    """The means over the rounds and the ratios (b)/(a), (c)/(a)."""
     mean = {
         mode: {key: sum(r[key] for r in found) / len(found) for key in MEAN_KEYS}
         for mode, found in runs.items()
