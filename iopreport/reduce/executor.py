@@ -214,11 +214,12 @@ def local_cluster_config() -> Iterator[None]:
 
     one_thread_per_worker()  # before the forkserver starts (shared with LocalPool)
     for name, value in WORKER_ENVIRON_SET.items():
-        os.environ.setdefault(name, value)  # the forkserver's (its workers are forked)
+        # the forkserver's environment, which its forked workers' glibc starts with (the
+        # nanny's pre-spawn environment reaches a forked worker only after it has started)
+        os.environ.setdefault(name, value)
     environ = dict(dask.config.get("distributed.nanny.pre-spawn-environ") or {})
     for name in WORKER_ENVIRON_DROPPED:
         environ.pop(name, None)
-    environ.update(WORKER_ENVIRON_SET)  # a worker spawned afresh
     settings = {
         **LOCAL_CLUSTER_SETTINGS,
         "distributed.nanny.pre-spawn-environ": environ,
