@@ -282,19 +282,10 @@ def _subtract_background(filled: np.ndarray, bad: np.ndarray) -> tuple[np.ndarra
 
     ny, nx = filled.shape
     factor = background_binning(ny, nx)
-    if factor == 1:
-        mesh = sep.Background(
-            filled,
-            mask=bad,
-            bw=BACKGROUND_BOX,
-            bh=BACKGROUND_BOX,
-            fw=BACKGROUND_FILTER,
-            fh=BACKGROUND_FILTER,
-        )
-        return filled - mesh.back(), Background(mesh.globalback, mesh.globalrms)
     height, width = ny - ny % factor, nx - nx % factor
-    binned, binned_bad = filled[:height, :width], bad[:height, :width] if bad.any() else None
-    for _ in range(factor.bit_length() - 1):  # 2x2 means, once (2x2) or twice (4x4)
+    binned = filled[:height, :width]
+    binned_bad = bad[:height, :width] if bad.any() else None
+    for _ in range(factor.bit_length() - 1):  # 2x2 means: none, once (2x2) or twice (4x4)
         binned = _mean_2x2(binned)
         if binned_bad is not None:
             binned_bad = _any_2x2(binned_bad)
