@@ -153,23 +153,26 @@ def _read_journal(path: Path) -> dict:
     redoes nothing unchanged (the reduction skips what it has stored)."""
     try:
         saved = json.loads(path.read_text())
+        problem = _not_a_journal(saved)
     except (OSError, ValueError) as exc:
         problem = str(exc)
-    else:
-        if not isinstance(saved, dict):
-            problem = f"a JSON {type(saved).__name__}, not an object"
-        else:
-            steps = ("masters", "nights")
-            wrong = [k for k in steps if not _names(saved.get(k))]
-            if not wrong:
-                return saved
-            problem = f"{', '.join(wrong)}: not a list of night names"
+    if not problem:
+        return saved
     log.warning("%s: unreadable campaign journal (%s); starting afresh", path, problem)
     return {}
 
 
-def _names(value: object) -> bool:
-    return isinstance(value, list) and all(isinstance(item, str) for item in value)
+def _not_a_journal(saved: object) -> str:
+    """What makes parsed JSON not a journal ("" if nothing)."""
+    if not isinstance(saved, dict):
+        return f"a JSON {type(saved).__name__}, not an object"
+    wrong = [
+        step
+        for step in ("masters", "nights")
+        if not isinstance(saved.get(step), list)
+        or not all(isinstance(name, str) for name in saved[step])
+    ]
+    return f"{', '.join(wrong)}: not a list of night names" if wrong else ""
 
 
 def journal_path(config: Config, start: dt.date, end: dt.date, telescopes) -> Path:
