@@ -8,23 +8,35 @@ from pathlib import Path
 
 import pytest
 
-SCRIPT = """
-import resource, sys
-import numpy as np
-from numpy._core.multiarray import _set_madvise_hugepage
+#: Page faults of five 96 MB stacks (a master's stack of frames), after three that settle
+#: the heap; with ``temporaries``, four 16 MB temporaries each time too.
+FAULTS = """
+def faults(temporaries):
+    import resource
+    import numpy as np
+    from numpy._core.multiarray import _set_madvise_hugepage
+    _set_madvise_hugepage(False)  # 4 kB pages: the faults are counted the same everywhere
+    frame = np.ones((2048, 2048), dtype=np.float32)
+    for _ in range(3):  # settle
+        cube = np.empty((6, 2048, 2048), dtype=np.float32); cube[:] = frame; del cube
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    for _ in range(5):
+        cube = np.empty((6, 2048, 2048), dtype=np.float32); cube[:] = frame; del cube
+        if temporaries:
+            parts = [frame + 1 for _ in range(4)]; del parts
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
+"""
+
+SCRIPT = (
+    FAULTS
+    + """
+import sys
 from iopreport.reduce.memory import keep_freed_memory
-_set_madvise_hugepage(False)  # 4 kB pages: the faults are counted the same on every machine
 if sys.argv[1] == "keep":
     assert keep_freed_memory()
-frame = np.ones((2048, 2048), dtype=np.float32)
-for _ in range(3):  # settle
-    cube = np.empty((6, 2048, 2048), dtype=np.float32); cube[:] = frame; del cube
-before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-for _ in range(5):
-    cube = np.empty((6, 2048, 2048), dtype=np.float32); cube[:] = frame; del cube
-    temporaries = [frame + 1 for _ in range(4)]; del temporaries
-print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
+print(faults(temporaries=True))
 """
+)
 
 
 def _page_faults(mode: str) -> int:
@@ -51,7 +63,9 @@ def test_kept_memory_is_reused_without_page_faults():
     assert kept < default / 10
 
 
-DASK_SCRIPT = """
+DASK_SCRIPT = (
+    FAULTS
+    + """
 import json, sys
 from pathlib import Path
 import tomlkit
@@ -60,19 +74,9 @@ from iopreport.fileio import write_text_atomic
 from iopreport.reduce.executor import DaskPool
 from iopreport.skeleton import init_project
 
-def faults_of_large_stacks():
-    import os, resource
-    import numpy as np
-    from numpy._core.multiarray import _set_madvise_hugepage
-    _set_madvise_hugepage(False)  # 4 kB pages: the faults are counted the same everywhere
-    frame = np.ones((2048, 2048), dtype=np.float32)
-    for _ in range(3):  # settle
-        cube = np.empty((6, 2048, 2048), dtype=np.float32); cube[:] = frame; del cube
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-    for _ in range(5):  # a 96 MB stack, above a thread arena's 64 MB heaps
-        cube = np.empty((6, 2048, 2048), dtype=np.float32); cube[:] = frame; del cube
-    faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
-    return os.environ.get("MALLOC_ARENA_MAX"), faults
+def in_a_worker():  # a task: in the worker's task thread, above a thread arena's 64 MB heaps
+    import os
+    return os.environ.get("MALLOC_ARENA_MAX"), faults(temporaries=False)
 
 project = Path(sys.argv[1])
 init_project(project)
@@ -80,9 +84,10 @@ document = tomlkit.parse((project / "config.toml").read_text())
 document["cluster"]["scheduler"] = "local"
 write_text_atomic(project / "config.toml", tomlkit.dumps(document))
 with DaskPool(load_config(project / "config.toml"), 2) as pool:
-    found = [pool.client.submit(faults_of_large_stacks, pure=False).result() for _ in range(4)]
+    found = [pool.client.submit(in_a_worker, pure=False).result() for _ in range(4)]
 print(json.dumps(found))
 """
+)
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's malloc arenas")
