@@ -19,6 +19,7 @@ to hold.
 from __future__ import annotations
 
 import argparse
+import os
 import time
 from importlib.metadata import version
 from pathlib import Path
@@ -36,7 +37,7 @@ from iopreport.reduce.memory import keep_freed_memory
 def resident_mb() -> float:
     """This process's resident memory (Linux /proc)."""
     pages = int(Path("/proc/self/statm").read_text().split()[1])
-    return pages * 4096 / 1e6
+    return pages * os.sysconf("SC_PAGE_SIZE") / 1e6
 
 
 def main() -> None:
